@@ -1,0 +1,131 @@
+// CPU kernels: plain functions over pointers, shapes and strides. No runtime types, no I/O,
+// no threads: every kernel that is worth splitting takes a range of its outermost parallel
+// dimension, so the caller (a plugin or the runtime) spreads ranges over a device's cores.
+//
+// Each vectorised kernel has a scalar reference (isa::scalar) beside it; the instruction set
+// is chosen at run time from the CPU's features, so a binary built on an AVX-512 machine runs
+// on one without it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace llmq::kernels {
+
+// ------------------------------------------------------------------ features and ISA
+
+enum class isa : int {
+    scalar = 0,      // portable C++
+    avx2 = 1,        // AVX2 + FMA + F16C
+    avx512 = 2,      // AVX-512 F/BW/VL/DQ
+    avx512_bf16 = 3  // AVX-512 + BF16 + VNNI
+};
+
+struct cpu_features {
+    bool avx2 = false;
+    bool fma = false;
+    bool f16c = false;
+    bool avx512f = false;
+    bool avx512bw = false;
+    bool avx512vl = false;
+    bool avx512dq = false;
+    bool avx512_bf16 = false;
+    bool avx512_vnni = false;
+};
+
+// What this CPU has (cpuid + xgetbv: the OS must save the wide registers). Cached.
+const cpu_features& detect_cpu_features();
+// The best ISA this CPU supports and this build compiled. LLMQ_CPU_ISA=scalar|avx2|avx512|
+// avx512_bf16 in the environment caps it (for tests and benchmarks).
+isa best_isa();
+// Is `which` usable on this CPU with this build?
+bool isa_supported(isa which);
+const char* isa_name(isa which);
+
+// ------------------------------------------------------------------ dtypes
+
+// Same numbering as llmq_dtype in plugins/llmq_plugin.h.
+enum class dtype : int32_t { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, i32 = 4, u8 = 5 };
+
+inline constexpr int q8_0_block_values = 32;
+inline constexpr int q8_0_block_bytes = 34;  // fp16 scale + 32 x int8
+
+// Bytes of one row of `n` values (n a multiple of 32 for q8_0).
+std::size_t row_bytes(dtype t, int64_t n);
+const char* dtype_name(dtype t);
+
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_fp16(float f);  // round to nearest even
+float bf16_to_fp32(uint16_t b);
+uint16_t fp32_to_bf16(float f);  // round to nearest even
+
+// Convert one row of n values of dtype t to f32 / from f32 (q8_0: n multiple of 32;
+// quantisation as GGUF: d = max|x| / 127, q = round(x / d)).
+void row_to_f32(dtype t, const void* src, float* dst, int64_t n);
+void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
+
+// ------------------------------------------------------------------ GEMM / GEMV
+
+// y[m, n] = sum_k x[m, k] * w[n, k] for n in [n_begin, n_end), all m in [0, M).
+//   x: M rows of K f32, row stride ldx (elements)
+//   w: N rows of K values of wt, row stride ldw (BYTES)
+//   y: M rows, row stride ldy (elements); columns outside [n_begin, n_end) untouched
+// Reads each weight row once for all M rows (blocked over M inside). Cache-blocked over K.
+void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
+          int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+
+// A good grain for splitting N across threads (multiple of the kernel's column tile).
+int64_t gemm_column_grain(int64_t M, int64_t N, int64_t K);
+
+// ------------------------------------------------------------------ attention
+
+// Causal attention over a paged cache; same contract as llmq_attention_args in
+// plugins/llmq_plugin.h. Work is split over (sequence, query head) pairs:
+// items [item_begin, item_end) of num_seqs * num_heads, item = s * num_heads + h.
+// Block-wise online softmax: never materialises a full score row longer than block_size.
+struct paged_attention_params {
+    const float* q;  // [num_tokens][num_heads][head_dim]
+    float* out;      // [num_tokens][num_heads][head_dim]
+    const void* k_cache;
+    const void* v_cache;
+    dtype kv_dtype;  // f32 or f16
+    const int32_t* query_start;  // [num_seqs + 1]
+    const int32_t* context_len;  // [num_seqs]
+    const int32_t* block_tables;  // [num_seqs * max_blocks_per_seq]
+    int32_t num_seqs;
+    int32_t num_heads;
+    int32_t num_kv_heads;
+    int32_t head_dim;
+    int32_t block_size;
+    int32_t max_blocks_per_seq;
+    float scale;
+};
+void paged_attention(isa which, const paged_attention_params& p, int64_t item_begin,
+                     int64_t item_end);
+
+// ------------------------------------------------------------------ element-wise
+
+// y = x / sqrt(mean(x²) + eps) * weight, per row; rows [row_begin, row_end) of n values.
+void rms_norm(const float* x, const float* weight, float* y, int64_t n, float eps);
+// In place over `rows` rows of x (row stride = n).
+void rms_norm_rows(const float* x, const float* weight, float* y, int64_t rows, int64_t n,
+                   float eps);
+
+// Rotary embedding, in place, on one token's heads: x is [num_heads][head_dim], rotated at
+// position `pos`. Pairs are (i, i + head_dim/2) ("NeoX" style) when neox is true, else
+// adjacent (2i, 2i+1) as GGUF Llama stores Q/K. freq_i = freq_scale * pos * theta^(-2i/d)
+// (freq_scale = 1 / linear scaling factor).
+void rope(float* x, int32_t num_heads, int32_t head_dim, int32_t pos, float theta,
+          float freq_scale, bool neox);
+
+// out[i] = silu(gate[i]) * up[i]
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+// In-place numerically stable softmax over n values.
+void softmax(float* x, int64_t n);
+// dst = row `token` of an embedding table of dtype t with n values per row (ld in bytes).
+void embedding_row(dtype t, const void* table, int64_t ld, int64_t token, float* dst,
+                   int64_t n);
+// y += x
+void add_inplace(float* y, const float* x, int64_t n);
+
+}  // namespace llmq::kernels
