@@ -1,0 +1,78 @@
+// The Llama architecture as GGUF names it: hyperparameters from `<arch>.*` metadata and the
+// tensors of every layer, each checked for presence, shape and type.
+//
+// Works on header-only files (tensor data pointers are then nullptr), so the memory planner
+// can use it before anything is loaded.
+//
+// Ownership: a LlamaLayout points into the GgufFile it was built from; the file must outlive
+// it. Plain data, safe to read from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "llmq/runtime/gguf.hpp"
+#include "llmq/runtime/status.hpp"
+
+namespace llmq {
+
+struct LlamaHParams {
+    std::string arch;          // general.architecture: "llama", "mistral", "qwen2"
+    uint32_t n_vocab = 0;
+    uint32_t n_embd = 0;       // hidden size
+    uint32_t n_layer = 0;
+    uint32_t n_head = 0;
+    uint32_t n_head_kv = 0;    // = n_head without grouped-query attention
+    uint32_t n_ff = 0;         // feed-forward hidden size
+    uint32_t n_ctx_train = 0;  // <arch>.context_length
+    uint32_t head_dim = 0;     // <arch>.attention.key_length, else n_embd / n_head
+    uint32_t n_rot = 0;        // <arch>.rope.dimension_count, else head_dim (must equal head_dim)
+    float rms_eps = 1e-5f;
+    float rope_theta = 10000.0f;
+    float rope_freq_scale = 1.0f;  // 1 / linear scaling factor
+    bool rope_neox = false;        // rotate (i, i + d/2) pairs (qwen2) instead of (2i, 2i+1)
+    bool tied_output = false;      // no output.weight: the LM head is token_embd
+    bool qkv_bias = false;         // attn_q/k/v.bias present (qwen2)
+};
+
+struct LlamaLayerTensors {
+    const GgufTensor* attn_norm = nullptr;  // [n_embd] F32
+    const GgufTensor* wq = nullptr;         // [n_embd, n_head * head_dim]
+    const GgufTensor* wk = nullptr;         // [n_embd, n_head_kv * head_dim]
+    const GgufTensor* wv = nullptr;         // [n_embd, n_head_kv * head_dim]
+    const GgufTensor* wo = nullptr;         // [n_head * head_dim, n_embd]
+    const GgufTensor* ffn_norm = nullptr;   // [n_embd] F32
+    const GgufTensor* ffn_gate = nullptr;   // [n_embd, n_ff]
+    const GgufTensor* ffn_up = nullptr;     // [n_embd, n_ff]
+    const GgufTensor* ffn_down = nullptr;   // [n_ff, n_embd]
+    const GgufTensor* bq = nullptr;         // [n_head * head_dim] F32, optional
+    const GgufTensor* bk = nullptr;         // [n_head_kv * head_dim] F32, optional
+    const GgufTensor* bv = nullptr;         // [n_head_kv * head_dim] F32, optional
+};
+
+// Shapes are in GGUF order (shape[0] innermost): a matmul weight [in, out] is `out` rows of
+// `in` values, which is the row layout kernels::gemm takes.
+struct LlamaLayout {
+    LlamaHParams hp;
+    const GgufTensor* token_embd = nullptr;   // [n_embd, n_vocab]
+    const GgufTensor* output_norm = nullptr;  // [n_embd] F32
+    const GgufTensor* output = nullptr;       // [n_embd, n_vocab]; == token_embd when tied
+    std::vector<LlamaLayerTensors> layers;    // n_layer entries
+
+    // Bytes of all tensors the layout uses (token_embd counted once when tied).
+    uint64_t weight_bytes() const;
+    // Parameters of those tensors.
+    uint64_t parameter_count() const;
+};
+
+// Reads and checks the hyperparameters alone (no tensors): missing/ill-typed keys, zero
+// sizes, n_embd % n_head, n_head % n_head_kv, unsupported rope scaling.
+[[nodiscard]] Expected<LlamaHParams> read_llama_hparams(const GgufFile& file);
+
+// Hyperparameters plus every tensor, each checked for presence, shape and type: norms and
+// biases F32; matmul weights and token_embd F32/F16/BF16/Q8_0. Errors name the file, the
+// tensor, the expected and the actual shape or type. The file must outlive the layout.
+[[nodiscard]] Expected<LlamaLayout> load_llama_layout(const GgufFile& file);
+
+}  // namespace llmq
