@@ -58,6 +58,9 @@ struct LlamaLayout {
     const GgufTensor* token_embd = nullptr;   // [n_embd, n_vocab]
     const GgufTensor* output_norm = nullptr;  // [n_embd] F32
     const GgufTensor* output = nullptr;       // [n_embd, n_vocab]; == token_embd when tied
+    // [head_dim / 2] F32, optional (Llama 3.1 style long-context RoPE): each rotation
+    // frequency is divided by its factor. An engine that does not apply it must refuse it.
+    const GgufTensor* rope_freqs = nullptr;
     std::vector<LlamaLayerTensors> layers;    // n_layer entries
 
     // Bytes of all tensors the layout uses (token_embd counted once when tied).
