@@ -1,0 +1,299 @@
+// load_llama_layout: Llama-family hyperparameters from `<arch>.*` metadata and the per-layer
+// tensors, with every shape checked against those hyperparameters.
+#include "llmq/runtime/llama_layout.hpp"
+
+#include <array>
+
+namespace llmq {
+namespace {
+
+struct ArchInfo {
+    const char* name;
+    bool rope_neox;
+};
+
+// Architectures whose tensor set is Llama's (qwen2 adds q/k/v biases and rotates NeoX-style).
+constexpr std::array<ArchInfo, 3> known_archs{{
+    {"llama", false},
+    {"mistral", false},
+    {"qwen2", true},
+}};
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+    std::string out = "[";
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (i) out += ", ";
+        out += std::to_string(shape[i]);
+    }
+    return out + "]";
+}
+
+enum class Kind { norm, matmul };
+
+class LayoutReader {
+public:
+    LayoutReader(const GgufFile& file, const LlamaHParams& hp) : file_(file), hp_(hp) {}
+
+    // The tensor `name`, which must exist with shape `expected` (GGUF order) and a type fit
+    // for `kind`. `why` explains the expected shape in hyperparameter names.
+    Expected<const GgufTensor*> require(const std::string& name, std::vector<int64_t> expected,
+                                        Kind kind, const std::string& why) const {
+        const GgufTensor* t = file_.tensor(name);
+        if (!t) {
+            return corrupt("GGUF file " + file_.path() + ": tensor '" + name +
+                           "' is missing (expected shape " + shape_str(expected) + ", " + why +
+                           "); the file is not a complete " + hp_.arch + " model");
+        }
+        return check(t, std::move(expected), kind, why);
+    }
+
+    // Like require(), but an absent tensor is nullptr.
+    Expected<const GgufTensor*> optional(const std::string& name, std::vector<int64_t> expected,
+                                         Kind kind, const std::string& why) const {
+        const GgufTensor* t = file_.tensor(name);
+        if (!t) return static_cast<const GgufTensor*>(nullptr);
+        return check(t, std::move(expected), kind, why);
+    }
+
+private:
+    Expected<const GgufTensor*> check(const GgufTensor* t, std::vector<int64_t> expected,
+                                      Kind kind, const std::string& why) const {
+        if (t->shape != expected) {
+            return corrupt("GGUF file " + file_.path() + ": tensor '" + t->name + "' has shape " +
+                           t->shape_string() + ", expected " + shape_str(expected) + " (" + why +
+                           ")");
+        }
+        std::string type = ggml_type_name(t->ggml_type);
+        if (kind == Kind::norm && t->ggml_type != static_cast<uint32_t>(GgmlType::f32)) {
+            return unsupported("GGUF file " + file_.path() + ": tensor '" + t->name +
+                               "' has type " + type + "; norm weights and biases must be F32");
+        }
+        if (kind == Kind::matmul && !t->supported()) {
+            return unsupported("GGUF file " + file_.path() + ": tensor '" + t->name +
+                               "' has type " + type +
+                               ", which llmq cannot compute with; weights must be F32, F16, "
+                               "BF16 or Q8_0 (convert the model to Q8_0 or F16)");
+        }
+        return t;
+    }
+
+    const GgufFile& file_;
+    const LlamaHParams& hp_;
+};
+
+}  // namespace
+
+Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
+    LlamaHParams hp;
+    auto fail = [&](const std::string& problem) {
+        return corrupt("GGUF file " + file.path() + ": " + problem);
+    };
+    auto arch = file.get_string("general.architecture");
+    if (!arch) return arch.status();
+    hp.arch = *arch;
+    const ArchInfo* info = nullptr;
+    for (const ArchInfo& a : known_archs) {
+        if (hp.arch == a.name) info = &a;
+    }
+    if (!info) {
+        return unsupported("GGUF file " + file.path() + ": architecture '" + hp.arch +
+                           "' is not supported; llmq runs llama, mistral and qwen2 models");
+    }
+    hp.rope_neox = info->rope_neox;
+    const std::string p = hp.arch + ".";
+
+    auto get = [&](const std::string& key, uint32_t* out) -> Status {
+        auto v = file.get_u32(p + key);
+        if (!v) return v.status();
+        if (*v == 0) return fail("metadata key '" + p + key + "' is 0; it must be positive");
+        *out = *v;
+        return Status();
+    };
+    LLMQ_TRY(get("embedding_length", &hp.n_embd));
+    LLMQ_TRY(get("block_count", &hp.n_layer));
+    LLMQ_TRY(get("feed_forward_length", &hp.n_ff));
+    LLMQ_TRY(get("attention.head_count", &hp.n_head));
+    LLMQ_TRY(get("context_length", &hp.n_ctx_train));
+    hp.n_head_kv = hp.n_head;
+    if (file.has(p + "attention.head_count_kv")) LLMQ_TRY(get("attention.head_count_kv", &hp.n_head_kv));
+
+    if (file.has(p + "attention.key_length")) {
+        LLMQ_TRY(get("attention.key_length", &hp.head_dim));
+    } else {
+        if (hp.n_embd % hp.n_head != 0) {
+            return fail("embedding_length " + std::to_string(hp.n_embd) +
+                        " is not divisible by attention.head_count " + std::to_string(hp.n_head));
+        }
+        hp.head_dim = hp.n_embd / hp.n_head;
+    }
+    if (file.has(p + "attention.value_length")) {
+        uint32_t v_len = 0;
+        LLMQ_TRY(get("attention.value_length", &v_len));
+        if (v_len != hp.head_dim) {
+            return unsupported("GGUF file " + file.path() + ": attention.value_length " +
+                               std::to_string(v_len) + " differs from key_length " +
+                               std::to_string(hp.head_dim) + "; llmq needs them equal");
+        }
+    }
+    if (hp.n_head % hp.n_head_kv != 0 || hp.n_head_kv > hp.n_head) {
+        return fail("attention.head_count " + std::to_string(hp.n_head) +
+                    " is not a multiple of attention.head_count_kv " +
+                    std::to_string(hp.n_head_kv) + " (grouped-query attention needs whole groups)");
+    }
+    if (hp.head_dim % 2 != 0) {
+        return fail("head dimension " + std::to_string(hp.head_dim) + " is odd; RoPE needs pairs");
+    }
+    hp.n_rot = hp.head_dim;
+    if (file.has(p + "rope.dimension_count")) LLMQ_TRY(get("rope.dimension_count", &hp.n_rot));
+    if (hp.n_rot != hp.head_dim) {
+        return unsupported("GGUF file " + file.path() + ": rope.dimension_count " +
+                           std::to_string(hp.n_rot) + " differs from the head dimension " +
+                           std::to_string(hp.head_dim) + "; partial rotary embeddings are not supported");
+    }
+
+    auto eps = file.get_f32(p + "attention.layer_norm_rms_epsilon");
+    if (!eps) return eps.status();
+    if (!(*eps > 0.0f)) return fail("attention.layer_norm_rms_epsilon must be positive");
+    hp.rms_eps = *eps;
+
+    auto theta = file.get_f32_or(p + "rope.freq_base", 10000.0f);
+    if (!theta) return theta.status();
+    if (!(*theta > 0.0f)) return fail("rope.freq_base must be positive");
+    hp.rope_theta = *theta;
+
+    auto scaling = file.get_string_or(p + "rope.scaling.type", "linear");
+    if (!scaling) return scaling.status();
+    // Older files name the linear factor rope.scale_linear; 0 means no scaling.
+    const std::string factor_key =
+        file.has(p + "rope.scaling.factor") ? p + "rope.scaling.factor" : p + "rope.scale_linear";
+    auto factor = file.get_f32_or(factor_key, 0.0f);
+    if (!factor) return factor.status();
+    if (*factor < 0.0f) return fail("'" + factor_key + "' is negative");
+    if (*scaling == "none") {
+        hp.rope_freq_scale = 1.0f;
+    } else if (*scaling == "linear") {
+        hp.rope_freq_scale = *factor == 0.0f ? 1.0f : 1.0f / *factor;
+    } else {
+        return unsupported("GGUF file " + file.path() + ": rope scaling '" + *scaling +
+                           "' is not supported (llmq does none and linear)");
+    }
+
+    // Vocabulary size: the tokenizer's token list, else <arch>.vocab_size, else the embedding.
+    if (file.has("tokenizer.ggml.tokens")) {
+        auto n = file.get_array_size("tokenizer.ggml.tokens");
+        if (!n) return n.status();
+        if (*n == 0 || *n > UINT32_MAX) return fail("tokenizer.ggml.tokens has " + std::to_string(*n) + " entries");
+        hp.n_vocab = static_cast<uint32_t>(*n);
+    } else if (file.has(p + "vocab_size")) {
+        LLMQ_TRY(get("vocab_size", &hp.n_vocab));
+    } else if (const GgufTensor* e = file.tensor("token_embd.weight");
+               e && e->shape.size() == 2 && e->shape[1] <= UINT32_MAX) {
+        hp.n_vocab = static_cast<uint32_t>(e->shape[1]);
+    } else {
+        return fail("the vocabulary size is unknown (no tokenizer.ggml.tokens, no " + p +
+                    "vocab_size, no 2-D token_embd.weight)");
+    }
+
+    hp.tied_output = file.tensor("output.weight") == nullptr;
+    hp.qkv_bias = file.tensor("blk.0.attn_q.bias") != nullptr;
+    return hp;
+}
+
+Expected<LlamaLayout> load_llama_layout(const GgufFile& file) {
+    auto hp_or = read_llama_hparams(file);
+    if (!hp_or) return hp_or.status();
+    LlamaLayout L;
+    L.hp = std::move(*hp_or);
+    const LlamaHParams& hp = L.hp;
+    LayoutReader r(file, hp);
+
+    const int64_t embd = hp.n_embd, vocab = hp.n_vocab, ff = hp.n_ff;
+    const int64_t q_dim = int64_t{hp.n_head} * hp.head_dim;
+    const int64_t kv_dim = int64_t{hp.n_head_kv} * hp.head_dim;
+    const std::string n_embd_s = "n_embd=" + std::to_string(embd);
+    const std::string vocab_why = n_embd_s + ", n_vocab=" + std::to_string(vocab);
+    const std::string q_why = n_embd_s + ", n_head=" + std::to_string(hp.n_head) +
+                              " x head_dim=" + std::to_string(hp.head_dim);
+    const std::string kv_why = n_embd_s + ", n_head_kv=" + std::to_string(hp.n_head_kv) +
+                               " x head_dim=" + std::to_string(hp.head_dim);
+    const std::string ff_why = n_embd_s + ", n_ff=" + std::to_string(ff);
+
+    auto assign = [](const GgufTensor** slot, Expected<const GgufTensor*> t) -> Status {
+        if (!t) return t.status();
+        *slot = *t;
+        return Status();
+    };
+    LLMQ_TRY(assign(&L.token_embd, r.require("token_embd.weight", {embd, vocab}, Kind::matmul, vocab_why)));
+    LLMQ_TRY(assign(&L.output_norm, r.require("output_norm.weight", {embd}, Kind::norm, n_embd_s)));
+    if (hp.tied_output) {
+        L.output = L.token_embd;
+    } else {
+        LLMQ_TRY(assign(&L.output, r.require("output.weight", {embd, vocab}, Kind::matmul, vocab_why)));
+    }
+    LLMQ_TRY(assign(&L.rope_freqs, r.optional("rope_freqs.weight", {int64_t{hp.head_dim} / 2}, Kind::norm,
+                                              "head_dim/2=" + std::to_string(hp.head_dim / 2))));
+
+    // Layers are appended one by one: a block_count far beyond the file's tensors fails on the
+    // first missing tensor instead of allocating for it.
+    for (uint32_t i = 0; i < hp.n_layer; ++i) {
+        const std::string b = "blk." + std::to_string(i) + ".";
+        LlamaLayerTensors t;
+        LLMQ_TRY(assign(&t.attn_norm, r.require(b + "attn_norm.weight", {embd}, Kind::norm, n_embd_s)));
+        LLMQ_TRY(assign(&t.wq, r.require(b + "attn_q.weight", {embd, q_dim}, Kind::matmul, q_why)));
+        LLMQ_TRY(assign(&t.wk, r.require(b + "attn_k.weight", {embd, kv_dim}, Kind::matmul, kv_why)));
+        LLMQ_TRY(assign(&t.wv, r.require(b + "attn_v.weight", {embd, kv_dim}, Kind::matmul, kv_why)));
+        LLMQ_TRY(assign(&t.wo, r.require(b + "attn_output.weight", {q_dim, embd}, Kind::matmul, q_why)));
+        LLMQ_TRY(assign(&t.ffn_norm, r.require(b + "ffn_norm.weight", {embd}, Kind::norm, n_embd_s)));
+        LLMQ_TRY(assign(&t.ffn_gate, r.require(b + "ffn_gate.weight", {embd, ff}, Kind::matmul, ff_why)));
+        LLMQ_TRY(assign(&t.ffn_up, r.require(b + "ffn_up.weight", {embd, ff}, Kind::matmul, ff_why)));
+        LLMQ_TRY(assign(&t.ffn_down, r.require(b + "ffn_down.weight", {ff, embd}, Kind::matmul, ff_why)));
+        if (hp.qkv_bias) {
+            LLMQ_TRY(assign(&t.bq, r.require(b + "attn_q.bias", {q_dim}, Kind::norm, q_why)));
+            LLMQ_TRY(assign(&t.bk, r.require(b + "attn_k.bias", {kv_dim}, Kind::norm, kv_why)));
+            LLMQ_TRY(assign(&t.bv, r.require(b + "attn_v.bias", {kv_dim}, Kind::norm, kv_why)));
+        } else {
+            for (const char* bias : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
+                if (file.tensor(b + bias)) {
+                    return corrupt("GGUF file " + file.path() + ": tensor '" + b + bias +
+                                   "' is present but blk.0.attn_q.bias is not; q/k/v biases "
+                                   "must be in every layer or in none");
+                }
+            }
+        }
+        L.layers.push_back(t);
+    }
+    return L;
+}
+
+namespace {
+
+template <typename F>
+uint64_t sum_over_tensors(const LlamaLayout& L, F f) {
+    uint64_t total = 0;
+    auto add = [&](const GgufTensor* t) {
+        if (t) total += f(*t);
+    };
+    add(L.token_embd);
+    add(L.output_norm);
+    if (L.output != L.token_embd) add(L.output);
+    add(L.rope_freqs);
+    for (const LlamaLayerTensors& t : L.layers) {
+        for (const GgufTensor* x : {t.attn_norm, t.wq, t.wk, t.wv, t.wo, t.ffn_norm, t.ffn_gate,
+                                    t.ffn_up, t.ffn_down, t.bq, t.bk, t.bv}) {
+            add(x);
+        }
+    }
+    return total;
+}
+
+}  // namespace
+
+uint64_t LlamaLayout::weight_bytes() const {
+    return sum_over_tensors(*this, [](const GgufTensor& t) { return t.size_bytes; });
+}
+
+uint64_t LlamaLayout::parameter_count() const {
+    return sum_over_tensors(*this, [](const GgufTensor& t) { return static_cast<uint64_t>(t.elements()); });
+}
+
+}  // namespace llmq
