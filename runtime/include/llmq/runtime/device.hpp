@@ -1,0 +1,121 @@
+// Devices: where weights, KV cache and activations live and where kernels run.
+//
+// A device is a CUDA GPU or a CPU device (a group of cores with an optional memory limit,
+// so several CPU devices can stand in for several GPUs). Every device has one worker thread;
+// the engine submits a device's share of a step to it with run(). Memory comes from
+// allocate(): host memory for CPU devices, device memory for CUDA ones, always counted
+// against the device's capacity so that the planner's numbers are the ones enforced.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "llmq/runtime/status.hpp"
+#include "llmq/runtime/thread_pool.hpp"
+#include "llmq_plugin.h"
+
+namespace llmq {
+
+enum class DeviceKind { cpu, cuda };
+
+struct DeviceInfo {
+    DeviceKind kind = DeviceKind::cpu;
+    int index = 0;              // ordinal within its kind
+    std::string name;           // "cpu:0", "cuda:1"
+    uint64_t memory_capacity;   // bytes llmq may plan against, before memory_fraction
+    int threads = 1;            // CPU: cores it owns; CUDA: 1
+    std::vector<int> cores;     // CPU: the core ids (may be shared when oversubscribed)
+};
+
+class Device {
+public:
+    virtual ~Device() = default;
+
+    virtual const DeviceInfo& info() const = 0;
+    llmq_backend backend() const {
+        return info().kind == DeviceKind::cpu ? LLMQ_BACKEND_CPU : LLMQ_BACKEND_CUDA;
+    }
+
+    // Memory in the device's own space; nullptr with *why set when it does not fit the
+    // capacity. Thread-safe.
+    virtual void* allocate(uint64_t bytes, uint64_t alignment, std::string* why) = 0;
+    virtual void deallocate(void* pointer) = 0;
+    virtual uint64_t memory_used() const = 0;
+
+    // Copies between host memory and this device's memory (plain memcpy on a CPU device).
+    virtual void copy_from_host(void* device_dst, const void* host_src, uint64_t bytes) = 0;
+    virtual void copy_to_host(void* host_dst, const void* device_src, uint64_t bytes) = 0;
+
+    // Run fn over [0, n) across the device's cores (CPU) or inline (CUDA). Only from the
+    // device's worker thread.
+    virtual void parallel_for(int64_t n, llmq_range_fn fn, void* arg) = 0;
+    template <typename F>
+    void parallel_for(int64_t n, F&& f) {
+        parallel_for(
+            n, [](void* a, int64_t b, int64_t e) { (*static_cast<F*>(a))(b, e); }, &f);
+    }
+
+    // CUDA: the device's cudaStream_t; CPU: nullptr.
+    virtual void* stream() const { return nullptr; }
+    virtual void synchronize() {}
+
+    // Queue a task on the device's worker thread; tasks run in order. Thread-safe.
+    virtual void post(std::function<void()> task) = 0;
+};
+
+// The CPU device: a worker thread plus a ThreadPool over its cores, memory from the heap
+// counted against an optional limit.
+class CpuDevice final : public Device {
+public:
+    // memory_limit 0: the host's physical memory divided by the number of CPU devices.
+    CpuDevice(int index, int threads, std::vector<int> cores, uint64_t memory_capacity);
+    ~CpuDevice() override;
+
+    const DeviceInfo& info() const override { return info_; }
+    void* allocate(uint64_t bytes, uint64_t alignment, std::string* why) override;
+    void deallocate(void* pointer) override;
+    uint64_t memory_used() const override { return used_.load(); }
+    void copy_from_host(void* dst, const void* src, uint64_t bytes) override;
+    void copy_to_host(void* dst, const void* src, uint64_t bytes) override;
+    void parallel_for(int64_t n, llmq_range_fn fn, void* arg) override;
+    void post(std::function<void()> task) override;
+
+private:
+    void worker_main();
+
+    DeviceInfo info_;
+    std::unique_ptr<ThreadPool> pool_;  // created on the worker thread (pins it)
+    std::atomic<uint64_t> used_{0};
+    std::mutex alloc_mutex_;
+    std::vector<std::pair<void*, uint64_t>> allocations_;
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_cv_;
+    std::deque<std::function<void()>> queue_;
+    bool stopping_ = false;
+    std::thread worker_;
+};
+
+struct CpuDeviceOptions {
+    int count = 1;                  // number of CPU devices
+    int threads_per_device = 0;     // 0: the host's cores divided evenly (at least 1)
+    uint64_t memory_limit = 0;      // per device; 0: physical memory / count
+};
+
+// Build the CPU devices of this host. Cores are dealt out in order; when there are more
+// devices than cores they share cores (tests stand 4 devices on 2 cores).
+std::vector<std::unique_ptr<Device>> make_cpu_devices(const CpuDeviceOptions& options);
+
+// Physical memory and online cores of this host.
+uint64_t host_physical_memory();
+int host_online_cores();
+
+}  // namespace llmq

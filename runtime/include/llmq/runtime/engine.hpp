@@ -1,0 +1,105 @@
+// The engine: continuous batching over the executor.
+//
+// Each step() takes one decode token from every running sequence whose consumer is ready,
+// continues prefills in chunks, and admits waiting requests, within the step's token and
+// sequence budgets; KV blocks are allocated as sequences grow. When blocks run out, the
+// lowest-priority, most recently admitted sequence is preempted: its blocks are freed and
+// it returns to the queue to be recomputed later, so nothing is ever corrupted. Logits of a
+// sequence depend only on its own tokens (kernels compute each row alike whatever the
+// batch), so a request gives the same tokens alone or in a batch of 32.
+//
+// Threads: submit/cancel/stats from any thread; step() from one engine thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "llmq/runtime/executor.hpp"
+#include "llmq/runtime/request.hpp"
+#include "llmq/runtime/sampler.hpp"
+#include "llmq/runtime/stop_strings.hpp"
+#include "llmq/runtime/tokenizer.hpp"
+
+namespace llmq {
+
+struct EngineOptions {
+    int32_t max_tokens_per_step = 512;
+    int32_t max_running = 32;
+    int32_t max_queued = 256;
+    int32_t max_new_tokens = 4096;     // cap on a request's max_tokens
+    int32_t context_length = 2048;     // positions per sequence
+    int32_t prefill_chunk = 256;       // largest prefill piece of one sequence per step
+    std::chrono::milliseconds stall_timeout{5000};
+};
+
+struct EngineStats {
+    int32_t running = 0;
+    int32_t queued = 0;
+    int32_t kv_blocks_used = 0;
+    int32_t kv_blocks_total = 0;
+    uint64_t requests_finished = 0;
+    uint64_t tokens_generated = 0;
+    uint64_t tokens_prefilled = 0;
+    uint64_t preemptions = 0;
+    uint64_t steps = 0;
+    double tokens_per_s = 0;  // generated tokens per second over the last few seconds
+};
+
+class Engine {
+public:
+    Engine(const Tokenizer& tokenizer, Executor& executor, EngineOptions options);
+    ~Engine();
+
+    // Validate and queue a request. Errors: invalid_argument naming the field;
+    // unavailable("busy") when the queue is full. Thread-safe.
+    [[nodiscard]] Expected<uint64_t> submit(GenerateRequest request,
+                                            std::shared_ptr<RequestSink> sink);
+    // Cancel a request (queued or running); its sink gets on_finish(cancelled) on the
+    // engine thread. Unknown ids are ignored. Thread-safe.
+    void cancel(uint64_t id);
+
+    // One engine step. Returns false when there was nothing to do. Engine thread.
+    bool step();
+    // Block until there may be work or the timeout passes. Engine thread.
+    void wait_for_work(std::chrono::milliseconds timeout);
+    // Wake wait_for_work (e.g. to stop). Thread-safe.
+    void notify();
+    bool idle() const;
+
+    EngineStats stats() const;
+    const EngineOptions& options() const { return options_; }
+    const Tokenizer& tokenizer() const { return tokenizer_; }
+
+private:
+    struct Sequence;
+    void finish(Sequence& s, FinishReason reason, std::string error = {});
+    void preempt(Sequence& s);
+    void emit_token(Sequence& s, int32_t token, float logprob);
+
+    const Tokenizer& tokenizer_;
+    Executor& executor_;
+    EngineOptions options_;
+    int32_t max_blocks_per_seq_;
+
+    mutable std::mutex mutex_;  // guards incoming_, cancels_, and the counters read by stats()
+    std::condition_variable work_cv_;
+    std::deque<std::unique_ptr<Sequence>> incoming_;
+    std::vector<uint64_t> cancels_;
+    uint64_t next_id_ = 1;
+    EngineStats counters_;
+    std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> rate_window_;
+
+    // Engine thread only.
+    std::deque<std::unique_ptr<Sequence>> waiting_;
+    std::vector<std::unique_ptr<Sequence>> running_;
+    std::vector<float> logits_;
+    uint64_t admissions_ = 0;
+};
+
+}  // namespace llmq

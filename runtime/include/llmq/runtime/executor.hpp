@@ -1,0 +1,78 @@
+// The executor runs engine steps across a device group: one ModelShard per device, tensor
+// ranks inside pipeline stages, in-process communicators between them. A step's sequences
+// are split into micro-batches so that, with several stages, stage s works on micro-batch m
+// while stage s+1 works on m-1.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "llmq/runtime/communicator.hpp"
+#include "llmq/runtime/kv_cache.hpp"
+#include "llmq/runtime/model_shard.hpp"
+#include "llmq/runtime/parallel_plan.hpp"
+#include "llmq/runtime/plugin_host.hpp"
+
+namespace llmq {
+
+// One sequence's part of a step: `count` tokens starting at position `position`, whose KV
+// goes to the blocks of `block_table` (which covers position + count).
+struct StepSequence {
+    const int32_t* tokens = nullptr;
+    int32_t count = 0;
+    int32_t position = 0;
+    const std::vector<int32_t>* block_table = nullptr;
+    bool want_logits = false;  // the logits of its last token
+};
+
+struct ExecutorOptions {
+    ParallelPlan plan;
+    int32_t block_size = 16;
+    int32_t num_blocks = 0;
+    kernels::dtype kv_dtype = kernels::dtype::f16;
+    int32_t max_tokens_per_step = 512;
+    int32_t max_seqs_per_step = 64;
+};
+
+struct ShardReport {
+    std::string device;
+    int32_t stage, rank, layer_begin, layer_end;
+    uint64_t weight_bytes, kv_bytes, workspace_bytes;
+};
+
+class Executor {
+public:
+    // devices: at least plan.devices(); shard (stage, rank) runs on devices[stage * tensor + rank].
+    static Expected<std::unique_ptr<Executor>> create(const LlamaLayout& layout,
+                                                      std::vector<Device*> devices,
+                                                      PluginHost& plugins,
+                                                      const ExecutorOptions& options);
+    ~Executor();
+
+    // Run one step. logits receives [sequences wanting logits][n_vocab], in sequence order.
+    // Thread: one caller at a time (the engine loop).
+    [[nodiscard]] Status forward(std::span<const StepSequence> sequences, std::vector<float>& logits);
+
+    KvBlockAllocator& blocks() { return *blocks_; }
+    const LlamaHParams& hparams() const { return hp_; }
+    const ExecutorOptions& options() const { return options_; }
+    std::vector<ShardReport> shards() const;
+
+private:
+    Executor() = default;
+    void rebuild_groups();
+
+    LlamaHParams hp_;
+    ExecutorOptions options_;
+    PluginHost* plugins_ = nullptr;
+    std::vector<Device*> devices_;
+    std::vector<std::unique_ptr<ModelShard>> shards_;  // stage-major
+    std::unique_ptr<KvBlockAllocator> blocks_;
+    std::vector<std::unique_ptr<InProcessGroup>> tensor_groups_;  // per stage
+    std::vector<std::unique_ptr<InProcessGroup>> pipe_groups_;    // per tensor rank
+    std::vector<std::unique_ptr<Communicator>> tensor_comms_;     // per shard
+    std::vector<std::unique_ptr<Communicator>> pipe_comms_;       // per shard
+};
+
+}  // namespace llmq

@@ -1,0 +1,110 @@
+// One device's part of a Llama model: the layers of its pipeline stage, sliced for its
+// tensor rank, with its KV cache and its workspace. forward() reads like the architecture:
+// embed, then per layer attention and SwiGLU FFN with residuals, then norm and LM head.
+//
+// Weights are views into the memory-mapped file (CPU devices compute from the mapping
+// directly: a column-parallel slice is a run of rows, a row-parallel slice a column offset
+// with the full row stride), so a shard reads only its own part of the file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "llmq/kernels/cpu.hpp"
+#include "llmq/runtime/communicator.hpp"
+#include "llmq/runtime/device.hpp"
+#include "llmq/runtime/kv_cache.hpp"
+#include "llmq/runtime/llama_layout.hpp"
+#include "llmq/runtime/parallel_plan.hpp"
+#include "llmq/runtime/plugin_host.hpp"
+
+namespace llmq {
+
+// Rows × cols of a weight (rows = outputs), row stride in bytes.
+struct WeightView {
+    const void* data = nullptr;
+    kernels::dtype dtype = kernels::dtype::f32;
+    int64_t rows = 0;
+    int64_t cols = 0;
+    int64_t stride = 0;
+};
+
+// The tokens of one micro-batch, flattened: sequence s owns token rows
+// [query_start[s], query_start[s+1]).
+struct MicroBatch {
+    int32_t num_tokens = 0;
+    int32_t num_seqs = 0;
+    std::vector<int32_t> tokens;         // [num_tokens]
+    std::vector<int32_t> positions;      // [num_tokens]
+    std::vector<int32_t> token_seq;      // [num_tokens] sequence of each token
+    std::vector<int32_t> query_start;    // [num_seqs + 1]
+    std::vector<int32_t> context_len;    // [num_seqs]
+    std::vector<int32_t> block_tables;   // [num_seqs * max_blocks]
+    int32_t max_blocks = 0;
+    std::vector<int32_t> logit_rows;     // token rows whose logits are wanted
+    int32_t logits_offset = 0;           // their first row in the step's logits
+};
+
+struct ShardSpec {
+    int32_t stage = 0;
+    int32_t stages = 1;
+    int32_t rank = 0;   // tensor rank within the stage
+    int32_t ranks = 1;  // tensor size
+    int32_t layer_begin = 0;
+    int32_t layer_end = 0;
+};
+
+class ModelShard {
+public:
+    static Expected<std::unique_ptr<ModelShard>> create(const LlamaLayout& layout,
+                                                        const ShardSpec& spec, Device& device,
+                                                        const KvCacheShape& kv_template,
+                                                        int32_t max_tokens, int32_t max_logit_rows);
+    ~ModelShard();
+
+    // Run one micro-batch through this shard. Stage 0 embeds; later stages receive the
+    // activations from the previous stage over `pipe` (rank = stage); the last stage writes
+    // logits [logit_rows, n_vocab] at logits + logits_offset * n_vocab (tensor rank 0 only).
+    // Thread: this shard's device worker.
+    [[nodiscard]] Status forward(const MicroBatch& batch, const PluginSet::PerDevice& plugins,
+                                 Communicator* tensor_comm, Communicator* pipe, float* logits);
+
+    const ShardSpec& spec() const { return spec_; }
+    Device& device() const { return *device_; }
+    const KvCacheStorage& kv() const { return *kv_; }
+    // Bytes of weights this shard reads, and of workspace it allocated.
+    uint64_t weight_bytes() const { return weight_bytes_; }
+    uint64_t workspace_bytes() const { return workspace_bytes_; }
+
+private:
+    struct Layer {
+        const float* attn_norm;
+        const float* ffn_norm;
+        WeightView wq, wk, wv, wo, gate, up, down;
+        const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
+    };
+    ModelShard() = default;
+    Status matmul(const PluginSet::PerDevice& p, const float* x, int64_t m, const WeightView& w,
+                  float* y);
+    float* buffer(size_t floats);
+
+    ShardSpec spec_;
+    LlamaHParams hp_;
+    TensorSlice slice_{};
+    Device* device_ = nullptr;
+    int32_t heads_ = 0, kv_heads_ = 0, ff_ = 0;
+    std::vector<Layer> layers_;
+    WeightView embedding_;  // this rank's vocabulary rows
+    WeightView lm_head_;
+    const float* output_norm_ = nullptr;
+    std::unique_ptr<KvCacheStorage> kv_;
+    int32_t max_tokens_ = 0, max_logit_rows_ = 0;
+    float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr,
+          *att_ = nullptr, *o_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *lg_ = nullptr,
+          *lg_all_ = nullptr;
+    std::vector<void*> allocations_;
+    uint64_t weight_bytes_ = 0, workspace_bytes_ = 0;
+};
+
+}  // namespace llmq

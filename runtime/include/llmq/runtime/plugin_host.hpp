@@ -1,0 +1,140 @@
+// The plugin host: loads kernel plugins (shared libraries speaking plugins/llmq_plugin.h),
+// checks them, creates one instance per device, and publishes the set the engine uses.
+//
+// Loading checks, in order, each refusal naming the file and the reason:
+//   the path exists and is a regular file; dlopen succeeds (else: not a shared library, or
+//   an unresolved symbol); the entry symbol exists; the descriptor is not NULL; its ABI
+//   major equals ours and its minor is not newer; struct_size covers what ABI 1.0 defines;
+//   kind and backend are the ones asked for; name/version/init/shutdown are present; the
+//   function table for its kind is present, large enough, and its functions non-NULL.
+// Then init runs once per device; a failing init is a refusal with the plugin's message.
+//
+// The engine takes a snapshot() of the published PluginSet at the start of every step and
+// holds it to the step's end; publish() swaps in a new set atomically, and the old set's
+// instances shut down (and libraries close) when the last snapshot holding them is dropped.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "llmq/runtime/device.hpp"
+#include "llmq/runtime/status.hpp"
+#include "llmq_plugin.h"
+
+namespace llmq {
+
+const char* plugin_kind_name(int32_t kind);    // "gemm" | "attention" | "vision" | "unknown"
+const char* backend_name(int32_t backend);     // "cpu" | "cuda" | "unknown"
+// "gemm" → LLMQ_PLUGIN_KIND_GEMM; 0 when unknown.
+int32_t plugin_kind_from_name(std::string_view name);
+
+// One dlopen'ed plugin library. Closed (dlclose) when the last owner lets go.
+class PluginLibrary {
+public:
+    // Load and check `path` as a plugin of `kind` for `backend`. When private_copy is
+    // true the file is first copied to a private temporary path, so a library rebuilt
+    // under the same name gets a new handle (the copy is removed on close).
+    static Expected<std::shared_ptr<PluginLibrary>> load(const std::string& path, int32_t kind,
+                                                         int32_t backend,
+                                                         bool private_copy = false);
+    ~PluginLibrary();
+
+    const llmq_plugin_descriptor& descriptor() const { return *descriptor_; }
+    const std::string& path() const { return path_; }
+    std::string name() const { return descriptor_->name; }
+    std::string version() const { return descriptor_->version; }
+
+private:
+    PluginLibrary() = default;
+    void* handle_ = nullptr;
+    const llmq_plugin_descriptor* descriptor_ = nullptr;
+    std::string path_;
+    std::string private_path_;
+};
+
+// A plugin initialised for one device. Calls come from that device's worker thread.
+class PluginInstance {
+public:
+    static Expected<std::shared_ptr<PluginInstance>> create(std::shared_ptr<PluginLibrary> lib,
+                                                            Device& device,
+                                                            std::string config_toml);
+    ~PluginInstance();
+
+    Status matmul(const llmq_matmul_args& args);
+    Status attention(const llmq_attention_args& args);
+
+    const PluginLibrary& library() const { return *lib_; }
+    std::shared_ptr<PluginLibrary> library_ptr() const { return lib_; }
+    Device& device() const { return *device_; }
+    uint64_t calls() const { return calls_.load(); }
+    uint64_t errors() const { return errors_.load(); }
+
+private:
+    PluginInstance() = default;
+    Status convert(llmq_status status, const llmq_error& error, const char* what);
+
+    std::shared_ptr<PluginLibrary> lib_;
+    Device* device_ = nullptr;
+    std::string config_toml_;
+    llmq_host host_{};
+    void* instance_ = nullptr;
+    std::atomic<uint64_t> calls_{0};
+    std::atomic<uint64_t> errors_{0};
+};
+
+// The plugins one step uses: for each device (by position in the device group), one
+// instance per kind. vision may be empty.
+struct PluginSet {
+    struct PerDevice {
+        std::shared_ptr<PluginInstance> gemm;
+        std::shared_ptr<PluginInstance> attention;
+        std::shared_ptr<PluginInstance> vision;
+    };
+    std::vector<PerDevice> devices;
+    std::chrono::system_clock::time_point gemm_since, attention_since, vision_since;
+};
+
+struct PluginChoice {
+    std::string dir;        // where plugin names are looked up
+    std::string gemm = "gemm-cpu";
+    std::string attention = "attention-cpu";
+    std::string vision;     // empty: none
+    // Per-plugin TOML text, by plugin name.
+    std::vector<std::pair<std::string, std::string>> plugin_tables;
+};
+
+// The default plugin folder: $LLMQ_PLUGIN_DIR, else the build's plugin folder when this
+// binary runs from the build tree, else the install folder.
+std::string default_plugin_dir();
+// "gemm-cpu" → "<dir>/llmq-gemm-cpu.so"; a value containing '/' is taken as a path.
+std::string plugin_path(const std::string& dir, const std::string& name_or_path);
+
+class PluginHost {
+public:
+    // Load the chosen plugins for every device. Fails, naming the plugin, when any refuses.
+    static Expected<std::unique_ptr<PluginHost>> create(const PluginChoice& choice,
+                                                        std::vector<Device*> devices);
+
+    // The current set; hold it for a whole step. Thread-safe, cheap.
+    std::shared_ptr<const PluginSet> snapshot() const;
+    // Replace the current set (between steps). Thread-safe.
+    void publish(std::shared_ptr<const PluginSet> set);
+
+    const std::vector<Device*>& devices() const { return devices_; }
+    const PluginChoice& choice() const { return choice_; }
+    // TOML text of a plugin's own table ("" when none).
+    std::string table_for(const std::string& plugin_name) const;
+
+private:
+    PluginChoice choice_;
+    std::vector<Device*> devices_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<const PluginSet> current_;
+};
+
+}  // namespace llmq

@@ -1,0 +1,53 @@
+// What a client asks the engine for, and what it gets back.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "llmq/runtime/sampler.hpp"
+
+namespace llmq {
+
+struct GenerateRequest {
+    std::string prompt;                  // text; used when prompt_tokens is empty
+    std::vector<int32_t> prompt_tokens;  // ids, taken as they are (no BOS added)
+    bool add_bos = true;                 // text prompts: prepend BOS when the model wants it
+    bool parse_special = false;          // text prompts: "<|eot_id|>" etc. become control tokens
+    SamplingParams sampling;
+    int32_t priority = 0;                // higher runs first and is preempted last
+};
+
+enum class FinishReason { stop, length, cancelled, error };
+const char* finish_reason_name(FinishReason r);  // "stop" | "length" | "cancelled" | "error"
+
+struct RequestTimings {
+    double queue_ms = 0;      // submit → first scheduled
+    double prefill_ms = 0;    // first scheduled → first token
+    double decode_ms = 0;     // first token → last token
+    double prefill_tokens_per_s = 0;
+    double decode_tokens_per_s = 0;
+};
+
+struct FinishInfo {
+    FinishReason reason = FinishReason::stop;
+    std::vector<int32_t> prompt_tokens;  // as run, BOS included
+    std::vector<int32_t> tokens;         // generated ids
+    std::string text;                    // generated text (stop string excluded)
+    RequestTimings timings;
+    std::string error;                   // reason == error
+};
+
+// Where a request's results go. Called on the engine thread only, in order: on_token for
+// each emitted piece, then exactly one on_finish. ready() false pauses the request (its
+// consumer is not reading); the engine cancels it after the stall timeout.
+class RequestSink {
+public:
+    virtual ~RequestSink() = default;
+    virtual bool ready() { return true; }
+    virtual void on_token(int32_t token, std::string_view text, float logprob) = 0;
+    virtual void on_finish(const FinishInfo& info) = 0;
+};
+
+}  // namespace llmq

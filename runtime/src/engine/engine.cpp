@@ -1,0 +1,386 @@
+#include "llmq/runtime/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "llmq/runtime/log.hpp"
+
+namespace llmq {
+
+using clock_type = std::chrono::steady_clock;
+
+const char* finish_reason_name(FinishReason r) {
+    switch (r) {
+        case FinishReason::stop: return "stop";
+        case FinishReason::length: return "length";
+        case FinishReason::cancelled: return "cancelled";
+        case FinishReason::error: return "error";
+    }
+    return "error";
+}
+
+struct Engine::Sequence {
+    uint64_t id = 0;
+    int32_t priority = 0;
+    uint64_t admission = 0;  // order of first admission, for preemption choice
+    std::shared_ptr<RequestSink> sink;
+    SamplingParams params;
+    std::unique_ptr<Sampler> sampler;
+    std::unique_ptr<TokenStreamDecoder> decoder;
+    std::unique_ptr<StopStringMatcher> stops;
+    std::vector<int32_t> tokens;  // prompt, then generated
+    int32_t prompt_len = 0;
+    int32_t computed = 0;         // tokens whose KV is in the cache
+    std::vector<int32_t> blocks;
+    std::string text;
+    int32_t max_tokens = 0;
+    bool finished = false;
+    bool cancelled = false;
+    // Timing.
+    clock_type::time_point submitted, scheduled, first_token, last_token, stalled_since;
+    bool has_scheduled = false, has_first_token = false, stalled = false;
+
+    int32_t generated() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
+};
+
+Engine::Engine(const Tokenizer& tokenizer, Executor& executor, EngineOptions options)
+    : tokenizer_(tokenizer), executor_(executor), options_(options) {
+    const int32_t bs = executor_.options().block_size;
+    max_blocks_per_seq_ = (options_.context_length + bs - 1) / bs;
+    options_.max_running = std::min(options_.max_running, executor_.options().max_seqs_per_step);
+    options_.max_tokens_per_step =
+        std::min(options_.max_tokens_per_step, executor_.options().max_tokens_per_step);
+}
+
+Engine::~Engine() = default;
+
+Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<RequestSink> sink) {
+    LLMQ_TRY(validate(request.sampling));
+    auto s = std::make_unique<Sequence>();
+    if (!request.prompt_tokens.empty()) {
+        for (size_t i = 0; i < request.prompt_tokens.size(); ++i)
+            if (!tokenizer_.valid_id(request.prompt_tokens[i]))
+                return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " +
+                                        std::to_string(request.prompt_tokens[i]) +
+                                        " is not a token id of this model (vocabulary of " +
+                                        std::to_string(tokenizer_.vocab_size()) + ")");
+        s->tokens = std::move(request.prompt_tokens);
+    } else {
+        s->tokens = tokenizer_.encode(request.prompt, request.add_bos, request.parse_special);
+    }
+    if (s->tokens.empty()) return invalid_argument("prompt: empty (no text and no token ids)");
+    if (static_cast<int64_t>(s->tokens.size()) >= options_.context_length)
+        return invalid_argument("prompt: " + std::to_string(s->tokens.size()) +
+                                " tokens do not fit the context of " +
+                                std::to_string(options_.context_length) +
+                                " positions with room to generate");
+    if (request.sampling.max_tokens > options_.max_new_tokens)
+        return invalid_argument("max_tokens = " + std::to_string(request.sampling.max_tokens) +
+                                " exceeds [scheduler] max_new_tokens = " +
+                                std::to_string(options_.max_new_tokens));
+    s->prompt_len = static_cast<int32_t>(s->tokens.size());
+    s->priority = request.priority;
+    s->sink = std::move(sink);
+    s->params = request.sampling;
+    s->max_tokens = request.sampling.max_tokens;
+    s->sampler = std::make_unique<Sampler>(s->params);
+    s->decoder = std::make_unique<TokenStreamDecoder>(tokenizer_);
+    s->stops = std::make_unique<StopStringMatcher>(s->params.stop);
+    s->submitted = clock_type::now();
+    uint64_t id;
+    {
+        std::lock_guard lock(mutex_);
+        if (counters_.queued >= options_.max_queued)
+            return unavailable("busy: " + std::to_string(counters_.queued) +
+                               " requests are queued ([scheduler] max_queued_requests); retry later");
+        id = next_id_++;
+        s->id = id;
+        incoming_.push_back(std::move(s));
+        ++counters_.queued;
+    }
+    work_cv_.notify_one();
+    return id;
+}
+
+void Engine::cancel(uint64_t id) {
+    {
+        std::lock_guard lock(mutex_);
+        cancels_.push_back(id);
+    }
+    work_cv_.notify_one();
+}
+
+void Engine::notify() { work_cv_.notify_all(); }
+
+bool Engine::idle() const {
+    std::lock_guard lock(mutex_);
+    return incoming_.empty() && cancels_.empty() && waiting_.empty() && running_.empty();
+}
+
+void Engine::wait_for_work(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    work_cv_.wait_for(lock, timeout, [&] {
+        return !incoming_.empty() || !cancels_.empty() || !waiting_.empty() || !running_.empty();
+    });
+}
+
+EngineStats Engine::stats() const {
+    std::lock_guard lock(mutex_);
+    EngineStats s = counters_;
+    s.kv_blocks_total = executor_.blocks().total();
+    s.kv_blocks_used = executor_.blocks().used_count();
+    if (rate_window_.size() >= 2) {
+        const double secs = std::chrono::duration<double>(rate_window_.back().first -
+                                                          rate_window_.front().first).count();
+        if (secs > 0)
+            s.tokens_per_s = (rate_window_.back().second - rate_window_.front().second) / secs;
+    }
+    return s;
+}
+
+void Engine::finish(Sequence& s, FinishReason reason, std::string error) {
+    if (s.finished) return;
+    s.finished = true;
+    executor_.blocks().release(s.blocks);
+    s.blocks.clear();
+    if (reason == FinishReason::stop || reason == FinishReason::length) {
+        // Text held back by the UTF-8 assembler or the stop-string matcher is complete now.
+        std::string tail = s.stops->push(s.decoder->flush()).emit;
+        tail += s.stops->flush();
+        if (!tail.empty()) {
+            s.text += tail;
+            s.sink->on_token(-1, tail, 0.0f);
+        }
+    }
+    FinishInfo info;
+    info.reason = reason;
+    info.prompt_tokens.assign(s.tokens.begin(), s.tokens.begin() + s.prompt_len);
+    info.tokens.assign(s.tokens.begin() + s.prompt_len, s.tokens.end());
+    info.text = s.text;
+    info.error = std::move(error);
+    auto& t = info.timings;
+    const auto now = clock_type::now();
+    auto ms = [](clock_type::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    if (s.has_scheduled) t.queue_ms = ms(s.scheduled - s.submitted);
+    if (s.has_first_token) {
+        t.prefill_ms = ms(s.first_token - s.scheduled);
+        t.decode_ms = ms(s.last_token - s.first_token);
+        if (t.prefill_ms > 0) t.prefill_tokens_per_s = s.prompt_len / (t.prefill_ms / 1000.0);
+        const int32_t decoded = s.generated() - 1;
+        if (decoded > 0 && t.decode_ms > 0) t.decode_tokens_per_s = decoded / (t.decode_ms / 1000.0);
+    } else if (s.has_scheduled) {
+        t.prefill_ms = ms(now - s.scheduled);
+    }
+    s.sink->on_finish(info);
+    std::lock_guard lock(mutex_);
+    ++counters_.requests_finished;
+}
+
+void Engine::preempt(Sequence& s) {
+    executor_.blocks().release(s.blocks);
+    s.blocks.clear();
+    s.computed = 0;
+    std::lock_guard lock(mutex_);
+    ++counters_.preemptions;
+}
+
+void Engine::emit_token(Sequence& s, int32_t token, float logprob) {
+    auto r = s.stops->push(s.decoder->push(token));
+    if (!r.emit.empty() || !r.stopped) {
+        s.text += r.emit;
+        s.sink->on_token(token, r.emit, logprob);
+    }
+    if (r.stopped) finish(s, FinishReason::stop);
+}
+
+bool Engine::step() {
+    // ---- take in new requests and cancellations
+    std::vector<uint64_t> cancels;
+    {
+        std::lock_guard lock(mutex_);
+        while (!incoming_.empty()) {
+            waiting_.push_back(std::move(incoming_.front()));
+            incoming_.pop_front();
+        }
+        cancels.swap(cancels_);
+    }
+    for (uint64_t id : cancels) {
+        for (auto& s : running_)
+            if (s->id == id) finish(*s, FinishReason::cancelled);
+        for (auto& s : waiting_)
+            if (s->id == id) finish(*s, FinishReason::cancelled);
+    }
+    const auto now = clock_type::now();
+    // Stalled consumers: pause, then cancel after the timeout.
+    for (auto& s : running_) {
+        if (s->finished) continue;
+        if (s->sink->ready()) {
+            s->stalled = false;
+        } else if (!s->stalled) {
+            s->stalled = true;
+            s->stalled_since = now;
+        } else if (now - s->stalled_since > options_.stall_timeout) {
+            finish(*s, FinishReason::cancelled, "the client did not read its responses within the stall timeout");
+        }
+    }
+    auto drop_finished = [](auto& list) {
+        list.erase(std::remove_if(list.begin(), list.end(), [](const auto& s) { return s->finished; }),
+                   list.end());
+    };
+    drop_finished(running_);
+    drop_finished(waiting_);
+    // Highest priority first, then first come.
+    std::stable_sort(waiting_.begin(), waiting_.end(),
+                     [](const auto& a, const auto& b) { return a->priority > b->priority; });
+
+    // ---- choose this step's work
+    const int32_t bs = executor_.options().block_size;
+    auto blocks_needed = [&](const Sequence& s, int32_t upto) {
+        const int32_t need = (upto + bs - 1) / bs;
+        return std::max<int32_t>(0, need - static_cast<int32_t>(s.blocks.size()));
+    };
+    struct Work {
+        Sequence* seq;
+        int32_t count;
+    };
+    std::vector<Work> work;
+    int32_t budget = options_.max_tokens_per_step;
+    std::vector<Sequence*> preempted;
+
+    // Running sequences: decode tokens first (cheap, latency-critical), then prefill chunks.
+    std::stable_sort(running_.begin(), running_.end(), [](const auto& a, const auto& b) {
+        return (a->tokens.size() - a->computed == 1) > (b->tokens.size() - b->computed == 1);
+    });
+    for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+        Sequence& s = *running_[i];
+        if (s.finished || s.stalled) continue;
+        if (std::find(preempted.begin(), preempted.end(), &s) != preempted.end()) continue;
+        const int32_t remaining = static_cast<int32_t>(s.tokens.size()) - s.computed;
+        const int32_t count = std::min({remaining, budget, options_.prefill_chunk});
+        const int32_t need = blocks_needed(s, s.computed + count);
+        while (!executor_.blocks().allocate(need, s.blocks)) {
+            // Preempt the lowest-priority, latest-admitted other running sequence.
+            Sequence* victim = nullptr;
+            for (auto& o : running_) {
+                if (o.get() == &s || o->finished || o->blocks.empty()) continue;
+                if (std::any_of(work.begin(), work.end(), [&](const Work& w) { return w.seq == o.get(); }))
+                    continue;
+                if (!victim || o->priority < victim->priority ||
+                    (o->priority == victim->priority && o->admission > victim->admission))
+                    victim = o.get();
+            }
+            if (!victim || victim->priority > s.priority) {
+                victim = &s;
+            }
+            preempt(*victim);
+            preempted.push_back(victim);
+            if (victim == &s) break;
+        }
+        if (std::find(preempted.begin(), preempted.end(), &s) != preempted.end()) continue;
+        work.push_back({&s, count});
+        budget -= count;
+    }
+    // Preempted sequences go back to the queue's front (they were admitted before the rest).
+    for (auto it = running_.begin(); it != running_.end();) {
+        if (std::find(preempted.begin(), preempted.end(), it->get()) != preempted.end()) {
+            waiting_.push_front(std::move(*it));
+            it = running_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    // Admit waiting requests while budget, sequence slots and blocks allow.
+    while (!waiting_.empty() && budget > 0 &&
+           static_cast<int32_t>(running_.size()) < options_.max_running) {
+        Sequence& s = *waiting_.front();
+        const int32_t remaining = static_cast<int32_t>(s.tokens.size()) - s.computed;
+        const int32_t count = std::min({remaining, budget, options_.prefill_chunk});
+        if (!executor_.blocks().allocate(blocks_needed(s, s.computed + count), s.blocks)) break;
+        if (!s.has_scheduled) {
+            s.has_scheduled = true;
+            s.scheduled = now;
+        }
+        if (s.admission == 0) s.admission = ++admissions_;
+        work.push_back({&s, count});
+        budget -= count;
+        running_.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+    }
+    {
+        std::lock_guard lock(mutex_);
+        counters_.running = static_cast<int32_t>(running_.size());
+        counters_.queued = static_cast<int32_t>(waiting_.size() + incoming_.size());
+    }
+    if (work.empty()) return !cancels.empty();
+
+    // ---- run it
+    std::vector<StepSequence> step;
+    step.reserve(work.size());
+    for (const auto& w : work) {
+        StepSequence q;
+        q.tokens = w.seq->tokens.data() + w.seq->computed;
+        q.count = w.count;
+        q.position = w.seq->computed;
+        q.block_table = &w.seq->blocks;
+        q.want_logits = w.seq->computed + w.count == static_cast<int32_t>(w.seq->tokens.size());
+        step.push_back(q);
+    }
+    Status st = executor_.forward(step, logits_);
+    if (!st.ok()) {
+        log::error("engine step failed: " + st.message());
+        for (const auto& w : work) finish(*w.seq, FinishReason::error, st.message());
+        drop_finished(running_);
+        std::lock_guard lock(mutex_);
+        counters_.running = static_cast<int32_t>(running_.size());
+        return true;
+    }
+
+    // ---- sample and stream
+    const int32_t V = static_cast<int32_t>(executor_.hparams().n_vocab);
+    size_t row = 0;
+    uint64_t generated = 0, prefilled = 0;
+    const auto after = clock_type::now();
+    for (size_t i = 0; i < work.size(); ++i) {
+        Sequence& s = *work[i].seq;
+        s.computed += work[i].count;
+        if (s.computed <= s.prompt_len) prefilled += work[i].count;
+        if (!step[i].want_logits) continue;
+        std::span<float> lg(logits_.data() + row * V, V);
+        ++row;
+        const size_t window = std::min<size_t>(s.tokens.size(), std::max(0, s.params.penalty_last_n));
+        std::span<const int32_t> recent(s.tokens.data() + s.tokens.size() - window, window);
+        const int32_t token = s.sampler->sample(lg, recent);
+        s.tokens.push_back(token);
+        ++generated;
+        if (!s.has_first_token) {
+            s.has_first_token = true;
+            s.first_token = after;
+        }
+        s.last_token = after;
+        const bool eog = !s.params.ignore_eos && tokenizer_.is_end_of_generation(token);
+        if (eog) {
+            s.tokens.pop_back();  // the end-of-generation token is not part of the output
+            finish(s, FinishReason::stop);
+            continue;
+        }
+        emit_token(s, token, s.sampler->last_logprob());
+        if (s.finished) continue;
+        if (s.generated() >= s.max_tokens ||
+            static_cast<int32_t>(s.tokens.size()) >= options_.context_length)
+            finish(s, FinishReason::length);
+    }
+    drop_finished(running_);
+    {
+        std::lock_guard lock(mutex_);
+        counters_.tokens_generated += generated;
+        counters_.tokens_prefilled += prefilled;
+        ++counters_.steps;
+        counters_.running = static_cast<int32_t>(running_.size());
+        rate_window_.emplace_back(after, counters_.tokens_generated);
+        while (rate_window_.size() > 2 && after - rate_window_.front().first > std::chrono::seconds(5))
+            rate_window_.pop_front();
+    }
+    return true;
+}
+
+}  // namespace llmq

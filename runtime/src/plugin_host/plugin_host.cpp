@@ -1,0 +1,114 @@
+#include "llmq/runtime/plugin_host.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "llmq/runtime/log.hpp"
+
+#ifndef LLMQ_BUILD_PLUGIN_DIR
+#define LLMQ_BUILD_PLUGIN_DIR ""
+#endif
+#ifndef LLMQ_INSTALL_PLUGIN_DIR
+#define LLMQ_INSTALL_PLUGIN_DIR "/usr/local/lib/llmq/plugins"
+#endif
+
+namespace llmq {
+
+std::string default_plugin_dir() {
+    if (const char* env = std::getenv("LLMQ_PLUGIN_DIR"); env && *env) return env;
+    // A binary running from the build tree uses the plugins built beside it; an installed
+    // one uses the install folder.
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const std::string build_dir = LLMQ_BUILD_PLUGIN_DIR;
+    if (!ec && !build_dir.empty()) {
+        auto build_root = std::filesystem::path(build_dir).parent_path();
+        auto rel = std::filesystem::relative(self, build_root, ec);
+        if (!ec && !rel.empty() && rel.native().rfind("..", 0) != 0 &&
+            std::filesystem::is_directory(build_dir))
+            return build_dir;
+    }
+    return LLMQ_INSTALL_PLUGIN_DIR;
+}
+
+std::string plugin_path(const std::string& dir, const std::string& name_or_path) {
+    if (name_or_path.find('/') != std::string::npos) return name_or_path;
+    return (std::filesystem::path(dir) / ("llmq-" + name_or_path + ".so")).string();
+}
+
+std::string PluginHost::table_for(const std::string& plugin_name) const {
+    for (const auto& [name, table] : choice_.plugin_tables)
+        if (name == plugin_name) return table;
+    return "";
+}
+
+Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& choice,
+                                                         std::vector<Device*> devices) {
+    std::unique_ptr<PluginHost> host(new PluginHost());
+    host->choice_ = choice;
+    if (host->choice_.dir.empty()) host->choice_.dir = default_plugin_dir();
+    host->devices_ = std::move(devices);
+
+    auto set = std::make_shared<PluginSet>();
+    set->devices.resize(host->devices_.size());
+    const auto now = std::chrono::system_clock::now();
+    set->gemm_since = set->attention_since = set->vision_since = now;
+
+    struct Wanted {
+        int32_t kind;
+        std::string name;
+    };
+    std::vector<Wanted> wanted = {{LLMQ_PLUGIN_KIND_GEMM, choice.gemm},
+                                  {LLMQ_PLUGIN_KIND_ATTENTION, choice.attention}};
+    if (!choice.vision.empty()) wanted.push_back({LLMQ_PLUGIN_KIND_VISION, choice.vision});
+
+    for (const auto& w : wanted) {
+        const std::string path = plugin_path(host->choice_.dir, w.name);
+        // One library per backend, shared by every device of that backend.
+        std::shared_ptr<PluginLibrary> libs[3];
+        for (size_t i = 0; i < host->devices_.size(); ++i) {
+            Device& dev = *host->devices_[i];
+            auto& lib = libs[dev.backend()];
+            if (!lib) {
+                auto loaded = PluginLibrary::load(path, w.kind, dev.backend());
+                if (!loaded)
+                    return loaded.status().with_context(std::string("[plugins] ") +
+                                                        plugin_kind_name(w.kind) + " = \"" +
+                                                        w.name + "\"");
+                lib = *loaded;
+            }
+            auto inst = PluginInstance::create(lib, dev, host->table_for(lib->name()));
+            if (!inst) return inst.status();
+            auto& slot = set->devices[i];
+            if (w.kind == LLMQ_PLUGIN_KIND_GEMM) slot.gemm = *inst;
+            if (w.kind == LLMQ_PLUGIN_KIND_ATTENTION) slot.attention = *inst;
+            if (w.kind == LLMQ_PLUGIN_KIND_VISION) slot.vision = *inst;
+        }
+        if (libs[LLMQ_BACKEND_CPU] || libs[LLMQ_BACKEND_CUDA]) {
+            auto& l = libs[LLMQ_BACKEND_CPU] ? libs[LLMQ_BACKEND_CPU] : libs[LLMQ_BACKEND_CUDA];
+            log::info(std::string("plugin ") + plugin_kind_name(w.kind) + ": " + l->name() + " " +
+                      l->version() + " from " + path);
+        }
+    }
+    host->current_ = std::move(set);
+    return host;
+}
+
+std::shared_ptr<const PluginSet> PluginHost::snapshot() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+}
+
+void PluginHost::publish(std::shared_ptr<const PluginSet> set) {
+    std::shared_ptr<const PluginSet> old;
+    {
+        std::lock_guard lock(mutex_);
+        old = std::move(current_);
+        current_ = std::move(set);
+    }
+    // `old` may be the last owner: its instances shut down here, outside the lock.
+}
+
+}  // namespace llmq
