@@ -155,7 +155,7 @@ Status GgufParser::read_array(GgufValue* out, int depth, const std::string& what
         return fail(what + " declares " + std::to_string(count) + " " +
                     gguf_type_name(elem) + " elements at offset " + std::to_string(pos_) +
                     " but only " + std::to_string(left()) +
-                    " bytes remain in the file (absurd count or truncated file)");
+                    " bytes remain in the file (an absurd count, or the file is truncated)");
     }
     out->type_ = GgufType::array;
     out->elem_ = elem;
@@ -325,16 +325,16 @@ Status GgufParser::parse(const GgufFile::Options& options) {
         return unsupported("GGUF file " + f.path_ + ": unsupported version " +
                            std::to_string(f.version_) + hint + "; llmq reads versions 2 and 3");
     }
-    uint64_t tensor_count, kv_count = 0;
+    uint64_t tensor_count = 0, kv_count = 0;
     LLMQ_TRY(read_u64(&tensor_count, "the tensor count"));
     LLMQ_TRY(read_u64(&kv_count, "the metadata count"));
     if (kv_count > left() / min_kv_bytes) {
         return fail("absurd metadata count " + std::to_string(kv_count) + ": the remaining " +
-                    std::to_string(left()) + " bytes cannot hold that many entries");
+                    std::to_string(left()) + " bytes cannot hold that many entries (the file is damaged or truncated)");
     }
     if (tensor_count > left() / min_tensor_info_bytes) {
         return fail("absurd tensor count " + std::to_string(tensor_count) + ": the remaining " +
-                    std::to_string(left()) + " bytes cannot hold that many tensor infos");
+                    std::to_string(left()) + " bytes cannot hold that many tensor infos (the file is damaged or truncated)");
     }
 
     f.kv_.reserve(kv_count);

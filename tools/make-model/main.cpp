@@ -1,0 +1,63 @@
+// llmq-make-model: writes a GGUF Llama model with random weights (see random_llama.hpp).
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "random_llama.hpp"
+
+int main(int argc, char** argv) {
+    llmq::RandomLlamaSpec spec;
+    std::string out;
+    std::string dtype = "f32";
+    CLI::App app{"Write a GGUF Llama model with deterministic random weights (for tests, "
+                 "benchmarks and planning)."};
+    app.add_option("--out", out, "output GGUF path")->required();
+    app.add_option("--arch", spec.arch, "architecture name in the metadata")
+        ->check(CLI::IsMember({"llama", "mistral", "qwen2"}))
+        ->capture_default_str();
+    app.add_option("--name", spec.name, "general.name")->capture_default_str();
+    app.add_option("--dim", spec.dim, "hidden size (embedding length)")->capture_default_str();
+    app.add_option("--layers", spec.layers, "number of transformer blocks")->capture_default_str();
+    app.add_option("--heads", spec.heads, "attention heads")->capture_default_str();
+    app.add_option("--kv-heads", spec.kv_heads, "key/value heads (grouped-query attention)")
+        ->capture_default_str();
+    app.add_option("--ffn", spec.ffn, "feed-forward hidden size")->capture_default_str();
+    auto* vocab = app.add_option("--vocab", spec.vocab,
+                                 "synthetic vocabulary size (default 512; at least 260)");
+    app.add_option("--vocab-from", spec.vocab_from,
+                   "copy the tokenizer.* keys of this GGUF (e.g. a vocab-only file)")
+        ->check(CLI::ExistingFile)
+        ->excludes(vocab);
+    app.add_option("--context", spec.context, "training context length")->capture_default_str();
+    app.add_option("--dtype", dtype, "weight dtype (norms are always f32)")
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))
+        ->capture_default_str();
+    app.add_flag("--tied", spec.tied, "no output.weight: the LM head is token_embd");
+    app.add_flag("--qkv-bias", spec.qkv_bias, "add attn_q/k/v biases (Qwen2 style)");
+    app.add_flag("--header-only", spec.header_only,
+                 "write metadata and the tensor table only (for `llmq plan`)");
+    app.add_option("--seed", spec.seed, "random seed")->capture_default_str();
+    app.add_option("--rope-theta", spec.rope_theta, "RoPE frequency base")->capture_default_str();
+    app.add_option("--rms-eps", spec.rms_eps, "RMSNorm epsilon")->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+
+    static const std::map<std::string, llmq::kernels::dtype> dtypes{
+        {"f32", llmq::kernels::dtype::f32},
+        {"f16", llmq::kernels::dtype::f16},
+        {"bf16", llmq::kernels::dtype::bf16},
+        {"q8_0", llmq::kernels::dtype::q8_0}};
+    spec.dtype = dtypes.at(dtype);
+
+    auto start = std::chrono::steady_clock::now();
+    llmq::Status s = llmq::write_random_llama(spec, out);
+    if (!s.ok()) {
+        std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());
+        return 1;
+    }
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "llmq-make-model: wrote %s in %.2f s\n", out.c_str(), seconds);
+    return 0;
+}

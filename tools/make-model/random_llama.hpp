@@ -1,0 +1,43 @@
+// Random-weight GGUF Llama models of any shape and dtype, for tests, benchmarks and as the
+// default model of the README's main job.
+//
+// Weights are deterministic functions of (seed, tensor name, row): the same spec always
+// gives the same bytes. Matmul weights have mean 0 and standard deviation 1/sqrt(inputs)
+// (≈0.02 at Llama sizes) so activations stay near unit scale; norm weights are 1 ± 0.1.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "llmq/kernels/cpu.hpp"
+#include "llmq/runtime/status.hpp"
+
+namespace llmq {
+
+struct RandomLlamaSpec {
+    std::string arch = "llama";  // llama | mistral | qwen2 (metadata prefix)
+    std::string name = "llmq-random-llama";
+    uint32_t dim = 64;
+    uint32_t layers = 2;
+    uint32_t heads = 4;
+    uint32_t kv_heads = 2;
+    uint32_t ffn = 128;
+    uint32_t vocab = 0;        // synthetic vocabulary size; 0: 512, or vocab_from's size
+    std::string vocab_from;    // GGUF whose tokenizer.* keys are copied ("" = synthesize)
+    uint32_t context = 2048;
+    kernels::dtype dtype = kernels::dtype::f32;  // matmul weights and embeddings; norms F32
+    bool tied = false;         // no output.weight: the LM head is token_embd
+    bool qkv_bias = false;     // attn_q/k/v.bias in every layer
+    bool header_only = false;  // metadata and tensor table only (for planning)
+    uint64_t seed = 1;
+    float rope_theta = 10000.0f;
+    float rms_eps = 1e-5f;
+};
+
+// Checks the spec (positive sizes, dim % heads, heads % kv_heads, even head size, Q8_0 rows a
+// multiple of 32, dtype f32/f16/bf16/q8_0), builds the metadata and writes the file at `path`
+// (streamed; memory stays small whatever the model size). Errors: invalid_argument for a bad
+// spec, errors of GgufFile::open for vocab_from, io_error for the output.
+[[nodiscard]] Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path);
+
+}  // namespace llmq
