@@ -1,0 +1,33 @@
+// Pre-tokenization for byte-level BPE: splits text into the chunks that BPE merges never
+// cross, as the regular expressions of the GPT-2 family do, written out by hand over
+// Unicode character classes (no regex engine).
+//
+//   gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//   llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+//           ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//   qwen2:  as llama3 with \p{N} (single digits) in place of \p{N}{1,3}
+//
+// Bytes that are not valid UTF-8 count as one "other" character per ill-formed subpart, so
+// every byte of the input lands in exactly one chunk.
+//
+// Internal to runtime/src/tokenizer. Pure functions, any thread.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "llmq/runtime/status.hpp"
+
+namespace llmq {
+
+enum class PretokenizerStyle { gpt2, llama3, qwen2 };
+
+// The style for a `tokenizer.ggml.pre` value; unsupported for values llmq does not know.
+[[nodiscard]] Expected<PretokenizerStyle> pretokenizer_style(std::string_view pre);
+
+// Appends the chunks of `text` to `out`, in order; they concatenate to `text`.
+// The views point into `text`.
+void pretokenize(PretokenizerStyle style, std::string_view text,
+                 std::vector<std::string_view>& out);
+
+}  // namespace llmq

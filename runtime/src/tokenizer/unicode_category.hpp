@@ -1,0 +1,17 @@
+// The character classes the pre-tokenization patterns need: \p{L}, \p{N} and \s.
+//
+// Internal to runtime/src/tokenizer. Pure functions over a constant table, any thread.
+#pragma once
+
+namespace llmq {
+
+enum class CharClass : unsigned char {
+    letter,      // general category L*
+    number,      // general category N*
+    whitespace,  // the White_Space property (what \s matches)
+    other,       // everything else, including bytes that are not valid UTF-8
+};
+
+CharClass char_class(char32_t code_point);
+
+}  // namespace llmq
