@@ -1,0 +1,188 @@
+/* llmq_client.h: the C ABI of libllmq-client, the client library of llmqd.
+ *
+ * A client connects to an llmqd instance over its UNIX socket, gets a private shared-memory
+ * region, submits generate requests into it and reads the daemon's events (tokens, then a final
+ * event) from it. Link with `pkg-config --libs llmq-client`.
+ *
+ * Versioning: LLMQ_CLIENT_API_VERSION_MAJOR changes break the ABI; MINOR ones only add (new
+ * functions, new members at the end of the structs below, whose first member is struct_size).
+ * A caller sets struct_size (the *_INIT macros do), and the library reads or writes only that
+ * many bytes, so an old caller works with a newer library.
+ *
+ * Errors: every fallible function returns NULL on success, or an llmq_error the caller owns and
+ * frees with llmq_error_delete(). An error has a code (llmq_status) and a message that says what
+ * failed, why and what to do.
+ *
+ * Threads: an llmq_client is used by one thread at a time (any thread, not concurrently).
+ * Different llmq_client handles are independent. The llmq_error and string functions may be
+ * called from any thread.
+ *
+ * Liveness: every wait takes a timeout in milliseconds; when llmqd dies or restarts, waiting
+ * calls return LLMQ_ERR_DISCONNECTED within about 100 ms.
+ */
+#ifndef LLMQ_CLIENT_H
+#define LLMQ_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLMQ_CLIENT_API_VERSION_MAJOR 1
+#define LLMQ_CLIENT_API_VERSION_MINOR 0
+
+typedef enum llmq_status {
+    LLMQ_OK = 0,
+    LLMQ_ERR_INVALID_ARGUMENT = 1, /* the caller's input is wrong */
+    LLMQ_ERR_NOT_FOUND = 2,        /* no llmqd serves that instance */
+    LLMQ_ERR_PERMISSION = 3,       /* llmqd or the directory refused this user */
+    LLMQ_ERR_BUSY = 4,             /* full right now (ring, arena, daemon); retry later */
+    LLMQ_ERR_TIMEOUT = 5,          /* nothing arrived within the timeout */
+    LLMQ_ERR_DISCONNECTED = 6,     /* llmqd closed the connection (stopped, restarted, died) */
+    LLMQ_ERR_PROTOCOL = 7,         /* llmqd and this library disagree (versions, bad data) */
+    LLMQ_ERR_IO = 8,               /* the operating system refused */
+    LLMQ_ERR_INTERNAL = 9          /* a bug in llmq */
+} llmq_status;
+
+/* Opaque handles. */
+typedef struct llmq_client llmq_client;
+typedef struct llmq_error llmq_error;
+
+/* ---- versions and errors ----------------------------------------------------------------- */
+
+/* The library's API version (compare MAJOR with the header's). Any thread. */
+void llmq_client_api_version(uint32_t* major, uint32_t* minor);
+
+/* The error's code; LLMQ_OK for NULL. Any thread. */
+llmq_status llmq_error_code(const llmq_error* error);
+/* The error's message, owned by the error, valid until llmq_error_delete(). "" for NULL. */
+const char* llmq_error_message(const llmq_error* error);
+/* Frees an error; NULL is allowed. */
+void llmq_error_delete(llmq_error* error);
+/* "LLMQ_ERR_BUSY", ...: a static string. */
+const char* llmq_status_name(llmq_status status);
+/* Frees a string the library returned (llmq_client_control's result); NULL is allowed. */
+void llmq_string_free(char* text);
+
+/* ---- connecting --------------------------------------------------------------------------- */
+
+typedef struct llmq_connect_options {
+    uint32_t struct_size;    /* sizeof(llmq_connect_options) */
+    uint32_t api_major;      /* LLMQ_CLIENT_API_VERSION_MAJOR */
+    const char* instance;    /* NULL: "default" */
+    const char* dir;         /* NULL: $LLMQ_IPC_DIR, else $XDG_RUNTIME_DIR/llmq, else /tmp/llmq-<uid> */
+    const char* client_name; /* NULL: "llmq-client"; shown in llmqd's logs */
+    uint32_t timeout_ms;     /* connection and handshake; 0: 5000 */
+    uint32_t spin_us;        /* busy-wait before sleeping when waiting for events; 0: 50 */
+} llmq_connect_options;
+
+#define LLMQ_CONNECT_OPTIONS_INIT \
+    { sizeof(llmq_connect_options), LLMQ_CLIENT_API_VERSION_MAJOR, NULL, NULL, NULL, 0, 0 }
+
+/* Connects to an instance. On success *out is a new client the caller owns (llmq_client_close).
+ * options may be NULL (all defaults). */
+llmq_error* llmq_client_connect(const llmq_connect_options* options, llmq_client** out);
+
+/* Closes the connection (llmqd cancels the client's requests) and frees the client. NULL is
+ * allowed. Strings and events the client handed out become invalid. */
+void llmq_client_close(llmq_client* client);
+
+/* ---- generating --------------------------------------------------------------------------- */
+
+/* Request flags. */
+#define LLMQ_REQUEST_ADD_BOS 0x1u    /* prepend BOS to a text prompt */
+#define LLMQ_REQUEST_IGNORE_EOS 0x2u /* keep going after end-of-sequence */
+#define LLMQ_REQUEST_LOGPROBS 0x4u   /* report each token's log-probability */
+#define LLMQ_REQUEST_SEED_SET 0x8u   /* use `seed`; otherwise llmqd picks one */
+
+typedef struct llmq_generate_request {
+    uint32_t struct_size;          /* sizeof(llmq_generate_request) */
+    uint32_t flags;                /* LLMQ_REQUEST_* */
+    const char* prompt;            /* UTF-8 text, prompt_length bytes (need not end in NUL) */
+    size_t prompt_length;
+    const int32_t* prompt_tokens;  /* when not NULL: token ids instead of text */
+    size_t prompt_token_count;
+    const char* const* stop;       /* stop_count NUL-terminated UTF-8 strings (at most 8) */
+    size_t stop_count;
+    float temperature;             /* 0 = greedy */
+    float top_p;
+    float min_p;
+    float repetition_penalty;
+    float presence_penalty;
+    float frequency_penalty;
+    int32_t top_k;                 /* 0 = off */
+    int32_t penalty_last_n;        /* -1 = whole context */
+    int32_t max_tokens;            /* 0 = llmqd's limit */
+    int32_t priority;              /* -1000..1000, higher first */
+    uint64_t seed;                 /* with LLMQ_REQUEST_SEED_SET */
+} llmq_generate_request;
+
+/* Defaults: add BOS, temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, no penalties (last 64). */
+#define LLMQ_GENERATE_REQUEST_INIT                                                           \
+    { sizeof(llmq_generate_request), LLMQ_REQUEST_ADD_BOS, NULL, 0, NULL, 0, NULL, 0, 0.8f, \
+      0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 40, 64, 0, 0, 0 }
+
+/* Submits a request; *request_id receives its id (events carry it). The library copies
+ * everything it needs before returning. LLMQ_ERR_BUSY: the client's ring or arena is full;
+ * read events and retry. A bad field is reported later as an LLMQ_EVENT_ERROR event. */
+llmq_error* llmq_client_submit(llmq_client* client, const llmq_generate_request* request, uint64_t* request_id);
+
+/* Asks llmqd to cancel a request; its final event still arrives (finish reason CANCELLED). */
+llmq_error* llmq_client_cancel(llmq_client* client, uint64_t request_id);
+
+/* Event kinds, finish reasons and event error codes (the values of the region protocol). */
+#define LLMQ_EVENT_TOKEN 1u
+#define LLMQ_EVENT_FINAL 2u
+#define LLMQ_EVENT_ERROR 3u
+#define LLMQ_EVENT_PONG 4u
+#define LLMQ_FINISH_EOS 1u
+#define LLMQ_FINISH_LENGTH 2u
+#define LLMQ_FINISH_STOP_STRING 3u
+#define LLMQ_FINISH_CANCELLED 4u
+#define LLMQ_EVENT_ERROR_INVALID_REQUEST 1u
+#define LLMQ_EVENT_ERROR_BUSY 2u
+#define LLMQ_EVENT_ERROR_SHUTTING_DOWN 3u
+#define LLMQ_EVENT_ERROR_STALLED 4u
+#define LLMQ_EVENT_ERROR_INTERNAL 5u
+
+typedef struct llmq_event {
+    uint32_t struct_size;      /* set by the caller: sizeof(llmq_event) */
+    uint32_t kind;             /* LLMQ_EVENT_* */
+    uint64_t request_id;
+    int32_t token_id;          /* TOKEN */
+    float logprob;             /* TOKEN, when has_logprob */
+    uint32_t has_logprob;
+    uint32_t code;             /* FINAL: LLMQ_FINISH_*; ERROR: LLMQ_EVENT_ERROR_* */
+    const char* text;          /* TOKEN: piece (may split a UTF-8 sequence); ERROR: message.
+                                  NUL-terminated, text_length bytes before the NUL; owned by the
+                                  client, valid until its next call */
+    size_t text_length;
+    uint32_t prompt_tokens;    /* FINAL */
+    uint32_t generated_tokens; /* FINAL */
+    uint64_t queued_us;        /* FINAL */
+    uint64_t prefill_us;       /* FINAL */
+    uint64_t decode_us;        /* FINAL */
+} llmq_event;
+
+#define LLMQ_EVENT_INIT { sizeof(llmq_event), 0, 0, 0, 0.0f, 0, 0, NULL, 0, 0, 0, 0, 0, 0 }
+
+/* Waits up to timeout_ms for the next event of any request and fills *event.
+ * LLMQ_ERR_TIMEOUT: nothing arrived; LLMQ_ERR_DISCONNECTED: llmqd is gone. */
+llmq_error* llmq_client_next_event(llmq_client* client, uint32_t timeout_ms, llmq_event* event);
+
+/* A ping through the region; *round_trip_ns receives the round trip (may be NULL). */
+llmq_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, uint64_t* round_trip_ns);
+
+/* A control command ("status", "drain", ...) with args_json (a JSON object, or NULL for {}).
+ * *result_json receives the reply's result as JSON text, which the caller frees with
+ * llmq_string_free (may be NULL to discard it). */
+llmq_error* llmq_client_control(llmq_client* client, const char* command, const char* args_json,
+                                uint32_t timeout_ms, char** result_json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMQ_CLIENT_H */
