@@ -347,9 +347,12 @@ bool Engine::step() {
         if (!step[i].want_logits) continue;
         std::span<float> lg(logits_.data() + row * V, V);
         ++row;
-        const size_t window = std::min<size_t>(s.tokens.size(), std::max(0, s.params.penalty_last_n));
-        std::span<const int32_t> recent(s.tokens.data() + s.tokens.size() - window, window);
-        const int32_t token = s.sampler->sample(lg, recent);
+        if (s.sink->wants_logits()) s.sink->on_logits(lg);
+        const int32_t token = s.sampler->sample(lg, s.tokens);
+        if (token < 0) {
+            finish(s, FinishReason::error, "no token could be sampled: every logit is NaN or -inf");
+            continue;
+        }
         s.tokens.push_back(token);
         ++generated;
         if (!s.has_first_token) {

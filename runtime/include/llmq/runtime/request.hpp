@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,9 @@ class RequestSink {
 public:
     virtual ~RequestSink() = default;
     virtual bool ready() { return true; }
+    // The logits a token is about to be sampled from (before penalties), when wanted().
+    virtual bool wants_logits() const { return false; }
+    virtual void on_logits(std::span<const float> /*logits*/) {}
     virtual void on_token(int32_t token, std::string_view text, float logprob) = 0;
     virtual void on_finish(const FinishInfo& info) = 0;
 };

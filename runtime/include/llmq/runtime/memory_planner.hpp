@@ -1,0 +1,86 @@
+// The memory planner: before a byte of weights is read, decide whether a model fits a
+// device group under a split, and how many KV blocks each device can hold.
+//
+// From the GGUF header alone (works on header-only files) it computes, per device: the
+// weight bytes of its shard (the same slicing the shards use), the workspace of the largest
+// step, and the KV cache, against the device's capacity × [devices] memory_fraction. When
+// the plan does not fit, the message gives the numbers per device and the smallest
+// tensor × pipeline split of the devices present that would fit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "llmq/kernels/cpu.hpp"
+#include "llmq/runtime/device.hpp"
+#include "llmq/runtime/llama_layout.hpp"
+#include "llmq/runtime/model_shard.hpp"
+#include "llmq/runtime/parallel_plan.hpp"
+#include "llmq/runtime/status.hpp"
+
+namespace llmq {
+
+struct PlannerInput {
+    std::optional<int32_t> tensor;    // nullopt: auto
+    std::optional<int32_t> pipeline;  // nullopt: auto
+    double memory_fraction = 0.9;
+    kernels::dtype kv_dtype = kernels::dtype::f16;
+    int32_t block_size = 16;
+    uint64_t kv_memory = 0;           // total KV bytes wanted; 0: as much as max_seqs × context
+    int32_t context_length = 0;       // 0: the model's training context
+    int32_t max_seqs = 32;
+    int32_t max_tokens_per_step = 512;
+};
+
+struct DevicePlan {
+    std::string device;
+    int32_t stage = 0, rank = 0;
+    int32_t layer_begin = 0, layer_end = 0;
+    uint64_t capacity = 0;   // what the device has
+    uint64_t usable = 0;     // capacity × memory_fraction
+    uint64_t weights = 0;
+    uint64_t workspace = 0;
+    uint64_t kv = 0;         // at the planned block count
+    uint64_t kv_per_block = 0;
+    uint64_t minimum_kv = 0; // one sequence of full context
+    bool fits = false;
+    uint64_t needed() const { return weights + workspace + kv; }
+};
+
+struct MemoryPlan {
+    ParallelPlan parallel;
+    std::vector<DevicePlan> devices;
+    int32_t context_length = 0;
+    int32_t num_blocks = 0;      // KV blocks, the same on every device
+    int32_t block_size = 16;
+    uint64_t total_weights = 0;  // the whole model
+    bool fits = false;
+    std::string reason;          // when it does not fit: why, with numbers, and what would
+
+    std::string to_text() const;
+    nlohmann::json to_json() const;
+};
+
+// Per-device weight and workspace bytes of shard (stage, rank) under `plan`.
+uint64_t shard_weight_bytes(const LlamaLayout& layout, const ShardSpec& spec);
+uint64_t shard_workspace_bytes(const LlamaHParams& hp, int32_t tensor, int32_t rank,
+                               int32_t max_tokens, int32_t max_logit_rows);
+
+// Auto split for `devices` devices: the largest tensor size the head counts allow, pipeline
+// for the rest (never more stages than layers).
+[[nodiscard]] Expected<ParallelPlan> auto_parallel_plan(const LlamaLayout& layout, int32_t devices);
+
+// Plan for the given devices. Returns a plan with fits == false (and reason) when it does
+// not fit; an error only for an impossible request (bad split, too few devices).
+[[nodiscard]] Expected<MemoryPlan> plan_memory(const LlamaLayout& layout,
+                                               const std::vector<DeviceInfo>& devices,
+                                               const PlannerInput& input);
+
+// "4x80GiB" or "80GiB,80GiB,40GiB" → device infos named "plan:0".. (for `llmq plan`).
+[[nodiscard]] Expected<std::vector<DeviceInfo>> parse_device_list(const std::string& text);
+
+}  // namespace llmq

@@ -1,0 +1,59 @@
+// A loaded model ready to serve: the GGUF file, its tokenizer, the devices, the memory
+// plan, the plugins, the executor and the engine, built from one Config in that order. The
+// memory plan is made from the file's header before any weight is read; a plan that does
+// not fit stops the load with the planner's numbers.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llmq/runtime/config.hpp"
+#include "llmq/runtime/device.hpp"
+#include "llmq/runtime/engine.hpp"
+#include "llmq/runtime/executor.hpp"
+#include "llmq/runtime/gguf.hpp"
+#include "llmq/runtime/llama_layout.hpp"
+#include "llmq/runtime/memory_planner.hpp"
+#include "llmq/runtime/plugin_host.hpp"
+#include "llmq/runtime/tokenizer.hpp"
+
+namespace llmq {
+
+// The planner's input from a config and the model's hyperparameters.
+PlannerInput planner_input(const Config& config);
+// CPU device options from [devices].
+CpuDeviceOptions cpu_device_options(const DevicesConfig& devices);
+
+class ModelRuntime {
+public:
+    // Load config.model.path. Thread: any; the engine is then driven by one thread.
+    static Expected<std::unique_ptr<ModelRuntime>> load(const Config& config);
+    ~ModelRuntime();
+
+    Engine& engine() { return *engine_; }
+    const Tokenizer& tokenizer() const { return *tokenizer_; }
+    const LlamaHParams& hparams() const { return layout_.hp; }
+    const MemoryPlan& plan() const { return plan_; }
+    PluginHost& plugins() { return *plugins_; }
+    Executor& executor() { return *executor_; }
+    const std::vector<std::unique_ptr<Device>>& devices() const { return devices_; }
+    const std::string& model_name() const { return name_; }
+    const std::string& model_path() const { return file_->path(); }
+    double load_seconds() const { return load_seconds_; }
+
+private:
+    ModelRuntime() = default;
+    std::shared_ptr<const GgufFile> file_;
+    LlamaLayout layout_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+    std::vector<std::unique_ptr<Device>> devices_;
+    MemoryPlan plan_;
+    std::unique_ptr<PluginHost> plugins_;
+    std::unique_ptr<Executor> executor_;
+    std::unique_ptr<Engine> engine_;
+    std::string name_;
+    double load_seconds_ = 0;
+};
+
+}  // namespace llmq

@@ -1,0 +1,122 @@
+#include "llmq/runtime/model_runtime.hpp"
+
+#include <chrono>
+#include <filesystem>
+
+#include "llmq/runtime/byte_size.hpp"
+#include "llmq/runtime/log.hpp"
+
+namespace llmq {
+
+PlannerInput planner_input(const Config& c) {
+    PlannerInput in;
+    if (c.parallel.tensor) in.tensor = *c.parallel.tensor;
+    if (c.parallel.pipeline) in.pipeline = *c.parallel.pipeline;
+    in.memory_fraction = c.devices.memory_fraction;
+    in.kv_dtype = c.kv_cache.dtype == KvCacheDtype::f32 ? kernels::dtype::f32 : kernels::dtype::f16;
+    in.block_size = c.kv_cache.block_size;
+    in.kv_memory = c.kv_cache.memory;
+    in.context_length = static_cast<int32_t>(c.model.context_length);
+    in.max_seqs = c.scheduler.max_running_sequences;
+    in.max_tokens_per_step = c.scheduler.max_tokens_per_step;
+    return in;
+}
+
+CpuDeviceOptions cpu_device_options(const DevicesConfig& d) {
+    CpuDeviceOptions o;
+    o.count = d.cpu;
+    o.threads_per_device = d.cpu_threads_per_device;
+    o.memory_limit = d.cpu_memory_limit;
+    return o;
+}
+
+Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config) {
+    const auto start = std::chrono::steady_clock::now();
+    if (config.model.path.empty())
+        return invalid_argument("[model] path is empty: name a GGUF model file");
+    std::unique_ptr<ModelRuntime> m(new ModelRuntime());
+    auto file = GgufFile::open(config.model.path);
+    if (!file) return file.status();
+    m->file_ = *file;
+    auto layout = load_llama_layout(*m->file_);
+    if (!layout) return layout.status();
+    m->layout_ = std::move(*layout);
+    if (m->layout_.rope_freqs)
+        return unsupported(config.model.path +
+                           ": rope_freqs (Llama 3.1 long-context RoPE factors) is not applied by "
+                           "this engine yet");
+    auto vocab = vocab_from_gguf(*m->file_);
+    if (!vocab) return vocab.status();
+    auto tok = Tokenizer::create(std::move(*vocab));
+    if (!tok) return tok.status();
+    m->tokenizer_ = std::move(*tok);
+    if (m->tokenizer_->vocab_size() != static_cast<int32_t>(m->layout_.hp.n_vocab))
+        return corrupt(config.model.path + ": the tokenizer has " +
+                       std::to_string(m->tokenizer_->vocab_size()) + " tokens, the model " +
+                       std::to_string(m->layout_.hp.n_vocab));
+    m->name_ = config.model.name.empty()
+                   ? std::filesystem::path(config.model.path).stem().string()
+                   : config.model.name;
+
+    // Devices, then the plan, before any weight is touched.
+    m->devices_ = make_cpu_devices(cpu_device_options(config.devices));
+    std::vector<DeviceInfo> infos;
+    for (const auto& d : m->devices_) infos.push_back(d->info());
+    auto plan = plan_memory(m->layout_, infos, planner_input(config));
+    if (!plan) return plan.status();
+    m->plan_ = std::move(*plan);
+    if (!m->plan_.fits) return out_of_memory(m->plan_.reason);
+    {
+        std::string text = m->plan_.to_text(), line;
+        for (char c : text) {
+            if (c != '\n') { line += c; continue; }
+            log::info(line);
+            line.clear();
+        }
+    }
+
+    std::vector<Device*> used;
+    for (int32_t i = 0; i < m->plan_.parallel.devices(); ++i) used.push_back(m->devices_[i].get());
+    PluginChoice choice;
+    choice.dir = config.plugins.dir;
+    choice.gemm = config.plugins.gemm;
+    choice.attention = config.plugins.attention;
+    choice.vision = config.plugins.vision;
+    for (const auto& [name, table] : config.plugins.tables) choice.plugin_tables.emplace_back(name, table);
+    auto host = PluginHost::create(choice, used);
+    if (!host) return host.status();
+    m->plugins_ = std::move(*host);
+
+    ExecutorOptions eo;
+    eo.plan = m->plan_.parallel;
+    eo.block_size = m->plan_.block_size;
+    eo.num_blocks = m->plan_.num_blocks;
+    eo.kv_dtype = config.kv_cache.dtype == KvCacheDtype::f32 ? kernels::dtype::f32 : kernels::dtype::f16;
+    eo.max_tokens_per_step = config.scheduler.max_tokens_per_step;
+    eo.max_seqs_per_step = config.scheduler.max_running_sequences;
+    auto exec = Executor::create(m->layout_, used, *m->plugins_, eo);
+    if (!exec) return exec.status();
+    m->executor_ = std::move(*exec);
+
+    EngineOptions en;
+    en.max_tokens_per_step = config.scheduler.max_tokens_per_step;
+    en.max_running = config.scheduler.max_running_sequences;
+    en.max_queued = config.scheduler.max_queued_requests;
+    en.max_new_tokens = config.scheduler.max_new_tokens;
+    en.prefill_chunk = config.scheduler.prefill_chunk;
+    en.context_length = m->plan_.context_length;
+    en.stall_timeout = config.ipc.stall_timeout;
+    m->engine_ = std::make_unique<Engine>(*m->tokenizer_, *m->executor_, en);
+    m->load_seconds_ =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return m;
+}
+
+ModelRuntime::~ModelRuntime() {
+    // The engine and executor use the devices; the devices' workers stop last.
+    engine_.reset();
+    executor_.reset();
+    plugins_.reset();
+}
+
+}  // namespace llmq

@@ -1,0 +1,287 @@
+#include "llmq/runtime/memory_planner.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "llmq/runtime/byte_size.hpp"
+
+namespace llmq {
+
+namespace {
+
+uint64_t rows_bytes(const GgufTensor* t, int64_t rows) {
+    return t ? static_cast<uint64_t>(rows) * kernels::row_bytes(t->dtype, t->row_length()) : 0;
+}
+uint64_t cols_bytes(const GgufTensor* t, int64_t cols) {
+    return t ? static_cast<uint64_t>(t->rows()) * kernels::row_bytes(t->dtype, cols) : 0;
+}
+
+std::vector<int32_t> divisors(int32_t n) {
+    std::vector<int32_t> d;
+    for (int32_t i = 1; i <= n; ++i)
+        if (n % i == 0) d.push_back(i);
+    return d;
+}
+
+}  // namespace
+
+uint64_t shard_weight_bytes(const LlamaLayout& layout, const ShardSpec& spec) {
+    const auto& hp = layout.hp;
+    const TensorSlice s = tensor_slice(hp, spec.ranks, spec.rank);
+    const int64_t hd = hp.head_dim;
+    const int64_t q = (s.head_end - s.head_begin) * hd, kv = (s.kv_end - s.kv_begin) * hd;
+    const int64_t ff = s.ff_end - s.ff_begin;
+    uint64_t b = 0;
+    for (int32_t l = spec.layer_begin; l < spec.layer_end; ++l) {
+        const auto& t = layout.layers[l];
+        b += rows_bytes(t.wq, q) + rows_bytes(t.wk, kv) + rows_bytes(t.wv, kv) + cols_bytes(t.wo, q);
+        b += rows_bytes(t.ffn_gate, ff) + rows_bytes(t.ffn_up, ff) + cols_bytes(t.ffn_down, ff);
+        b += (t.attn_norm ? t.attn_norm->size_bytes : 0) + (t.ffn_norm ? t.ffn_norm->size_bytes : 0);
+        b += (q + 2 * kv) * 4 * (t.bq ? 1 : 0);
+    }
+    const int64_t vocab_rows = s.vocab_end - s.vocab_begin;
+    if (spec.stage == 0) b += rows_bytes(layout.token_embd, vocab_rows);
+    if (spec.stage == spec.stages - 1) {
+        if (layout.output != layout.token_embd || spec.stage != 0)
+            b += rows_bytes(layout.output, vocab_rows);
+        b += layout.output_norm ? layout.output_norm->size_bytes : 0;
+    }
+    return b;
+}
+
+uint64_t shard_workspace_bytes(const LlamaHParams& hp, int32_t tensor, int32_t rank,
+                               int32_t max_tokens, int32_t max_logit_rows) {
+    const TensorSlice s = tensor_slice(hp, tensor, rank);
+    const uint64_t T = max_tokens, E = hp.n_embd, hd = hp.head_dim;
+    const uint64_t q = (s.head_end - s.head_begin) * hd, kv = (s.kv_end - s.kv_begin) * hd;
+    const uint64_t ff = s.ff_end - s.ff_begin;
+    const uint64_t logits = static_cast<uint64_t>(max_logit_rows) * s.vocab_padded * (1 + tensor);
+    // x, h, o; q, att; k, v; gate, up; logits (the same buffers ModelShard allocates)
+    return 4 * (T * E * 3 + T * q * 2 + T * kv * 2 + T * ff * 2 + logits);
+}
+
+Expected<ParallelPlan> auto_parallel_plan(const LlamaLayout& layout, int32_t devices) {
+    const int32_t layers = static_cast<int32_t>(layout.layers.size());
+    auto ds = divisors(devices);
+    for (auto it = ds.rbegin(); it != ds.rend(); ++it) {
+        const int32_t tp = *it, pp = devices / tp;
+        if (pp > layers) continue;
+        if (!check_tensor_split(layout, tp).ok()) continue;
+        return make_parallel_plan(layout, tp, pp);
+    }
+    // No exact factorisation: use fewer devices, largest count first.
+    for (int32_t n = devices - 1; n >= 1; --n) {
+        auto ds2 = divisors(n);
+        for (auto it = ds2.rbegin(); it != ds2.rend(); ++it) {
+            const int32_t tp = *it, pp = n / tp;
+            if (pp <= layers && check_tensor_split(layout, tp).ok())
+                return make_parallel_plan(layout, tp, pp);
+        }
+    }
+    return invalid_argument("no tensor/pipeline split of this model fits 1 device");
+}
+
+namespace {
+
+// Fill per-device numbers for a fixed split; fits says whether weights + workspace + one
+// full-context sequence of KV fit every device.
+MemoryPlan evaluate(const LlamaLayout& layout, const std::vector<DeviceInfo>& devices,
+                    const PlannerInput& in, const ParallelPlan& plan) {
+    const auto& hp = layout.hp;
+    MemoryPlan mp;
+    mp.parallel = plan;
+    mp.block_size = in.block_size;
+    mp.context_length = in.context_length > 0 ? in.context_length : static_cast<int32_t>(hp.n_ctx_train);
+    if (mp.context_length <= 0) mp.context_length = 2048;
+    mp.total_weights = layout.weight_bytes();
+    const uint64_t esize = in.kv_dtype == kernels::dtype::f32 ? 4 : 2;
+    const int32_t blocks_per_seq = (mp.context_length + in.block_size - 1) / in.block_size;
+    const int32_t logit_rows = std::min(in.max_seqs, in.max_tokens_per_step);
+    mp.fits = true;
+    int64_t max_blocks = INT32_MAX;
+    uint64_t kv_per_block_total = 0;  // all devices, one block
+    for (int32_t s = 0; s < plan.pipeline; ++s) {
+        for (int32_t r = 0; r < plan.tensor; ++r) {
+            const DeviceInfo& info = devices[plan.device_of(s, r)];
+            DevicePlan d;
+            d.device = info.name;
+            d.stage = s;
+            d.rank = r;
+            d.layer_begin = plan.stage_layers[s];
+            d.layer_end = plan.stage_layers[s + 1];
+            d.capacity = info.memory_capacity;
+            d.usable = static_cast<uint64_t>(std::floor(static_cast<double>(info.memory_capacity) * in.memory_fraction));
+            ShardSpec spec{s, plan.pipeline, r, plan.tensor, d.layer_begin, d.layer_end};
+            d.weights = shard_weight_bytes(layout, spec);
+            d.workspace = shard_workspace_bytes(hp, plan.tensor, r, in.max_tokens_per_step, logit_rows);
+            const TensorSlice sl = tensor_slice(hp, plan.tensor, r);
+            d.kv_per_block = 2ull * (d.layer_end - d.layer_begin) * (sl.kv_end - sl.kv_begin) *
+                             hp.head_dim * in.block_size * esize;
+            d.minimum_kv = d.kv_per_block * blocks_per_seq;
+            const uint64_t fixed = d.weights + d.workspace;
+            d.fits = fixed + d.minimum_kv <= d.usable;
+            if (!d.fits) mp.fits = false;
+            if (d.kv_per_block > 0 && fixed < d.usable)
+                max_blocks = std::min<int64_t>(max_blocks, (d.usable - fixed) / d.kv_per_block);
+            else if (fixed >= d.usable)
+                max_blocks = 0;
+            kv_per_block_total += d.kv_per_block;
+            mp.devices.push_back(d);
+        }
+    }
+    int64_t wanted = static_cast<int64_t>(blocks_per_seq) * in.max_seqs;
+    if (in.kv_memory > 0 && kv_per_block_total > 0)
+        wanted = static_cast<int64_t>(in.kv_memory / kv_per_block_total);
+    mp.num_blocks = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(wanted, max_blocks)));
+    if (mp.num_blocks < blocks_per_seq) mp.fits = false;
+    for (auto& d : mp.devices) d.kv = d.kv_per_block * mp.num_blocks;
+    return mp;
+}
+
+std::string split_name(const ParallelPlan& p) {
+    return "tensor = " + std::to_string(p.tensor) + ", pipeline = " + std::to_string(p.pipeline);
+}
+
+}  // namespace
+
+Expected<MemoryPlan> plan_memory(const LlamaLayout& layout, const std::vector<DeviceInfo>& devices,
+                                 const PlannerInput& in) {
+    const int32_t n = static_cast<int32_t>(devices.size());
+    if (n == 0) return invalid_argument("no devices to plan for");
+    if (in.memory_fraction <= 0 || in.memory_fraction > 1)
+        return invalid_argument("[devices] memory_fraction must be in (0, 1]");
+    ParallelPlan plan;
+    if (!in.tensor && !in.pipeline) {
+        auto p = auto_parallel_plan(layout, n);
+        if (!p) return p.status();
+        plan = *p;
+    } else {
+        // One dimension given: the other is 1 unless given too.
+        const int32_t tp = in.tensor.value_or(1), pp = in.pipeline.value_or(1);
+        if (tp * pp > n)
+            return invalid_argument("[parallel] tensor = " + std::to_string(tp) + " x pipeline = " +
+                                    std::to_string(pp) + " needs " + std::to_string(tp * pp) +
+                                    " devices; " + std::to_string(n) + " are present");
+        auto p = make_parallel_plan(layout, tp, pp);
+        if (!p) return p.status();
+        plan = *p;
+    }
+    MemoryPlan mp = evaluate(layout, devices, in, plan);
+    if (mp.fits) return mp;
+
+    // Explain: the worst device's numbers, then the smallest split that fits.
+    std::ostringstream why;
+    auto shortfall = [](const DevicePlan& d) {
+        return static_cast<double>(d.weights + d.workspace + d.minimum_kv) - static_cast<double>(d.usable);
+    };
+    const DevicePlan* worst = &mp.devices[0];
+    for (const auto& d : mp.devices)
+        if (shortfall(d) > shortfall(*worst)) worst = &d;
+    why << "the model does not fit with " << split_name(plan) << ": device " << worst->device
+        << " needs " << format_bytes(worst->weights) << " of weights + "
+        << format_bytes(worst->workspace) << " of workspace + " << format_bytes(worst->minimum_kv)
+        << " of KV cache for one " << mp.context_length << "-token sequence = "
+        << format_bytes(worst->weights + worst->workspace + worst->minimum_kv) << ", and has "
+        << format_bytes(worst->usable) << " usable (" << format_bytes(worst->capacity) << " x "
+        << in.memory_fraction << " memory_fraction)";
+    bool found = false;
+    for (int32_t count = 1; count <= n && !found; ++count) {
+        auto ds = divisors(count);
+        for (auto it = ds.rbegin(); it != ds.rend() && !found; ++it) {
+            const int32_t tp = *it, pp = count / tp;
+            if (pp > static_cast<int32_t>(layout.layers.size()) || !check_tensor_split(layout, tp).ok())
+                continue;
+            auto p = make_parallel_plan(layout, tp, pp);
+            if (!p) continue;
+            MemoryPlan alt = evaluate(layout, devices, in, *p);
+            if (alt.fits) {
+                uint64_t most = 0;
+                for (const auto& d : alt.devices) most = std::max(most, d.weights);
+                why << "; " << split_name(*p) << " needs " << format_bytes(most)
+                    << " of weights per device and fits";
+                found = true;
+            }
+        }
+    }
+    if (!found)
+        why << "; no split of the " << n << " device(s) present fits: more or larger devices, a "
+            << "smaller context_length or a smaller weight type (Q8_0) would";
+    mp.reason = why.str();
+    return mp;
+}
+
+std::string MemoryPlan::to_text() const {
+    std::ostringstream o;
+    o << "plan: " << split_name(parallel) << " (" << parallel.devices() << " device"
+      << (parallel.devices() == 1 ? "" : "s") << "), model weights " << format_bytes(total_weights)
+      << ", context " << context_length << ", KV blocks " << num_blocks << " x " << block_size
+      << " tokens\n";
+    for (const auto& d : devices) {
+        o << "  " << d.device << ": stage " << d.stage << " rank " << d.rank << " layers "
+          << d.layer_begin << "-" << (d.layer_end - 1) << "  weights " << format_bytes(d.weights)
+          << "  kv " << format_bytes(d.kv) << "  workspace " << format_bytes(d.workspace)
+          << "  total " << format_bytes(d.needed()) << " of " << format_bytes(d.usable)
+          << " usable" << (d.fits ? "" : "  DOES NOT FIT") << "\n";
+    }
+    o << (fits ? "fits" : "does not fit: " + reason) << "\n";
+    return o.str();
+}
+
+nlohmann::json MemoryPlan::to_json() const {
+    nlohmann::json j;
+    j["tensor"] = parallel.tensor;
+    j["pipeline"] = parallel.pipeline;
+    j["fits"] = fits;
+    if (!fits) j["reason"] = reason;
+    j["total_weight_bytes"] = total_weights;
+    j["context_length"] = context_length;
+    j["kv_blocks"] = num_blocks;
+    j["block_size"] = block_size;
+    j["devices"] = nlohmann::json::array();
+    for (const auto& d : devices)
+        j["devices"].push_back({{"device", d.device},
+                                {"stage", d.stage},
+                                {"rank", d.rank},
+                                {"layers", {d.layer_begin, d.layer_end}},
+                                {"capacity_bytes", d.capacity},
+                                {"usable_bytes", d.usable},
+                                {"weight_bytes", d.weights},
+                                {"kv_bytes", d.kv},
+                                {"workspace_bytes", d.workspace},
+                                {"fits", d.fits}});
+    return j;
+}
+
+Expected<std::vector<DeviceInfo>> parse_device_list(const std::string& text) {
+    std::vector<DeviceInfo> out;
+    auto add = [&](int count, uint64_t bytes) {
+        for (int i = 0; i < count; ++i) {
+            DeviceInfo d;
+            d.index = static_cast<int>(out.size());
+            d.name = "device:" + std::to_string(d.index);
+            d.memory_capacity = bytes;
+            out.push_back(d);
+        }
+    };
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        int count = 1;
+        std::string size = item;
+        if (auto x = item.find('x'); x != std::string::npos && x > 0 &&
+                                     std::all_of(item.begin(), item.begin() + x, ::isdigit)) {
+            count = std::stoi(item.substr(0, x));
+            size = item.substr(x + 1);
+        }
+        auto bytes = parse_byte_size(size);
+        if (!bytes || count < 1 || count > 4096)
+            return invalid_argument("--devices \"" + text + "\": \"" + item +
+                                    "\" is not COUNTxSIZE or SIZE (e.g. 4x80GiB)");
+        add(count, *bytes);
+    }
+    if (out.empty()) return invalid_argument("--devices is empty");
+    return out;
+}
+
+}  // namespace llmq

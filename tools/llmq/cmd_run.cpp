@@ -1,0 +1,158 @@
+// llmq run: load a model in this process and stream a generation to stdout.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <random>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "llmq/runtime/config.hpp"
+#include "llmq/runtime/log.hpp"
+#include "llmq/runtime/model_runtime.hpp"
+
+namespace llmq::cli {
+
+namespace {
+
+struct RunFlags {
+    std::string model;
+    std::string prompt;
+    std::vector<int32_t> prompt_tokens;
+    std::string config;
+    bool json = false;
+    bool no_bos = false;
+    std::string logits_out;
+    std::string log_level = "warn";
+    SamplingFlags sampling;
+};
+
+const nlohmann::json::error_handler_t kReplace = nlohmann::json::error_handler_t::replace;
+
+// Streams text (or JSON Lines) to stdout as tokens come.
+class StdoutSink final : public RequestSink {
+public:
+    StdoutSink(bool json, std::string logits_out) : json_(json), logits_out_(std::move(logits_out)) {}
+    bool wants_logits() const override { return !logits_out_.empty() && !logits_written_; }
+    void on_logits(std::span<const float> logits) override {
+        std::ofstream out(logits_out_, std::ios::binary);
+        out.write(reinterpret_cast<const char*>(logits.data()),
+                  static_cast<std::streamsize>(logits.size() * sizeof(float)));
+        logits_written_ = true;
+    }
+    void on_token(int32_t token, std::string_view text, float logprob) override {
+        if (json_) {
+            if (token < 0) return;  // held-back text at the end arrives in the final object
+            print_line(token_json(token, std::string(text), logprob).dump(-1, ' ', false, kReplace));
+        } else {
+            print_text(std::string(text));
+        }
+    }
+    void on_finish(const FinishInfo& info) override {
+        info_ = info;
+        done_ = true;
+    }
+    bool done() const { return done_; }
+    const FinishInfo& info() const { return info_; }
+
+private:
+    bool json_;
+    std::string logits_out_;
+    bool logits_written_ = false;
+    bool done_ = false;
+    FinishInfo info_;
+};
+
+}  // namespace
+
+nlohmann::json finish_json(const FinishInfo& info) {
+    nlohmann::json j;
+    j["prompt_tokens"] = info.prompt_tokens;
+    j["tokens"] = info.tokens;
+    j["text"] = info.text;
+    j["finish_reason"] = finish_reason_name(info.reason);
+    if (!info.error.empty()) j["error"] = info.error;
+    j["timings"] = {{"queue_ms", info.timings.queue_ms},
+                    {"prefill_ms", info.timings.prefill_ms},
+                    {"decode_ms", info.timings.decode_ms},
+                    {"prefill_tokens_per_s", info.timings.prefill_tokens_per_s},
+                    {"decode_tokens_per_s", info.timings.decode_tokens_per_s}};
+    return j;
+}
+
+SamplingParams to_params(const SamplingFlags& f) {
+    SamplingParams p;
+    p.max_tokens = f.max_tokens;
+    p.temperature = f.temperature;
+    p.top_k = f.top_k;
+    p.top_p = f.top_p;
+    p.min_p = f.min_p;
+    p.repetition_penalty = f.repeat_penalty;
+    p.presence_penalty = f.presence_penalty;
+    p.frequency_penalty = f.frequency_penalty;
+    p.seed = f.seed ? *f.seed : (static_cast<uint64_t>(std::random_device{}()) << 32 | std::random_device{}());
+    p.seed_set = true;
+    p.stop = f.stop;
+    p.ignore_eos = f.ignore_eos;
+    return p;
+}
+
+Command add_run(CLI::App& root) {
+    auto flags = std::make_shared<RunFlags>();
+    CLI::App* app = root.add_subcommand("run", "Generate text in this process (no daemon)");
+    app->add_option("--model,-m", flags->model, "GGUF model file (overrides [model] path)");
+    app->add_option("--prompt,-p", flags->prompt, "Prompt text");
+    app->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt as token ids (instead of text)")
+        ->delimiter(',');
+    app->add_option("--config,-c", flags->config, "llmq TOML config file");
+    app->add_flag("--json", flags->json, "JSON Lines: one object per token, then a summary");
+    app->add_flag("--no-bos", flags->no_bos, "Do not prepend the BOS token");
+    app->add_option("--logits-out", flags->logits_out,
+                    "Write the logits of the prompt's last position (f32, raw) to this file");
+    app->add_option("--log-level", flags->log_level, "error|warn|info|debug")->capture_default_str();
+    add_sampling_flags(*app, flags->sampling);
+    return [flags]() -> int {
+        log::level lvl;
+        if (!log::parse_level(flags->log_level, &lvl)) return fail("run", "--log-level: unknown level " + flags->log_level);
+        log::set_level(lvl);
+        Config config;
+        if (!flags->config.empty()) {
+            auto c = load_config_file(flags->config);
+            if (!c) return fail("run", c.status().message());
+            config = *c;
+        }
+        if (!flags->model.empty()) config.model.path = flags->model;
+        if (config.model.path.empty()) return fail("run", "no model: give --model PATH or [model] path");
+        if (flags->prompt.empty() && flags->prompt_tokens.empty())
+            return fail("run", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
+        auto rt = ModelRuntime::load(config);
+        if (!rt) return fail("run", rt.status().message());
+        GenerateRequest req;
+        req.prompt = flags->prompt;
+        req.prompt_tokens = flags->prompt_tokens;
+        req.add_bos = !flags->no_bos;
+        req.sampling = to_params(flags->sampling);
+        auto sink = std::make_shared<StdoutSink>(flags->json, flags->logits_out);
+        Engine& engine = (*rt)->engine();
+        auto id = engine.submit(std::move(req), sink);
+        if (!id) return fail("run", id.status().message());
+        while (!sink->done()) engine.step();
+        const FinishInfo& info = sink->info();
+        if (flags->json) {
+            print_line(finish_json(info).dump(-1, ' ', false, kReplace));
+        } else {
+            print_text("\n");
+            char line[200];
+            std::snprintf(line, sizeof line,
+                          "[%zu prompt tokens, %.1f tok/s prefill; %zu generated, %.1f tok/s decode; %s]\n",
+                          info.prompt_tokens.size(), info.timings.prefill_tokens_per_s,
+                          info.tokens.size(), info.timings.decode_tokens_per_s,
+                          finish_reason_name(info.reason));
+            std::fputs(line, stderr);
+        }
+        if (info.reason == FinishReason::error) return fail("run", info.error);
+        return 0;
+    };
+}
+
+}  // namespace llmq::cli
