@@ -58,6 +58,44 @@ void select_top_k_heap(std::span<const float> logits, int32_t k, std::vector<Can
     std::sort_heap(out.begin(), out.end(), ranks_before);
 }
 
+// The index of the largest value, the lowest index among equals. Sixteen independent lanes
+// let the compiler vectorise the scan (a single running maximum is one long dependency
+// chain); each lane keeps its first maximum, and lanes are merged by value, then index.
+int32_t argmax(std::span<const float> values) {
+    constexpr int32_t kLanes = 16;
+    const auto n = static_cast<int32_t>(values.size());
+    float best[kLanes];
+    int32_t where[kLanes];
+    for (int32_t j = 0; j < kLanes; ++j) {
+        best[j] = kNegInf;
+        where[j] = 0;
+    }
+    int32_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        for (int32_t j = 0; j < kLanes; ++j) {
+            const bool greater = values[i + j] > best[j];
+            best[j] = greater ? values[i + j] : best[j];
+            where[j] = greater ? i + j : where[j];
+        }
+    }
+    int32_t result = where[0];
+    float result_value = best[0];
+    for (int32_t j = 1; j < kLanes; ++j) {
+        if (best[j] > result_value || (best[j] == result_value && where[j] < result)) {
+            result_value = best[j];
+            result = where[j];
+        }
+    }
+    for (; i < n; ++i) {
+        if (values[i] > result_value) {
+            result_value = values[i];
+            result = i;
+        }
+    }
+    // Every value -inf: the lanes never moved; index 0 is the lowest.
+    return result_value == kNegInf ? 0 : result;
+}
+
 uint64_t splitmix64(uint64_t& x) {
     uint64_t z = (x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -143,16 +181,12 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> recent
     top_logprobs_.clear();
     if (logits.empty() || logits.size() > static_cast<size_t>(INT32_MAX)) return -1;
 
-    for (float& v : logits)
-        if (std::isnan(v)) v = kNegInf;
+    for (float& v : logits) v = std::isnan(v) ? kNegInf : v;   // a select: vectorises
     apply_penalties(logits, recent_tokens);   // finite penalties keep every value a non-NaN
 
     int32_t chosen;
     if (params_.temperature == 0.0f || params_.top_k == 1) {
-        // argmax; strict '>' keeps the lowest id of a tie.
-        int32_t best = 0;
-        for (size_t i = 1; i < logits.size(); ++i)
-            if (logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
+        const int32_t best = argmax(logits);
         chosen = logits[static_cast<size_t>(best)] == kNegInf ? -1 : best;
     } else {
         chosen = draw(logits);
@@ -273,8 +307,7 @@ int32_t Sampler::draw(std::span<const float> logits) {
 }
 
 void Sampler::compute_logprobs(std::span<const float> logits, int32_t chosen) {
-    float max = kNegInf;
-    for (float v : logits) max = std::max(max, v);
+    const float max = logits[static_cast<size_t>(argmax(logits))];
     auto logprob_of = [&](float v, double log_total) -> float {
         if (max == kPosInf) return v == kPosInf ? static_cast<float>(-log_total) : kNegInf;
         return static_cast<float>(static_cast<double>(v) - max - log_total);
@@ -283,7 +316,7 @@ void Sampler::compute_logprobs(std::span<const float> logits, int32_t chosen) {
     if (max == kPosInf) {
         for (float v : logits) total += v == kPosInf ? 1.0 : 0.0;
     } else {
-        for (float v : logits) total += std::exp(static_cast<double>(v) - max);
+        for (float v : logits) total += std::exp(v - max);   // float exp, double sum
     }
     const double log_total = std::log(total);
     last_logprob_ = logprob_of(logits[static_cast<size_t>(chosen)], log_total);
