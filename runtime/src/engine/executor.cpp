@@ -1,16 +1,75 @@
 #include "llmq/runtime/executor.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <latch>
 
 namespace llmq {
 
+namespace {
+
+// Micro-batches travel from MPI rank 0 to the others as int32 words:
+// [count] then per batch [num_tokens, num_seqs, max_blocks, logits_offset] followed by the
+// arrays, each as [length, values...].
+void put_array(std::vector<int32_t>& out, const std::vector<int32_t>& a) {
+    out.push_back(static_cast<int32_t>(a.size()));
+    out.insert(out.end(), a.begin(), a.end());
+}
+
+std::vector<int32_t> serialize(const std::vector<MicroBatch>& batches) {
+    std::vector<int32_t> out;
+    out.push_back(static_cast<int32_t>(batches.size()));
+    for (const auto& b : batches) {
+        out.insert(out.end(), {b.num_tokens, b.num_seqs, b.max_blocks, b.logits_offset});
+        for (const auto* a : {&b.tokens, &b.positions, &b.token_seq, &b.query_start,
+                              &b.context_len, &b.block_tables, &b.logit_rows})
+            put_array(out, *a);
+    }
+    return out;
+}
+
+// The words come from rank 0 of the same build, but are still checked for length.
+Expected<std::vector<MicroBatch>> deserialize(const std::vector<int32_t>& in) {
+    size_t at = 0;
+    auto take = [&](int32_t& v) {
+        if (at >= in.size()) return false;
+        v = in[at++];
+        return true;
+    };
+    auto take_array = [&](std::vector<int32_t>& a) {
+        int32_t n;
+        if (!take(n) || n < 0 || static_cast<size_t>(n) > in.size() - at) return false;
+        a.assign(in.begin() + at, in.begin() + at + n);
+        at += n;
+        return true;
+    };
+    int32_t count;
+    if (!take(count) || count < 0) return internal_error("step broadcast: bad batch count");
+    std::vector<MicroBatch> out(count);
+    for (auto& b : out) {
+        if (!take(b.num_tokens) || !take(b.num_seqs) || !take(b.max_blocks) || !take(b.logits_offset))
+            return internal_error("step broadcast: truncated");
+        for (auto* a : {&b.tokens, &b.positions, &b.token_seq, &b.query_start, &b.context_len,
+                        &b.block_tables, &b.logit_rows})
+            if (!take_array(*a)) return internal_error("step broadcast: truncated array");
+    }
+    return out;
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
                                                      std::vector<Device*> devices,
                                                      PluginHost& plugins,
-                                                     const ExecutorOptions& options) {
+                                                     const ExecutorOptions& options,
+                                                     MpiWorld* world) {
     const auto& plan = options.plan;
-    if (static_cast<int32_t>(devices.size()) < plan.devices())
+    if (world && world->size() != plan.devices())
+        return invalid_argument("[parallel] tensor = " + std::to_string(plan.tensor) +
+                                " x pipeline = " + std::to_string(plan.pipeline) + " needs " +
+                                std::to_string(plan.devices()) + " MPI ranks, mpirun started " +
+                                std::to_string(world->size()));
+    if (!world && static_cast<int32_t>(devices.size()) < plan.devices())
         return invalid_argument("[parallel] tensor = " + std::to_string(plan.tensor) +
                                 " x pipeline = " + std::to_string(plan.pipeline) + " needs " +
                                 std::to_string(plan.devices()) + " devices, " +
@@ -21,6 +80,7 @@ Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
     e->options_ = options;
     e->plugins_ = &plugins;
     e->devices_ = std::move(devices);
+    e->world_ = world;
     e->blocks_ = std::make_unique<KvBlockAllocator>(options.num_blocks);
     KvCacheShape kv;
     kv.block_size = options.block_size;
@@ -28,26 +88,40 @@ Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
     kv.dtype = options.kv_dtype;
     for (int32_t s = 0; s < plan.pipeline; ++s) {
         for (int32_t r = 0; r < plan.tensor; ++r) {
+            const int32_t index = plan.device_of(s, r);
+            if (world && index != world->rank()) continue;
             ShardSpec spec{s, plan.pipeline, r, plan.tensor, plan.stage_layers[s],
                            plan.stage_layers[s + 1]};
-            Device& dev = *e->devices_[plan.device_of(s, r)];
+            Device& dev = *e->devices_[world ? 0 : index];
             auto shard = ModelShard::create(layout, spec, dev, kv, options.max_tokens_per_step,
                                             options.max_seqs_per_step);
-            if (!shard) return shard.status();
+            if (!shard) return shard.status().with_context(dev.info().name);
             e->shards_.push_back(std::move(*shard));
         }
     }
-    for (int32_t s = 0; s < plan.pipeline; ++s)
-        e->tensor_groups_.push_back(std::make_unique<InProcessGroup>(plan.tensor));
-    for (int32_t r = 0; r < plan.tensor; ++r)
-        e->pipe_groups_.push_back(std::make_unique<InProcessGroup>(plan.pipeline));
-    e->rebuild_groups();
+    if (world) {
+        const ShardSpec& spec = e->shards_[0]->spec();
+        auto tc = world->split(spec.stage, spec.rank);
+        if (!tc) return tc.status();
+        auto pc = world->split(1000 + spec.rank, spec.stage);
+        if (!pc) return pc.status();
+        e->tensor_comms_.push_back(std::move(*tc));
+        e->pipe_comms_.push_back(std::move(*pc));
+        e->world_comm_ = world->world();
+    } else {
+        for (int32_t s = 0; s < plan.pipeline; ++s)
+            e->tensor_groups_.push_back(std::make_unique<InProcessGroup>(plan.tensor));
+        for (int32_t r = 0; r < plan.tensor; ++r)
+            e->pipe_groups_.push_back(std::make_unique<InProcessGroup>(plan.pipeline));
+        e->rebuild_groups();
+    }
     return e;
 }
 
 Executor::~Executor() = default;
 
 void Executor::rebuild_groups() {
+    if (world_) return;  // MPI communicators are not rebuilt; a failed collective is fatal there
     const auto& plan = options_.plan;
     tensor_comms_.clear();
     pipe_comms_.clear();
@@ -60,6 +134,10 @@ void Executor::rebuild_groups() {
         }
 }
 
+int32_t Executor::logits_producer() const {
+    return options_.plan.device_of(options_.plan.pipeline - 1, 0);
+}
+
 std::vector<ShardReport> Executor::shards() const {
     std::vector<ShardReport> out;
     for (const auto& s : shards_)
@@ -69,69 +147,65 @@ std::vector<ShardReport> Executor::shards() const {
     return out;
 }
 
-Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>& logits) {
-    const auto& plan = options_.plan;
+std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seqs,
+                                               int32_t* logit_rows_out) const {
     const int32_t n = static_cast<int32_t>(seqs.size());
-    if (n == 0) return {};
-    if (n > options_.max_seqs_per_step)
-        return internal_error("step of " + std::to_string(n) + " sequences exceeds the limit");
-
-    // Micro-batches: contiguous runs of sequences, about equal in tokens; one per stage
-    // (when there are enough sequences) keeps every stage busy.
     int64_t total_tokens = 0;
     for (const auto& s : seqs) total_tokens += s.count;
-    if (total_tokens > options_.max_tokens_per_step)
-        return internal_error("step of " + std::to_string(total_tokens) + " tokens exceeds the limit");
-    const int32_t parts = std::max<int32_t>(1, std::min<int32_t>(n, plan.pipeline));
+    // Contiguous runs of sequences, about equal in tokens; one per stage (when there are
+    // enough sequences) keeps every stage busy.
+    const int32_t parts = std::max<int32_t>(1, std::min<int32_t>(n, options_.plan.pipeline));
     std::vector<MicroBatch> batches(parts);
-    int32_t logit_rows = 0;
-    {
-        int32_t part = 0;
-        int64_t acc = 0;
-        for (int32_t i = 0; i < n; ++i) {
-            MicroBatch& b = batches[part];
-            const StepSequence& s = seqs[i];
-            if (b.num_seqs == 0) {
-                b.query_start.push_back(0);
-                b.logits_offset = logit_rows;
-            }
-            for (int32_t t = 0; t < s.count; ++t) {
-                b.tokens.push_back(s.tokens[t]);
-                b.positions.push_back(s.position + t);
-                b.token_seq.push_back(b.num_seqs);
-            }
-            b.num_tokens += s.count;
-            b.query_start.push_back(b.num_tokens);
-            b.context_len.push_back(s.position + s.count);
-            b.max_blocks = std::max<int32_t>(b.max_blocks, static_cast<int32_t>(s.block_table->size()));
-            if (s.want_logits) {
-                b.logit_rows.push_back(b.num_tokens - 1);
-                ++logit_rows;
-            }
-            ++b.num_seqs;
-            acc += s.count;
-            // Close this part at its share of the tokens, or when each later part needs
-            // one of the sequences left.
-            const int32_t seqs_left = n - i - 1, parts_left = parts - part - 1;
-            if (parts_left > 0 && (acc * parts >= total_tokens * (part + 1) || seqs_left == parts_left))
-                ++part;
+    int32_t logit_rows = 0, part = 0;
+    int64_t acc = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        MicroBatch& b = batches[part];
+        const StepSequence& s = seqs[i];
+        if (b.num_seqs == 0) {
+            b.query_start.push_back(0);
+            b.logits_offset = logit_rows;
         }
-        // Block tables padded to the micro-batch's widest.
-        int32_t first = 0;
-        for (auto& b : batches) {
-            b.block_tables.assign(static_cast<size_t>(b.num_seqs) * b.max_blocks, 0);
-            for (int32_t j = 0; j < b.num_seqs; ++j) {
-                const auto& table = *seqs[first + j].block_table;
-                std::copy(table.begin(), table.end(), b.block_tables.begin() + j * b.max_blocks);
-            }
-            first += b.num_seqs;
+        for (int32_t t = 0; t < s.count; ++t) {
+            b.tokens.push_back(s.tokens[t]);
+            b.positions.push_back(s.position + t);
+            b.token_seq.push_back(b.num_seqs);
         }
+        b.num_tokens += s.count;
+        b.query_start.push_back(b.num_tokens);
+        b.context_len.push_back(s.position + s.count);
+        b.max_blocks = std::max<int32_t>(b.max_blocks, static_cast<int32_t>(s.block_table->size()));
+        if (s.want_logits) {
+            b.logit_rows.push_back(b.num_tokens - 1);
+            ++logit_rows;
+        }
+        ++b.num_seqs;
+        acc += s.count;
+        // Close this part at its share of the tokens, or when each later part needs one of
+        // the sequences left.
+        const int32_t seqs_left = n - i - 1, parts_left = parts - part - 1;
+        if (parts_left > 0 && (acc * parts >= total_tokens * (part + 1) || seqs_left == parts_left))
+            ++part;
+    }
+    // Block tables padded to each micro-batch's widest.
+    int32_t first = 0;
+    for (auto& b : batches) {
+        b.block_tables.assign(static_cast<size_t>(b.num_seqs) * b.max_blocks, 0);
+        for (int32_t j = 0; j < b.num_seqs; ++j) {
+            const auto& table = *seqs[first + j].block_table;
+            std::copy(table.begin(), table.end(), b.block_tables.begin() + j * b.max_blocks);
+        }
+        first += b.num_seqs;
     }
     batches.erase(std::remove_if(batches.begin(), batches.end(),
                                  [](const MicroBatch& b) { return b.num_seqs == 0; }),
                   batches.end());
-    logits.resize(static_cast<size_t>(logit_rows) * hp_.n_vocab);
+    *logit_rows_out = logit_rows;
+    return batches;
+}
 
+Status Executor::run_batches(const std::vector<MicroBatch>& batches, float* logits) {
+    const auto& plan = options_.plan;
+    const int64_t V = hp_.n_vocab;
     auto plugin_set = plugins_->snapshot();  // held to the end of the step
     std::vector<Status> results(shards_.size());
     std::latch done(static_cast<std::ptrdiff_t>(shards_.size()));
@@ -139,15 +213,30 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
         ModelShard* shard = shards_[i].get();
         Communicator* tc = tensor_comms_[i].get();
         Communicator* pc = pipe_comms_[i].get();
-        const auto& per_device = plugin_set->devices[plan.device_of(shard->spec().stage, shard->spec().rank)];
-        shard->device().post([&, shard, tc, pc, i] {
+        const int32_t index = plan.device_of(shard->spec().stage, shard->spec().rank);
+        const auto& per_device = plugin_set->devices[world_ ? 0 : index];
+        shard->device().post([&, shard, tc, pc, i, index] {
+            Status s;
             for (const auto& b : batches) {
-                Status s = shard->forward(b, per_device, tc, pc, logits.data());
-                if (!s.ok()) {
-                    results[i] = s;
+                s = shard->forward(b, per_device, tc, pc, logits);
+                if (!s.ok()) break;
+            }
+            // MPI: the logits travel from their producer to rank 0, one micro-batch at a time.
+            if (s.ok() && world_ && logits_producer() != 0) {
+                for (const auto& b : batches) {
+                    const size_t bytes = b.logit_rows.size() * V * sizeof(float);
+                    if (bytes == 0) continue;
+                    float* at = logits + static_cast<int64_t>(b.logits_offset) * V;
+                    if (index == logits_producer()) s = world_comm_->send(at, bytes, 0);
+                    else if (index == 0) s = world_comm_->recv(at, bytes, logits_producer());
+                    if (!s.ok()) break;
+                }
+            }
+            if (!s.ok()) {
+                results[i] = s;
+                if (!world_) {
                     tensor_groups_[shard->spec().stage]->abort();
                     pipe_groups_[shard->spec().rank]->abort();
-                    break;
                 }
             }
             done.count_down();
@@ -157,13 +246,58 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
     for (const auto& s : results) {
         if (!s.ok()) {
             rebuild_groups();
-            // The first failure is the cause; the others are peers woken by the abort.
+            // The first real failure is the cause; the others are peers woken by the abort.
             for (const auto& r : results)
                 if (!r.ok() && r.code() != status_code::unavailable) return r;
             return s;
         }
     }
     return {};
+}
+
+Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>& logits) {
+    const int32_t n = static_cast<int32_t>(seqs.size());
+    if (n == 0) return {};
+    if (n > options_.max_seqs_per_step)
+        return internal_error("step of " + std::to_string(n) + " sequences exceeds the limit");
+    int64_t total_tokens = 0;
+    for (const auto& s : seqs) total_tokens += s.count;
+    if (total_tokens > options_.max_tokens_per_step)
+        return internal_error("step of " + std::to_string(total_tokens) + " tokens exceeds the limit");
+    int32_t logit_rows = 0;
+    std::vector<MicroBatch> batches = make_batches(seqs, &logit_rows);
+    logits.resize(static_cast<size_t>(logit_rows) * hp_.n_vocab);
+    if (world_) {
+        std::vector<int32_t> words = serialize(batches);
+        int64_t count = static_cast<int64_t>(words.size());
+        LLMQ_TRY(world_comm_->broadcast(&count, sizeof count, 0));
+        LLMQ_TRY(world_comm_->broadcast(words.data(), words.size() * sizeof(int32_t), 0));
+    }
+    return run_batches(batches, logits.data());
+}
+
+Status Executor::follow() {
+    if (!world_) return invalid_argument("follow() is for MPI ranks other than 0");
+    for (;;) {
+        int64_t count = 0;
+        LLMQ_TRY(world_comm_->broadcast(&count, sizeof count, 0));
+        if (count == 0) return {};  // rank 0 stops
+        if (count < 0 || count > (int64_t{1} << 28)) return internal_error("step broadcast: bad size");
+        std::vector<int32_t> words(static_cast<size_t>(count));
+        LLMQ_TRY(world_comm_->broadcast(words.data(), words.size() * sizeof(int32_t), 0));
+        auto batches = deserialize(words);
+        if (!batches) return batches.status();
+        int64_t rows = 0;
+        for (const auto& b : *batches) rows += static_cast<int64_t>(b.logit_rows.size());
+        follower_logits_.resize(static_cast<size_t>(rows) * hp_.n_vocab);
+        LLMQ_TRY(run_batches(*batches, follower_logits_.data()));
+    }
+}
+
+void Executor::stop_followers() {
+    if (!world_ || world_->rank() != 0) return;
+    int64_t zero = 0;
+    (void)world_comm_->broadcast(&zero, sizeof zero, 0);
 }
 
 }  // namespace llmq

@@ -30,7 +30,7 @@ CpuDeviceOptions cpu_device_options(const DevicesConfig& d) {
     return o;
 }
 
-Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config) {
+Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config, MpiWorld* world) {
     const auto start = std::chrono::steady_clock::now();
     if (config.model.path.empty())
         return invalid_argument("[model] path is empty: name a GGUF model file");
@@ -59,9 +59,21 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config)
                    : config.model.name;
 
     // Devices, then the plan, before any weight is touched.
-    m->devices_ = make_cpu_devices(cpu_device_options(config.devices));
+    CpuDeviceOptions device_options = cpu_device_options(config.devices);
+    if (world) device_options.count = 1;  // one device per rank
+    m->devices_ = make_cpu_devices(device_options);
     std::vector<DeviceInfo> infos;
     for (const auto& d : m->devices_) infos.push_back(d->info());
+    if (world) {
+        // Every rank's device is planned like this one (same config, same kind of host).
+        DeviceInfo local = infos[0];
+        infos.clear();
+        for (int r = 0; r < world->size(); ++r) {
+            local.index = r;
+            local.name = "rank" + std::to_string(r) + ":cpu:0";
+            infos.push_back(local);
+        }
+    }
     auto plan = plan_memory(m->layout_, infos, planner_input(config));
     if (!plan) return plan.status();
     m->plan_ = std::move(*plan);
@@ -75,8 +87,14 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config)
         }
     }
 
+    if (world && m->plan_.parallel.devices() != world->size())
+        return invalid_argument("[parallel] plans " + std::to_string(m->plan_.parallel.devices()) +
+                                " devices but mpirun started " + std::to_string(world->size()) +
+                                " ranks; with MPI every rank holds one shard");
     std::vector<Device*> used;
-    for (int32_t i = 0; i < m->plan_.parallel.devices(); ++i) used.push_back(m->devices_[i].get());
+    if (world) used.push_back(m->devices_[0].get());
+    else
+        for (int32_t i = 0; i < m->plan_.parallel.devices(); ++i) used.push_back(m->devices_[i].get());
     PluginChoice choice;
     choice.dir = config.plugins.dir;
     choice.gemm = config.plugins.gemm;
@@ -94,7 +112,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config)
     eo.kv_dtype = config.kv_cache.dtype == KvCacheDtype::f32 ? kernels::dtype::f32 : kernels::dtype::f16;
     eo.max_tokens_per_step = config.scheduler.max_tokens_per_step;
     eo.max_seqs_per_step = config.scheduler.max_running_sequences;
-    auto exec = Executor::create(m->layout_, used, *m->plugins_, eo);
+    auto exec = Executor::create(m->layout_, used, *m->plugins_, eo, world);
     if (!exec) return exec.status();
     m->executor_ = std::move(*exec);
 

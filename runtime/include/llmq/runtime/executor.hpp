@@ -11,6 +11,7 @@
 #include "llmq/runtime/communicator.hpp"
 #include "llmq/runtime/kv_cache.hpp"
 #include "llmq/runtime/model_shard.hpp"
+#include "llmq/runtime/mpi_world.hpp"
 #include "llmq/runtime/parallel_plan.hpp"
 #include "llmq/runtime/plugin_host.hpp"
 
@@ -43,16 +44,25 @@ struct ShardReport {
 
 class Executor {
 public:
-    // devices: at least plan.devices(); shard (stage, rank) runs on devices[stage * tensor + rank].
+    // In-process: devices has at least plan.devices(); shard (stage, rank) runs on
+    // devices[stage * tensor + rank]. With an MPI world (one shard per process): world rank w
+    // holds shard w on devices[0], and plan.devices() must equal the world size.
     static Expected<std::unique_ptr<Executor>> create(const LlamaLayout& layout,
                                                       std::vector<Device*> devices,
                                                       PluginHost& plugins,
-                                                      const ExecutorOptions& options);
+                                                      const ExecutorOptions& options,
+                                                      MpiWorld* world = nullptr);
     ~Executor();
 
     // Run one step. logits receives [sequences wanting logits][n_vocab], in sequence order.
     // Thread: one caller at a time (the engine loop).
     [[nodiscard]] Status forward(std::span<const StepSequence> sequences, std::vector<float>& logits);
+
+    // MPI ranks other than 0: run the steps rank 0 broadcasts until it calls stop_followers().
+    [[nodiscard]] Status follow();
+    // Rank 0: tell the followers to return from follow(). No-op in-process.
+    void stop_followers();
+    bool is_leader() const { return !world_ || world_->rank() == 0; }
 
     KvBlockAllocator& blocks() { return *blocks_; }
     const LlamaHParams& hparams() const { return hp_; }
@@ -62,6 +72,13 @@ public:
 private:
     Executor() = default;
     void rebuild_groups();
+    std::vector<MicroBatch> make_batches(std::span<const StepSequence> sequences, int32_t* logit_rows) const;
+    Status run_batches(const std::vector<MicroBatch>& batches, float* logits);
+    int32_t logits_producer() const;  // world rank of (last stage, tensor rank 0)
+
+    MpiWorld* world_ = nullptr;
+    std::unique_ptr<Communicator> world_comm_;
+    std::vector<float> follower_logits_;
 
     LlamaHParams hp_;
     ExecutorOptions options_;

@@ -15,6 +15,7 @@
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/llama_layout.hpp"
 #include "llmq/runtime/memory_planner.hpp"
+#include "llmq/runtime/mpi_world.hpp"
 #include "llmq/runtime/plugin_host.hpp"
 #include "llmq/runtime/tokenizer.hpp"
 
@@ -28,7 +29,10 @@ CpuDeviceOptions cpu_device_options(const DevicesConfig& devices);
 class ModelRuntime {
 public:
     // Load config.model.path. Thread: any; the engine is then driven by one thread.
-    static Expected<std::unique_ptr<ModelRuntime>> load(const Config& config);
+    // With an MPI world every process calls load with the same config: each holds one
+    // device and one shard, and the plan counts one device per rank.
+    static Expected<std::unique_ptr<ModelRuntime>> load(const Config& config,
+                                                        MpiWorld* world = nullptr);
     ~ModelRuntime();
 
     Engine& engine() { return *engine_; }
