@@ -39,7 +39,7 @@ bool equal_ignoring_case(std::string_view a, std::string_view b) {
 }
 
 Status not_a_size(std::string_view text, std::string_view why) {
-    return invalid_argument("\"" + std::string(text) + "\" is not a size: " + std::string(why) +
+    return invalid_argument(std::string("\"").append(text) + "\" is not a size: " + std::string(why) +
                             "; write bytes as an integer or a number with a unit (B, KiB, MiB, "
                             "GiB, TiB, kB, MB, GB, TB), e.g. \"16MiB\" or \"1.5GB\"");
 }

@@ -100,7 +100,7 @@ public:
         for (const Problem& problem : problems_) {
             if (!message.empty()) message += '\n';
             message += source_;
-            if (problem.line != 0) message += ":" + std::to_string(problem.line);
+            if (problem.line != 0) message.append(":").append(std::to_string(problem.line));
             message += ": " + problem.text;
         }
         return invalid_argument(message);
@@ -112,7 +112,7 @@ private:
 };
 
 std::string key_label(std::string_view section, std::string_view key) {
-    return "[" + std::string(section) + "] " + std::string(key);
+    return std::string("[").append(section).append("] ").append(key);
 }
 
 void read_plugin_table(std::string_view name, const toml::node& node, Config& config,
@@ -187,7 +187,7 @@ Expected<Config> parse_config(std::string_view toml_text, std::string_view sourc
     for (auto&& [name, node] : root) {
         uint32_t line = name.source().begin.line;
         if (!is_section(name.str())) {
-            std::string text = node.is_table() ? "[" + std::string(name.str()) + "]"
+            std::string text = node.is_table() ? std::string("[").append(name.str()).append("]")
                                                : std::string(name.str());
             problems.add(line, text + ": unknown section" +
                                    suggestion(name.str(), section_names, "[", "]") +
@@ -285,7 +285,7 @@ std::string print_config(const Config& config) {
         "Durations: \"250ms\", \"5s\", \"2m\", \"1h\".\n";
     for (const auto& section : section_rules()) {
         out += "\n# " + std::string(section.description) + "\n";
-        out += "[" + std::string(section.name) + "]\n";
+        out.append("[").append(section.name).append("]\n");
         for (const KeyRule& rule : key_rules()) {
             if (rule.section != section.name) continue;
             out += "# " + std::string(rule.description) + " (" + rule.allowed + ")\n";
@@ -308,7 +308,7 @@ std::string print_config(const Config& config) {
             std::ostringstream text;
             text << toml::toml_formatter(wrapper, toml::toml_formatter::default_flags &
                                                       ~toml::format_flags::indentation);
-            out += "\n" + text.str() + "\n";
+            out.append("\n").append(text.str()).append("\n");
         }
     }
     return out;

@@ -173,7 +173,7 @@ KeyRule choice_key(std::string_view section, std::string_view key, Field<S, E> f
     std::string allowed = N == 2 ? "" : "one of ";
     for (size_t i = 0; i < N; ++i) {
         if (i > 0) allowed += (N == 2 ? " or " : ", ");
-        allowed += "\"" + std::string(choices[i].first) + "\"";
+        allowed.append("\"").append(choices[i].first).append("\"");
     }
     return KeyRule{
         section, key, description, allowed,

@@ -22,7 +22,7 @@ constexpr std::array<DurationUnit, 4> kDurationUnits = {{
 }};
 
 Status not_a_duration(std::string_view text, std::string_view why) {
-    return invalid_argument("\"" + std::string(text) + "\" is not a duration: " +
+    return invalid_argument(std::string("\"").append(text) + "\" is not a duration: " +
                             std::string(why) +
                             "; write a number with a unit (ms, s, m, h), e.g. \"250ms\" or \"5s\"");
 }
