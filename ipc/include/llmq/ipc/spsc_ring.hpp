@@ -89,9 +89,7 @@ public:
     }
 
     // True when nothing published is still unread by the consumer.
-    bool drained() {
-        return writable() == capacity_;
-    }
+    bool drained() { return unconsumed() == 0; }
 
     std::uint64_t head() const { return local_head_; }
     // The consumer's index as last read (refreshed by writable()).
