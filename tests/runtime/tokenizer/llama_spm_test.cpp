@@ -1,6 +1,7 @@
 // The SentencePiece ("llama") tokenizer on the real Llama 2 vocabulary, against ids that
 // Google's sentencepiece produced (expected_ids.json, see make_expected_ids.py).
 #include <algorithm>
+#include <random>
 
 #include <doctest/doctest.h>
 
@@ -121,4 +122,19 @@ TEST_CASE("control tokens are parsed from text only when asked, and decode to no
     CHECK(tok->token_text(32000).empty());
     CHECK(tok->find_token("\xE2\x96\x81world") == 3186);
     CHECK(tok->find_token("no such token") == -1);
+}
+
+TEST_CASE("any byte string survives byte fallback: the token bytes spell ' ' + the input") {
+    auto tok = load_shared_tokenizer("llama-spm.gguf");
+    if (!tok) return;
+    std::mt19937 rng(5);
+    for (int round = 0; round < 200; ++round) {
+        std::string bytes(std::uniform_int_distribution<int>(1, 40)(rng), '\0');
+        for (char& b : bytes) b = static_cast<char>(rng());
+        // U+2581 itself would come back as a space: SentencePiece cannot tell them apart.
+        if (bytes.find("\xE2\x96\x81") != std::string::npos) continue;
+        std::string joined;
+        for (int32_t id : tok->encode(bytes, false)) joined += tok->token_bytes(id);
+        CHECK(joined == " " + bytes);
+    }
 }
