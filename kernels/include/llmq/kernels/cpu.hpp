@@ -1,6 +1,11 @@
 // CPU kernels: plain functions over pointers, shapes and strides. No runtime types, no I/O,
 // no threads: every kernel that is worth splitting takes a range of its outermost parallel
 // dimension, so the caller (a plugin or the runtime) spreads ranges over a device's cores.
+// (The one exception is the pair of machine-limit probes at the end of this file, which start
+// their own std::threads; they are for benchmarks, never for the serving path.)
+//
+// Every kernel is reentrant and keeps no state between calls: any thread may call any of them
+// at the same time on disjoint outputs. Pointers are borrowed for the call only.
 //
 // Each vectorised kernel has a scalar reference (isa::scalar) beside it; the instruction set
 // is chosen at run time from the CPU's features, so a binary built on an AVX-512 machine runs
@@ -38,9 +43,14 @@ const cpu_features& detect_cpu_features();
 // The best ISA this CPU supports and this build compiled. LLMQ_CPU_ISA=scalar|avx2|avx512|
 // avx512_bf16 in the environment caps it (for tests and benchmarks).
 isa best_isa();
-// Is `which` usable on this CPU with this build?
+// Is `which` usable on this CPU with this build? (LLMQ_CPU_ISA does not change this answer.)
 bool isa_supported(isa which);
 const char* isa_name(isa which);
+// Parses "scalar", "avx2", "avx512", "avx512_bf16"; returns false for anything else.
+bool parse_isa(const char* name, isa* out);
+// Every kernel taking an `isa` runs `which` if supported, else the best supported ISA below it
+// (so asking for avx512_bf16 on an AVX2-only machine runs the AVX2 code, never faults).
+isa usable_isa(isa which);
 
 // ------------------------------------------------------------------ dtypes
 
@@ -77,12 +87,26 @@ void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const vo
 // A good grain for splitting N across threads (multiple of the kernel's column tile).
 int64_t gemm_column_grain(int64_t M, int64_t N, int64_t K);
 
+// Reduced-precision GEMM for bf16 weights (opt-in, never the default): x already rounded to
+// bf16 (row_from_f32(dtype::bf16, ...)), products of bf16 pairs summed in f32 with AVX-512
+// BF16 vdpbf16ps, about twice the f32 FMA rate. The rounding of x costs a relative error of
+// up to 2^-9 per element, so results differ from gemm() by ~1e-3 of |x|·|w|; on ISAs without
+// AVX-512 BF16 it widens x to f32 and gives the same sums as gemm() on the rounded x.
+//   x: M rows of K bf16 values, row stride ldx (elements); w: bf16, ldw in BYTES.
+void gemm_bf16_dot(isa which, const uint16_t* x, int64_t M, int64_t K, int64_t ldx,
+                   const void* w, int64_t ldw, float* y, int64_t ldy, int64_t n_begin,
+                   int64_t n_end);
+
 // ------------------------------------------------------------------ attention
 
 // Causal attention over a paged cache; same contract as llmq_attention_args in
 // plugins/llmq_plugin.h. Work is split over (sequence, query head) pairs:
 // items [item_begin, item_end) of num_seqs * num_heads, item = s * num_heads + h.
 // Block-wise online softmax: never materialises a full score row longer than block_size.
+// The caller validates every index table first (block ids < num_blocks, context_len >= the
+// sequence's query rows, query_start ascending); head_dim must be in
+// [1, paged_attention_max_head_dim] and num_heads a multiple of num_kv_heads.
+inline constexpr int32_t paged_attention_max_head_dim = 512;
 struct paged_attention_params {
     const float* q;  // [num_tokens][num_heads][head_dim]
     float* out;      // [num_tokens][num_heads][head_dim]
@@ -105,9 +129,9 @@ void paged_attention(isa which, const paged_attention_params& p, int64_t item_be
 
 // ------------------------------------------------------------------ element-wise
 
-// y = x / sqrt(mean(x²) + eps) * weight, per row; rows [row_begin, row_end) of n values.
+// y = x / sqrt(mean(x²) + eps) * weight over one row of n values (y may equal x).
 void rms_norm(const float* x, const float* weight, float* y, int64_t n, float eps);
-// In place over `rows` rows of x (row stride = n).
+// The same over `rows` consecutive rows (row stride = n); y may equal x (in place).
 void rms_norm_rows(const float* x, const float* weight, float* y, int64_t rows, int64_t n,
                    float eps);
 
@@ -127,5 +151,32 @@ void embedding_row(dtype t, const void* table, int64_t ld, int64_t token, float*
                    int64_t n);
 // y += x
 void add_inplace(float* y, const float* x, int64_t n);
+
+// The same element-wise kernels with the ISA named (the forms above use best_isa()); the
+// conformance tests run each one on every ISA this CPU supports.
+void rms_norm_rows(isa which, const float* x, const float* weight, float* y, int64_t rows,
+                   int64_t n, float eps);
+void swiglu(isa which, const float* gate, const float* up, float* out, int64_t n);
+void softmax(isa which, float* x, int64_t n);
+void add_inplace(isa which, float* y, const float* x, int64_t n);
+void row_to_f32(isa which, dtype t, const void* src, float* dst, int64_t n);
+void row_from_f32(isa which, dtype t, const float* src, void* dst, int64_t n);
+
+// ------------------------------------------------------------------ machine limits
+//
+// Probes that benchmarks print beside their figures as "the physical limit measured in the
+// same run". They start `threads` std::threads of their own (the only kernels that do), take
+// a few hundred milliseconds to a few seconds, and return the best of several repetitions.
+
+// Read bandwidth of main memory in GB/s (1e9 bytes/s): `threads` threads each sum their own
+// part of a buffer several times larger than the last-level cache.
+double measure_memory_bandwidth_gbs(int threads);
+// Peak of the FMA units in GFLOP/s (2 flops per multiply-add): independent FMA chains held in
+// registers, no memory traffic; what no GEMM can exceed with f32 arithmetic.
+double measure_fma_peak_gflops(isa which, int threads);
+// The f32 GEMM rate this library reaches on a compute-bound shape (y[M,N] = x[M,K]·w[N,K]ᵀ,
+// N split over the threads), in GFLOP/s.
+double measure_gemm_gflops(isa which, int threads, int64_t M = 256, int64_t N = 2048,
+                           int64_t K = 2048);
 
 }  // namespace llmq::kernels

@@ -1,0 +1,51 @@
+// The function table each ISA variant of the kernels fills in, and how the dispatcher finds
+// them. Private to kernels/.
+//
+// Every ISA variant is the same set of sources compiled with that ISA's flags into its own
+// static library; all its code lives in namespace llmq::kernels::<isa> (and anonymous
+// namespaces inside it), so no inline function or template compiled with -mavx512f can be
+// merged by the linker into code that runs on a CPU without it. Common code reaches an
+// ISA only through the pointers below, after checking isa_supported().
+#pragma once
+
+#include "llmq/kernels/cpu.hpp"
+
+namespace llmq::kernels::detail {
+
+struct kernel_table {
+    isa which;
+
+    void (*gemm)(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
+                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+    // NULL where the ISA has no bf16 dot product; the dispatcher then widens x to f32.
+    void (*gemm_bf16_dot)(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
+                          int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+    void (*paged_attention)(const paged_attention_params& p, int64_t item_begin,
+                            int64_t item_end);
+
+    void (*rms_norm_rows)(const float* x, const float* weight, float* y, int64_t rows,
+                          int64_t n, float eps);
+    void (*swiglu)(const float* gate, const float* up, float* out, int64_t n);
+    void (*softmax)(float* x, int64_t n);
+    void (*add_inplace)(float* y, const float* x, int64_t n);
+    void (*row_to_f32)(dtype t, const void* src, float* dst, int64_t n);
+    void (*row_from_f32)(dtype t, const float* src, void* dst, int64_t n);
+
+    // Runs `iterations` rounds of independent FMA chains held in registers; returns the
+    // number of floating-point operations done (2 per lane per FMA).
+    double (*fma_loop)(int64_t iterations);
+};
+
+// Defined in reference/kernel_table_reference.cpp (always built).
+const kernel_table& scalar_table();
+
+// Defined in simd/kernel_table_simd.cpp once per ISA library; only declared here, and only
+// referenced when the build defines LLMQ_KERNELS_HAVE_<ISA>.
+const kernel_table& avx2_table();
+const kernel_table& avx512_table();
+const kernel_table& avx512_bf16_table();
+
+// The table for usable_isa(which).
+const kernel_table& table_for(isa which);
+
+}  // namespace llmq::kernels::detail

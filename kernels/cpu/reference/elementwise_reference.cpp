@@ -1,0 +1,160 @@
+// Scalar reference: normalisation, activations, softmax, row conversions.
+#include <cmath>
+
+#include "reference_kernels.hpp"
+
+namespace llmq::kernels::reference {
+
+void rms_norm_rows(const float* x, const float* weight, float* y, int64_t rows, int64_t n,
+                   float eps) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * n;
+        float* yr = y + r * n;
+        double sum_squares = 0.0;
+        for (int64_t i = 0; i < n; ++i) sum_squares += double(xr[i]) * xr[i];
+        const float inv = float(1.0 / std::sqrt(sum_squares / double(n) + double(eps)));
+        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * inv * weight[i];
+    }
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+}
+
+void softmax(float* x, int64_t n) {
+    if (n <= 0) return;
+    float max_value = x[0];
+    for (int64_t i = 1; i < n; ++i) max_value = x[i] > max_value ? x[i] : max_value;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - max_value);
+        sum += x[i];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void row_to_f32(dtype t, const void* src, float* dst, int64_t n) {
+    switch (t) {
+        case dtype::f32: {
+            const auto* s = static_cast<const float*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = s[i];
+            return;
+        }
+        case dtype::f16: {
+            const auto* s = static_cast<const uint16_t*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
+            return;
+        }
+        case dtype::bf16: {
+            const auto* s = static_cast<const uint16_t*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
+            return;
+        }
+        case dtype::q8_0: {
+            const auto* block = static_cast<const uint8_t*>(src);
+            for (int64_t b = 0; b < n / q8_0_block_values; ++b, block += q8_0_block_bytes) {
+                const float d = fp16_to_fp32(uint16_t(block[0] | (block[1] << 8)));
+                const auto* q = reinterpret_cast<const int8_t*>(block + 2);
+                for (int i = 0; i < q8_0_block_values; ++i)
+                    dst[b * q8_0_block_values + i] = d * float(q[i]);
+            }
+            return;
+        }
+        case dtype::i32: {
+            const auto* s = static_cast<const int32_t*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            return;
+        }
+        case dtype::u8: {
+            const auto* s = static_cast<const uint8_t*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            return;
+        }
+    }
+}
+
+namespace {
+
+// Round to nearest even (the FPU's default mode, as the vector paths' cvtps2dq), clamped
+// to [lo, hi]; NaN becomes 0.
+float round_clamped(float v, float lo, float hi) {
+    const float r = std::nearbyint(v);
+    if (!(r == r)) return 0.0f;
+    return r < lo ? lo : (r > hi ? hi : r);
+}
+
+}  // namespace
+
+void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
+    switch (t) {
+        case dtype::f32: {
+            auto* d = static_cast<float*>(dst);
+            for (int64_t i = 0; i < n; ++i) d[i] = src[i];
+            return;
+        }
+        case dtype::f16: {
+            auto* d = static_cast<uint16_t*>(dst);
+            for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
+            return;
+        }
+        case dtype::bf16: {
+            auto* d = static_cast<uint16_t*>(dst);
+            for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_bf16(src[i]);
+            return;
+        }
+        case dtype::q8_0: {
+            // GGUF Q8_0: d = max|x| / 127 per block of 32, q = round(x / d) computed as
+            // x * (1 / d) with the f32 d (as ggml), d stored as fp16.
+            auto* block = static_cast<uint8_t*>(dst);
+            for (int64_t b = 0; b < n / q8_0_block_values; ++b, block += q8_0_block_bytes) {
+                const float* x = src + b * q8_0_block_values;
+                float amax = 0.0f;
+                for (int i = 0; i < q8_0_block_values; ++i) {
+                    const float a = std::fabs(x[i]);
+                    amax = a > amax ? a : amax;
+                }
+                const float d = amax / 127.0f;
+                const float id = d != 0.0f ? 1.0f / d : 0.0f;
+                const uint16_t dh = fp32_to_fp16(d);
+                block[0] = uint8_t(dh & 0xff);
+                block[1] = uint8_t(dh >> 8);
+                auto* q = reinterpret_cast<int8_t*>(block + 2);
+                for (int i = 0; i < q8_0_block_values; ++i)
+                    q[i] = int8_t(round_clamped(x[i] * id, -127.0f, 127.0f));
+            }
+            return;
+        }
+        case dtype::i32: {
+            auto* d = static_cast<int32_t*>(dst);
+            for (int64_t i = 0; i < n; ++i)
+                d[i] = int32_t(round_clamped(src[i], -2147483520.0f, 2147483520.0f));
+            return;
+        }
+        case dtype::u8: {
+            auto* d = static_cast<uint8_t*>(dst);
+            for (int64_t i = 0; i < n; ++i) d[i] = uint8_t(round_clamped(src[i], 0.0f, 255.0f));
+            return;
+        }
+    }
+}
+
+double fma_loop(int64_t iterations) {
+    // Eight independent multiply-add chains; the values stay bounded (|a| < 1).
+    float a[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
+    const float b = 0.999f, c = 1e-4f;
+    for (int64_t it = 0; it < iterations; ++it)
+        for (float& v : a) v = v * b + c;
+    volatile float sink = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+    (void)sink;
+    return double(iterations) * 8.0 * 2.0;
+}
+
+}  // namespace llmq::kernels::reference

@@ -1,0 +1,401 @@
+// Vectorised GEMM / GEMV, y[m, n] = sum_k x[m, k] * w[n, k], for one ISA.
+//
+// Both operands are K-contiguous, so the micro-kernel works in dot-product form: a tile of
+// MR rows of x times NR rows of w keeps MR x NR vector accumulators, each summing W lanes of
+// partial products along K; per step of W values it loads MR x vectors and NR w vectors and
+// issues MR * NR FMAs (each x load is reused NR times, each w load MR times). At the end of a
+// K block the accumulators are reduced four at a time (hsum4) and added into y.
+//
+//   tile (AVX-512, MR = 3, NR = 8):        k ->  k+16 ...
+//     acc[0][0..7]  x row m   · w rows n..n+7
+//     acc[1][0..7]  x row m+1 · w rows n..n+7       24 zmm accumulators + 3 x + 1 w
+//     acc[2][0..7]  x row m+2 · w rows n..n+7
+//
+// Two drivers:
+//  * direct (M <= MR, i.e. decode and tiny batches): one row tile, the whole K at once, w
+//    rows read in place and widened to f32 in registers. Each weight byte is read exactly
+//    once; for M = 1 the tile is 1 x 8 (eight accumulator chains and eight weight streams in
+//    flight, enough to keep the memory system busy from one core).
+//  * packed (M > MR, prefill): M in blocks of MC rows and K in blocks of KC values. Each
+//    MC x KC block of x is copied once into an aligned buffer in step-major order (per row
+//    tile: step s holds the MR rows' W values side by side), which stays in L2; each NR x KC
+//    panel of w is widened once into an L1 buffer in the same step-major order and then used
+//    by every row tile of the block. Both streams are then contiguous and 64-byte aligned
+//    whatever the caller's strides (x rows 8 KiB apart would otherwise share L1 sets), tails
+//    are zero-padded to whole vectors, and with M <= MC each weight byte is read once.
+// All arithmetic is f32; widening f16 / bf16 / Q8_0 to f32 is exact.
+#include <cstdlib>
+
+#include "simd_entries.hpp"
+#include "simd_vector.hpp"
+
+namespace llmq::kernels::LLMQ_KERNELS_ISA_NS {
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int MR = 3;
+constexpr int NR = 8;
+#else
+constexpr int MR = 3;
+constexpr int NR = 4;
+#endif
+constexpr int NR_DECODE = 8;
+constexpr int64_t KC = 512;  // multiple of W and of the Q8_0 block; 3 x rows + panel in L1
+constexpr int64_t MC = 510;  // multiple of MR; the packed x block (MC x KC f32, 1 MiB) in L2
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// ---- weight loaders: W consecutive values of one row, from element k, widened to f32
+
+struct load_f32 {
+    static vf full(const uint8_t* row, int64_t k) { return vload(reinterpret_cast<const float*>(row) + k); }
+    static vf part(const uint8_t* row, int64_t k, int n) {
+        return vloadn(reinterpret_cast<const float*>(row) + k, n);
+    }
+};
+struct load_f16 {
+    static vf full(const uint8_t* row, int64_t k) {
+        return vload_f16(reinterpret_cast<const uint16_t*>(row) + k);
+    }
+    static vf part(const uint8_t* row, int64_t k, int n) {
+        return vload_f16n(reinterpret_cast<const uint16_t*>(row) + k, n);
+    }
+};
+struct load_bf16 {
+    static vf full(const uint8_t* row, int64_t k) {
+        return vload_bf16(reinterpret_cast<const uint16_t*>(row) + k);
+    }
+    static vf part(const uint8_t* row, int64_t k, int n) {
+        return vload_bf16n(reinterpret_cast<const uint16_t*>(row) + k, n);
+    }
+};
+// Q8_0: K is a multiple of 32 and W divides 32, so a vector never straddles two blocks and
+// there is never a partial vector.
+struct load_q8_0 {
+    static vf full(const uint8_t* row, int64_t k) {
+        const uint8_t* block = row + (k >> 5) * q8_0_block_bytes;
+        const vf q = vload_i8(reinterpret_cast<const int8_t*>(block + 2 + (k & 31)));
+        return vmul(vset1(half_to_float(block)), q);
+    }
+    static vf part(const uint8_t* row, int64_t k, int n) { return vkeep(full(row, k), n, vzero()); }
+};
+
+// ---- micro-kernels
+
+// Reduces the accumulators and writes (accumulate = false) or adds them to y[i][j].
+template <int mr_, int nr_>
+inline void store_tile(vf (&acc)[mr_][nr_], float* y, int64_t ldy, bool accumulate) {
+#pragma GCC unroll 8
+    for (int i = 0; i < mr_; ++i) {
+        float* yr = y + i * ldy;
+        int j = 0;
+        for (; j + 4 <= nr_; j += 4) {
+            __m128 s = hsum4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
+            if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yr + j));
+            _mm_storeu_ps(yr + j, s);
+        }
+        for (; j < nr_; ++j) {
+            const float s = vhsum(acc[i][j]);
+            yr[j] = accumulate ? yr[j] + s : s;
+        }
+    }
+}
+
+// Direct tile: x rows of ldx floats, w rows of ldw bytes read through L, over K values.
+template <int mr_, int nr_, class L>
+inline void tile_direct(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t K,
+                        float* y, int64_t ldy) {
+    vf acc[mr_][nr_];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr_; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    int64_t k = 0;
+    for (; k + W <= K; k += W) {
+        vf xv[mr_];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr_; ++i) xv[i] = vload(x + i * ldx + k);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) {
+            vf wv = L::full(w + j * ldw, k);
+            // Keep wv in a register: folded into each FMA as a memory operand it would be
+            // loaded mr_ times and the loop would be bound by loads, not FMAs.
+            __asm__("" : "+v"(wv));
+#pragma GCC unroll 8
+            for (int i = 0; i < mr_; ++i) acc[i][j] = vfma(xv[i], wv, acc[i][j]);
+        }
+    }
+    if (k < K) {
+        const int n = static_cast<int>(K - k);
+        vf xv[mr_];
+        for (int i = 0; i < mr_; ++i) xv[i] = vloadn(x + i * ldx + k, n);
+        for (int j = 0; j < nr_; ++j) {
+            const vf wv = L::part(w + j * ldw, k, n);
+            for (int i = 0; i < mr_; ++i) acc[i][j] = vfma(xv[i], wv, acc[i][j]);
+        }
+    }
+    store_tile<mr_, nr_>(acc, y, ldy, false);
+}
+
+// Packed tile: xp holds `steps` steps of MR x W floats, wp `steps` steps of NR x W floats.
+template <int mr_, int nr_>
+inline void tile_packed(const float* xp, const float* wp, int64_t steps, float* y, int64_t ldy,
+                        bool accumulate) {
+    vf acc[mr_][nr_];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr_; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    for (int64_t s = 0; s < steps; ++s, xp += MR * W, wp += NR * W) {
+        vf xv[mr_];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr_; ++i) xv[i] = vload(xp + i * W);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) {
+            vf wv = vload(wp + j * W);
+            __asm__("" : "+v"(wv));  // as in tile_direct
+#pragma GCC unroll 8
+            for (int i = 0; i < mr_; ++i) acc[i][j] = vfma(xv[i], wv, acc[i][j]);
+        }
+    }
+    store_tile<mr_, nr_>(acc, y, ldy, accumulate);
+}
+
+// ---- edge dispatch: the (mr, nr) of a tile at the bottom / right edge of y
+
+// Column tile widths: NR_DECODE (M = 1), NR, 4, 1.
+inline int column_tile(int64_t M, int64_t left) {
+    const int widest = M == 1 ? NR_DECODE : NR;
+    if (left >= widest) return widest;
+    if (left >= NR) return NR;
+    return left >= 4 ? 4 : 1;
+}
+
+template <class L, int mr_>
+inline void direct_columns(int nr, const float* x, int64_t ldx, const uint8_t* w, int64_t ldw,
+                           int64_t K, float* y, int64_t ldy) {
+    if constexpr (mr_ == 1)
+        if (nr == NR_DECODE) return tile_direct<1, NR_DECODE, L>(x, ldx, w, ldw, K, y, ldy);
+    if (nr == NR) return tile_direct<mr_, NR, L>(x, ldx, w, ldw, K, y, ldy);
+    if (nr == 4) return tile_direct<mr_, 4, L>(x, ldx, w, ldw, K, y, ldy);
+    return tile_direct<mr_, 1, L>(x, ldx, w, ldw, K, y, ldy);
+}
+
+template <int mr_>
+inline void packed_columns(int nr, const float* xp, const float* wp, int64_t steps, float* y,
+                           int64_t ldy, bool accumulate) {
+    if (nr == NR) return tile_packed<mr_, NR>(xp, wp, steps, y, ldy, accumulate);
+    if (nr == 4) return tile_packed<mr_, 4>(xp, wp, steps, y, ldy, accumulate);
+    return tile_packed<mr_, 1>(xp, wp, steps, y, ldy, accumulate);
+}
+
+static_assert(MR == 3, "the edge dispatch below covers mr = 1..3");
+
+template <class L>
+void gemm_direct(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w,
+                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    for (int64_t n = n_begin; n < n_end;) {
+        const int nr = column_tile(M, n_end - n);
+        const uint8_t* rows = w + n * ldw;
+        switch (M) {
+            case 3: direct_columns<L, 3>(nr, x, ldx, rows, ldw, K, y + n, ldy); break;
+            case 2: direct_columns<L, 2>(nr, x, ldx, rows, ldw, K, y + n, ldy); break;
+            default: direct_columns<L, 1>(nr, x, ldx, rows, ldw, K, y + n, ldy); break;
+        }
+        n += nr;
+    }
+}
+
+// ---- the packed driver
+
+// Per-thread home of the packed x block (up to MC x KC floats, 1 MiB): too large for the
+// stack of an arbitrary worker thread; grown once, freed when the thread ends.
+struct x_block_buffer {
+    float* data = nullptr;
+    ~x_block_buffer() { std::free(data); }
+};
+thread_local x_block_buffer x_block;
+
+float* packed_x_storage() {
+    if (x_block.data == nullptr)
+        x_block.data = static_cast<float*>(std::aligned_alloc(64, std::size_t(MC * KC) * sizeof(float)));
+    return x_block.data;
+}
+
+// Copies rows [0, mc) x columns [0, kc) of x (row stride ldx) into dst: row tile t at
+// dst + t * MR * steps * W, step s of it holding the tile's rows' values s*W .. s*W+W-1.
+void pack_x(const float* x, int64_t ldx, int64_t mc, int64_t kc, int64_t steps, float* dst) {
+    for (int64_t t = 0; t * MR < mc; ++t) {
+        const int mr = static_cast<int>(min64(MR, mc - t * MR));
+        float* tile = dst + t * MR * steps * W;
+        for (int i = 0; i < mr; ++i) {
+            const float* row = x + (t * MR + i) * ldx;
+            for (int64_t s = 0; s < steps; ++s) {
+                const int64_t k = s * W;
+                vstore(tile + (s * MR + i) * W, k + W <= kc ? vload(row + k) : vloadn(row + k, int(kc - k)));
+            }
+        }
+    }
+}
+
+// Widens rows [0, nr) x columns [k0, k0 + kc) of w into dst, step-major (NR rows a step).
+template <class L>
+void pack_w(const uint8_t* w, int64_t ldw, int nr, int64_t k0, int64_t kc, int64_t steps, float* dst) {
+    for (int j = 0; j < nr; ++j) {
+        const uint8_t* row = w + j * ldw;
+        for (int64_t s = 0; s < steps; ++s) {
+            const int64_t k = s * W;
+            vstore(dst + (s * NR + j) * W, k + W <= kc ? L::full(row, k0 + k) : L::part(row, k0 + k, int(kc - k)));
+        }
+    }
+}
+
+template <class L>
+void gemm_packed(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w,
+                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    float* xp = packed_x_storage();
+    if (xp == nullptr) {  // out of memory for 1 MiB: fall back to direct row tiles
+        for (int64_t m = 0; m < M; m += MR)
+            gemm_direct<L>(x + m * ldx, min64(MR, M - m), K, ldx, w, ldw, y + m * ldy, ldy, n_begin, n_end);
+        return;
+    }
+    alignas(64) float panel[(KC / W) * NR * W];
+    for (int64_t m0 = 0; m0 < M; m0 += MC) {
+        const int64_t mc = min64(MC, M - m0);
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            const int64_t kc = min64(KC, K - k0);
+            const int64_t steps = (kc + W - 1) / W;
+            const bool accumulate = k0 > 0;
+            pack_x(x + m0 * ldx + k0, ldx, mc, kc, steps, xp);
+            for (int64_t n = n_begin; n < n_end;) {
+                const int nr = column_tile(M, n_end - n);
+                pack_w<L>(w + n * ldw, ldw, nr, k0, kc, steps, panel);
+                for (int64_t t = 0; t * MR < mc; ++t) {
+                    const int mr = static_cast<int>(min64(MR, mc - t * MR));
+                    const float* tile_x = xp + t * MR * steps * W;
+                    float* tile_y = y + (m0 + t * MR) * ldy + n;
+                    switch (mr) {
+                        case 3: packed_columns<3>(nr, tile_x, panel, steps, tile_y, ldy, accumulate); break;
+                        case 2: packed_columns<2>(nr, tile_x, panel, steps, tile_y, ldy, accumulate); break;
+                        default: packed_columns<1>(nr, tile_x, panel, steps, tile_y, ldy, accumulate); break;
+                    }
+                }
+                n += nr;
+            }
+        }
+    }
+}
+
+template <class L>
+void gemm_for(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
+              float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    if (M <= MR)
+        gemm_direct<L>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+    else
+        gemm_packed<L>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+}
+
+#if defined(__AVX512BF16__)
+// ---- bf16 x bf16 (opt-in reduced precision): vdpbf16ps adds the products of 32 bf16 pairs
+// into 16 f32 lanes. Rows are read in place (x is already bf16, w is bf16), blocked over K.
+
+inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+inline __m512bh load_bhn(const uint16_t* p, int n) {
+    const __mmask32 m = n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1u);
+    return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
+}
+
+template <int mr_, int nr_>
+inline void tile_bf16(const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                      int64_t kc, float* y, int64_t ldy, bool accumulate) {
+    vf acc[mr_][nr_];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr_; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    int64_t k = 0;
+    for (; k + 32 <= kc; k += 32) {
+        __m512bh xv[mr_];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr_; ++i) xv[i] = load_bh(x + i * ldx + k);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) {
+            __m512bh wv = load_bh(w + j * ldw + k);
+            __asm__("" : "+v"(wv));
+#pragma GCC unroll 8
+            for (int i = 0; i < mr_; ++i) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv[i], wv);
+        }
+    }
+    if (k < kc) {
+        const int n = static_cast<int>(kc - k);
+        __m512bh xv[mr_];
+        for (int i = 0; i < mr_; ++i) xv[i] = load_bhn(x + i * ldx + k, n);
+        for (int j = 0; j < nr_; ++j) {
+            const __m512bh wv = load_bhn(w + j * ldw + k, n);
+            for (int i = 0; i < mr_; ++i) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv[i], wv);
+        }
+    }
+    store_tile<mr_, nr_>(acc, y, ldy, accumulate);
+}
+
+template <int mr_>
+inline void bf16_columns(int nr, const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                         int64_t kc, float* y, int64_t ldy, bool accumulate) {
+    if constexpr (mr_ == 1)
+        if (nr == NR_DECODE) return tile_bf16<1, NR_DECODE>(x, ldx, w, ldw, kc, y, ldy, accumulate);
+    if (nr == NR) return tile_bf16<mr_, NR>(x, ldx, w, ldw, kc, y, ldy, accumulate);
+    if (nr == 4) return tile_bf16<mr_, 4>(x, ldx, w, ldw, kc, y, ldy, accumulate);
+    return tile_bf16<mr_, 1>(x, ldx, w, ldw, kc, y, ldy, accumulate);
+}
+
+void gemm_bf16(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w_bytes,
+               int64_t ldw_bytes, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    const auto* w = reinterpret_cast<const uint16_t*>(w_bytes);
+    const int64_t ldw = ldw_bytes / 2;
+    const int64_t kc_block = M <= MR ? K : 2 * KC;  // bf16 rows: half the bytes of f32 ones
+    for (int64_t m0 = 0; m0 < M; m0 += MC) {
+        const int64_t mc = min64(MC, M - m0);
+        for (int64_t k0 = 0; k0 < K; k0 += kc_block) {
+            const int64_t kc = min64(kc_block, K - k0);
+            for (int64_t n = n_begin; n < n_end;) {
+                const int nr = column_tile(M, n_end - n);
+                for (int64_t m = m0; m < m0 + mc; m += MR) {
+                    const int mr = static_cast<int>(min64(MR, m0 + mc - m));
+                    const uint16_t* xt = x + m * ldx + k0;
+                    const uint16_t* wt = w + n * ldw + k0;
+                    float* yt = y + m * ldy + n;
+                    switch (mr) {
+                        case 3: bf16_columns<3>(nr, xt, ldx, wt, ldw, kc, yt, ldy, k0 > 0); break;
+                        case 2: bf16_columns<2>(nr, xt, ldx, wt, ldw, kc, yt, ldy, k0 > 0); break;
+                        default: bf16_columns<1>(nr, xt, ldx, wt, ldw, kc, yt, ldy, k0 > 0); break;
+                    }
+                }
+                n += nr;
+            }
+        }
+    }
+}
+#endif
+
+}  // namespace
+
+void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
+                int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    const auto* w = static_cast<const uint8_t*>(w_);
+    switch (wt) {
+        case dtype::f32: return gemm_for<load_f32>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+        case dtype::f16: return gemm_for<load_f16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+        case dtype::bf16: return gemm_for<load_bf16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+        case dtype::q8_0: return gemm_for<load_q8_0>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+        default: return;  // not a weight type; the plugins refuse it before calling
+    }
+}
+
+#if defined(__AVX512BF16__)
+void gemm_bf16_dot_entry(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
+                         int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    gemm_bf16(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end);
+}
+#endif
+
+}  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

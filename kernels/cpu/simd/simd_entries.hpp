@@ -1,0 +1,31 @@
+// The entry points of one ISA variant's kernels, gathered into its table by
+// kernel_table_simd.cpp. They live in namespace llmq::kernels::<isa>, so each ISA library
+// defines its own distinct symbols.
+#pragma once
+
+#include "../kernel_table.hpp"
+
+#if !defined(LLMQ_KERNELS_ISA_NS)
+#error "LLMQ_KERNELS_ISA_NS (the ISA's namespace) must be defined by the build"
+#endif
+
+namespace llmq::kernels::LLMQ_KERNELS_ISA_NS {
+
+void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
+                int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+#if defined(__AVX512BF16__)
+void gemm_bf16_dot_entry(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
+                         int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+#endif
+void paged_attention_entry(const paged_attention_params& p, int64_t item_begin,
+                           int64_t item_end);
+void rms_norm_rows_entry(const float* x, const float* weight, float* y, int64_t rows, int64_t n,
+                         float eps);
+void swiglu_entry(const float* gate, const float* up, float* out, int64_t n);
+void softmax_entry(float* x, int64_t n);
+void add_inplace_entry(float* y, const float* x, int64_t n);
+void row_to_f32_entry(dtype t, const void* src, float* dst, int64_t n);
+void row_from_f32_entry(dtype t, const float* src, void* dst, int64_t n);
+double fma_loop_entry(int64_t iterations);
+
+}  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS
