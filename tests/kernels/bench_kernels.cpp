@@ -1,0 +1,172 @@
+// Kernel benchmark: GEMV (decode) and GEMM (prefill) on TinyLlama-like shapes for every weight
+// dtype and every ISA this CPU runs, each figure printed beside the machine's limit measured
+// in the same run:
+//   GEMV: weight bytes streamed per second vs the memory read bandwidth (ratio);
+//   GEMM: GFLOP/s vs the FMA peak and vs this library's own f32 GEMM on a compute-bound shape.
+// Work is split over N between `--threads` threads, each taking a contiguous half (as the
+// plugins do through the host's parallel_for).
+//
+// A decode step reads every weight matrix once and comes back to it only after all the other
+// layers, so a GEMV is timed over enough copies of its matrix to exceed the last-level cache
+// (as many layers would); the measured rate is the rate from memory, not from cache.
+//
+//   bench_kernels [--threads N] [--isa NAME] [--quick]
+#include <algorithm>
+#include <barrier>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "llmq/kernels/cpu.hpp"
+
+using namespace llmq::kernels;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// `threads` threads run work(t) between two barriers `reps` times; returns the best seconds.
+double best_of(int threads, int reps, const std::function<void(int)>& work) {
+    std::barrier sync(threads);
+    std::vector<double> seconds(std::size_t(reps), 0.0);
+    auto body = [&](int t) {
+        for (int rep = 0; rep < reps; ++rep) {
+            sync.arrive_and_wait();
+            const auto start = clock_type::now();
+            work(t);
+            sync.arrive_and_wait();
+            if (t == 0) seconds[rep] = std::chrono::duration<double>(clock_type::now() - start).count();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(body, t);
+    body(0);
+    for (auto& th : pool) th.join();
+    return *std::min_element(seconds.begin(), seconds.end());
+}
+
+struct split {
+    int64_t begin, end;
+};
+split part_of(int64_t N, int threads, int t) {
+    const int64_t grain = 16;
+    const int64_t per = ((N + threads - 1) / threads + grain - 1) / grain * grain;
+    return {std::min(N, per * t), std::min(N, per * (t + 1))};
+}
+
+std::vector<uint8_t> make_weights(dtype t, int64_t N, int64_t K) {
+    std::vector<uint8_t> bytes(row_bytes(t, K) * std::size_t(N));
+    std::vector<float> row(static_cast<std::size_t>(K));
+    uint32_t state = 7;
+    for (int64_t n = 0; n < N; ++n) {
+        for (float& v : row) {
+            state = state * 1664525u + 1013904223u;
+            v = float(int32_t(state >> 8) - (1 << 23)) / float(1 << 24);
+        }
+        row_from_f32(t, row.data(), &bytes[row_bytes(t, K) * std::size_t(n)], K);
+    }
+    return bytes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int threads = 2;
+    std::string only_isa;
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
+        else if (!std::strcmp(argv[i], "--quick")) quick = true;
+        else {
+            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    threads = std::max(threads, 1);
+    const int64_t K = 2048;
+    const std::vector<int64_t> Ns = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{2048, 5632, 32000};
+    const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{64} : std::vector<int64_t>{64, 512};
+    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0};
+
+    std::printf("llmq kernel benchmark: %d thread(s), best ISA %s\n", threads, isa_name(best_isa()));
+    const double bandwidth = measure_memory_bandwidth_gbs(threads);
+    std::printf("memory read bandwidth (%d threads): %.1f GB/s\n", threads, bandwidth);
+
+    std::vector<isa> isas;
+    for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
+        if (!isa_supported(which)) continue;
+        if (!only_isa.empty() && only_isa != isa_name(which)) continue;
+        isas.push_back(which);
+    }
+
+    for (isa which : isas) {
+        const double fma_peak = measure_fma_peak_gflops(which, threads);
+        const double gemm_peak = measure_gemm_gflops(which, threads);
+        std::printf("\n== %s: FMA peak %.1f GFLOP/s, f32 GEMM peak (M=256 N=2048 K=2048) %.1f GFLOP/s\n",
+                    isa_name(which), fma_peak, gemm_peak);
+        std::printf("%-10s %-5s %5s %6s %5s %10s %10s %8s %8s\n", "weights", "op", "M", "N", "K",
+                    "ms", "rate", "ratio", "vs f32");
+        for (dtype wt : dtypes) {
+            for (int64_t N : Ns) {
+                // ---- GEMV from memory: rotate over enough copies to exceed the caches.
+                const std::size_t matrix_bytes = row_bytes(wt, K) * std::size_t(N);
+                const std::size_t copies = std::max<std::size_t>(1, ((std::size_t(1) << 30) + matrix_bytes - 1) / matrix_bytes);
+                std::vector<std::vector<uint8_t>> w(copies);
+                w[0] = make_weights(wt, N, K);
+                for (std::size_t c = 1; c < copies; ++c) w[c] = w[0];
+                std::vector<float> x(static_cast<std::size_t>(K), 0.5f), y(static_cast<std::size_t>(N));
+                std::barrier layer(threads);
+                const double gemv_s = best_of(threads, quick ? 2 : 4, [&](int t) {
+                    const split s = part_of(N, threads, t);
+                    for (std::size_t c = 0; c < copies; ++c) {
+                        gemm(which, x.data(), 1, K, K, w[c].data(), wt, int64_t(row_bytes(wt, K)), y.data(), N,
+                             s.begin, s.end);
+                        layer.arrive_and_wait();
+                    }
+                });
+                const double per_matrix = gemv_s / double(copies);
+                const double gbs = double(matrix_bytes) / per_matrix / 1e9;
+                std::printf("%-10s %-5s %5d %6lld %5lld %10.3f %7.1f GB/s %7.2f %8s\n", dtype_name(wt), "gemv", 1,
+                            (long long)N, (long long)K, per_matrix * 1e3, gbs, gbs / bandwidth, "");
+                w.resize(1);
+
+                // ---- GEMM (prefill): compute-bound; the scalar reference is skipped (minutes).
+                if (which == isa::scalar) continue;
+                for (int64_t M : Ms) {
+                    std::vector<float> xm(static_cast<std::size_t>(M * K)), ym(std::size_t(M * N));
+                    for (std::size_t i = 0; i < xm.size(); ++i) xm[i] = float(int(i % 17) - 8) / 8.0f;
+                    const double s = best_of(threads, 2, [&](int t) {
+                        const split p = part_of(N, threads, t);
+                        gemm(which, xm.data(), M, K, K, w[0].data(), wt, int64_t(row_bytes(wt, K)), ym.data(), N,
+                             p.begin, p.end);
+                    });
+                    const double gflops = 2.0 * double(M) * double(N) * double(K) / s / 1e9;
+                    std::printf("%-10s %-5s %5lld %6lld %5lld %10.3f %5.1f GFLOP/s %5.2f %8.2f\n", dtype_name(wt),
+                                "gemm", (long long)M, (long long)N, (long long)K, s * 1e3, gflops, gflops / fma_peak,
+                                gflops / gemm_peak);
+                    if (wt == dtype::bf16 && which == isa::avx512_bf16) {
+                        std::vector<uint16_t> xb(xm.size());
+                        row_from_f32(dtype::bf16, xm.data(), xb.data(), int64_t(xm.size()));
+                        const double sb = best_of(threads, 2, [&](int t) {
+                            const split p = part_of(N, threads, t);
+                            gemm_bf16_dot(which, xb.data(), M, K, K, w[0].data(), int64_t(row_bytes(wt, K)),
+                                          ym.data(), N, p.begin, p.end);
+                        });
+                        const double gb = 2.0 * double(M) * double(N) * double(K) / sb / 1e9;
+                        std::printf("%-10s %-5s %5lld %6lld %5lld %10.3f %5.1f GFLOP/s %5.2f %8.2f\n", "bf16-dot",
+                                    "gemm", (long long)M, (long long)N, (long long)K, sb * 1e3, gb, gb / fma_peak,
+                                    gb / gemm_peak);
+                    }
+                }
+            }
+        }
+    }
+    std::printf("\nratio: GEMV GB/s / memory bandwidth; GEMM GFLOP/s / FMA peak; vs f32: / f32 GEMM peak\n");
+    return 0;
+}

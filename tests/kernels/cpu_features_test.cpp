@@ -1,0 +1,60 @@
+// ISA detection and choice. With LLMQ_EXPECT_ISA set (the meson test that also sets
+// LLMQ_CPU_ISA), best_isa() must honour the cap.
+#include <cstdlib>
+#include <string>
+
+#include "conformance.hpp"
+
+using namespace llmq::kernels;
+
+TEST_SUITE("kernels") {
+    TEST_CASE("isa_support_follows_the_cpu_features") {
+        const cpu_features& f = detect_cpu_features();
+        CHECK(isa_supported(isa::scalar));
+        if (isa_supported(isa::avx2)) CHECK((f.avx2 && f.fma && f.f16c));
+        if (isa_supported(isa::avx512)) CHECK((f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq));
+        if (isa_supported(isa::avx512_bf16)) CHECK((f.avx512_bf16 && f.avx512_vnni));
+        // Each level implies the ones below it.
+        if (isa_supported(isa::avx512)) CHECK(isa_supported(isa::avx2));
+        if (isa_supported(isa::avx512_bf16)) CHECK(isa_supported(isa::avx512));
+        MESSAGE("best ISA: ", std::string(isa_name(best_isa())));
+    }
+
+    TEST_CASE("usable_isa_never_exceeds_what_the_cpu_runs") {
+        for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
+            const isa got = usable_isa(which);
+            CHECK(isa_supported(got));
+            CHECK(static_cast<int>(got) <= static_cast<int>(which));
+            if (isa_supported(which)) CHECK(got == which);
+        }
+    }
+
+    TEST_CASE("isa_names_parse_back") {
+        for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
+            isa parsed = isa::scalar;
+            CHECK(parse_isa(isa_name(which), &parsed));
+            CHECK(parsed == which);
+        }
+        isa unused;
+        CHECK_FALSE(parse_isa("avx1024", &unused));
+        CHECK_FALSE(parse_isa("", &unused));
+        CHECK_FALSE(parse_isa(nullptr, &unused));
+    }
+
+    TEST_CASE("best_isa_honours_the_environment_cap") {
+        const char* expect = std::getenv("LLMQ_EXPECT_ISA");
+        if (expect == nullptr) {
+            const char* cap = std::getenv("LLMQ_CPU_ISA");
+            if (cap == nullptr) {
+                isa best = isa::scalar;
+                for (isa which : {isa::avx2, isa::avx512, isa::avx512_bf16})
+                    if (isa_supported(which)) best = which;
+                CHECK(best_isa() == best);
+            }
+            return;
+        }
+        isa cap = isa::scalar;
+        REQUIRE(parse_isa(expect, &cap));
+        CHECK(best_isa() == usable_isa(cap));
+    }
+}
