@@ -35,6 +35,7 @@ struct Engine::Sequence {
     std::string text;
     int32_t max_tokens = 0;
     bool finished = false;
+    bool stop_string = false;
     bool cancelled = false;
     // Timing.
     clock_type::time_point submitted, scheduled, first_token, last_token, stalled_since;
@@ -84,7 +85,7 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
     s->params = request.sampling;
     s->max_tokens = request.sampling.max_tokens;
     s->sampler = std::make_unique<Sampler>(s->params);
-    s->decoder = std::make_unique<TokenStreamDecoder>(tokenizer_);
+    s->decoder = std::make_unique<TokenStreamDecoder>(tokenizer_, /*skip_leading_space=*/false);
     s->stops = std::make_unique<StopStringMatcher>(s->params.stop);
     s->submitted = clock_type::now();
     uint64_t id;
@@ -110,7 +111,13 @@ void Engine::cancel(uint64_t id) {
     work_cv_.notify_one();
 }
 
-void Engine::notify() { work_cv_.notify_all(); }
+void Engine::notify() {
+    {
+        std::lock_guard lock(mutex_);
+        woken_ = true;
+    }
+    work_cv_.notify_all();
+}
 
 bool Engine::idle() const {
     std::lock_guard lock(mutex_);
@@ -119,9 +126,12 @@ bool Engine::idle() const {
 
 void Engine::wait_for_work(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    work_cv_.wait_for(lock, timeout, [&] {
-        return !incoming_.empty() || !cancels_.empty() || !waiting_.empty() || !running_.empty();
-    });
+    // Sequences that are waiting or paused (their consumer stalled) are looked at again after
+    // a short nap; new requests and cancellations wake the engine at once.
+    if (!waiting_.empty() || !running_.empty())
+        timeout = std::min(timeout, std::chrono::milliseconds(5));
+    work_cv_.wait_for(lock, timeout, [&] { return !incoming_.empty() || !cancels_.empty() || woken_; });
+    woken_ = false;
 }
 
 EngineStats Engine::stats() const {
@@ -158,6 +168,7 @@ void Engine::finish(Sequence& s, FinishReason reason, std::string error) {
     info.tokens.assign(s.tokens.begin() + s.prompt_len, s.tokens.end());
     info.text = s.text;
     info.error = std::move(error);
+    info.stop_string = s.stop_string;
     auto& t = info.timings;
     const auto now = clock_type::now();
     auto ms = [](clock_type::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
@@ -190,7 +201,10 @@ void Engine::emit_token(Sequence& s, int32_t token, float logprob) {
         s.text += r.emit;
         s.sink->on_token(token, r.emit, logprob);
     }
-    if (r.stopped) finish(s, FinishReason::stop);
+    if (r.stopped) {
+        s.stop_string = true;
+        finish(s, FinishReason::stop);
+    }
 }
 
 bool Engine::step() {

@@ -92,6 +92,7 @@ private:
     std::deque<std::unique_ptr<Sequence>> incoming_;
     std::vector<uint64_t> cancels_;
     uint64_t next_id_ = 1;
+    bool woken_ = false;
     EngineStats counters_;
     std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> rate_window_;
 

@@ -38,6 +38,7 @@ struct FinishInfo {
     std::string text;                    // generated text (stop string excluded)
     RequestTimings timings;
     std::string error;                   // reason == error
+    bool stop_string = false;            // reason == stop because a stop string appeared
 };
 
 // Where a request's results go. Called on the engine thread only, in order: on_token for

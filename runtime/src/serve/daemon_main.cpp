@@ -1,0 +1,75 @@
+#include "llmq/runtime/daemon.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "llmq/runtime/config.hpp"
+#include "llmq/runtime/log.hpp"
+#include "llmq/runtime/mpi_world.hpp"
+#include "llmq/runtime/server.hpp"
+
+namespace llmq {
+
+int daemon_main(int argc, char** argv, const char* program) {
+    CLI::App app{"llmqd: the llmq daemon. Keeps a model loaded and serves local clients through "
+                 "shared memory.",
+                 program};
+    std::string config_path, model, instance, log_level;
+    bool print_config_flag = false;
+    app.add_option("--config,-c", config_path, "TOML config file (every key optional)");
+    app.add_option("--model,-m", model, "GGUF model (overrides [model] path)");
+    app.add_option("--instance", instance, "Instance name (overrides [ipc] instance)");
+    app.add_option("--log-level", log_level, "error|warn|info|debug (overrides [log] level)");
+    app.add_flag("--print-config", print_config_flag, "Print every key with its value and exit");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    Config config;
+    if (!config_path.empty()) {
+        auto c = load_config_file(config_path);
+        if (!c) {
+            std::cerr << program << ": " << c.status().message() << "\n";
+            return 2;
+        }
+        config = *c;
+    }
+    if (!model.empty()) config.model.path = model;
+    if (!instance.empty()) config.ipc.instance = instance;
+    if (!log_level.empty() && !log::parse_level(log_level, &config.log.level)) {
+        std::cerr << program << ": --log-level " << log_level << ": not one of error|warn|info|debug\n";
+        return 2;
+    }
+    if (Status s = validate_config(config); !s.ok()) {
+        std::cerr << program << ": " << s.message() << "\n";
+        return 2;
+    }
+    if (print_config_flag) {
+        std::fputs(print_config(config).c_str(), stdout);
+        return 0;
+    }
+    log::set_level(config.log.level);
+    log::set_json(config.log.json);
+    if (std::string why; !log::set_file(config.log.file, &why)) {
+        std::cerr << program << ": [log] file: " << why << "\n";
+        return 2;
+    }
+    std::unique_ptr<MpiWorld> world;
+    if (MpiWorld::launched_by_mpirun()) {
+        auto w = MpiWorld::init(&argc, &argv, std::chrono::seconds(120));
+        if (!w) {
+            log::error(w.status().message());
+            return 1;
+        }
+        world = std::move(*w);
+        log::info("MPI rank " + std::to_string(world->rank()) + " of " + std::to_string(world->size()));
+    }
+    ServerOptions options;
+    options.config = config;
+    options.config_path = config_path;
+    return run_server(options, world.get());
+}
+
+}  // namespace llmq

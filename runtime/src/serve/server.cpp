@@ -1,0 +1,494 @@
+#include "llmq/runtime/server.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "llmq/ipc/instance_directory.hpp"
+#include "llmq/ipc/listener.hpp"
+#include "llmq/runtime/byte_size.hpp"
+#include "llmq/runtime/log.hpp"
+
+namespace llmq {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One connected client, shared by the Asio thread (requests, control) and the engine thread
+// (its requests' events).
+struct ClientState {
+    std::shared_ptr<ipc::Connection> connection;
+    std::shared_ptr<ipc::ServerRegion> region;
+    std::atomic<bool> open{true};
+
+    // The response ring has one producer at a time: this mutex (the daemon's own, never
+    // shared with the client) lets both threads push.
+    std::mutex events_mutex;
+    std::deque<ipc::Event> pending;  // events that did not fit yet, in order
+
+    // Asio thread only: the client's request ids → engine ids.
+    std::unordered_map<uint64_t, uint64_t> requests;
+
+    // Push in order after whatever is pending; false when it had to wait in `pending`.
+    bool push(ipc::Event e) {
+        std::lock_guard lock(events_mutex);
+        flush_locked();
+        if (pending.empty() && region->push_event(e)) return true;
+        pending.push_back(std::move(e));
+        return false;
+    }
+    bool flush() {
+        std::lock_guard lock(events_mutex);
+        flush_locked();
+        return pending.empty();
+    }
+    void flush_locked() {
+        while (!pending.empty() && region->push_event(pending.front())) pending.pop_front();
+    }
+};
+
+uint64_t micros(double ms) { return ms > 0 ? static_cast<uint64_t>(ms * 1000.0) : 0; }
+
+// Writes one request's results into its client's response ring.
+class ClientSink final : public RequestSink {
+public:
+    ClientSink(std::shared_ptr<ClientState> client, uint64_t request_id, bool logprobs,
+               std::function<void(uint64_t)> done)
+        : client_(std::move(client)), id_(request_id), logprobs_(logprobs), done_(std::move(done)) {}
+
+    // A client that stopped reading pauses its request (the engine cancels it after the
+    // stall timeout). A closed client is always "ready": its cancellation is on its way.
+    bool ready() override {
+        if (!client_->open.load()) return true;
+        return client_->flush() && client_->region->writable_event_slots() >= 8;
+    }
+    void on_token(int32_t token, std::string_view text, float logprob) override {
+        if (!client_->open.load()) return;
+        if (logprobs_ && token >= 0) client_->push(ipc::Event::token(id_, token, text, logprob));
+        else client_->push(ipc::Event::token(id_, token, text));
+    }
+    void on_finish(const FinishInfo& info) override {
+        if (client_->open.load()) {
+            const auto& t = info.timings;
+            if (info.reason == FinishReason::error) {
+                client_->push(ipc::Event::error(id_, ipc::EventError::internal, info.error));
+            } else if (info.reason == FinishReason::cancelled && !info.error.empty()) {
+                client_->push(ipc::Event::error(id_, ipc::EventError::stalled, info.error));
+            } else {
+                ipc::FinishReason r = info.reason == FinishReason::length      ? ipc::FinishReason::length
+                                      : info.reason == FinishReason::cancelled ? ipc::FinishReason::cancelled
+                                      : info.stop_string                       ? ipc::FinishReason::stop_string
+                                                                               : ipc::FinishReason::eos;
+                client_->push(ipc::Event::final_event(
+                    id_, r, static_cast<uint32_t>(info.prompt_tokens.size()),
+                    static_cast<uint32_t>(info.tokens.size()), micros(t.queue_ms),
+                    micros(t.prefill_ms), micros(t.decode_ms)));
+            }
+        }
+        done_(id_);
+    }
+
+private:
+    std::shared_ptr<ClientState> client_;
+    uint64_t id_;
+    bool logprobs_;
+    std::function<void(uint64_t)> done_;
+};
+
+bool user_allowed(const IpcConfig& ipc, uid_t uid) {
+    if (uid == 0 || uid == getuid()) return true;
+    if (!ipc.group.empty() && ipc.allowed_users.empty()) return true;  // the group decides
+    for (const auto& u : ipc.allowed_users) {
+        if (!u.empty() && std::all_of(u.begin(), u.end(), ::isdigit)) {
+            if (static_cast<uid_t>(std::stoul(u)) == uid) return true;
+        } else if (struct passwd* pw = getpwnam(u.c_str()); pw && pw->pw_uid == uid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+class Server {
+public:
+    Server(const ServerOptions& options, MpiWorld* world) : options_(options), world_(world) {}
+    int run();
+
+private:
+    void handle_requests(const std::shared_ptr<ipc::Connection>& c);
+    void submit(const std::shared_ptr<ClientState>& client, const ipc::DecodedRequest& r);
+    void disconnect(const std::shared_ptr<ipc::Connection>& c);
+    void begin_drain(const std::string& why);
+    void check_drain();
+    void stop();
+    void engine_loop();
+    nlohmann::json status_json();
+    void on_request_done(uint64_t connection, uint64_t request_id);
+
+    const ServerOptions& options_;
+    MpiWorld* world_;
+    boost::asio::io_context io_;
+    std::unique_ptr<ipc::Listener> listener_;
+    std::unique_ptr<ModelRuntime> runtime_;
+    std::unordered_map<uint64_t, std::shared_ptr<ClientState>> clients_;  // by connection id
+    ipc::DecodeLimits limits_;
+    std::atomic<bool> stopping_{false};
+    bool draining_ = false;
+    Clock::time_point drain_deadline_;
+    std::unique_ptr<boost::asio::steady_timer> drain_timer_;
+    std::unique_ptr<boost::asio::steady_timer> flush_timer_;
+    std::thread engine_thread_;
+    Clock::time_point started_ = Clock::now();
+    int exit_code_ = 0;
+    std::mt19937_64 seeds_{std::random_device{}()};
+};
+
+void Server::engine_loop() {
+    Engine& engine = runtime_->engine();
+    while (!stopping_.load()) {
+        if (!engine.step()) engine.wait_for_work(std::chrono::milliseconds(1000));
+    }
+}
+
+void Server::on_request_done(uint64_t connection, uint64_t request_id) {
+    // Engine thread → Asio thread: forget the mapping there.
+    boost::asio::post(io_, [this, connection, request_id] {
+        auto it = clients_.find(connection);
+        if (it != clients_.end()) it->second->requests.erase(request_id);
+        if (draining_) check_drain();
+    });
+}
+
+void Server::submit(const std::shared_ptr<ClientState>& client, const ipc::DecodedRequest& r) {
+    const uint64_t id = r.request_id;
+    if (draining_) {
+        client->push(ipc::Event::error(id, ipc::EventError::shutting_down,
+                                       "llmqd is shutting down and takes no new requests"));
+        return;
+    }
+    const ipc::GenerateRequest& g = r.generate;
+    GenerateRequest req;
+    if (g.prompt_is_tokens) req.prompt_tokens = g.prompt_tokens;
+    else req.prompt = g.prompt_text;
+    req.add_bos = g.add_bos;
+    req.priority = g.priority;
+    auto& p = req.sampling;
+    p.temperature = g.sampling.temperature;
+    p.top_k = g.sampling.top_k;
+    p.top_p = g.sampling.top_p;
+    p.min_p = g.sampling.min_p;
+    p.repetition_penalty = g.sampling.repetition_penalty;
+    p.presence_penalty = g.sampling.presence_penalty;
+    p.frequency_penalty = g.sampling.frequency_penalty;
+    p.penalty_last_n = g.sampling.penalty_last_n;
+    p.seed = g.sampling.seed_set ? g.sampling.seed : seeds_();
+    p.seed_set = true;
+    p.max_tokens = g.max_tokens > 0 ? g.max_tokens : options_.config.scheduler.max_new_tokens;
+    p.ignore_eos = g.ignore_eos;
+    p.logprobs = g.logprobs ? 1 : 0;
+    p.stop = g.stop;
+    const uint64_t conn = client->connection->id();
+    auto sink = std::make_shared<ClientSink>(client, id, g.logprobs,
+                                             [this, conn](uint64_t rid) { on_request_done(conn, rid); });
+    auto engine_id = runtime_->engine().submit(std::move(req), sink);
+    if (!engine_id) {
+        const Status& s = engine_id.status();
+        ipc::EventError code = s.code() == status_code::unavailable ? ipc::EventError::busy
+                                                                      : ipc::EventError::invalid_request;
+        client->push(ipc::Event::error(id, code, s.message()));
+        return;
+    }
+    client->requests[id] = *engine_id;
+}
+
+void Server::handle_requests(const std::shared_ptr<ipc::Connection>& c) {
+    auto it = clients_.find(c->id());
+    if (it == clients_.end()) return;
+    auto client = it->second;
+    client->flush();
+    std::vector<ipc::PolledRequest> polled;
+    client->region->poll(limits_, polled);
+    if (client->region->faulted()) {
+        log::warn("client " + std::to_string(c->id()) + " (pid " + std::to_string(c->peer().pid) +
+                  ") corrupted its region's ring indices; closing it");
+        c->close("the region's ring indices were corrupted");
+        return;
+    }
+    for (const auto& p : polled) {
+        if (const auto* defect = std::get_if<ipc::RequestDefect>(&p)) {
+            client->push(ipc::Event::error(defect->request_id, ipc::EventError::invalid_request,
+                                           defect->message));
+            continue;
+        }
+        const auto& r = std::get<ipc::DecodedRequest>(p);
+        switch (r.kind) {
+            case ipc::RequestKind::ping:
+                client->push(ipc::Event::pong(r.request_id));
+                break;
+            case ipc::RequestKind::cancel:
+                if (auto m = client->requests.find(r.request_id); m != client->requests.end())
+                    runtime_->engine().cancel(m->second);
+                break;
+            case ipc::RequestKind::generate:
+                submit(client, r);
+                break;
+            default:
+                client->push(ipc::Event::error(r.request_id, ipc::EventError::invalid_request,
+                                               "unknown request kind"));
+        }
+    }
+}
+
+void Server::disconnect(const std::shared_ptr<ipc::Connection>& c) {
+    auto it = clients_.find(c->id());
+    if (it == clients_.end()) return;
+    auto client = it->second;
+    client->open.store(false);
+    for (const auto& [rid, eid] : client->requests) runtime_->engine().cancel(eid);
+    log::debug("client " + std::to_string(c->id()) + " gone; cancelled " +
+               std::to_string(client->requests.size()) + " request(s)");
+    clients_.erase(it);
+    if (draining_) check_drain();
+}
+
+void Server::begin_drain(const std::string& why) {
+    if (draining_) return;
+    draining_ = true;
+    log::info("draining (" + why + "): no new requests; waiting up to " +
+              std::to_string(options_.config.ipc.drain_timeout.count()) + " ms for running ones");
+    listener_->stop_accepting();
+    drain_deadline_ = Clock::now() + options_.config.ipc.drain_timeout;
+    check_drain();
+}
+
+void Server::check_drain() {
+    if (stopping_.load()) return;
+    Engine& engine = runtime_->engine();
+    if (engine.idle()) {
+        stop();
+        return;
+    }
+    if (Clock::now() > drain_deadline_) {
+        log::warn("drain timeout: cancelling the requests still running");
+        for (auto& [id, client] : clients_)
+            for (const auto& [rid, eid] : client->requests) engine.cancel(eid);
+        drain_deadline_ = Clock::now() + std::chrono::seconds(5);  // for the cancellations
+    }
+    drain_timer_->expires_after(std::chrono::milliseconds(20));
+    drain_timer_->async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) check_drain();
+    });
+}
+
+void Server::stop() {
+    if (stopping_.exchange(true)) return;
+    runtime_->engine().notify();
+    for (auto& [id, client] : clients_) client->flush();
+    listener_->close_all("llmqd is stopping");
+    io_.stop();
+}
+
+nlohmann::json Server::status_json() {
+    const EngineStats s = runtime_->engine().stats();
+    nlohmann::json j;
+    j["server"] = "llmqd";
+    j["instance"] = options_.config.ipc.instance;
+    j["pid"] = getpid();
+    j["uptime_s"] = std::chrono::duration<double>(Clock::now() - started_).count();
+    j["draining"] = draining_;
+    const auto& hp = runtime_->hparams();
+    j["model"] = {{"name", runtime_->model_name()}, {"path", runtime_->model_path()},
+                  {"architecture", hp.arch}, {"vocab", hp.n_vocab}, {"layers", hp.n_layer},
+                  {"dim", hp.n_embd}, {"context_length", runtime_->plan().context_length},
+                  {"load_seconds", runtime_->load_seconds()}};
+    j["devices"] = nlohmann::json::array();
+    for (const auto& d : runtime_->devices())
+        j["devices"].push_back({{"name", d->info().name}, {"threads", d->info().threads},
+                                {"memory_capacity_bytes", d->info().memory_capacity},
+                                {"memory_used_bytes", d->memory_used()}});
+    j["plan"] = runtime_->plan().to_json();
+    j["plugins"] = nlohmann::json::array();
+    auto set = runtime_->plugins().snapshot();
+    if (!set->devices.empty()) {
+        for (const auto* inst : {set->devices[0].gemm.get(), set->devices[0].attention.get(),
+                                 set->devices[0].vision.get()}) {
+            if (!inst) continue;
+            const auto& d = inst->library().descriptor();
+            j["plugins"].push_back({{"kind", plugin_kind_name(d.kind)}, {"backend", backend_name(d.backend)},
+                                    {"name", d.name}, {"version", d.version},
+                                    {"path", inst->library().path()}, {"calls", inst->calls()},
+                                    {"errors", inst->errors()}});
+        }
+    }
+    j["clients"] = clients_.size();
+    j["client_list"] = nlohmann::json::array();
+    for (const auto& [id, c] : clients_)
+        j["client_list"].push_back({{"id", id}, {"name", c->connection->client_name()},
+                                    {"pid", c->connection->peer().pid},
+                                    {"uid", c->connection->peer().uid},
+                                    {"requests", c->requests.size()}});
+    j["requests"] = {{"running", s.running}, {"queued", s.queued}, {"finished", s.requests_finished}};
+    j["kv_blocks"] = {{"used", s.kv_blocks_used}, {"free", s.kv_blocks_total - s.kv_blocks_used},
+                      {"total", s.kv_blocks_total}, {"block_size", runtime_->plan().block_size}};
+    j["tokens_per_s"] = s.tokens_per_s;
+    j["tokens_generated"] = s.tokens_generated;
+    j["preemptions"] = s.preemptions;
+    j["steps"] = s.steps;
+    return j;
+}
+
+int Server::run() {
+    const Config& config = options_.config;
+    // Signals first: a SIGTERM during the load stops the daemon cleanly after it.
+    boost::asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
+    std::atomic<int> early_signal{0};
+    std::function<void(const boost::system::error_code&, int)> on_signal;
+    on_signal = [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+            log::info("SIGHUP: plugin reload is not implemented in this build; ignoring");
+        } else if (!runtime_) {
+            early_signal.store(sig);
+        } else {
+            begin_drain(sig == SIGINT ? "SIGINT" : "SIGTERM");
+        }
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+
+    // The instance (lock + socket) before the model: a second daemon refuses at once.
+    ipc::ListenerOptions lo;
+    lo.instance = config.ipc.instance;
+    if (!config.ipc.dir.empty()) lo.dir = config.ipc.dir;
+    if (!config.ipc.group.empty()) {
+        auto gid = ipc::lookup_group(config.ipc.group);
+        if (!gid) {
+            log::error("[ipc] group = \"" + config.ipc.group + "\": " + gid.error().message);
+            return 1;
+        }
+        lo.group = *gid;
+    }
+    lo.geometry.region_size = config.ipc.region_size;
+    lo.geometry.request_capacity = static_cast<uint32_t>(config.ipc.request_ring_slots);
+    lo.geometry.response_capacity = static_cast<uint32_t>(config.ipc.response_ring_slots);
+    lo.control_limits.max_line_bytes = config.ipc.control_max_line;
+    lo.control_limits.max_depth = static_cast<uint32_t>(config.ipc.control_max_depth);
+    lo.max_connections = static_cast<size_t>(config.ipc.max_clients);
+    lo.allow_peer = [&config](const ipc::PeerCredentials& p) { return user_allowed(config.ipc, p.uid); };
+    lo.log = [](std::string_view m) { log::debug(std::string(m)); };
+    auto listener = ipc::Listener::open(io_, lo);
+    if (!listener) {
+        log::error("cannot open instance \"" + config.ipc.instance + "\": " + listener.error().message);
+        return 1;
+    }
+    listener_ = std::move(*listener);
+    log::info("instance \"" + config.ipc.instance + "\" at " + listener_->socket_path().string());
+
+    // Load while the Asio thread watches for signals.
+    std::thread signal_thread([this] { io_.run(); });
+    auto rt = ModelRuntime::load(config, world_);
+    io_.stop();
+    signal_thread.join();
+    io_.restart();
+    if (!rt) {
+        log::error("cannot load the model: " + rt.status().message());
+        return 1;
+    }
+    runtime_ = std::move(*rt);
+    log::info("model " + runtime_->model_name() + " loaded in " +
+              std::to_string(runtime_->load_seconds()) + " s");
+    if (early_signal.load()) {
+        log::info("stopping: signal " + std::to_string(early_signal.load()) + " arrived during the load");
+        if (world_) runtime_->executor().stop_followers();
+        return 0;
+    }
+
+    limits_.vocab_size = static_cast<uint32_t>(runtime_->tokenizer().vocab_size());
+    limits_.max_prompt_tokens = static_cast<uint32_t>(runtime_->plan().context_length);
+    limits_.max_prompt_bytes = config.ipc.max_prompt_bytes;
+    limits_.max_new_tokens = config.scheduler.max_new_tokens;
+
+    listener_->on_connect([this](const std::shared_ptr<ipc::Connection>& c) {
+        auto state = std::make_shared<ClientState>();
+        state->connection = c;
+        state->region = c->region();
+        clients_[c->id()] = state;
+        log::debug("client " + std::to_string(c->id()) + " connected: " + c->client_name() +
+                   " (pid " + std::to_string(c->peer().pid) + ")");
+    });
+    listener_->on_requests([this](const std::shared_ptr<ipc::Connection>& c) { handle_requests(c); });
+    listener_->on_disconnect([this](const std::shared_ptr<ipc::Connection>& c) { disconnect(c); });
+    listener_->add_command("status", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        return status_json();
+    });
+    listener_->add_command("drain", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        begin_drain("drain command");
+        return nlohmann::json{{"draining", true}};
+    });
+    listener_->add_command("shutdown", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        begin_drain("shutdown command");
+        return nlohmann::json{{"stopping", true}};
+    });
+    listener_->add_command("ping", [](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        return nlohmann::json{{"pong", true}};
+    });
+    drain_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    // Events that found a full ring wait in their client's queue; retry them regularly.
+    flush_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    std::function<void(const boost::system::error_code&)> flush_tick;
+    flush_tick = [&](const boost::system::error_code& ec) {
+        if (ec || stopping_.load()) return;
+        for (auto& [id, c] : clients_) c->flush();
+        flush_timer_->expires_after(std::chrono::milliseconds(20));
+        flush_timer_->async_wait(flush_tick);
+    };
+    flush_timer_->expires_after(std::chrono::milliseconds(20));
+    flush_timer_->async_wait(flush_tick);
+
+    listener_->start();
+    engine_thread_ = std::thread([this] { engine_loop(); });
+    log::info("serving");
+    io_.run();
+
+    stopping_.store(true);
+    runtime_->engine().notify();
+    if (engine_thread_.joinable()) engine_thread_.join();
+    if (world_) runtime_->executor().stop_followers();
+    clients_.clear();
+    listener_.reset();
+    log::info("stopped");
+    return exit_code_;
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& options, MpiWorld* world) {
+    if (world && world->rank() != 0) {
+        // A follower: hold one shard and run the steps rank 0 broadcasts.
+        auto rt = ModelRuntime::load(options.config, world);
+        if (!rt) {
+            log::error("rank " + std::to_string(world->rank()) + ": cannot load the model: " +
+                       rt.status().message());
+            return 1;
+        }
+        log::info("rank " + std::to_string(world->rank()) + ": shard loaded; following rank 0");
+        Status s = (*rt)->executor().follow();
+        if (!s.ok()) {
+            log::error("rank " + std::to_string(world->rank()) + ": " + s.message());
+            return 1;
+        }
+        return 0;
+    }
+    Server server(options, world);
+    return server.run();
+}
+
+}  // namespace llmq
