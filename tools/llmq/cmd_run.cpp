@@ -1,5 +1,6 @@
 // llmq run: load a model in this process and stream a generation to stdout.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -43,7 +44,7 @@ public:
     void on_token(int32_t token, std::string_view text, float logprob) override {
         if (json_) {
             if (token < 0) return;  // held-back text at the end arrives in the final object
-            print_line(token_json(token, std::string(text), logprob).dump(-1, ' ', false, kReplace));
+            print_line(token_json(token, std::string(text), std::isnan(logprob) ? std::nullopt : std::optional<float>(logprob)).dump(-1, ' ', false, kReplace));
         } else {
             print_text(std::string(text));
         }

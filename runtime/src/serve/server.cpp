@@ -14,7 +14,9 @@
 
 #include "llmq/ipc/instance_directory.hpp"
 #include "llmq/ipc/listener.hpp"
+#include "llmq/ipc/request_decoder.hpp"
 #include "llmq/runtime/byte_size.hpp"
+#include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/log.hpp"
 
 namespace llmq {
@@ -436,6 +438,20 @@ int Server::run() {
     listener_->add_command("shutdown", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         begin_drain("shutdown command");
         return nlohmann::json{{"stopping", true}};
+    });
+    listener_->add_command("tokenize", [this](ipc::Connection&, const nlohmann::json& args) -> ipc::Result<nlohmann::json> {
+        if (!args.is_object() || !args.contains("text") || !args["text"].is_string())
+            return ipc::make_error(ipc::ErrorCode::invalid_argument, "tokenize: args.text must be a string");
+        const std::string& text = args["text"].get_ref<const std::string&>();
+        if (text.size() > options_.config.ipc.max_prompt_bytes || !ipc::is_valid_utf8(text.data(), text.size()))
+            return ipc::make_error(ipc::ErrorCode::invalid_argument,
+                                   "tokenize: args.text is too long or not valid UTF-8");
+        const bool add_bos = args.value("add_bos", true), special = args.value("special", false);
+        return nlohmann::json{{"tokens", runtime_->tokenizer().encode(text, add_bos, special)}};
+    });
+    listener_->add_command("chat_template", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        const auto family = detect_chat_template(runtime_->tokenizer().vocab().chat_template);
+        return nlohmann::json{{"family", chat_template_family_name(family)}};
     });
     listener_->add_command("ping", [](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         return nlohmann::json{{"pong", true}};

@@ -1,0 +1,280 @@
+// Commands that talk to a running llmqd: generate, status, chat.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "llmq/ipc/client.hpp"
+#include "llmq/runtime/chat_template.hpp"
+
+namespace llmq::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_sigint(int) { g_interrupted = 1; }
+
+const nlohmann::json::error_handler_t kReplace = nlohmann::json::error_handler_t::replace;
+
+struct ClientFlags {
+    std::string instance = "default";
+    double timeout_s = 600;
+};
+
+void add_client_flags(CLI::App& app, ClientFlags& f) {
+    app.add_option("--instance", f.instance, "llmqd instance name ($LLMQ_IPC_DIR or the default folder)")
+        ->capture_default_str();
+}
+
+ipc::Result<std::unique_ptr<ipc::Client>> connect(const ClientFlags& f, const std::string& name) {
+    ipc::ConnectOptions o;
+    o.instance = f.instance;
+    o.client_name = name;
+    return ipc::Client::connect(o);
+}
+
+const char* finish_name(ipc::FinishReason r) {
+    switch (r) {
+        case ipc::FinishReason::eos:
+        case ipc::FinishReason::stop_string: return "stop";
+        case ipc::FinishReason::length: return "length";
+        case ipc::FinishReason::cancelled: return "cancelled";
+    }
+    return "stop";
+}
+
+ipc::GenerateRequest to_ipc(const SamplingFlags& f) {
+    ipc::GenerateRequest r;
+    r.sampling.temperature = f.temperature;
+    r.sampling.top_k = f.top_k;
+    r.sampling.top_p = f.top_p;
+    r.sampling.min_p = f.min_p;
+    r.sampling.repetition_penalty = f.repeat_penalty;
+    r.sampling.presence_penalty = f.presence_penalty;
+    r.sampling.frequency_penalty = f.frequency_penalty;
+    if (f.seed) {
+        r.sampling.seed = *f.seed;
+        r.sampling.seed_set = true;
+    }
+    r.max_tokens = f.max_tokens;
+    r.ignore_eos = f.ignore_eos;
+    r.stop = f.stop;
+    return r;
+}
+
+struct StreamResult {
+    std::vector<int32_t> tokens;
+    std::string text;
+    std::optional<ipc::Event> final_event;
+    std::optional<ipc::Event> error_event;
+};
+
+// Read one request's events to its end, printing as they come. Ctrl-C cancels it.
+ipc::Result<StreamResult> stream(ipc::Client& client, uint64_t id, bool json, bool print) {
+    StreamResult out;
+    bool cancel_sent = false;
+    for (;;) {
+        if (g_interrupted && !cancel_sent) {
+            (void)client.cancel(id);
+            cancel_sent = true;
+        }
+        auto e = client.next_event(std::chrono::milliseconds(100));
+        if (!e) {
+            if (e.error().code == ipc::ErrorCode::timeout) continue;
+            return e.error();
+        }
+        if (e->request_id != id) continue;
+        switch (e->kind) {
+            case ipc::EventKind::token:
+                out.text += e->text;
+                if (e->token_id >= 0) out.tokens.push_back(e->token_id);
+                if (!print) break;
+                if (json) {
+                    if (e->token_id >= 0)
+                        print_line(token_json(e->token_id, e->text,
+                                              e->has_logprob ? std::optional<float>(e->logprob) : std::nullopt)
+                                       .dump(-1, ' ', false, kReplace));
+                } else {
+                    print_text(e->text);
+                }
+                break;
+            case ipc::EventKind::final:
+                out.final_event = *e;
+                return out;
+            case ipc::EventKind::error:
+                out.error_event = *e;
+                return out;
+            default:
+                break;
+        }
+    }
+}
+
+nlohmann::json final_json(const StreamResult& r, const std::vector<int32_t>& prompt_tokens) {
+    nlohmann::json j;
+    j["prompt_tokens"] = prompt_tokens;
+    j["tokens"] = r.tokens;
+    j["text"] = r.text;
+    if (r.error_event) {
+        j["finish_reason"] = "error";
+        j["error"] = r.error_event->text;
+        j["error_code"] = ipc::event_error_name(r.error_event->error_code());
+        return j;
+    }
+    const ipc::Event& f = *r.final_event;
+    j["finish_reason"] = finish_name(f.finish_reason());
+    const double prefill_s = f.prefill_us / 1e6, decode_s = f.decode_us / 1e6;
+    j["timings"] = {{"queue_ms", f.queued_us / 1e3},
+                    {"prefill_ms", f.prefill_us / 1e3},
+                    {"decode_ms", f.decode_us / 1e3},
+                    {"prefill_tokens_per_s", prefill_s > 0 ? f.prompt_tokens / prefill_s : 0.0},
+                    {"decode_tokens_per_s",
+                     decode_s > 0 && f.generated_tokens > 1 ? (f.generated_tokens - 1) / decode_s : 0.0}};
+    return j;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& root) {
+    struct Flags {
+        ClientFlags client;
+        std::string prompt;
+        std::vector<int32_t> prompt_tokens;
+        bool json = false, no_bos = false;
+        SamplingFlags sampling;
+    };
+    auto f = std::make_shared<Flags>();
+    CLI::App* app = root.add_subcommand("generate", "Generate text through a running llmqd (shared memory)");
+    app->add_option("--prompt,-p", f->prompt, "Prompt text");
+    app->add_option("--prompt-tokens", f->prompt_tokens, "Prompt as token ids")->delimiter(',');
+    app->add_flag("--json", f->json, "JSON Lines: one object per token, then a summary");
+    app->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
+    add_client_flags(*app, f->client);
+    add_sampling_flags(*app, f->sampling);
+    return [f]() -> int {
+        if (f->prompt.empty() && f->prompt_tokens.empty())
+            return fail("generate", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
+        auto client = connect(f->client, "llmq generate");
+        if (!client) return fail("generate", client.error().message);
+        std::signal(SIGINT, on_sigint);
+        ipc::GenerateRequest req = to_ipc(f->sampling);
+        std::vector<int32_t> prompt_tokens = f->prompt_tokens;
+        if (!f->prompt_tokens.empty()) {
+            req.prompt_is_tokens = true;
+            req.prompt_tokens = f->prompt_tokens;
+        } else {
+            req.prompt_text = f->prompt;
+            req.add_bos = !f->no_bos;
+            if (f->json) {  // the summary names the prompt's ids, as `llmq run --json` does
+                auto t = (*client)->control("tokenize", {{"text", f->prompt}, {"add_bos", !f->no_bos}},
+                                            std::chrono::seconds(30));
+                if (!t) return fail("generate", t.error().message);
+                prompt_tokens = (*t)["tokens"].get<std::vector<int32_t>>();
+            }
+        }
+        auto id = (*client)->submit(req);
+        if (!id) return fail("generate", id.error().message);
+        auto r = stream(**client, *id, f->json, true);
+        if (!r) return fail("generate", r.error().message);
+        if (f->json) print_line(final_json(*r, prompt_tokens).dump(-1, ' ', false, kReplace));
+        else print_text("\n");
+        if (r->error_event) return fail("generate", std::string(ipc::event_error_name(r->error_event->error_code())) + ": " + r->error_event->text);
+        return r->final_event->finish_reason() == ipc::FinishReason::cancelled ? 130 : 0;
+    };
+}
+
+Command add_status(CLI::App& root) {
+    struct Flags {
+        ClientFlags client;
+        bool json = false;
+    };
+    auto f = std::make_shared<Flags>();
+    CLI::App* app = root.add_subcommand("status", "Show what a running llmqd is doing");
+    app->add_flag("--json", f->json, "Print JSON");
+    add_client_flags(*app, f->client);
+    return [f]() -> int {
+        auto client = connect(f->client, "llmq status");
+        if (!client) return fail("status", client.error().message);
+        auto s = (*client)->control("status", nlohmann::json::object(), std::chrono::seconds(10));
+        if (!s) return fail("status", s.error().message);
+        const nlohmann::json& j = *s;
+        if (f->json) {
+            print_line(j.dump(2));
+            return 0;
+        }
+        std::ostringstream o;
+        o << "llmqd pid " << j["pid"] << ", instance " << j["instance"].get<std::string>()
+          << (j["draining"].get<bool>() ? " (draining)" : "") << ", up " << static_cast<int>(j["uptime_s"].get<double>()) << " s\n";
+        o << "model: " << j["model"]["name"].get<std::string>() << " (" << j["model"]["architecture"].get<std::string>()
+          << ", " << j["model"]["layers"] << " layers, context " << j["model"]["context_length"] << ")\n";
+        o << "plan: tensor " << j["plan"]["tensor"] << " x pipeline " << j["plan"]["pipeline"] << "\n";
+        for (const auto& d : j["plan"]["devices"])
+            o << "  " << d["device"].get<std::string>() << ": layers " << d["layers"][0] << "-"
+              << (d["layers"][1].get<int>() - 1) << ", weights " << d["weight_bytes"] << " B, kv "
+              << d["kv_bytes"] << " B\n";
+        for (const auto& p : j["plugins"])
+            o << "plugin " << p["kind"].get<std::string>() << ": " << p["name"].get<std::string>() << " "
+              << p["version"].get<std::string>() << " (" << p["calls"] << " calls, " << p["errors"] << " errors)\n";
+        o << "clients: " << j["clients"] << "; requests running " << j["requests"]["running"] << ", queued "
+          << j["requests"]["queued"] << "; KV blocks used " << j["kv_blocks"]["used"] << " of "
+          << j["kv_blocks"]["total"] << "; " << j["tokens_per_s"].get<double>() << " tok/s\n";
+        print_text(o.str());
+        return 0;
+    };
+}
+
+Command add_chat(CLI::App& root) {
+    struct Flags {
+        ClientFlags client;
+        std::string system;
+        SamplingFlags sampling;
+    };
+    auto f = std::make_shared<Flags>();
+    f->sampling.max_tokens = 512;
+    CLI::App* app = root.add_subcommand("chat", "Hold a conversation with a running llmqd (one line per turn)");
+    app->add_option("--system", f->system, "System prompt");
+    add_client_flags(*app, f->client);
+    add_sampling_flags(*app, f->sampling);
+    return [f]() -> int {
+        auto client = connect(f->client, "llmq chat");
+        if (!client) return fail("chat", client.error().message);
+        auto fam = (*client)->control("chat_template", nlohmann::json::object(), std::chrono::seconds(10));
+        if (!fam) return fail("chat", fam.error().message);
+        const std::string name = (*fam)["family"].get<std::string>();
+        ChatTemplateFamily family = ChatTemplateFamily::plain;
+        for (auto c : {ChatTemplateFamily::llama2, ChatTemplateFamily::llama3, ChatTemplateFamily::chatml})
+            if (name == chat_template_family_name(c)) family = c;
+        std::signal(SIGINT, on_sigint);
+        std::vector<ChatMessage> messages;
+        if (!f->system.empty()) messages.push_back({"system", f->system});
+        std::string line;
+        while (true) {
+            std::fputs("> ", stderr);
+            if (!std::getline(std::cin, line)) break;
+            if (line.empty()) continue;
+            messages.push_back({"user", line});
+            const std::string prompt = format_chat(family, messages, true);
+            // Control tokens of the template must become tokens; the user's own text may not
+            // spell them (it would then act as one): the daemon tokenizes with specials on.
+            auto ids = (*client)->control("tokenize", {{"text", prompt}, {"add_bos", true}, {"special", true}},
+                                          std::chrono::seconds(30));
+            if (!ids) return fail("chat", ids.error().message);
+            ipc::GenerateRequest req = to_ipc(f->sampling);
+            req.prompt_is_tokens = true;
+            req.prompt_tokens = (*ids)["tokens"].get<std::vector<int32_t>>();
+            g_interrupted = 0;
+            auto id = (*client)->submit(req);
+            if (!id) return fail("chat", id.error().message);
+            auto r = stream(**client, *id, false, true);
+            if (!r) return fail("chat", r.error().message);
+            print_text("\n");
+            if (r->error_event) return fail("chat", r->error_event->text);
+            messages.push_back({"assistant", r->text});
+        }
+        return 0;
+    };
+}
+
+}  // namespace llmq::cli
