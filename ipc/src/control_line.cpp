@@ -98,6 +98,9 @@ Result<nlohmann::json> parse_control_line(std::string_view line, const ControlLi
         message = nlohmann::json::parse(line.begin(), line.end());
     } catch (const nlohmann::json::parse_error& e) {
         return bad("not valid JSON (byte " + std::to_string(e.byte) + ")");
+    } catch (const nlohmann::json::exception&) {
+        // out_of_range: a number too large for a double ("4E864").
+        return bad("holds a number out of range");
     }
     if (!message.is_object()) return bad("not a JSON object");
     return message;

@@ -75,6 +75,9 @@ TEST_CASE("parse_control_line refuses long, deep, broken and non-object lines") 
     CHECK(broken.error().message.find("not valid JSON") != std::string::npos);
     CHECK_FALSE(parse_control_line("[1,2]", limits).ok());
     CHECK_FALSE(parse_control_line("{\"s\":\"\xff\"}", limits).ok());  // invalid UTF-8
+    auto huge = parse_control_line("{\"n\":4E864}", limits);  // found by fuzz_control_line
+    REQUIRE_FALSE(huge.ok());
+    CHECK(huge.error().message.find("out of range") != std::string::npos);
     CHECK(parse_control_line("{\"id\":1,\"command\":\"status\"}", limits).ok());
 }
 

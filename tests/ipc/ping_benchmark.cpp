@@ -107,7 +107,12 @@ private:
             }
             const auto now = Clock::now();
             if (busy) last = now;
-            if (now - last < kSpin) continue;
+            if (now - last < kSpin) {
+                // Polling must not starve the client on a machine with fewer free cores than
+                // spinning threads.
+                if (!busy) std::this_thread::yield();
+                continue;
+            }
             bool armed = true;
             for (auto& [id, region] : regions_) armed = region->arm_doorbell() && armed;
             if (armed && !stop_) io_.run_one();

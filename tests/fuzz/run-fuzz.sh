@@ -1,0 +1,35 @@
+#!/bin/sh
+# Builds the ipc libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
+# and runs each for SECONDS (default 30). Works beside a g++ build; needs clang-14 and
+# libfuzzer-14 (Debian: clang-14, libclang-rt-14-dev).
+#
+#   tests/fuzz/run-fuzz.sh [SECONDS] [WORK_DIR]
+#
+# WORK_DIR (default $TMPDIR/llmq-fuzz) keeps the binaries, each target's corpus and any crash
+# files (crash-*), so a second run continues where the first stopped.
+set -eu
+
+seconds=${1:-30}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${2:-${TMPDIR:-/tmp}/llmq-fuzz}
+cxx=${LLMQ_FUZZ_CXX:-clang++-14}
+flags="-std=c++20 -O1 -g -D_GNU_SOURCE -I$root/ipc/include
+       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
+
+mkdir -p "$work"
+ipc="$root/ipc/src"
+echo "building fuzz_request_decoder"
+$cxx $flags -o "$work/fuzz_request_decoder" "$root/tests/fuzz/fuzz_request_decoder.cpp" \
+    "$ipc/request_decoder.cpp" "$ipc/request_payload.cpp" "$ipc/result.cpp" "$ipc/region_layout.cpp"
+echo "building fuzz_control_line"
+$cxx $flags -o "$work/fuzz_control_line" "$root/tests/fuzz/fuzz_control_line.cpp" \
+    "$ipc/control_line.cpp" "$ipc/handshake.cpp" "$ipc/result.cpp" "$ipc/region_layout.cpp"
+
+status=0
+for target in fuzz_request_decoder fuzz_control_line; do
+    mkdir -p "$work/corpus-$target"
+    echo "running $target for $seconds s"
+    (cd "$work" && ./"$target" -max_total_time="$seconds" -max_len=8192 -timeout=10 \
+        -print_final_stats=1 "corpus-$target") || status=1
+done
+exit $status
