@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_runtime.hpp"
 #include "random_llama.hpp"
 
@@ -59,6 +60,12 @@ private:
     FinishInfo info_;
     std::string text_;
 };
+
+// Tests read their own output; the runtime's info lines would drown it.
+inline const bool quiet_logs = [] {
+    log::set_level(log::level::warn);
+    return true;
+}();
 
 inline Config config_for(const std::string& model) {
     Config c;
