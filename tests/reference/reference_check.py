@@ -26,6 +26,9 @@ import llama_reference as ref  # noqa: E402
 
 MAX_TOKENS = 8
 RUN_TIMEOUT_S = 120
+# Each case runs llmq with its CPU kernels capped at each ISA in turn (LLMQ_CPU_ISA); on a CPU
+# without one, llmq runs the best ISA below it, so the case still holds there.
+ISAS = ("scalar", "avx2", "avx512", "avx512_bf16")
 
 # Tolerances on max |llmq logit - reference logit|. The model maker's random models have logits
 # of standard deviation ~1 and max |logit| ~3-4. The figures quoted were measured by running this
@@ -99,9 +102,9 @@ def cases():
     ]
 
 
-def run(cmd, what):
+def run(cmd, what, env=None):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=RUN_TIMEOUT_S)
+                       timeout=RUN_TIMEOUT_S, env=env)
     if p.returncode != 0:
         raise RuntimeError("%s failed (exit %d): %s\n%s" % (what, p.returncode, " ".join(cmd),
                                                              p.stderr.strip()[-2000:]))
@@ -116,6 +119,49 @@ def read_logits(path, vocab):
     return list(struct.unpack("<%df" % vocab, raw))
 
 
+def run_llmq(llmq, model, config, prompt, logits_file, isa):
+    """llmq's (summary JSON object, logits file) for one run with the CPU ISA capped at isa."""
+    env = dict(os.environ, LLMQ_CPU_ISA=isa)
+    out = run([llmq, "run", "--model", model, "--config", config,
+               "--prompt-tokens", ",".join(str(t) for t in prompt),
+               "--temperature", "0", "--max-tokens", str(MAX_TOKENS), "--json", "--ignore-eos",
+               "--logits-out", logits_file], "llmq run (LLMQ_CPU_ISA=%s)" % isa, env)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if not lines:
+        raise RuntimeError("llmq run printed nothing")
+    summary = json.loads(lines[-1])
+    if summary["prompt_tokens"][-len(prompt):] != prompt:
+        raise RuntimeError("llmq's prompt_tokens %s do not end with the prompt given %s" % (
+            summary["prompt_tokens"], prompt))
+    return summary
+
+
+def compare(want, got, tol, ref_tokens, margins, llmq_tokens, finish_reason):
+    """(max |logit difference|, problems, note) for one llmq run against the reference."""
+    err = max(abs(a - b) for a, b in zip(want, got))
+    problems = []
+    if not err <= tol:  # also catches NaN
+        worst = max(range(len(want)), key=lambda i: abs(want[i] - got[i]))
+        problems.append("logits differ: max |d| %.3g > tol %.3g (token %d: llmq %.6g, reference "
+                        "%.6g)" % (err, tol, worst, got[worst], want[worst]))
+    note = ""
+    if len(llmq_tokens) != MAX_TOKENS:
+        problems.append("llmq generated %d tokens, asked for %d (finish_reason %s)" % (
+            len(llmq_tokens), MAX_TOKENS, finish_reason))
+    for i, (a, b) in enumerate(zip(llmq_tokens, ref_tokens)):
+        if a == b:
+            continue
+        if margins[i] <= 2 * tol:
+            note = "near tie at step %d (reference margin %.3g <= 2*tol): llmq %d, reference " \
+                   "%d, later tokens not compared" % (i, margins[i], a, b)
+        else:
+            problems.append("greedy token %d differs: llmq %d, reference %d (reference top-2 "
+                            "margin %.3g > 2*tol %.3g); llmq %s, reference %s" % (
+                                i, a, b, margins[i], 2 * tol, llmq_tokens, ref_tokens))
+        break
+    return err, problems, note
+
+
 def check_case(c, llmq, maker, tmp, vocab_dir):
     extra = c["maker"].split()
     if c["vocab_from"]:
@@ -126,57 +172,35 @@ def check_case(c, llmq, maker, tmp, vocab_dir):
         extra += ["--vocab-from", vocab_path]
     model = os.path.join(tmp, c["name"] + ".gguf")
     run([maker, "--out", model] + extra, "llmq-make-model")
-
     config = os.path.join(tmp, c["name"] + ".toml")
     with open(config, "w") as f:
         f.write('[kv_cache]\ndtype = "%s"\n' % c["kv"])
     logits_file = os.path.join(tmp, c["name"] + ".logits")
-    out = run([llmq, "run", "--model", model, "--config", config,
-               "--prompt-tokens", ",".join(str(t) for t in c["prompt"]),
-               "--temperature", "0", "--max-tokens", str(MAX_TOKENS), "--json", "--ignore-eos",
-               "--logits-out", logits_file], "llmq run")
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    if not lines:
-        raise RuntimeError("llmq run printed nothing")
-    summary = json.loads(lines[-1])
-    prompt_tokens = summary["prompt_tokens"]
-    llmq_tokens = summary["tokens"]
-    if prompt_tokens[-len(c["prompt"]):] != c["prompt"]:
-        raise RuntimeError("llmq's prompt_tokens %s do not end with the prompt given %s" % (
-            prompt_tokens, c["prompt"]))
 
     m = ref.LlamaReference(model)
-    want = m.last_logits(prompt_tokens).tolist()
-    got = read_logits(logits_file, m.vocab)
-    err = max(abs(a - b) for a, b in zip(want, got))
-    scale = max(abs(v) for v in want)
-    tol = Q8_REL_TOL * scale if c["q8"] else c["tol"]
-    problems = []
-    if not err <= tol:  # also catches NaN
-        worst = max(range(m.vocab), key=lambda i: abs(want[i] - got[i]))
-        problems.append("logits differ: max |d| %.3g > tol %.3g (token %d: llmq %.6g, reference "
-                        "%.6g)" % (err, tol, worst, got[worst], want[worst]))
-
-    ref_tokens, margins = m.greedy(prompt_tokens, MAX_TOKENS)
-    note = ""
-    if len(llmq_tokens) != MAX_TOKENS:
-        problems.append("llmq generated %d tokens, asked for %d (finish_reason %s)" % (
-            len(llmq_tokens), MAX_TOKENS, summary.get("finish_reason")))
-    for i, (a, b) in enumerate(zip(llmq_tokens, ref_tokens)):
-        if a == b:
-            continue
-        if margins[i] <= 2 * tol:
-            note = "; near tie at step %d (reference margin %.3g <= 2*tol): llmq %d, reference " \
-                   "%d, later tokens not compared" % (i, margins[i], a, b)
-        else:
-            problems.append("greedy token %d differs: llmq %d, reference %d (reference top-2 "
-                            "margin %.3g > 2*tol %.3g); llmq %s, reference %s" % (
-                                i, a, b, margins[i], 2 * tol, llmq_tokens, ref_tokens))
-        break
-    msg = "max |dlogit| %.3g (tol %.3g, max |logit| %.3g), greedy %s%s" % (
-        err, tol, scale, "match" if not note and not problems else "see below", note)
-    if problems:
-        msg += "\n    " + "\n    ".join(problems)
+    prompt_tokens = None  # as llmq reports them (BOS included if it adds one)
+    errs, problems, notes = [], [], []
+    for isa in ISAS:
+        summary = run_llmq(llmq, model, config, c["prompt"], logits_file, isa)
+        if prompt_tokens is None:
+            prompt_tokens = summary["prompt_tokens"]
+            want = m.last_logits(prompt_tokens).tolist()
+            scale = max(abs(v) for v in want)
+            tol = Q8_REL_TOL * scale if c["q8"] else c["tol"]
+            ref_tokens, margins = m.greedy(prompt_tokens, MAX_TOKENS)
+        elif summary["prompt_tokens"] != prompt_tokens:
+            raise RuntimeError("prompt_tokens differ between ISAs: %s vs %s" % (
+                summary["prompt_tokens"], prompt_tokens))
+        err, p, note = compare(want, read_logits(logits_file, m.vocab), tol, ref_tokens, margins,
+                               summary["tokens"], summary.get("finish_reason"))
+        errs.append("%s %.3g" % (isa, err))
+        problems += ["[%s] %s" % (isa, x) for x in p]
+        notes += ["[%s] %s" % (isa, note)] if note else []
+    msg = "max |dlogit| %s (tol %.3g, max |logit| %.3g); greedy %s" % (
+        ", ".join(errs), tol, scale,
+        "identical" if not notes and not problems else "see below")
+    for line in notes + problems:
+        msg += "\n    " + line
     return not problems, msg
 
 
@@ -193,7 +217,7 @@ def main(argv):
             t0 = time.monotonic()
             try:
                 ok, msg = check_case(c, llmq, maker, tmp, vocab_dir)
-            except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError,
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError, KeyError,
                     ref.GGUFError) as e:
                 ok, msg = False, "error: %s" % e
             status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
