@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
@@ -488,7 +489,10 @@ int Server::run() {
 
 int run_server(const ServerOptions& options, MpiWorld* world) {
     if (world && world->rank() != 0) {
-        // A follower: hold one shard and run the steps rank 0 broadcasts.
+        // A follower: hold one shard and run the steps rank 0 broadcasts. mpirun forwards
+        // SIGINT/SIGTERM to every rank; rank 0 drains and then stops the followers itself.
+        std::signal(SIGINT, SIG_IGN);
+        std::signal(SIGTERM, SIG_IGN);
         auto rt = ModelRuntime::load(options.config, world);
         if (!rt) {
             log::error("rank " + std::to_string(world->rank()) + ": cannot load the model: " +
