@@ -25,6 +25,7 @@
 //    are zero-padded to whole vectors, and with M <= MC each weight byte is read once.
 // All arithmetic is f32; widening f16 / bf16 / Q8_0 to f32 is exact.
 #include <cstdlib>
+#include <type_traits>
 
 #include "simd_entries.hpp"
 #include "simd_vector.hpp"
@@ -43,6 +44,9 @@ constexpr int NR_DECODE = 8;
 constexpr int64_t KC = 512;  // multiple of W and of the Q8_0 block; 3 x rows + panel in L1
 constexpr int64_t MC = 510;  // multiple of MR; the packed x block (MC x KC f32, 1 MiB) in L2
 
+#ifndef PREFETCH_BYTES
+#define PREFETCH_BYTES 512
+#endif
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // ---- weight loaders: W consecutive values of one row, from element k, widened to f32
@@ -137,6 +141,60 @@ inline void tile_direct(const float* x, int64_t ldx, const uint8_t* w, int64_t l
     store_tile<mr_, nr_>(acc, y, ldy, false);
 }
 
+// Direct tile for Q8_0 rows, one 32-value block at a time: the block's products are summed
+// unscaled (its int8 values widened to f32) and then scaled once by its d. The fp16 scales of
+// the next GROUP blocks of every row are first widened into a small f32 array (one memory-
+// operand conversion each), so the per-block scaling is an FMA with a broadcast from memory
+// instead of a register insert + convert + broadcast on the shuffle port. Weights are
+// prefetched PREFETCH_BYTES ahead: the conversion work per byte would otherwise stall the
+// out-of-order window before enough cache misses are in flight.
+template <int mr_, int nr_>
+inline void tile_direct_q8_0(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t K,
+                             float* y, int64_t ldy) {
+    constexpr int V = q8_0_block_values / W;  // vectors per block
+    constexpr int GROUP = 8;
+    vf acc[mr_][nr_];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr_; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    const int64_t blocks = K / q8_0_block_values;
+    alignas(64) float scales[nr_][GROUP];
+    for (int64_t b0 = 0; b0 < blocks; b0 += GROUP) {
+        const int group = static_cast<int>(min64(GROUP, blocks - b0));
+        for (int j = 0; j < nr_; ++j)
+            for (int g = 0; g < group; ++g) {
+                const uint8_t* block = w + j * ldw + (b0 + g) * q8_0_block_bytes;
+                _mm_store_ss(&scales[j][g], _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(block))));
+            }
+        for (int g = 0; g < group; ++g) {
+            const int64_t b = b0 + g;
+            vf xv[mr_][V];
+#pragma GCC unroll 8
+            for (int i = 0; i < mr_; ++i)
+#pragma GCC unroll 4
+                for (int v = 0; v < V; ++v) xv[i][v] = vload(x + i * ldx + b * q8_0_block_values + v * W);
+#pragma GCC unroll 8
+            for (int j = 0; j < nr_; ++j) {
+                const uint8_t* block = w + j * ldw + b * q8_0_block_bytes;
+                _mm_prefetch(reinterpret_cast<const char*>(block + PREFETCH_BYTES), _MM_HINT_T0);
+                const auto* q = reinterpret_cast<const int8_t*>(block + 2);
+                vf qv[V];
+#pragma GCC unroll 4
+                for (int v = 0; v < V; ++v) qv[v] = vload_i8(q + v * W);
+#pragma GCC unroll 8
+                for (int i = 0; i < mr_; ++i) {
+                    vf sum = vmul(xv[i][0], qv[0]);
+#pragma GCC unroll 4
+                    for (int v = 1; v < V; ++v) sum = vfma(xv[i][v], qv[v], sum);
+                    acc[i][j] = vfma(vset1(scales[j][g]), sum, acc[i][j]);
+                }
+            }
+        }
+    }
+    store_tile<mr_, nr_>(acc, y, ldy, false);
+}
+
 // Packed tile: xp holds `steps` steps of MR x W floats, wp `steps` steps of NR x W floats.
 template <int mr_, int nr_>
 inline void tile_packed(const float* xp, const float* wp, int64_t steps, float* y, int64_t ldy,
@@ -174,6 +232,13 @@ inline int column_tile(int64_t M, int64_t left) {
 template <class L, int mr_>
 inline void direct_columns(int nr, const float* x, int64_t ldx, const uint8_t* w, int64_t ldw,
                            int64_t K, float* y, int64_t ldy) {
+    if constexpr (std::is_same_v<L, load_q8_0>) {
+        if constexpr (mr_ == 1)
+            if (nr == NR_DECODE) return tile_direct_q8_0<1, NR_DECODE>(x, ldx, w, ldw, K, y, ldy);
+        if (nr == NR) return tile_direct_q8_0<mr_, NR>(x, ldx, w, ldw, K, y, ldy);
+        if (nr == 4) return tile_direct_q8_0<mr_, 4>(x, ldx, w, ldw, K, y, ldy);
+        return tile_direct_q8_0<mr_, 1>(x, ldx, w, ldw, K, y, ldy);
+    }
     if constexpr (mr_ == 1)
         if (nr == NR_DECODE) return tile_direct<1, NR_DECODE, L>(x, ldx, w, ldw, K, y, ldy);
     if (nr == NR) return tile_direct<mr_, NR, L>(x, ldx, w, ldw, K, y, ldy);
