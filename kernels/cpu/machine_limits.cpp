@@ -1,7 +1,8 @@
 // Probes of the machine's limits for benchmarks: memory read bandwidth, FMA peak, and the
 // f32 GEMM rate of this library. Each runs its work on `threads` std::threads that meet at a
 // barrier before and after every repetition; thread 0 times the span between the barriers,
-// and the best repetition is reported.
+// and the best repetition is reported. Repetitions are short (tens of milliseconds) and
+// many, so that on a shared machine the best one is a window where the threads ran alone.
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,7 +84,7 @@ double measure_memory_bandwidth_gbs(int threads) {
     const std::size_t per_thread = words / static_cast<std::size_t>(threads);
     std::vector<uint64_t> sinks(static_cast<std::size_t>(threads), 0);
     const double seconds = best_round(
-        threads, 5,
+        threads, 8,
         [&](int t) {  // first touch by the thread that reads the part
             uint64_t* part = buffer + per_thread * static_cast<std::size_t>(t);
             for (std::size_t i = 0; i < per_thread; ++i) part[i] = i ^ static_cast<uint64_t>(t);
@@ -99,21 +100,21 @@ double measure_memory_bandwidth_gbs(int threads) {
 
 double measure_fma_peak_gflops(isa which, int threads) {
     const detail::kernel_table& table = detail::table_for(which);
-    // Calibrate to about 0.2 s per round on one thread.
+    // Calibrate to about 20 ms per round on one thread.
     int64_t iterations = 1 << 16;
     for (;;) {
         const auto start = clock_type::now();
         table.fma_loop(iterations);
         const double s = std::chrono::duration<double>(clock_type::now() - start).count();
         if (s > 0.05 || iterations > (int64_t(1) << 40)) {
-            iterations = static_cast<int64_t>(double(iterations) * 0.2 / std::max(s, 1e-6));
+            iterations = static_cast<int64_t>(double(iterations) * 0.02 / std::max(s, 1e-6));
             break;
         }
         iterations *= 4;
     }
     std::vector<double> flops(static_cast<std::size_t>(std::max(threads, 1)), 0.0);
     const double seconds =
-        best_round(threads, 3, [](int) {}, [&](int t, int) { flops[t] = table.fma_loop(iterations); });
+        best_round(threads, 12, [](int) {}, [&](int t, int) { flops[t] = table.fma_loop(iterations); });
     double total = 0.0;
     for (double f : flops) total += f;
     return total / seconds / 1e9;
@@ -134,7 +135,7 @@ double measure_gemm_gflops(isa which, int threads, int64_t M, int64_t N, int64_t
     const int64_t columns = (N + threads - 1) / threads;
     const int64_t split = (columns + grain - 1) / grain * grain;
     const double seconds = best_round(
-        threads, 4, [](int) {},
+        threads, 10, [](int) {},
         [&](int t, int) {
             const int64_t begin = std::min(N, split * t), end = std::min(N, split * (t + 1));
             gemm(which, x.data(), M, K, K, w.data(), dtype::f32, K * 4, y.data(), N, begin, end);

@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
                 for (std::size_t c = 1; c < copies; ++c) w[c] = w[0];
                 std::vector<float> x(static_cast<std::size_t>(K), 0.5f), y(static_cast<std::size_t>(N));
                 std::barrier layer(threads);
-                const double gemv_s = best_of(threads, quick ? 2 : 4, [&](int t) {
+                const double gemv_s = best_of(threads, quick ? 3 : 6, [&](int t) {
                     const split s = part_of(N, threads, t);
                     for (std::size_t c = 0; c < copies; ++c) {
                         gemm(which, x.data(), 1, K, K, w[c].data(), wt, int64_t(row_bytes(wt, K)), y.data(), N,
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
                 for (int64_t M : Ms) {
                     std::vector<float> xm(static_cast<std::size_t>(M * K)), ym(std::size_t(M * N));
                     for (std::size_t i = 0; i < xm.size(); ++i) xm[i] = float(int(i % 17) - 8) / 8.0f;
-                    const double s = best_of(threads, 2, [&](int t) {
+                    const double s = best_of(threads, 5, [&](int t) {
                         const split p = part_of(N, threads, t);
                         gemm(which, xm.data(), M, K, K, w[0].data(), wt, int64_t(row_bytes(wt, K)), ym.data(), N,
                              p.begin, p.end);
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
                     if (wt == dtype::bf16 && which == isa::avx512_bf16) {
                         std::vector<uint16_t> xb(xm.size());
                         row_from_f32(dtype::bf16, xm.data(), xb.data(), int64_t(xm.size()));
-                        const double sb = best_of(threads, 2, [&](int t) {
+                        const double sb = best_of(threads, 5, [&](int t) {
                             const split p = part_of(N, threads, t);
                             gemm_bf16_dot(which, xb.data(), M, K, K, w[0].data(), int64_t(row_bytes(wt, K)),
                                           ym.data(), N, p.begin, p.end);

@@ -70,7 +70,9 @@ float bf16_to_fp32(uint16_t b);
 uint16_t fp32_to_bf16(float f);  // round to nearest even
 
 // Convert one row of n values of dtype t to f32 / from f32 (q8_0: n multiple of 32;
-// quantisation as GGUF: d = max|x| / 127, q = round(x / d)).
+// quantisation as GGUF: per block d = max|x| / 127, q = round(x * (1 / d)) to nearest even,
+// d stored as fp16; i32 and u8 convert numerically, rounding and clamping). Every ISA gives
+// bit-identical rows (NaN inputs to q8_0 excepted: their q is unspecified).
 void row_to_f32(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 
@@ -81,6 +83,10 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 //   w: N rows of K values of wt, row stride ldw (BYTES)
 //   y: M rows, row stride ldy (elements); columns outside [n_begin, n_end) untouched
 // Reads each weight row once for all M rows (blocked over M inside). Cache-blocked over K.
+// All arithmetic is f32: f16, bf16 and Q8_0 weights are widened exactly, so the only error is
+// f32 summation (bounded by a few sqrt(K) ulp of sum |x w| in practice). With M > 3 the
+// calling thread keeps a 1 MiB buffer (the packed block of x), allocated on its first such
+// call and freed when the thread ends.
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 
@@ -89,10 +95,11 @@ int64_t gemm_column_grain(int64_t M, int64_t N, int64_t K);
 
 // Reduced-precision GEMM for bf16 weights (opt-in, never the default): x already rounded to
 // bf16 (row_from_f32(dtype::bf16, ...)), products of bf16 pairs summed in f32 with AVX-512
-// BF16 vdpbf16ps, about twice the f32 FMA rate. The rounding of x costs a relative error of
-// up to 2^-9 per element, so results differ from gemm() by ~1e-3 of |x|·|w|; on ISAs without
-// AVX-512 BF16 it widens x to f32 and gives the same sums as gemm() on the rounded x.
-//   x: M rows of K bf16 values, row stride ldx (elements); w: bf16, ldw in BYTES.
+// BF16 vdpbf16ps (32 multiply-adds per instruction, twice an f32 FMA; it only pays where the
+// CPU issues it as fast as an FMA, measure first). The rounding of x costs a relative error
+// of up to 2^-9 per element, so results differ from gemm() by up to ~2e-3 of sum |x w|; on
+// ISAs without AVX-512 BF16 it widens x to f32 and gives gemm()'s sums on the rounded x.
+//   x: M rows of K bf16 values, row stride ldx (elements); w: bf16, ldw in BYTES (even).
 void gemm_bf16_dot(isa which, const uint16_t* x, int64_t M, int64_t K, int64_t ldx,
                    const void* w, int64_t ldw, float* y, int64_t ldy, int64_t n_begin,
                    int64_t n_end);
