@@ -164,15 +164,7 @@ Command add_plan(CLI::App& root) {
             if (!d) return fail("plan", d.status().message());
             devices = *d;
         } else {
-            const auto opts2 = cpu_device_options(config.devices);
-            const uint64_t cap = opts2.memory_limit ? opts2.memory_limit : host_physical_memory() / std::max(1, opts2.count);
-            for (int i = 0; i < std::max(1, opts2.count); ++i) {
-                DeviceInfo d;
-                d.index = i;
-                d.name = "cpu:" + std::to_string(i);
-                d.memory_capacity = cap;
-                devices.push_back(d);
-            }
+            devices = cpu_device_infos(cpu_device_options(config.devices));
         }
         auto plan = plan_memory(*layout, devices, planner_input(config));
         if (!plan) return fail("plan", plan.status().message());

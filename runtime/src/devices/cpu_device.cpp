@@ -128,9 +128,8 @@ void CpuDevice::worker_main() {
     }
 }
 
-std::vector<std::unique_ptr<Device>> make_cpu_devices(const CpuDeviceOptions& options) {
+std::vector<DeviceInfo> cpu_device_infos(const CpuDeviceOptions& options) {
     const int count = options.count < 1 ? 1 : options.count;
-    const int cores = host_online_cores();
     std::vector<int> core_ids;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0) {
@@ -138,19 +137,31 @@ std::vector<std::unique_ptr<Device>> make_cpu_devices(const CpuDeviceOptions& op
             if (CPU_ISSET(c, &set)) core_ids.push_back(c);
     }
     if (core_ids.empty())
-        for (int c = 0; c < cores; ++c) core_ids.push_back(c);
+        for (int c = 0; c < host_online_cores(); ++c) core_ids.push_back(c);
     const int per = options.threads_per_device > 0
                         ? options.threads_per_device
                         : std::max(1, static_cast<int>(core_ids.size()) / count);
     const uint64_t capacity =
         options.memory_limit > 0 ? options.memory_limit : host_physical_memory() / count;
-    std::vector<std::unique_ptr<Device>> devices;
+    std::vector<DeviceInfo> infos;
     size_t next = 0;
     for (int i = 0; i < count; ++i) {
-        std::vector<int> mine;
-        for (int t = 0; t < per; ++t) mine.push_back(core_ids[next++ % core_ids.size()]);
-        devices.push_back(std::make_unique<CpuDevice>(i, per, std::move(mine), capacity));
+        DeviceInfo d;
+        d.kind = DeviceKind::cpu;
+        d.index = i;
+        d.name = "cpu:" + std::to_string(i);
+        d.memory_capacity = capacity;
+        d.threads = per;
+        for (int t = 0; t < per; ++t) d.cores.push_back(core_ids[next++ % core_ids.size()]);
+        infos.push_back(std::move(d));
     }
+    return infos;
+}
+
+std::vector<std::unique_ptr<Device>> make_cpu_devices(const CpuDeviceOptions& options) {
+    std::vector<std::unique_ptr<Device>> devices;
+    for (auto& d : cpu_device_infos(options))
+        devices.push_back(std::make_unique<CpuDevice>(d.index, d.threads, d.cores, d.memory_capacity));
     return devices;
 }
 

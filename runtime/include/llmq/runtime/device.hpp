@@ -110,6 +110,10 @@ struct CpuDeviceOptions {
     uint64_t memory_limit = 0;      // per device; 0: physical memory / count
 };
 
+// What make_cpu_devices would build (names, cores, capacities), without starting threads:
+// for planning.
+std::vector<DeviceInfo> cpu_device_infos(const CpuDeviceOptions& options);
+
 // Build the CPU devices of this host. Cores are dealt out in order; when there are more
 // devices than cores they share cores (tests stand 4 devices on 2 cores).
 std::vector<std::unique_ptr<Device>> make_cpu_devices(const CpuDeviceOptions& options);
