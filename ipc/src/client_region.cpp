@@ -141,11 +141,10 @@ Result<void> ClientRegion::submit(std::uint64_t request_id, RequestKind kind, st
     std::memcpy(&requests_.unpublished(0), &d, sizeof d);
     requests_.publish(1);
 
-    // Pairs with the daemon's fence in arm_doorbell(): either we see its flag or it sees our
-    // descriptor.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Against the daemon's arm_doorbell() ("set the flag, then read head", both seq_cst):
+    // either we see its flag or it sees our descriptor.
     if (std::atomic_ref<std::uint32_t>(*word32(offsetof(RegionControl, daemon_sleeping)))
-            .load(std::memory_order_relaxed) != 0) {
+            .load(std::memory_order_seq_cst) != 0) {
         const std::uint64_t one = 1;
         [[maybe_unused]] const ssize_t n = ::write(doorbell_.get(), &one, sizeof one);
     }
@@ -203,10 +202,9 @@ void ClientRegion::sleep_for_events(std::chrono::nanoseconds timeout) {
     std::uint32_t* wake = word32(offsetof(RegionControl, client_wake));
     std::atomic_ref<std::uint32_t> waiting(*word32(offsetof(RegionControl, client_waiting)));
     const std::uint32_t seen = std::atomic_ref<std::uint32_t>(*wake).load(std::memory_order_acquire);
-    waiting.store(1, std::memory_order_relaxed);
-    // Pairs with the daemon's fence in push_event(): either it sees client_waiting and wakes
-    // us, or we see its event here.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Against the daemon's push_event() ("publish head, then read client_waiting", both
+    // seq_cst): either it sees us waiting and wakes us, or we see its event here.
+    waiting.store(1, std::memory_order_seq_cst);
     if (events_.readable() == 0 && !events_.faulted()) futex_wait(wake, seen, timeout);
     waiting.store(0, std::memory_order_relaxed);
 }

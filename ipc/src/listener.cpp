@@ -241,6 +241,10 @@ private:
             if (auto owner = self->owner_.lock()) {
                 if (owner->requests_callback) owner->requests_callback(self);
             }
+            if (self->state_ == State::ready && self->region_->faulted()) {
+                self->close("the client wrote an impossible ring index into its region");
+                return;
+            }
             if (self->state_ == State::ready) self->wait_doorbell();
         });
     }
@@ -286,6 +290,11 @@ private:
 
     void queue_write(std::string line) {
         if (state_ == State::closed) return;
+        queued_bytes_ += line.size();
+        if (queued_bytes_ > kMaxQueuedReplyBytes) {
+            close("the client does not read its replies (" + std::to_string(queued_bytes_) + " bytes queued)");
+            return;
+        }
         write_queue_.push_back(std::move(line));
         if (!writing_) write_next();
     }
@@ -305,6 +314,7 @@ private:
                                   self->close("write failed: " + ec.message());
                                   return;
                               }
+                              self->queued_bytes_ -= self->write_queue_.front().size();
                               self->write_queue_.pop_front();
                               self->write_next();
                           });
@@ -321,7 +331,10 @@ private:
     std::string instance_;
     std::string server_name_;
     std::array<char, 16384> read_buffer_{};
+    // A client that sends commands but never reads the replies is cut off past this.
+    static constexpr std::size_t kMaxQueuedReplyBytes = 16u << 20;
     std::deque<std::string> write_queue_;
+    std::size_t queued_bytes_ = 0;
     bool writing_ = false;
     bool close_after_flush_ = false;
     bool connected_ = false;

@@ -57,10 +57,15 @@ std::uint32_t* ServerRegion::word32(std::uint64_t offset) {
     return reinterpret_cast<std::uint32_t*>(base_ + offset);
 }
 
-bool ServerRegion::has_pending_requests() { return requests_.readable() != 0; }
+bool ServerRegion::has_pending_requests() {
+    const bool pending = requests_.readable() != 0;
+    if (requests_.faulted()) faulted_.store(true, std::memory_order_relaxed);
+    return pending;
+}
 
 std::size_t ServerRegion::poll(const DecodeLimits& limits, std::vector<PolledRequest>& out, std::size_t max) {
     const std::uint64_t available = std::min<std::uint64_t>(requests_.readable(), max);
+    if (requests_.faulted()) faulted_.store(true, std::memory_order_relaxed);
     const ArenaView arena{base_ + layout_.arena_offset, layout_.arena_size};
     for (std::uint64_t k = 0; k < available; ++k) {
         RequestDescriptor copy;
@@ -74,10 +79,9 @@ std::size_t ServerRegion::poll(const DecodeLimits& limits, std::vector<PolledReq
 
 bool ServerRegion::arm_doorbell() {
     std::atomic_ref<std::uint32_t> flag(*word32(offsetof(RegionControl, daemon_sleeping)));
-    flag.store(1, std::memory_order_relaxed);
-    // Pairs with the client's fence between publishing a descriptor and reading the flag:
-    // either it sees 1 and rings, or we see its descriptor here.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Against the client's "publish head, then read the flag" (both seq_cst): either it sees 1
+    // and rings, or we see its descriptor here.
+    flag.store(1, std::memory_order_seq_cst);
     if (requests_.readable() != 0) {
         flag.store(0, std::memory_order_relaxed);
         return false;
@@ -95,11 +99,15 @@ void ServerRegion::drain_doorbell() {
     [[maybe_unused]] const ssize_t n = ::read(doorbell_.get(), &count, sizeof count);
 }
 
-std::uint64_t ServerRegion::writable_event_slots() { return events_.writable(); }
+std::uint64_t ServerRegion::writable_event_slots() {
+    const std::uint64_t writable = events_.writable();
+    if (events_.faulted()) faulted_.store(true, std::memory_order_relaxed);
+    return writable;
+}
 
 bool ServerRegion::push_event(const Event& event) {
     const std::uint64_t slots = event_slot_count(event);
-    if (events_.writable() < slots) return false;
+    if (writable_event_slots() < slots) return false;
     for (std::uint64_t i = 0; i < slots; ++i) {
         ResponseEvent e{};
         e.request_id = event.request_id;
@@ -121,10 +129,10 @@ bool ServerRegion::push_event(const Event& event) {
     }
     events_.publish(slots);
 
-    // Pairs with the client's fence between announcing client_waiting and re-checking the ring.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Against the client's "set client_waiting, then read head" (both seq_cst): either it sees
+    // these events, or we see it waiting and wake it.
     std::uint32_t* waiting = word32(offsetof(RegionControl, client_waiting));
-    if (std::atomic_ref<std::uint32_t>(*waiting).load(std::memory_order_relaxed) != 0) {
+    if (std::atomic_ref<std::uint32_t>(*waiting).load(std::memory_order_seq_cst) != 0) {
         std::uint32_t* wake = word32(offsetof(RegionControl, client_wake));
         std::atomic_ref<std::uint32_t>(*wake).fetch_add(1, std::memory_order_release);
         futex_wake_all(wake);
@@ -132,6 +140,10 @@ bool ServerRegion::push_event(const Event& event) {
     return true;
 }
 
-bool ServerRegion::events_drained() { return events_.drained(); }
+bool ServerRegion::events_drained() {
+    const bool drained = events_.drained();
+    if (events_.faulted()) faulted_.store(true, std::memory_order_relaxed);
+    return drained;
+}
 
 }  // namespace llmq::ipc

@@ -10,7 +10,8 @@
 //   3. creates the client's private region (ServerRegion::create) and sends the welcome line
 //      with the region memfd and doorbell eventfd attached (SCM_RIGHTS);
 //   4. calls on_connect, then waits on the doorbell (on_requests) and on control lines (the
-//      registered commands) until the client goes;
+//      registered commands) until the client goes; a client whose region faulted (it wrote an
+//      impossible ring index) is closed right after on_requests returns;
 //   5. when the socket closes (the client exited, crashed or was killed: the kernel closes it),
 //      calls on_disconnect: the connection is the lease, its requests must be cancelled.
 //

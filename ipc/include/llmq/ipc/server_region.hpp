@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -88,8 +89,10 @@ public:
     // True when the client has read every published event.
     bool events_drained();
 
-    // True when the client wrote an impossible ring index; nothing more is read or written.
-    bool faulted() const { return requests_.faulted() || events_.faulted(); }
+    // True when the client wrote an impossible ring index; nothing more is read or written on
+    // that ring, and the daemon should close the connection (the Listener does so after
+    // on_requests). Any thread.
+    bool faulted() const { return faulted_.load(std::memory_order_relaxed); }
 
 private:
     ServerRegion() = default;
@@ -102,6 +105,7 @@ private:
     UniqueFd doorbell_;
     RingConsumer<RequestDescriptor> requests_;
     RingProducer<ResponseEvent> events_;
+    std::atomic<bool> faulted_{false};  // either ring; set by the side that found it
 };
 
 }  // namespace llmq::ipc

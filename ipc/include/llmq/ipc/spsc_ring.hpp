@@ -23,9 +23,15 @@
 //   again: the peer corrupted its ring and the connection must be closed.
 //
 // Producer: write slots [head, head + n) while they are unpublished (the consumer never reads
-// them), then store head + n (release). Consumer: load head (acquire), copy slots
-// [tail, head) out (copy_from_shared), then store tail + k (release); only after that store may
-// the producer overwrite those slots.
+// them), then store head + n. Consumer: load head, copy slots [tail, head) out
+// (copy_from_shared), then store tail + k; only after that store may the producer overwrite
+// those slots.
+//
+// Index stores and loads are sequentially consistent, not just release/acquire: the wake-up
+// handshakes (region_layout.hpp) are Dekker-style — "publish head, then read the peer's sleep
+// flag" against "set the sleep flag, then read head" — and need one total order over the four
+// accesses. On x86 this costs one locked store per publish. (No fences: ThreadSanitizer checks
+// the protocol as written.)
 //
 // Threads: one thread may use a RingProducer, one (possibly other) thread its RingConsumer.
 #pragma once
@@ -62,7 +68,7 @@ public:
     // Returns capacity (nothing writable) once faulted.
     std::uint64_t unconsumed() {
         if (faulted_) return capacity_;
-        const std::uint64_t tail = std::atomic_ref<std::uint64_t>(*tail_).load(std::memory_order_acquire);
+        const std::uint64_t tail = std::atomic_ref<std::uint64_t>(*tail_).load(std::memory_order_seq_cst);
         const std::uint64_t used = local_head_ - tail;
         if (used > capacity_) {
             faulted_ = true;
@@ -78,7 +84,7 @@ public:
     // Makes the first n unpublished slots visible to the consumer, n <= writable().
     void publish(std::uint64_t n) {
         local_head_ += n;
-        std::atomic_ref<std::uint64_t>(*head_).store(local_head_, std::memory_order_release);
+        std::atomic_ref<std::uint64_t>(*head_).store(local_head_, std::memory_order_seq_cst);
     }
 
     bool try_push(const Slot& slot) {
@@ -120,7 +126,7 @@ public:
     // Published slots not yet released. Reads the producer's index once; 0 once faulted.
     std::uint64_t readable() {
         if (faulted_) return 0;
-        cached_head_ = std::atomic_ref<std::uint64_t>(*head_).load(std::memory_order_acquire);
+        cached_head_ = std::atomic_ref<std::uint64_t>(*head_).load(std::memory_order_seq_cst);
         const std::uint64_t count = cached_head_ - local_tail_;
         if (count > capacity_) {
             faulted_ = true;
@@ -138,7 +144,7 @@ public:
     // Hands the first n read slots back to the producer.
     void release(std::uint64_t n) {
         local_tail_ += n;
-        std::atomic_ref<std::uint64_t>(*tail_).store(local_tail_, std::memory_order_release);
+        std::atomic_ref<std::uint64_t>(*tail_).store(local_tail_, std::memory_order_seq_cst);
     }
 
     bool try_pop(Slot& out) {
