@@ -124,6 +124,24 @@ void run_case(const attention_case& c, uint64_t seed) {
         context << "attention " << isa_name(which) << " " << dtype_name(c.kv) << " heads=" << c.num_heads << "/"
                 << c.num_kv_heads << " D=" << c.head_dim << " block=" << c.block_size;
         check_within(out.data(), expected.data(), bound.data(), out.size(), context.str());
+
+        // A range writes exactly its own (sequence, head) items: the middle range alone.
+        std::vector<float> partial(q.size(), 777.0f);
+        p.out = partial.data();
+        paged_attention(which, p, cut1, cut2);
+        std::size_t wrong = 0;
+        for (int32_t s = 0; s < num_seqs; ++s)
+            for (int32_t t = query_start[s]; t < query_start[s + 1]; ++t)
+                for (int32_t h = 0; h < c.num_heads; ++h) {
+                    const int64_t item = int64_t(s) * c.num_heads + h;
+                    const bool inside = item >= cut1 && item < cut2;
+                    for (int64_t d = 0; d < D; ++d) {
+                        const std::size_t i = (std::size_t(t) * c.num_heads + h) * D + d;
+                        wrong += inside ? partial[i] != out[i] : partial[i] != 777.0f;
+                    }
+                }
+        CHECK_MESSAGE(wrong == 0, context.str(), ": items [", cut1, ", ", cut2, ") wrote ", wrong,
+                      " values they should not have (or differ from the full run)");
     }
 }
 

@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
         }
     }
     threads = std::max(threads, 1);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines appear as they are measured
     const int64_t K = 2048;
     const std::vector<int64_t> Ns = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{2048, 5632, 32000};
     const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{64} : std::vector<int64_t>{64, 512};

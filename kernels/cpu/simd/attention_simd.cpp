@@ -1,14 +1,16 @@
 // Vectorised paged attention for one ISA: block-wise online softmax over the paged cache.
 //
-// One work item is (sequence s, query head h). Its query rows are taken QT at a time (all of
-// them attend to the same KV head), and the cache is walked in chunks of at most CHUNK slots
-// of one block, so the largest score buffer is QT x CHUNK whatever the context length:
-//   1. scores  S[r][j] = (scale q_r) · k_j for the chunk's slots, four keys at a time (each
-//      loaded key vector is reused by the QT rows; hsum4 reduces four dot products at once);
-//      slots after row r's position get -inf (causal mask).
+// A range of (sequence s, query head h) items is cut into groups of heads that share a KV
+// head; the (query row, head) pairs of a group all read the same keys and values, so they are
+// taken QT at a time (row-major: a decode row's group heads together, prefill rows of one
+// head after another) and each loaded key and value vector serves QT queries. The cache is
+// walked in chunks of at most CHUNK slots of one block, so the largest score buffer is
+// QT x CHUNK whatever the context length:
+//   1. scores  S[e][j] = (scale q_e) · k_j for the chunk's slots, four keys at a time (hsum4
+//      reduces four dot products at once); slots after entry e's position get -inf (causal).
 //   2. softmax m' = max(m, max_j S), c = e^(m - m'), P = e^(S - m'), l = l c + sum_j P
-//   3. values  acc_r = acc_r c + sum_j P[r][j] v_j, with acc_r held in registers per W lanes.
-// out = acc / l. Every row sees cache slot 0 in its first chunk, so m is finite from then on.
+//   3. values  acc_e = acc_e c + sum_j P[e][j] v_j, with acc_e held in registers per W lanes.
+// out = acc / l. Every entry sees cache slot 0 in its first chunk, so m is finite from then on.
 #include "simd_entries.hpp"
 #include "simd_vector.hpp"
 
@@ -63,14 +65,20 @@ inline void score_keys(const float* q, int64_t ldq, int D, const typename KV::el
     }
 }
 
+// One query of a tile: its row of q / out and its position in the sequence.
+struct query {
+    const float* q;
+    float* out;
+    int64_t position;
+};
+
+// qt queries of sequence s that all read KV head kv_head.
 template <class KV, int qt>
-void attend_rows(const paged_attention_params& p, int64_t s, int64_t h, int64_t r0) {
+void attend_tile(const paged_attention_params& p, int64_t s, int64_t kv_head, const query* e) {
     using element = typename KV::element;
     const int D = p.head_dim;
-    const int64_t kv_head = h / (p.num_heads / p.num_kv_heads);
-    const int64_t rows = p.query_start[s + 1] - p.query_start[s];
-    const int64_t first_position = p.context_len[s] - rows + r0;
-    const int64_t last_position = first_position + qt - 1;
+    int64_t last_position = e[0].position;
+    for (int r = 1; r < qt; ++r) last_position = e[r].position > last_position ? e[r].position : last_position;
     const int32_t* table = p.block_tables + s * p.max_blocks_per_seq;
     const int64_t slot_stride = int64_t(p.num_kv_heads) * D;
     const auto* k_cache = static_cast<const element*>(p.k_cache);
@@ -81,9 +89,8 @@ void attend_rows(const paged_attention_params& p, int64_t s, int64_t h, int64_t 
     alignas(64) float scores[qt][CHUNK];
     float m[qt], l[qt];
     for (int r = 0; r < qt; ++r) {
-        const float* src = p.q + ((p.query_start[s] + r0 + r) * p.num_heads + h) * D;
         for (int d = 0; d < D; ++d) {
-            q[r][d] = src[d] * p.scale;
+            q[r][d] = e[r].q[d] * p.scale;
             acc[r][d] = 0.0f;
         }
         m[r] = NEG_INF;
@@ -108,7 +115,7 @@ void attend_rows(const paged_attention_params& p, int64_t s, int64_t h, int64_t 
             }
 
             for (int r = 0; r < qt; ++r) {
-                const int64_t visible = first_position + r - position0 + 1;  // slots row r sees
+                const int64_t visible = e[r].position - position0 + 1;  // slots entry r sees
                 float chunk_max = NEG_INF;
                 for (int j = 0; j < n; ++j) {
                     if (j >= visible) scores[r][j] = NEG_INF;
@@ -120,12 +127,12 @@ void attend_rows(const paged_attention_params& p, int64_t s, int64_t h, int64_t 
                 vf sum = vzero();
                 for (int j = 0; j < n; j += W) {
                     const int left = n - j;
-                    vf e = vexp(vsub(left >= W ? vload(&scores[r][j]) : vloadn(&scores[r][j], left),
+                    vf x = vexp(vsub(left >= W ? vload(&scores[r][j]) : vloadn(&scores[r][j], left),
                                      vset1(new_max)));
-                    if (left < W) e = vkeep(e, left, vzero());
-                    sum = vadd(sum, e);
-                    if (left >= W) vstore(&scores[r][j], e);
-                    else vstoren(&scores[r][j], e, left);
+                    if (left < W) x = vkeep(x, left, vzero());
+                    sum = vadd(sum, x);
+                    if (left >= W) vstore(&scores[r][j], x);
+                    else vstoren(&scores[r][j], x, left);
                 }
                 l[r] = l[r] * correction + vhsum(sum);
                 if (correction != 1.0f)
@@ -149,20 +156,44 @@ void attend_rows(const paged_attention_params& p, int64_t s, int64_t h, int64_t 
     }
 
     for (int r = 0; r < qt; ++r) {
-        float* out = p.out + ((p.query_start[s] + r0 + r) * p.num_heads + h) * D;
         const float inv = 1.0f / l[r];
-        for (int d = 0; d < D; ++d) out[d] = acc[r][d] * inv;
+        for (int d = 0; d < D; ++d) e[r].out[d] = acc[r][d] * inv;
     }
 }
 
 template <class KV>
+void attend_queries(const paged_attention_params& p, int64_t s, int64_t kv_head, const query* e, int count) {
+    int i = 0;
+    for (; i + QT <= count; i += QT) attend_tile<KV, QT>(p, s, kv_head, e + i);
+    for (; i < count; ++i) attend_tile<KV, 1>(p, s, kv_head, e + i);
+}
+
+template <class KV>
 void attend(const paged_attention_params& p, int64_t item_begin, int64_t item_end) {
-    for (int64_t item = item_begin; item < item_end; ++item) {
+    const int64_t D = p.head_dim;
+    const int64_t group = p.num_heads / p.num_kv_heads;
+    query pending[QT];
+    for (int64_t item = item_begin; item < item_end;) {
         const int64_t s = item / p.num_heads, h = item % p.num_heads;
-        const int64_t rows = p.query_start[s + 1] - p.query_start[s];
-        int64_t r0 = 0;
-        for (; r0 + QT <= rows; r0 += QT) attend_rows<KV, QT>(p, s, h, r0);
-        for (; r0 < rows; ++r0) attend_rows<KV, 1>(p, s, h, r0);
+        const int64_t kv_head = h / group;
+        // The heads of this KV group that are in the range: [h, h_end).
+        int64_t h_end = (kv_head + 1) * group;
+        if (h_end - h > item_end - item) h_end = h + (item_end - item);
+        const int64_t token0 = p.query_start[s];
+        const int64_t rows = p.query_start[s + 1] - token0;
+        const int64_t first_position = p.context_len[s] - rows;
+        int count = 0;
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t head = h; head < h_end; ++head) {
+                const int64_t offset = ((token0 + r) * p.num_heads + head) * D;
+                pending[count++] = {p.q + offset, p.out + offset, first_position + r};
+                if (count == QT) {
+                    attend_tile<KV, QT>(p, s, kv_head, pending);
+                    count = 0;
+                }
+            }
+        attend_queries<KV>(p, s, kv_head, pending, count);
+        item += h_end - h;
     }
 }
 
