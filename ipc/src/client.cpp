@@ -1,6 +1,5 @@
 #include "llmq/ipc/client.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -53,10 +52,22 @@ Result<std::unique_ptr<Client>> Client::connect(const ConnectOptions& options) {
     std::memcpy(address.sun_path, shown.c_str(), shown.size() + 1);
 
     std::unique_ptr<Client> client(new Client(options));
-    client->socket_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    client->socket_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!client->socket_.valid()) return errno_error("creating a socket");
-    if (::connect(client->socket_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    const auto deadline = Clock::now() + options.timeout;
+    // Non-blocking: a UNIX connect answers at once, or EAGAIN while the daemon's backlog is
+    // full (a daemon that does not accept): retried until the deadline, never a hang.
+    while (::connect(client->socket_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         const int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN && Clock::now() < deadline) {
+            ::poll(nullptr, 0, 10);
+            continue;
+        }
+        if (err == EAGAIN) {
+            return make_error(ErrorCode::timeout, "llmqd at " + shown + " accepted no connection within " +
+                                                      std::to_string(options.timeout.count()) + " ms");
+        }
         if (err == ENOENT || err == ECONNREFUSED) {
             return make_error(ErrorCode::not_found,
                               "no llmqd serves instance '" + options.instance + "' (" + shown +
@@ -66,12 +77,7 @@ Result<std::unique_ptr<Client>> Client::connect(const ConnectOptions& options) {
         errno = err;
         return errno_error("connecting to " + shown);
     }
-    const int flags = ::fcntl(client->socket_.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(client->socket_.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
-        return errno_error("making the socket non-blocking");
-    }
 
-    const auto deadline = Clock::now() + options.timeout;
     if (auto sent = client->send_line(format_hello(Hello{kProtocolVersion, options.client_name}), deadline); !sent) {
         return sent.error();
     }

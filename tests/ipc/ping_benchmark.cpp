@@ -217,9 +217,11 @@ int main(int argc, char** argv) {
         print("UNIX socket, 1 byte each way", socketpair_pings(samples));
         print("UNIX socket, JSON control line", control_pings(dir, "asleep", samples / 4));
     }
-    const double p50 = summarize(polling).p50;
-    std::printf("target: region ping p50 < 10 us while the daemon polls: %s (%.2f us)\n",
-                p50 < 10.0 ? "met" : "NOT met", p50);
+    const double polling_p50 = summarize(polling).p50;
+    const double asleep_p50 = summarize(asleep).p50;
+    std::printf("target region ping p50 < 10 us: daemon asleep %.2f us (%s), daemon polling %.2f us (%s)\n",
+                asleep_p50, asleep_p50 < 10.0 ? "met" : "NOT met", polling_p50,
+                polling_p50 < 10.0 ? "met" : "NOT met: needs a free core for each of the two spinning threads");
     std::error_code ignored;
     std::filesystem::remove_all(pattern, ignored);
     return 0;
