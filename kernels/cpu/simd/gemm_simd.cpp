@@ -93,6 +93,13 @@ inline void store_tile(vf (&acc)[mr_][nr_], float* y, int64_t ldy, bool accumula
     for (int i = 0; i < mr_; ++i) {
         float* yr = y + i * ldy;
         int j = 0;
+#if defined(__AVX512F__)
+        for (; j + 8 <= nr_; j += 8) {
+            __m256 s = hsum8(&acc[i][j]);
+            if (accumulate) s = _mm256_add_ps(s, _mm256_loadu_ps(yr + j));
+            _mm256_storeu_ps(yr + j, s);
+        }
+#endif
         for (; j + 4 <= nr_; j += 4) {
             __m128 s = hsum4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
             if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yr + j));
