@@ -267,7 +267,8 @@ void Server::begin_drain(const std::string& why) {
     draining_ = true;
     log::info("draining (" + why + "): no new requests; waiting up to " +
               std::to_string(options_.config.ipc.drain_timeout.count()) + " ms for running ones");
-    listener_->stop_accepting();
+    // Keep accepting: a client that connects now gets its welcome and a "shutting down" error
+    // for each request (submit), instead of hanging in the listen backlog until the daemon exits.
     drain_deadline_ = Clock::now() + options_.config.ipc.drain_timeout;
     check_drain();
 }
