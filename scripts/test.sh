@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install what llmq needs, build it, and run every test: the release build's suites, the
-# libFuzzer targets briefly, and the unit/integration/fault suites under AddressSanitizer and
-# UndefinedBehaviorSanitizer (errors fatal). This is the README's test command; .ci/run calls it.
+# Install what llmq needs, build it, and run every test: the release build's suites (they
+# include the libFuzzer targets, run briefly), then the unit/integration/fault suites under
+# AddressSanitizer and UndefinedBehaviorSanitizer (errors fatal). This is the README's test
+# command; .ci/run calls it.
 #
 #   scripts/test.sh            everything (about 20 minutes on 2 cores)
 #   LLMQ_TEST_QUICK=1 scripts/test.sh   release suites only
@@ -27,9 +28,6 @@ meson test -C "$build" --no-rebuild --print-errorlogs --num-processes 2 \
 if [ "${LLMQ_TEST_QUICK:-0}" = "1" ]; then
   exit 0
 fi
-
-echo "== fuzz (request decoder, control-line parser)"
-tests/fuzz/run-fuzz.sh "${LLMQ_FUZZ_SECONDS:-30}" "${TMPDIR:-/tmp}/llmq-fuzz-$$"
 
 echo "== sanitizers (ASan + UBSan)"
 tests/integration/run_sanitizers.sh "$root/build-sanitize"
