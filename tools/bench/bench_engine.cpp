@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
     int32_t prompt = 128, decode = 128, sequences = 1;
     int cpu = 1, threads_per_device = 0, repeat = 3, limit_repeats = 2;
     std::optional<int> tensor, pipeline;
+    bool no_limits = false;
     CLI::App app{"llmq-bench-engine: prefill and decode tokens/s of the in-process engine, each "
                  "beside the machine's limit measured in the same run."};
     bench::add_model_options(app, model_choice);
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
     app.add_option("--pipeline", pipeline, "[parallel] pipeline (default auto)")->check(CLI::Range(1, 1024));
     app.add_option("--repeat", repeat, "measured rounds; the best is printed")->check(CLI::Range(1, 100))->capture_default_str();
     app.add_option("--limit-repeats", limit_repeats, "repetitions of each machine-limit probe")->check(CLI::Range(1, 20))->capture_default_str();
+    app.add_flag("--no-limits", no_limits, "skip the machine-limit probes (for profiling the engine alone)");
     CLI11_PARSE(app, argc, argv);
     log::set_level(log::level::warn);
 
@@ -214,7 +216,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     // Limits before and after the rounds, the better of each kept.
-    bench::MachineLimits limits = bench::MachineLimits::measure(std::max(threads, 1), limit_repeats);
+    bench::MachineLimits limits;
+    if (!no_limits) limits = bench::MachineLimits::measure(std::max(threads, 1), limit_repeats);
 
     Engine& engine = rt.engine();
     const int32_t n_vocab = static_cast<int32_t>(cost->n_vocab);
@@ -239,6 +242,12 @@ int main(int argc, char** argv) {
     }
     const bench::ProcessMemory after_generation = bench::ProcessMemory::now();
 
+    std::printf("\nprocess   after generation: %s\n", after_generation.to_text().c_str());
+    if (no_limits) {
+        std::printf("prefill %.1f tokens/s, decode %.2f tokens/s (limits not measured: --no-limits)\n",
+                    best.prefill_tokens_per_s, best.decode_tokens_per_s);
+        return 0;
+    }
     limits.keep_best(bench::MachineLimits::measure(std::max(threads, 1), limit_repeats));
     const double decode_bandwidth_limit = limits.bandwidth_gbs * 1e9 / double(cost->decode_weight_bytes);
     const double decode_flop_limit = limits.gemm_gflops * 1e9 / (2.0 * double(cost->layer_matmul_params + cost->lm_head_params));
@@ -248,7 +257,6 @@ int main(int argc, char** argv) {
     const double prefill_limit = double(prompt) / prefill_seconds_at_gemm;
     const double prefill_fma_limit = double(prompt) / prefill_seconds_at_fma;
 
-    std::printf("\nprocess   after generation: %s\n", after_generation.to_text().c_str());
     std::printf("machine   %s (best of before and after the rounds)\n", limits.to_text().c_str());
     std::printf("\n%-8s %12s %14s %7s   %s\n", "", "tokens/s", "limit", "ratio", "limit from");
     std::printf("%-8s %12.1f %14.1f %7.3f   f32 GEMM rate / (%.2f GFLOP per %d-token prompt)\n", "prefill",
