@@ -72,7 +72,7 @@ Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& cho
             Device& dev = *host->devices_[i];
             auto& lib = libs[dev.backend()];
             if (!lib) {
-                auto loaded = PluginLibrary::load(path, w.kind, dev.backend());
+                auto loaded = PluginLibrary::load(path, w.kind, dev.backend(), choice.private_copies);
                 if (!loaded)
                     return loaded.status().with_context(std::string("[plugins] ") +
                                                         plugin_kind_name(w.kind) + " = \"" +
@@ -99,6 +99,65 @@ Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& cho
 std::shared_ptr<const PluginSet> PluginHost::snapshot() const {
     std::lock_guard lock(mutex_);
     return current_;
+}
+
+const std::shared_ptr<PluginInstance>& PluginSet::of(int32_t kind, size_t index) const {
+    static const std::shared_ptr<PluginInstance> none;
+    if (index >= devices.size()) return none;
+    const PerDevice& d = devices[index];
+    switch (kind) {
+        case LLMQ_PLUGIN_KIND_GEMM: return d.gemm;
+        case LLMQ_PLUGIN_KIND_ATTENTION: return d.attention;
+        case LLMQ_PLUGIN_KIND_VISION: return d.vision;
+    }
+    return none;
+}
+
+std::chrono::system_clock::time_point PluginSet::since(int32_t kind) const {
+    switch (kind) {
+        case LLMQ_PLUGIN_KIND_GEMM: return gemm_since;
+        case LLMQ_PLUGIN_KIND_ATTENTION: return attention_since;
+        case LLMQ_PLUGIN_KIND_VISION: return vision_since;
+    }
+    return {};
+}
+
+std::shared_ptr<const PluginSet> PluginHost::publish_kind(
+    int32_t kind, std::vector<std::shared_ptr<PluginInstance>> instances) {
+    std::shared_ptr<const PluginSet> old;
+    {
+        // Read, modify and publish under one lock, so two publishers never lose a kind.
+        std::lock_guard lock(mutex_);
+        auto next = std::make_shared<PluginSet>(*current_);
+        const auto now = std::chrono::system_clock::now();
+        for (size_t i = 0; i < next->devices.size() && i < instances.size(); ++i) {
+            auto& d = next->devices[i];
+            if (kind == LLMQ_PLUGIN_KIND_GEMM) d.gemm = instances[i];
+            if (kind == LLMQ_PLUGIN_KIND_ATTENTION) d.attention = instances[i];
+            if (kind == LLMQ_PLUGIN_KIND_VISION) d.vision = instances[i];
+        }
+        if (kind == LLMQ_PLUGIN_KIND_GEMM) next->gemm_since = now;
+        if (kind == LLMQ_PLUGIN_KIND_ATTENTION) next->attention_since = now;
+        if (kind == LLMQ_PLUGIN_KIND_VISION) next->vision_since = now;
+        old = std::move(current_);
+        current_ = std::move(next);
+    }
+    return old;
+}
+
+void PluginHost::set_reload_handler(std::function<void(const std::string&)> handler) {
+    std::lock_guard lock(mutex_);
+    reload_handler_ = std::move(handler);
+}
+
+void PluginHost::request_reload(const std::string& why) {
+    std::function<void(const std::string&)> handler;
+    {
+        std::lock_guard lock(mutex_);
+        handler = reload_handler_;
+    }
+    if (handler) handler(why);
+    else log::info(why + ": plugin reload is not available in this process; ignoring");
 }
 
 void PluginHost::publish(std::shared_ptr<const PluginSet> set) {

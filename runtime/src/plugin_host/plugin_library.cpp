@@ -103,6 +103,9 @@ Expected<std::shared_ptr<PluginLibrary>> PluginLibrary::load(const std::string& 
     // RTLD_LOCAL: plugins never see each other's symbols; RTLD_NOW: an unresolved symbol
     // is a refusal now, not a crash in the middle of a step.
     lib->handle_ = dlopen(open_path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // The mapping holds the private copy from here on; its name goes now, so that nothing is
+    // left behind in the temporary folder even when this process is killed.
+    if (!lib->private_path_.empty()) ::unlink(lib->private_path_.c_str());
     if (!lib->handle_) {
         const char* e = dlerror();
         std::string reason = e ? e : "unknown dlopen error";
@@ -168,7 +171,6 @@ Expected<std::shared_ptr<PluginLibrary>> PluginLibrary::load(const std::string& 
 
 PluginLibrary::~PluginLibrary() {
     if (handle_) dlclose(handle_);
-    if (!private_path_.empty()) ::unlink(private_path_.c_str());
 }
 
 }  // namespace llmq

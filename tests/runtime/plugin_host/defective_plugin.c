@@ -4,11 +4,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "llmq_plugin.h"
 
 static llmq_status matmul(void *instance, const llmq_matmul_args *a, llmq_error *error) {
     (void)instance;
+#ifdef DEFECT_CANARY_CRASHES
+    (void)a;
+    (void)error;
+    abort();
+#endif
     if (a->x.dtype != LLMQ_DTYPE_F32 || a->w.dtype != LLMQ_DTYPE_F32) {
         snprintf(error->message, sizeof error->message, "only f32");
         return LLMQ_STATUS_UNSUPPORTED;
@@ -37,6 +43,15 @@ static llmq_status init(const llmq_host *host, void **instance, llmq_error *erro
 #elif defined(DEFECT_INIT_CRASHES)
     (void)error;
     abort();
+#elif defined(DEFECT_INIT_HANGS)
+    (void)error;
+    for (;;) sleep(1);
+#elif defined(DEFECT_INIT_FAILS_ON_SECOND_DEVICE)
+    if (host->device_index == 1) {
+        snprintf(error->message, sizeof error->message, "no room on device %d", host->device_index);
+        return LLMQ_STATUS_OUT_OF_MEMORY;
+    }
+    return LLMQ_OK;
 #else
     (void)error;
     return LLMQ_OK;

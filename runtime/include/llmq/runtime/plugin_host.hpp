@@ -12,11 +12,14 @@
 // The engine takes a snapshot() of the published PluginSet at the start of every step and
 // holds it to the step's end; publish() swaps in a new set atomically, and the old set's
 // instances shut down (and libraries close) when the last snapshot holding them is dropped.
+// Replacing one plugin while serving (probe, load, init, canary, publish, retire) is
+// PluginSwapper's job (plugin_swap.hpp); PluginHost only publishes what it is given.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,8 +40,9 @@ int32_t plugin_kind_from_name(std::string_view name);
 class PluginLibrary {
 public:
     // Load and check `path` as a plugin of `kind` for `backend`. When private_copy is
-    // true the file is first copied to a private temporary path, so a library rebuilt
-    // under the same name gets a new handle (the copy is removed on close).
+    // true the file is first copied to a private temporary file ($TMPDIR or /tmp, which must
+    // allow executable mappings), so a library rebuilt or overwritten under the same name gets
+    // a new handle; the copy's name is removed as soon as it is mapped.
     static Expected<std::shared_ptr<PluginLibrary>> load(const std::string& path, int32_t kind,
                                                          int32_t backend,
                                                          bool private_copy = false);
@@ -54,7 +58,7 @@ private:
     void* handle_ = nullptr;
     const llmq_plugin_descriptor* descriptor_ = nullptr;
     std::string path_;
-    std::string private_path_;
+    std::string private_path_;  // the private copy's (already removed) name, for messages
 };
 
 // A plugin initialised for one device. Calls come from that device's worker thread.
@@ -97,6 +101,10 @@ struct PluginSet {
     };
     std::vector<PerDevice> devices;
     std::chrono::system_clock::time_point gemm_since, attention_since, vision_since;
+
+    // The instance of `kind` on device `index` (nullptr when none); and the time it came in.
+    const std::shared_ptr<PluginInstance>& of(int32_t kind, size_t index) const;
+    std::chrono::system_clock::time_point since(int32_t kind) const;
 };
 
 struct PluginChoice {
@@ -106,6 +114,9 @@ struct PluginChoice {
     std::string vision;     // empty: none
     // Per-plugin TOML text, by plugin name.
     std::vector<std::pair<std::string, std::string>> plugin_tables;
+    // Load each library from a private copy (see PluginLibrary::load), so that a plugin file
+    // overwritten in place while it serves never changes the code the runtime is running.
+    bool private_copies = true;
 };
 
 // The default plugin folder: $LLMQ_PLUGIN_DIR, else the build's plugin folder when this
@@ -124,6 +135,17 @@ public:
     std::shared_ptr<const PluginSet> snapshot() const;
     // Replace the current set (between steps). Thread-safe.
     void publish(std::shared_ptr<const PluginSet> set);
+    // Replace the plugin of one kind, keeping the others: `instances` holds one instance per
+    // device, in device order. Returns the set that was current, so that the caller can wait
+    // for the last step holding it and retire it on its own thread. Thread-safe.
+    std::shared_ptr<const PluginSet> publish_kind(int32_t kind,
+                                                  std::vector<std::shared_ptr<PluginInstance>> instances);
+
+    // Reload requests (SIGHUP): whoever can reload (the daemon's plugin commands) installs a
+    // handler; request_reload calls it, or logs that this process cannot reload. The handler
+    // must return quickly (queue the work). Thread-safe; the handler runs on the caller's thread.
+    void set_reload_handler(std::function<void(const std::string& why)> handler);
+    void request_reload(const std::string& why);
 
     const std::vector<Device*>& devices() const { return devices_; }
     const PluginChoice& choice() const { return choice_; }
@@ -135,6 +157,7 @@ private:
     std::vector<Device*> devices_;
     mutable std::mutex mutex_;
     std::shared_ptr<const PluginSet> current_;
+    std::function<void(const std::string&)> reload_handler_;  // guarded by mutex_
 };
 
 }  // namespace llmq

@@ -1,0 +1,404 @@
+// The canary's inputs, the calls and the comparison; see plugin_canary.hpp.
+#include "llmq/runtime/plugin_canary.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <future>
+#include <limits>
+#include <numeric>
+
+#include "llmq/kernels/cpu.hpp"
+
+namespace llmq {
+
+namespace {
+
+namespace k = llmq::kernels;
+
+constexpr int64_t max_canary_weight_values = int64_t(1) << 24;
+
+// splitmix64: a fixed, portable stream, so a canary is the same run after run.
+class Random {
+public:
+    explicit Random(uint64_t seed) : s_(seed) {}
+    uint64_t next() {
+        uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+    float uniform(float lo, float hi) {  // [lo, hi)
+        return lo + (hi - lo) * static_cast<float>(next() >> 40) * (1.0f / 16777216.0f);
+    }
+
+private:
+    uint64_t s_;
+};
+
+const char* dtype_label(int32_t t) {
+    return t >= 0 && t <= 5 ? k::dtype_name(static_cast<k::dtype>(t)) : "unknown";
+}
+
+std::string fmt(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3g", v);
+    return b;
+}
+
+// Weights [N, K] of `dtype`, values ~ U(-1, 1) (Q8_0: scales ~ U(0.005, 0.02), q ~ U(-127, 127)).
+std::vector<uint8_t> make_weights(int32_t dtype, int64_t N, int64_t K, Random& r) {
+    const auto t = static_cast<k::dtype>(dtype);
+    const size_t row = k::row_bytes(t, K);
+    std::vector<uint8_t> w(row * static_cast<size_t>(N));
+    std::vector<float> values(static_cast<size_t>(K));
+    for (int64_t n = 0; n < N; ++n) {
+        uint8_t* dst = w.data() + row * static_cast<size_t>(n);
+        if (t == k::dtype::q8_0) {
+            for (int64_t b = 0; b < K / LLMQ_Q8_0_BLOCK_VALUES; ++b) {
+                uint8_t* block = dst + b * LLMQ_Q8_0_BLOCK_BYTES;
+                const uint16_t d = k::fp32_to_fp16(r.uniform(0.005f, 0.02f));
+                std::memcpy(block, &d, 2);
+                for (int i = 0; i < LLMQ_Q8_0_BLOCK_VALUES; ++i)
+                    block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(r.uniform(-127.0f, 128.0f)));
+            }
+            continue;
+        }
+        for (auto& v : values) v = r.uniform(-1.0f, 1.0f);
+        k::row_from_f32(t, values.data(), dst, K);
+    }
+    return w;
+}
+
+llmq_tensor matrix(void* data, int32_t dtype, int64_t rows, int64_t cols, int64_t row_stride,
+                   int64_t element_stride) {
+    llmq_tensor t{};
+    t.data = data;
+    t.dtype = dtype;
+    t.rank = 2;
+    t.shape[0] = rows;
+    t.shape[1] = cols;
+    t.strides[0] = row_stride;
+    t.strides[1] = element_stride;
+    t.device_type = LLMQ_BACKEND_CPU;
+    return t;
+}
+
+// The comparison of one case. `what` names the case for the message.
+Status compare(const std::vector<float>& got, const std::vector<float>* want, double tolerance,
+               const std::string& what, const std::string& tolerance_name) {
+    size_t bad = got.size();
+    for (size_t i = 0; i < got.size(); ++i) {
+        const bool want_finite = !want || std::isfinite((*want)[i]);
+        if (want_finite && !std::isfinite(got[i])) {
+            bad = i;
+            break;
+        }
+    }
+    if (bad != got.size())
+        return corrupt("canary " + what + ": output " + std::to_string(bad) + " is " +
+                       fmt(got[bad]) + " (not finite, or never written)" +
+                       (want ? "; the current plugin gives " + fmt((*want)[bad]) : std::string()));
+    if (!want) return {};
+    double scale = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        if (!std::isfinite((*want)[i])) continue;
+        scale = std::max(scale, std::fabs(static_cast<double>((*want)[i])));
+        const double d = std::fabs(static_cast<double>(got[i]) - (*want)[i]);
+        if (d > worst) {
+            worst = d;
+            at = i;
+        }
+    }
+    const double relative = worst / std::max(scale, 1e-30);
+    if (relative > tolerance)
+        return corrupt("canary " + what + ": output " + std::to_string(at) + " is " + fmt(got[at]) +
+                       ", the current plugin gives " + fmt((*want)[at]) + "; largest difference " +
+                       fmt(worst) + " is " + fmt(relative) + " of the largest output (" + fmt(scale) +
+                       "), over " + tolerance_name + " = " + fmt(tolerance) +
+                       "; the new plugin computes something else");
+    return {};
+}
+
+std::string tolerance_key(int32_t dtype) {
+    return std::string("[plugins] tolerance_") + dtype_label(dtype);
+}
+
+Status gemm_canary(PluginInstance& candidate, PluginInstance* reference, const CanaryShapes& shapes,
+                   const CanaryTolerances& tolerances) {
+    uint64_t seed = 1;
+    for (const auto& c : shapes.gemm) {
+        Random r(0x6c6c6d71ull * ++seed);
+        const auto wt = static_cast<k::dtype>(c.w_dtype);
+        const std::vector<uint8_t> w = make_weights(c.w_dtype, c.N, c.K, r);
+        const int64_t w_row = static_cast<int64_t>(k::row_bytes(wt, c.K));
+        const int64_t w_element = c.w_dtype == LLMQ_DTYPE_Q8_0 ? 0 : w_row / std::max<int64_t>(c.K, 1);
+        for (int64_t M : c.M) {
+            std::vector<float> x(static_cast<size_t>(M * c.K));
+            for (auto& v : x) v = r.uniform(-1.0f, 1.0f);
+            const std::string what = "gemm " + c.what + " [M=" + std::to_string(M) + ", K=" +
+                                     std::to_string(c.K) + ", N=" + std::to_string(c.N) + ", " +
+                                     dtype_label(c.w_dtype) + "]";
+            auto run = [&](PluginInstance& p, std::vector<float>& y) -> Status {
+                y.assign(static_cast<size_t>(M * c.N), std::numeric_limits<float>::quiet_NaN());
+                llmq_matmul_args a{};
+                a.struct_size = sizeof a;
+                a.x = matrix(x.data(), LLMQ_DTYPE_F32, M, c.K, c.K * 4, 4);
+                a.w = matrix(const_cast<uint8_t*>(w.data()), c.w_dtype, c.N, c.K, w_row, w_element);
+                a.y = matrix(y.data(), LLMQ_DTYPE_F32, M, c.N, c.N * 4, 4);
+                return p.matmul(a).with_context("canary " + what);
+            };
+            std::vector<float> got, want;
+            LLMQ_TRY(run(candidate, got));
+            if (reference) LLMQ_TRY(run(*reference, want));
+            LLMQ_TRY(compare(got, reference ? &want : nullptr, tolerances.for_dtype(c.w_dtype), what,
+                             tolerance_key(c.w_dtype)));
+        }
+    }
+    return {};
+}
+
+Status attention_canary(PluginInstance& candidate, PluginInstance* reference,
+                        const CanaryShapes& shapes, const CanaryTolerances& tolerances) {
+    uint64_t seed = 7;
+    for (const auto& c : shapes.attention) {
+        Random r(0x61747471ull * ++seed);
+        const int32_t bs = c.block_size;
+        // A prefill, a decode whose context spans three blocks and a chunked prefill.
+        const std::vector<int32_t> new_tokens = {7, 1, 5};
+        const std::vector<int32_t> context = {7, 2 * bs + 5, bs + 3};
+        const int32_t num_seqs = 3;
+        std::vector<int32_t> query_start = {0};
+        int32_t max_blocks = 0, used_blocks = 0;
+        for (int32_t s = 0; s < num_seqs; ++s) {
+            query_start.push_back(query_start.back() + new_tokens[s]);
+            const int32_t blocks = (context[s] + bs - 1) / bs;
+            max_blocks = std::max(max_blocks, blocks);
+            used_blocks += blocks;
+        }
+        const int32_t num_blocks = used_blocks + 2;
+        std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
+        std::iota(ids.begin(), ids.end(), 0);
+        for (size_t i = ids.size() - 1; i > 0; --i) std::swap(ids[i], ids[r.next() % (i + 1)]);
+        std::vector<int32_t> tables(static_cast<size_t>(num_seqs * max_blocks), 0);
+        for (int32_t s = 0, next = 0; s < num_seqs; ++s)
+            for (int32_t b = 0; b < (context[s] + bs - 1) / bs; ++b) tables[s * max_blocks + b] = ids[next++];
+
+        const int64_t cache_values = int64_t(num_blocks) * bs * c.num_kv_heads * c.head_dim;
+        const auto kv_t = static_cast<k::dtype>(c.kv_dtype);
+        std::vector<float> values(static_cast<size_t>(cache_values));
+        std::vector<uint8_t> k_cache(k::row_bytes(kv_t, cache_values)), v_cache(k_cache.size());
+        for (auto& v : values) v = r.uniform(-1.0f, 1.0f);
+        k::row_from_f32(kv_t, values.data(), k_cache.data(), cache_values);
+        for (auto& v : values) v = r.uniform(-1.0f, 1.0f);
+        k::row_from_f32(kv_t, values.data(), v_cache.data(), cache_values);
+
+        const int32_t num_tokens = query_start.back();
+        const int64_t row = int64_t(c.num_heads) * c.head_dim;
+        std::vector<float> q(static_cast<size_t>(num_tokens * row));
+        for (auto& v : q) v = r.uniform(-2.0f, 2.0f);
+        const std::string what = "attention [heads=" + std::to_string(c.num_heads) + ", kv_heads=" +
+                                 std::to_string(c.num_kv_heads) + ", head_dim=" +
+                                 std::to_string(c.head_dim) + ", block_size=" + std::to_string(bs) +
+                                 ", kv " + dtype_label(c.kv_dtype) + "]";
+        auto run = [&](PluginInstance& p, std::vector<float>& out) -> Status {
+            out.assign(q.size(), std::numeric_limits<float>::quiet_NaN());
+            llmq_attention_args a{};
+            a.struct_size = sizeof a;
+            a.q = matrix(q.data(), LLMQ_DTYPE_F32, num_tokens, row, row * 4, 4);
+            a.q.rank = 3;
+            a.q.shape[1] = c.num_heads;
+            a.q.shape[2] = c.head_dim;
+            a.q.strides[1] = int64_t(c.head_dim) * 4;
+            a.q.strides[2] = 4;
+            a.out = a.q;
+            a.out.data = out.data();
+            a.k_cache = k_cache.data();
+            a.v_cache = v_cache.data();
+            a.query_start = query_start.data();
+            a.context_len = context.data();
+            a.block_tables = tables.data();
+            a.kv_dtype = c.kv_dtype;
+            a.num_seqs = num_seqs;
+            a.num_tokens = num_tokens;
+            a.num_heads = c.num_heads;
+            a.num_kv_heads = c.num_kv_heads;
+            a.head_dim = c.head_dim;
+            a.block_size = bs;
+            a.max_blocks_per_seq = max_blocks;
+            a.num_blocks = num_blocks;
+            a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+            return p.attention(a).with_context("canary " + what);
+        };
+        std::vector<float> got, want;
+        LLMQ_TRY(run(candidate, got));
+        if (reference) LLMQ_TRY(run(*reference, want));
+        LLMQ_TRY(compare(got, reference ? &want : nullptr, tolerances.for_dtype(c.kv_dtype), what,
+                         tolerance_key(c.kv_dtype)));
+    }
+    return {};
+}
+
+// N trimmed to keep the weight under max_canary_weight_values, with the real remainder mod 64.
+int64_t trimmed_rows(int64_t N, int64_t K) {
+    if (K <= 0 || N * K <= max_canary_weight_values) return N;
+    int64_t rows = std::max<int64_t>(max_canary_weight_values / K, 64);
+    rows = rows / 64 * 64 + N % 64;
+    return std::min(rows, N);
+}
+
+}  // namespace
+
+double CanaryTolerances::for_dtype(int32_t dtype) const {
+    switch (dtype) {
+        case LLMQ_DTYPE_F16: return f16;
+        case LLMQ_DTYPE_BF16: return bf16;
+        case LLMQ_DTYPE_Q8_0: return q8_0;
+        default: return f32;
+    }
+}
+
+CanaryShapes canary_shapes_for_model(const LlamaLayout& layout, int32_t tensor, int32_t block_size,
+                                     int32_t kv_dtype) {
+    CanaryShapes shapes;
+    const int32_t t = std::max(tensor, 1);
+    if (!layout.layers.empty()) {
+        const LlamaLayerTensors& l = layout.layers[0];
+        // column-parallel weights split their rows (N), row-parallel ones their inputs (K).
+        auto add = [&](const GgufTensor* w, const char* name, bool row_parallel) {
+            if (!w || w->shape.size() < 2 || !w->supported()) return;
+            GemmCanaryCase c;
+            c.what = std::string("blk.0.") + name;
+            c.K = w->shape[0] / (row_parallel ? t : 1);
+            c.N = w->shape[1] / (row_parallel ? 1 : t);
+            c.w_dtype = static_cast<int32_t>(w->dtype);
+            if (c.w_dtype == LLMQ_DTYPE_Q8_0 && c.K % LLMQ_Q8_0_BLOCK_VALUES != 0) return;
+            if (c.K <= 0 || c.N <= 0) return;
+            c.N = trimmed_rows(c.N, c.K);
+            shapes.gemm.push_back(std::move(c));
+        };
+        add(l.wq, "attn_q", false);
+        add(l.wk, "attn_k", false);
+        add(l.ffn_up, "ffn_up", false);
+        add(l.ffn_down, "ffn_down", true);
+    }
+    const auto& hp = layout.hp;
+    if (hp.n_head > 0 && hp.head_dim > 0) {
+        AttentionCanaryCase a;
+        a.num_heads = static_cast<int32_t>(hp.n_head) / t;
+        a.num_kv_heads = std::max<int32_t>(static_cast<int32_t>(hp.n_head_kv) / t, 1);
+        a.head_dim = static_cast<int32_t>(hp.head_dim);
+        a.block_size = block_size;
+        a.kv_dtype = kv_dtype;
+        if (a.num_heads > 0) shapes.attention.push_back(a);
+    }
+    return shapes;
+}
+
+CanaryShapes default_canary_shapes() {
+    CanaryShapes s;
+    s.gemm = {{"f32 weights", 96, 67, LLMQ_DTYPE_F32, {1, 7}},
+              {"f16 weights", 96, 67, LLMQ_DTYPE_F16, {1, 7}},
+              {"bf16 weights", 96, 67, LLMQ_DTYPE_BF16, {1, 7}},
+              {"q8_0 weights", 96, 67, LLMQ_DTYPE_Q8_0, {1, 7}}};
+    s.attention = {{4, 2, 32, 16, LLMQ_DTYPE_F16}, {4, 4, 16, 8, LLMQ_DTYPE_F32}};
+    return s;
+}
+
+nlohmann::json canary_shapes_to_json(const CanaryShapes& shapes) {
+    nlohmann::json j = {{"gemm", nlohmann::json::array()}, {"attention", nlohmann::json::array()}};
+    for (const auto& c : shapes.gemm)
+        j["gemm"].push_back({{"what", c.what}, {"K", c.K}, {"N", c.N}, {"w_dtype", c.w_dtype}, {"M", c.M}});
+    for (const auto& a : shapes.attention)
+        j["attention"].push_back({{"num_heads", a.num_heads}, {"num_kv_heads", a.num_kv_heads},
+                                  {"head_dim", a.head_dim}, {"block_size", a.block_size},
+                                  {"kv_dtype", a.kv_dtype}});
+    return j;
+}
+
+Expected<CanaryShapes> canary_shapes_from_json(const nlohmann::json& j) {
+    CanaryShapes s;
+    // Every number a probe takes from its request is bounded before it sizes a buffer.
+    auto integer = [](const nlohmann::json& o, const char* key, int64_t lo, int64_t hi,
+                      int64_t* out) -> Status {
+        if (!o.is_object() || !o.contains(key) || !o[key].is_number_integer())
+            return invalid_argument(std::string("canary shapes: ") + key + " must be an integer");
+        const int64_t v = o[key].get<int64_t>();
+        if (v < lo || v > hi)
+            return invalid_argument(std::string("canary shapes: ") + key + " = " + std::to_string(v) +
+                                    " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        *out = v;
+        return {};
+    };
+    if (!j.is_object() || !j.value("gemm", nlohmann::json()).is_array() ||
+        !j.value("attention", nlohmann::json()).is_array())
+        return invalid_argument("canary shapes: expected {\"gemm\": [...], \"attention\": [...]}");
+    for (const auto& o : j["gemm"]) {
+        GemmCanaryCase c;
+        int64_t dtype = 0;
+        LLMQ_TRY(integer(o, "K", 1, int64_t(1) << 20, &c.K));
+        LLMQ_TRY(integer(o, "N", 1, int64_t(1) << 24, &c.N));
+        LLMQ_TRY(integer(o, "w_dtype", 0, 3, &dtype));
+        c.w_dtype = static_cast<int32_t>(dtype);
+        if (c.K * c.N > 4 * max_canary_weight_values)
+            return invalid_argument("canary shapes: a gemm weight of " + std::to_string(c.K * c.N) +
+                                    " values is too large");
+        if (c.w_dtype == LLMQ_DTYPE_Q8_0 && c.K % LLMQ_Q8_0_BLOCK_VALUES != 0)
+            return invalid_argument("canary shapes: q8_0 K must be a multiple of 32");
+        c.what = o.value("what", std::string("gemm"));
+        c.M.clear();
+        if (!o.contains("M") || !o["M"].is_array() || o["M"].empty() || o["M"].size() > 8)
+            return invalid_argument("canary shapes: M must be a list of 1 to 8 integers");
+        for (const auto& m : o["M"]) {
+            if (!m.is_number_integer() || m.get<int64_t>() < 1 || m.get<int64_t>() > 512)
+                return invalid_argument("canary shapes: each M must be an integer in [1, 512]");
+            c.M.push_back(m.get<int64_t>());
+        }
+        s.gemm.push_back(std::move(c));
+    }
+    for (const auto& o : j["attention"]) {
+        AttentionCanaryCase a;
+        int64_t v = 0;
+        LLMQ_TRY(integer(o, "num_heads", 1, 1024, &v));
+        a.num_heads = static_cast<int32_t>(v);
+        LLMQ_TRY(integer(o, "num_kv_heads", 1, 1024, &v));
+        a.num_kv_heads = static_cast<int32_t>(v);
+        LLMQ_TRY(integer(o, "head_dim", 1, 1024, &v));
+        a.head_dim = static_cast<int32_t>(v);
+        LLMQ_TRY(integer(o, "block_size", 1, 1024, &v));
+        a.block_size = static_cast<int32_t>(v);
+        LLMQ_TRY(integer(o, "kv_dtype", 0, 1, &v));
+        a.kv_dtype = static_cast<int32_t>(v);
+        if (a.num_heads % a.num_kv_heads != 0)
+            return invalid_argument("canary shapes: num_heads must be a multiple of num_kv_heads");
+        s.attention.push_back(a);
+    }
+    return s;
+}
+
+Status run_canary(int32_t kind, PluginInstance& candidate, PluginInstance* reference,
+                  const CanaryShapes& shapes, const CanaryTolerances& tolerances) {
+    try {
+        switch (kind) {
+            case LLMQ_PLUGIN_KIND_GEMM: return gemm_canary(candidate, reference, shapes, tolerances);
+            case LLMQ_PLUGIN_KIND_ATTENTION:
+                return attention_canary(candidate, reference, shapes, tolerances);
+        }
+    } catch (const std::bad_alloc&) {
+        return out_of_memory("canary: no memory for the probe inputs");
+    }
+    return unsupported(std::string("canary: no canary for ") + plugin_kind_name(kind) +
+                       " plugins yet, so they cannot be swapped while serving");
+}
+
+Status run_canary_on_device(Device& device, int32_t kind, PluginInstance& candidate,
+                            PluginInstance* reference, const CanaryShapes& shapes,
+                            const CanaryTolerances& tolerances) {
+    std::promise<Status> done;
+    auto result = done.get_future();
+    device.post([&] { done.set_value(run_canary(kind, candidate, reference, shapes, tolerances)); });
+    return result.get();
+}
+
+}  // namespace llmq
