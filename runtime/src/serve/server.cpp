@@ -19,6 +19,7 @@
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/log.hpp"
+#include "llmq/runtime/plugin_commands.hpp"
 
 namespace llmq {
 
@@ -358,7 +359,8 @@ int Server::run() {
     on_signal = [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-            log::info("SIGHUP: plugin reload is not implemented in this build; ignoring");
+            if (runtime_) runtime_->plugins().request_reload("SIGHUP");
+            else log::info("SIGHUP during the model load: no plugins to reload yet; ignoring");
         } else if (!runtime_) {
             early_signal.store(sig);
         } else {
@@ -458,6 +460,7 @@ int Server::run() {
     listener_->add_command("ping", [](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         return nlohmann::json{{"pong", true}};
     });
+    register_plugin_commands(io_, *listener_, *runtime_, config);  // plugins.list/swap/reload/job, watch
     drain_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
     // Events that found a full ring wait in their client's queue; retry them regularly.
     flush_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
