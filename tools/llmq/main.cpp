@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     add(llmq::cli::add_generate);
     add(llmq::cli::add_status);
     add(llmq::cli::add_chat);
+    add(llmq::cli::add_plugins);
     add(llmq::cli::add_serve);
     try {
         app.parse(argc, argv);
