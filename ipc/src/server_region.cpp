@@ -100,7 +100,9 @@ void ServerRegion::drain_doorbell() {
 }
 
 std::uint64_t ServerRegion::writable_event_slots() {
-    const std::uint64_t writable = events_.writable();
+    // Always the client's current index: callers need several slots (a long event, the
+    // daemon's headroom), and writable() refreshes a cached index only once it reads "full".
+    const std::uint64_t writable = events_.capacity() - events_.unconsumed();
     if (events_.faulted()) faulted_.store(true, std::memory_order_relaxed);
     return writable;
 }
