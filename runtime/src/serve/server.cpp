@@ -467,7 +467,19 @@ int Server::run() {
     std::function<void(const boost::system::error_code&)> flush_tick;
     flush_tick = [&](const boost::system::error_code& ec) {
         if (ec || stopping_.load()) return;
-        for (auto& [id, c] : clients_) c->flush();
+        // A client that corrupted its response ring is found by the engine thread while it
+        // pushes; close it here instead of waiting for its next doorbell (it may never ring),
+        // which cancels its requests and frees their KV blocks now.
+        std::vector<std::shared_ptr<ipc::Connection>> faulted;
+        for (auto& [id, c] : clients_) {
+            c->flush();
+            if (c->region->faulted()) faulted.push_back(c->connection);
+        }
+        for (const auto& c : faulted) {
+            log::warn("client " + std::to_string(c->id()) + " (pid " + std::to_string(c->peer().pid) +
+                      ") corrupted its region's response ring; closing it");
+            c->close("the region's response ring index was corrupted");
+        }
         flush_timer_->expires_after(std::chrono::milliseconds(20));
         flush_timer_->async_wait(flush_tick);
     };
