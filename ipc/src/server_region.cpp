@@ -109,7 +109,9 @@ std::uint64_t ServerRegion::writable_event_slots() {
 
 bool ServerRegion::push_event(const Event& event) {
     const std::uint64_t slots = event_slot_count(event);
-    if (writable_event_slots() < slots) return false;
+    const std::uint64_t writable = events_.writable(slots);
+    if (events_.faulted()) faulted_.store(true, std::memory_order_relaxed);
+    if (writable < slots) return false;
     for (std::uint64_t i = 0; i < slots; ++i) {
         ResponseEvent e{};
         e.request_id = event.request_id;

@@ -137,6 +137,23 @@ TEST_CASE("a full response ring refuses an event whole and takes it once the cli
     CHECK(p.server->push_event(Event::token(1, 8, std::string(100, 'b'))));
 }
 
+TEST_CASE("a long event fits as soon as the client has read, though the ring never looked full") {
+    Pair p = make_pair(small_geometry());
+    for (int i = 0; i < 7; ++i) REQUIRE(p.server->push_event(Event::token(1, i, "a")));
+    for (int i = 0; i < 7; ++i) {
+        auto e = p.client->try_pop_event();
+        REQUIRE(e.ok());
+        REQUIRE(e->has_value());
+    }
+    // 7 of 8 slots looked used when last seen; the client has freed them all since.
+    CHECK(p.server->writable_event_slots() == 8);
+    CHECK(p.server->push_event(Event::token(1, 7, std::string(8 * kEventTextBytes, 'l'))));
+    auto e = p.client->try_pop_event();
+    REQUIRE(e.ok());
+    REQUIRE(e->has_value());
+    CHECK((*e)->text.size() == 8 * kEventTextBytes);
+}
+
 TEST_CASE("a full request ring answers busy at once") {
     Pair p = make_pair(small_geometry());
     for (std::uint64_t i = 1; i <= 8; ++i) REQUIRE(p.client->submit(i, RequestKind::ping, {}).ok());
@@ -249,10 +266,11 @@ TEST_CASE("a client that publishes an impossible head faults its region and noth
                          q.server->memfd(), 0);
     REQUIRE(raw_q != MAP_FAILED);
     static_cast<RegionControl*>(raw_q)->response_tail.value = 1u << 30;
-    // The daemon re-reads the client's index when its cached one says full.
+    // However long the daemon trusts its cached copy of the index, it meets the bad one before
+    // it could overwrite an unread slot.
     std::uint64_t pushed = 0;
     while (pushed <= q.client->layout().response_capacity && q.server->push_event(Event::pong(pushed + 1))) ++pushed;
-    CHECK(pushed == q.client->layout().response_capacity);
+    CHECK(pushed <= q.client->layout().response_capacity);
     CHECK(q.server->faulted());
     CHECK_FALSE(q.server->push_event(Event::pong(1)));
     ::munmap(raw, p.client->layout().region_size);

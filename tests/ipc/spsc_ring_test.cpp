@@ -91,6 +91,15 @@ TEST_CASE("several slots published at once become visible together") {
     CHECK(r.producer.unconsumed() == 0);
 }
 
+TEST_CASE("a producer asking for several slots re-reads the consumer's index") {
+    Ring r;
+    for (std::uint64_t i = 0; i < 3; ++i) REQUIRE(r.producer.try_push(Slot{i, 0}));
+    Slot s{};
+    for (int i = 0; i < 3; ++i) REQUIRE(r.consumer.try_pop(s));
+    CHECK(r.producer.writable() >= 1);  // the cached index may still say 3 used
+    CHECK(r.producer.writable(4) == 4);  // asking for 4 must look again
+}
+
 TEST_CASE("a consumer that reads an impossible head faults and reads nothing") {
     SUBCASE("head more than capacity ahead") {
         Ring r;

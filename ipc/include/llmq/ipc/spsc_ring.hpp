@@ -56,11 +56,13 @@ public:
           local_head_(start), cached_tail_(start) {}
 
     // Slots the producer may write now: capacity minus what the consumer has not released.
-    // Re-reads the consumer's index only when the cached one says full. 0 once faulted.
-    std::uint64_t writable() {
+    // Re-reads the consumer's index only when the cached one leaves fewer than `wanted` free,
+    // so the answer is at least `wanted` whenever the consumer has really made that much room.
+    // 0 once faulted.
+    std::uint64_t writable(std::uint64_t wanted = 1) {
         if (faulted_) return 0;
         const std::uint64_t used = local_head_ - cached_tail_;
-        if (used < capacity_) return capacity_ - used;
+        if (capacity_ - used >= wanted) return capacity_ - used;
         return capacity_ - unconsumed();
     }
 
