@@ -20,7 +20,7 @@ import random
 import signal
 import time
 
-from integration_harness import Harness, check, collect, last_json_line, read_json_line
+from integration_harness import Harness, bound, check, collect, last_json_line, read_json_line
 
 MAX_RUNNING = 16
 KILLERS_PER_WAVE = 7
@@ -103,7 +103,7 @@ def main():
                 def gone():
                     st = h.status()
                     return not [c for c in st['client_list'] if c['pid'] in pids]
-                deadline = killed_at + 1.0
+                deadline = killed_at + bound(1.0)
                 while not gone():
                     check(time.monotonic() < deadline, f'{phase}: killed clients still listed 1 s after SIGKILL')
                     time.sleep(0.01)

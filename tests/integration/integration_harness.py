@@ -10,7 +10,8 @@ starts goes through the Harness, which kills whatever is still running when the 
 or times out (a watchdog alarm bounds the whole test). Waits are bounded loops.
 
 Run by hand: /usr/bin/python3 tests/integration/X_test.py --llmqd build/runtime/src/daemon/llmqd ...
-Set LLMQ_TEST_KEEP=1 to keep the temporary folder (logs) after a failure.
+Set LLMQ_TEST_KEEP=1 to keep the temporary folder (logs) after a failure, LLMQ_TEST_TIME_SCALE to
+stretch every time bound (sanitizer builds).
 """
 
 import argparse
@@ -30,6 +31,15 @@ _SPEC_FLAGS = {
     'presence_penalty': '--presence-penalty', 'frequency_penalty': '--frequency-penalty',
     'seed': '--seed',
 }
+
+
+# Sanitizer builds run several times slower: time bounds are multiplied by this (run_sanitizers.sh).
+TIME_SCALE = float(os.environ.get('LLMQ_TEST_TIME_SCALE', '1'))
+
+
+def bound(seconds):
+    """A time bound of the release build, scaled for slower (sanitized) builds."""
+    return seconds * TIME_SCALE
 
 
 class TestFailure(Exception):
@@ -161,7 +171,7 @@ class Harness:
         for key, value in vars(self.args).items():
             setattr(self.args, key, os.path.abspath(value))
         self.name = name
-        self.timeout = timeout
+        self.timeout = int(bound(timeout))
         self.processes = []
         self.daemons = []
         self.tmp = tempfile.mkdtemp(prefix='llmq-it-', dir='/tmp')
@@ -318,7 +328,8 @@ class Harness:
         """Waits (at most `timeout` s) until llmqd shows no client but the status query itself,
         no running or queued request, no KV block in use, and (with a baseline from
         daemon_baseline()) no more descriptors or region mappings than then. Returns the
-        seconds it took."""
+        seconds it took. `timeout` is the release build's bound (scaled by bound())."""
+        timeout = bound(timeout)
         start = time.monotonic()
         last = {}
 

@@ -1,15 +1,15 @@
 """A client that never reads its stream does not slow the others, and is cut off after
-[ipc] stall_timeout (1 s here): its request ends with a "stalled" error and its KV blocks are
+[ipc] stall_timeout (3 s here): its request ends with a "stalled" error and its KV blocks are
 freed while its connection stays. A client that does read is never mistaken for a stalled one,
 however much longer its stream is than the response ring (64 slots here)."""
 
 import time
 
-from integration_harness import Harness, check, collect, last_json_line, read_json_line, request_args
+from integration_harness import Harness, bound, check, collect, last_json_line, read_json_line, request_args
 
-STALL_TIMEOUT_S = 1.0
+STALL_TIMEOUT_S = bound(3.0)
 RING_SLOTS = 64
-WORKLOAD = [{'prompt': f'Bystander {i} writes', 'max_tokens': 300, 'temperature': 0.8, 'seed': 40 + i,
+WORKLOAD = [{'prompt': f'Bystander {i} writes', 'max_tokens': 200, 'temperature': 0.8, 'seed': 40 + i,
              'ignore_eos': True} for i in range(4)]
 
 
@@ -39,12 +39,16 @@ def main():
 
         alone = min(workload() for _ in range(2))
 
-        stalled = h.fault_client('stall', '--max-tokens', '4000', '--sleep-ms', '4000')
+        stalled = h.fault_client('stall', '--max-tokens', '4000', '--sleep-ms', str(int(STALL_TIMEOUT_S * 1000 + 1500)))
         check(read_json_line(stalled, 10) == {'ready': 'stall'}, 'the stalling client did not start')
         ready_at = time.monotonic()
-        beside = workload()
+        # Twice (the best counts, as for `alone`), both while the client is stalled.
+        beside = min(workload() for _ in range(2))
+        check(time.monotonic() - ready_at < STALL_TIMEOUT_S, 'the bystanders took longer than the stall timeout; shorten them')
         h.log(f'bystanders alone {alone:.2f} s, beside a stalled client {beside:.2f} s')
-        check(beside <= 2 * alone + 0.5, f'a stalled client slowed the others from {alone:.2f} s to {beside:.2f} s')
+        # Generous: the machine is shared; a client that blocked the engine would add the whole
+        # stall timeout.
+        check(beside <= 3 * alone + bound(0.5), f'a stalled client slowed the others from {alone:.2f} s to {beside:.2f} s')
 
         # Cut off after the stall timeout: its request is gone while its connection stays.
         def cut_off():
@@ -52,7 +56,7 @@ def main():
             mine = [c for c in st['client_list'] if c['name'] == 'fault stall']
             check(mine, 'the stalled client was disconnected instead of having its request cancelled')
             return mine[0]['requests'] == 0 and st['kv_blocks']['used'] == 0
-        deadline = ready_at + STALL_TIMEOUT_S + 2.0
+        deadline = ready_at + STALL_TIMEOUT_S + bound(2.0)
         while not cut_off():
             check(time.monotonic() < deadline, f'the stalled request still runs {time.monotonic() - ready_at:.1f} s later')
             time.sleep(0.02)
