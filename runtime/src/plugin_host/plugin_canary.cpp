@@ -125,121 +125,6 @@ std::string tolerance_key(int32_t dtype) {
     return std::string("[plugins] tolerance_") + dtype_label(dtype);
 }
 
-Status gemm_canary(PluginInstance& candidate, PluginInstance* reference, const CanaryShapes& shapes,
-                   const CanaryTolerances& tolerances) {
-    uint64_t seed = 1;
-    for (const auto& c : shapes.gemm) {
-        Random r(0x6c6c6d71ull * ++seed);
-        const auto wt = static_cast<k::dtype>(c.w_dtype);
-        const std::vector<uint8_t> w = make_weights(c.w_dtype, c.N, c.K, r);
-        const int64_t w_row = static_cast<int64_t>(k::row_bytes(wt, c.K));
-        const int64_t w_element = c.w_dtype == LLMQ_DTYPE_Q8_0 ? 0 : w_row / std::max<int64_t>(c.K, 1);
-        for (int64_t M : c.M) {
-            std::vector<float> x(static_cast<size_t>(M * c.K));
-            for (auto& v : x) v = r.uniform(-1.0f, 1.0f);
-            const std::string what = "gemm " + c.what + " [M=" + std::to_string(M) + ", K=" +
-                                     std::to_string(c.K) + ", N=" + std::to_string(c.N) + ", " +
-                                     dtype_label(c.w_dtype) + "]";
-            auto run = [&](PluginInstance& p, std::vector<float>& y) -> Status {
-                y.assign(static_cast<size_t>(M * c.N), std::numeric_limits<float>::quiet_NaN());
-                llmq_matmul_args a{};
-                a.struct_size = sizeof a;
-                a.x = matrix(x.data(), LLMQ_DTYPE_F32, M, c.K, c.K * 4, 4);
-                a.w = matrix(const_cast<uint8_t*>(w.data()), c.w_dtype, c.N, c.K, w_row, w_element);
-                a.y = matrix(y.data(), LLMQ_DTYPE_F32, M, c.N, c.N * 4, 4);
-                return p.matmul(a).with_context("canary " + what);
-            };
-            std::vector<float> got, want;
-            LLMQ_TRY(run(candidate, got));
-            if (reference) LLMQ_TRY(run(*reference, want));
-            LLMQ_TRY(compare(got, reference ? &want : nullptr, tolerances.for_dtype(c.w_dtype), what,
-                             tolerance_key(c.w_dtype)));
-        }
-    }
-    return {};
-}
-
-Status attention_canary(PluginInstance& candidate, PluginInstance* reference,
-                        const CanaryShapes& shapes, const CanaryTolerances& tolerances) {
-    uint64_t seed = 7;
-    for (const auto& c : shapes.attention) {
-        Random r(0x61747471ull * ++seed);
-        const int32_t bs = c.block_size;
-        // A prefill, a decode whose context spans three blocks and a chunked prefill.
-        const std::vector<int32_t> new_tokens = {7, 1, 5};
-        const std::vector<int32_t> context = {7, 2 * bs + 5, bs + 3};
-        const int32_t num_seqs = 3;
-        std::vector<int32_t> query_start = {0};
-        int32_t max_blocks = 0, used_blocks = 0;
-        for (int32_t s = 0; s < num_seqs; ++s) {
-            query_start.push_back(query_start.back() + new_tokens[s]);
-            const int32_t blocks = (context[s] + bs - 1) / bs;
-            max_blocks = std::max(max_blocks, blocks);
-            used_blocks += blocks;
-        }
-        const int32_t num_blocks = used_blocks + 2;
-        std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
-        std::iota(ids.begin(), ids.end(), 0);
-        for (size_t i = ids.size() - 1; i > 0; --i) std::swap(ids[i], ids[r.next() % (i + 1)]);
-        std::vector<int32_t> tables(static_cast<size_t>(num_seqs * max_blocks), 0);
-        for (int32_t s = 0, next = 0; s < num_seqs; ++s)
-            for (int32_t b = 0; b < (context[s] + bs - 1) / bs; ++b) tables[s * max_blocks + b] = ids[next++];
-
-        const int64_t cache_values = int64_t(num_blocks) * bs * c.num_kv_heads * c.head_dim;
-        const auto kv_t = static_cast<k::dtype>(c.kv_dtype);
-        std::vector<float> values(static_cast<size_t>(cache_values));
-        std::vector<uint8_t> k_cache(k::row_bytes(kv_t, cache_values)), v_cache(k_cache.size());
-        for (auto& v : values) v = r.uniform(-1.0f, 1.0f);
-        k::row_from_f32(kv_t, values.data(), k_cache.data(), cache_values);
-        for (auto& v : values) v = r.uniform(-1.0f, 1.0f);
-        k::row_from_f32(kv_t, values.data(), v_cache.data(), cache_values);
-
-        const int32_t num_tokens = query_start.back();
-        const int64_t row = int64_t(c.num_heads) * c.head_dim;
-        std::vector<float> q(static_cast<size_t>(num_tokens * row));
-        for (auto& v : q) v = r.uniform(-2.0f, 2.0f);
-        const std::string what = "attention [heads=" + std::to_string(c.num_heads) + ", kv_heads=" +
-                                 std::to_string(c.num_kv_heads) + ", head_dim=" +
-                                 std::to_string(c.head_dim) + ", block_size=" + std::to_string(bs) +
-                                 ", kv " + dtype_label(c.kv_dtype) + "]";
-        auto run = [&](PluginInstance& p, std::vector<float>& out) -> Status {
-            out.assign(q.size(), std::numeric_limits<float>::quiet_NaN());
-            llmq_attention_args a{};
-            a.struct_size = sizeof a;
-            a.q = matrix(q.data(), LLMQ_DTYPE_F32, num_tokens, row, row * 4, 4);
-            a.q.rank = 3;
-            a.q.shape[1] = c.num_heads;
-            a.q.shape[2] = c.head_dim;
-            a.q.strides[1] = int64_t(c.head_dim) * 4;
-            a.q.strides[2] = 4;
-            a.out = a.q;
-            a.out.data = out.data();
-            a.k_cache = k_cache.data();
-            a.v_cache = v_cache.data();
-            a.query_start = query_start.data();
-            a.context_len = context.data();
-            a.block_tables = tables.data();
-            a.kv_dtype = c.kv_dtype;
-            a.num_seqs = num_seqs;
-            a.num_tokens = num_tokens;
-            a.num_heads = c.num_heads;
-            a.num_kv_heads = c.num_kv_heads;
-            a.head_dim = c.head_dim;
-            a.block_size = bs;
-            a.max_blocks_per_seq = max_blocks;
-            a.num_blocks = num_blocks;
-            a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-            return p.attention(a).with_context("canary " + what);
-        };
-        std::vector<float> got, want;
-        LLMQ_TRY(run(candidate, got));
-        if (reference) LLMQ_TRY(run(*reference, want));
-        LLMQ_TRY(compare(got, reference ? &want : nullptr, tolerances.for_dtype(c.kv_dtype), what,
-                         tolerance_key(c.kv_dtype)));
-    }
-    return {};
-}
-
 // N trimmed to keep the weight under max_canary_weight_values, with the real remainder mod 64.
 int64_t trimmed_rows(int64_t N, int64_t K) {
     if (K <= 0 || N * K <= max_canary_weight_values) return N;
@@ -377,13 +262,94 @@ Expected<CanaryShapes> canary_shapes_from_json(const nlohmann::json& j) {
     return s;
 }
 
-Status run_canary(int32_t kind, PluginInstance& candidate, PluginInstance* reference,
-                  const CanaryShapes& shapes, const CanaryTolerances& tolerances) {
+struct CanaryRun::GemmInput {
+    std::string what;
+    int64_t M = 0, K = 0, N = 0;
+    int32_t w_dtype = 0;
+    std::shared_ptr<const std::vector<uint8_t>> w;  // shared by the M values of one weight
+    std::vector<float> x;
+};
+
+struct CanaryRun::AttentionInput {
+    std::string what;
+    AttentionCanaryCase shape;
+    std::vector<int32_t> query_start, context, tables;
+    int32_t num_seqs = 0, max_blocks = 0, num_blocks = 0;
+    std::vector<uint8_t> k_cache, v_cache;
+    std::vector<float> q;
+};
+
+Expected<CanaryRun> CanaryRun::prepare(int32_t kind, const CanaryShapes& shapes,
+                                       const CanaryTolerances& tolerances) {
+    CanaryRun run;
+    run.kind_ = kind;
+    run.tolerances_ = tolerances;
     try {
-        switch (kind) {
-            case LLMQ_PLUGIN_KIND_GEMM: return gemm_canary(candidate, reference, shapes, tolerances);
-            case LLMQ_PLUGIN_KIND_ATTENTION:
-                return attention_canary(candidate, reference, shapes, tolerances);
+        if (kind == LLMQ_PLUGIN_KIND_GEMM) {
+            uint64_t seed = 1;
+            for (const auto& c : shapes.gemm) {
+                Random r(0x6c6c6d71ull * ++seed);
+                auto w = std::make_shared<const std::vector<uint8_t>>(make_weights(c.w_dtype, c.N, c.K, r));
+                for (int64_t M : c.M) {
+                    auto in = std::make_shared<GemmInput>();
+                    in->M = M;
+                    in->K = c.K;
+                    in->N = c.N;
+                    in->w_dtype = c.w_dtype;
+                    in->w = w;
+                    in->x.resize(static_cast<size_t>(M * c.K));
+                    for (auto& v : in->x) v = r.uniform(-1.0f, 1.0f);
+                    in->what = "gemm " + c.what + " [M=" + std::to_string(M) + ", K=" + std::to_string(c.K) +
+                               ", N=" + std::to_string(c.N) + ", " + dtype_label(c.w_dtype) + "]";
+                    run.gemm_.push_back(std::move(in));
+                }
+            }
+            return run;
+        }
+        if (kind == LLMQ_PLUGIN_KIND_ATTENTION) {
+            uint64_t seed = 7;
+            for (const auto& c : shapes.attention) {
+                Random r(0x61747471ull * ++seed);
+                auto in = std::make_shared<AttentionInput>();
+                in->shape = c;
+                const int32_t bs = c.block_size;
+                // A prefill, a decode whose context spans three blocks and a chunked prefill.
+                const std::vector<int32_t> new_tokens = {7, 1, 5};
+                in->context = {7, 2 * bs + 5, bs + 3};
+                in->num_seqs = 3;
+                in->query_start = {0};
+                int32_t used_blocks = 0;
+                for (int32_t s = 0; s < in->num_seqs; ++s) {
+                    in->query_start.push_back(in->query_start.back() + new_tokens[s]);
+                    const int32_t blocks = (in->context[s] + bs - 1) / bs;
+                    in->max_blocks = std::max(in->max_blocks, blocks);
+                    used_blocks += blocks;
+                }
+                in->num_blocks = used_blocks + 2;
+                std::vector<int32_t> ids(static_cast<size_t>(in->num_blocks));
+                std::iota(ids.begin(), ids.end(), 0);
+                for (size_t i = ids.size() - 1; i > 0; --i) std::swap(ids[i], ids[r.next() % (i + 1)]);
+                in->tables.assign(static_cast<size_t>(in->num_seqs * in->max_blocks), 0);
+                for (int32_t s = 0, next = 0; s < in->num_seqs; ++s)
+                    for (int32_t b = 0; b < (in->context[s] + bs - 1) / bs; ++b)
+                        in->tables[s * in->max_blocks + b] = ids[next++];
+                const int64_t cache_values = int64_t(in->num_blocks) * bs * c.num_kv_heads * c.head_dim;
+                const auto kv_t = static_cast<k::dtype>(c.kv_dtype);
+                std::vector<float> values(static_cast<size_t>(cache_values));
+                in->k_cache.resize(k::row_bytes(kv_t, cache_values));
+                in->v_cache.resize(in->k_cache.size());
+                for (auto& v : values) v = r.uniform(-1.0f, 1.0f);
+                k::row_from_f32(kv_t, values.data(), in->k_cache.data(), cache_values);
+                for (auto& v : values) v = r.uniform(-1.0f, 1.0f);
+                k::row_from_f32(kv_t, values.data(), in->v_cache.data(), cache_values);
+                in->q.resize(static_cast<size_t>(in->query_start.back() * int64_t(c.num_heads) * c.head_dim));
+                for (auto& v : in->q) v = r.uniform(-2.0f, 2.0f);
+                in->what = "attention [heads=" + std::to_string(c.num_heads) + ", kv_heads=" +
+                           std::to_string(c.num_kv_heads) + ", head_dim=" + std::to_string(c.head_dim) +
+                           ", block_size=" + std::to_string(bs) + ", kv " + dtype_label(c.kv_dtype) + "]";
+                run.attention_.push_back(std::move(in));
+            }
+            return run;
         }
     } catch (const std::bad_alloc&) {
         return out_of_memory("canary: no memory for the probe inputs");
@@ -392,13 +358,88 @@ Status run_canary(int32_t kind, PluginInstance& candidate, PluginInstance* refer
                        " plugins yet, so they cannot be swapped while serving");
 }
 
+size_t CanaryRun::cases() const { return kind_ == LLMQ_PLUGIN_KIND_GEMM ? gemm_.size() : attention_.size(); }
+
+Status CanaryRun::run_case(size_t index, PluginInstance& candidate, PluginInstance* reference) const {
+    if (index >= cases()) return invalid_argument("canary: no case " + std::to_string(index));
+    std::vector<float> got, want;
+    if (kind_ == LLMQ_PLUGIN_KIND_GEMM) {
+        const GemmInput& c = *gemm_[index];
+        const int64_t w_row = static_cast<int64_t>(k::row_bytes(static_cast<k::dtype>(c.w_dtype), c.K));
+        const int64_t w_element = c.w_dtype == LLMQ_DTYPE_Q8_0 ? 0 : w_row / std::max<int64_t>(c.K, 1);
+        auto run = [&](PluginInstance& p, std::vector<float>& y) -> Status {
+            y.assign(static_cast<size_t>(c.M * c.N), std::numeric_limits<float>::quiet_NaN());
+            llmq_matmul_args a{};
+            a.struct_size = sizeof a;
+            a.x = matrix(const_cast<float*>(c.x.data()), LLMQ_DTYPE_F32, c.M, c.K, c.K * 4, 4);
+            a.w = matrix(const_cast<uint8_t*>(c.w->data()), c.w_dtype, c.N, c.K, w_row, w_element);
+            a.y = matrix(y.data(), LLMQ_DTYPE_F32, c.M, c.N, c.N * 4, 4);
+            return p.matmul(a).with_context("canary " + c.what);
+        };
+        LLMQ_TRY(run(candidate, got));
+        if (reference) LLMQ_TRY(run(*reference, want));
+        return compare(got, reference ? &want : nullptr, tolerances_.for_dtype(c.w_dtype), c.what,
+                       tolerance_key(c.w_dtype));
+    }
+    const AttentionInput& c = *attention_[index];
+    const AttentionCanaryCase& sh = c.shape;
+    const int32_t num_tokens = c.query_start.back();
+    const int64_t row = int64_t(sh.num_heads) * sh.head_dim;
+    auto run = [&](PluginInstance& p, std::vector<float>& out) -> Status {
+        out.assign(c.q.size(), std::numeric_limits<float>::quiet_NaN());
+        llmq_attention_args a{};
+        a.struct_size = sizeof a;
+        a.q = matrix(const_cast<float*>(c.q.data()), LLMQ_DTYPE_F32, num_tokens, row, row * 4, 4);
+        a.q.rank = 3;
+        a.q.shape[1] = sh.num_heads;
+        a.q.shape[2] = sh.head_dim;
+        a.q.strides[1] = int64_t(sh.head_dim) * 4;
+        a.q.strides[2] = 4;
+        a.out = a.q;
+        a.out.data = out.data();
+        a.k_cache = c.k_cache.data();
+        a.v_cache = c.v_cache.data();
+        a.query_start = c.query_start.data();
+        a.context_len = c.context.data();
+        a.block_tables = c.tables.data();
+        a.kv_dtype = sh.kv_dtype;
+        a.num_seqs = c.num_seqs;
+        a.num_tokens = num_tokens;
+        a.num_heads = sh.num_heads;
+        a.num_kv_heads = sh.num_kv_heads;
+        a.head_dim = sh.head_dim;
+        a.block_size = sh.block_size;
+        a.max_blocks_per_seq = c.max_blocks;
+        a.num_blocks = c.num_blocks;
+        a.scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim));
+        return p.attention(a).with_context("canary " + c.what);
+    };
+    LLMQ_TRY(run(candidate, got));
+    if (reference) LLMQ_TRY(run(*reference, want));
+    return compare(got, reference ? &want : nullptr, tolerances_.for_dtype(sh.kv_dtype), c.what,
+                   tolerance_key(sh.kv_dtype));
+}
+
+Status run_canary(int32_t kind, PluginInstance& candidate, PluginInstance* reference,
+                  const CanaryShapes& shapes, const CanaryTolerances& tolerances) {
+    auto run = CanaryRun::prepare(kind, shapes, tolerances);
+    if (!run) return run.status();
+    for (size_t i = 0; i < run->cases(); ++i) LLMQ_TRY(run->run_case(i, candidate, reference));
+    return {};
+}
+
 Status run_canary_on_device(Device& device, int32_t kind, PluginInstance& candidate,
                             PluginInstance* reference, const CanaryShapes& shapes,
                             const CanaryTolerances& tolerances) {
-    std::promise<Status> done;
-    auto result = done.get_future();
-    device.post([&] { done.set_value(run_canary(kind, candidate, reference, shapes, tolerances)); });
-    return result.get();
+    auto run = CanaryRun::prepare(kind, shapes, tolerances);
+    if (!run) return run.status();
+    for (size_t i = 0; i < run->cases(); ++i) {
+        std::promise<Status> done;
+        auto result = done.get_future();
+        device.post([&] { done.set_value(run->run_case(i, candidate, reference)); });
+        LLMQ_TRY(result.get());
+    }
+    return {};
 }
 
 }  // namespace llmq

@@ -1,5 +1,6 @@
 // The probe process's side (llmq-plugin-probe): load, init and canary one plugin, reporting
 // each stage before entering it. A crash here is the point: the daemon reads it as a refusal.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,6 +43,8 @@ int refuse(int fd, const char* stage, const Status& s) {
 }  // namespace
 
 int plugin_probe_main(int in_fd, int out_fd) {
+    // Background work: the daemon's engine and clients come first on a busy machine.
+    setpriority(PRIO_PROCESS, 0, 10);
     std::string text;
     char buf[65536];
     for (;;) {

@@ -212,24 +212,29 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
     }
     r.stages.push_back({"init", ms_since(t)});
 
-    // canary: every device at once, against the instance serving there now.
+    // canary: inputs made here once; then case by case, every device at once, each against the
+    // instance serving there now, so a device's engine steps wait for one case at most.
     t = Clock::now();
     {
         auto set = host_.snapshot();
-        std::vector<std::future<Status>> pending;
-        for (size_t i = 0; i < devices.size(); ++i) {
-            PluginInstance* current = set->of(kind, i).get();
-            PluginInstance* candidate = made[i].get();
-            auto task = std::make_shared<std::packaged_task<Status()>>([this, kind, candidate, current] {
-                return run_canary(kind, *candidate, current, policy_.shapes, policy_.tolerances);
-            });
-            pending.push_back(task->get_future());
-            devices[i]->post([task] { (*task)(); });
-        }
         Status failed;
-        for (size_t i = 0; i < pending.size(); ++i) {
-            Status s = pending[i].get();
-            if (!s.ok() && failed.ok()) failed = s.with_context(devices[i]->info().name);
+        auto canary = CanaryRun::prepare(kind, policy_.shapes, policy_.tolerances);
+        if (!canary) failed = canary.status();
+        for (size_t c = 0; failed.ok() && c < canary->cases(); ++c) {
+            std::vector<std::future<Status>> pending;
+            for (size_t i = 0; i < devices.size(); ++i) {
+                PluginInstance* current = set->of(kind, i).get();
+                PluginInstance* candidate = made[i].get();
+                const CanaryRun* run = &*canary;
+                auto task = std::make_shared<std::packaged_task<Status()>>(
+                    [run, c, candidate, current] { return run->run_case(c, *candidate, current); });
+                pending.push_back(task->get_future());
+                devices[i]->post([task] { (*task)(); });
+            }
+            for (size_t i = 0; i < pending.size(); ++i) {
+                Status s = pending[i].get();
+                if (!s.ok() && failed.ok()) failed = s.with_context(devices[i]->info().name);
+            }
         }
         if (!failed.ok()) {
             set.reset();

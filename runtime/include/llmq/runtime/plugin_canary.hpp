@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -65,16 +66,41 @@ nlohmann::json canary_shapes_to_json(const CanaryShapes& shapes);
 // Errors: invalid_argument naming the field that is missing, of the wrong type or out of range.
 [[nodiscard]] Expected<CanaryShapes> canary_shapes_from_json(const nlohmann::json& j);
 
-// Run every case of `kind` on `candidate` and, when given, on `reference` (the plugin being
-// replaced), and compare. Errors name the case, the shape, the error and the tolerance; a
-// plugin call that fails is an error with the plugin's message. Vision has no canary yet
-// (unsupported). Thread: the worker of the instances' device (plugins call parallel_for);
-// see run_canary_on_device.
+// The canary's inputs, made once and shared by every device, and its cases. Inputs are made
+// on the calling thread (the swap thread), so that a device's worker only spends the plugin
+// calls and the comparison of one case at a time between the engine's tasks: a swap delays a
+// step by at most one case, not by the whole canary.
+class CanaryRun {
+public:
+    // Errors: unsupported for a kind without a canary (vision, for now); out_of_memory.
+    [[nodiscard]] static Expected<CanaryRun> prepare(int32_t kind, const CanaryShapes& shapes,
+                                                     const CanaryTolerances& tolerances);
+    int32_t kind() const { return kind_; }
+    size_t cases() const;
+    // Run case `index` on `candidate` and, when given, on `reference` (the plugin being
+    // replaced), and compare. Errors name the case, the shape, the error and the tolerance; a
+    // plugin call that fails is an error with the plugin's message. Thread: the worker of the
+    // instances' device (plugins call parallel_for). Const: several devices may run one case
+    // at once.
+    [[nodiscard]] Status run_case(size_t index, PluginInstance& candidate, PluginInstance* reference) const;
+
+private:
+    struct GemmInput;
+    struct AttentionInput;
+    CanaryRun() = default;
+    int32_t kind_ = 0;
+    CanaryTolerances tolerances_;
+    std::vector<std::shared_ptr<const GemmInput>> gemm_;  // one per (weight, M)
+    std::vector<std::shared_ptr<const AttentionInput>> attention_;
+};
+
+// Every case on the calling thread. Thread: the instances' device worker.
 [[nodiscard]] Status run_canary(int32_t kind, PluginInstance& candidate, PluginInstance* reference,
                                 const CanaryShapes& shapes, const CanaryTolerances& tolerances);
 
-// run_canary on the device's worker thread (queued between the engine's tasks there), waiting
-// for it. Both instances must belong to `device`. Thread: any but that device's worker.
+// Inputs made here, then each case queued on the device's worker (between the engine's tasks
+// there) and waited for. Both instances must belong to `device`. Thread: any but that device's
+// worker.
 [[nodiscard]] Status run_canary_on_device(Device& device, int32_t kind, PluginInstance& candidate,
                                           PluginInstance* reference, const CanaryShapes& shapes,
                                           const CanaryTolerances& tolerances);
