@@ -16,7 +16,7 @@ namespace {
 
 namespace k = llmq::kernels;
 
-constexpr int64_t max_canary_weight_values = int64_t(1) << 24;
+constexpr int64_t max_canary_weight_values = int64_t(1) << 22;
 
 // splitmix64: a fixed, portable stream, so a canary is the same run after run.
 class Random {

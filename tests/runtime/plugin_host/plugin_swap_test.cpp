@@ -12,6 +12,8 @@
 #include <string>
 
 #include "llmq/runtime/device.hpp"
+#include "llmq/runtime/gguf.hpp"
+#include "llmq/runtime/llama_layout.hpp"
 #include "llmq/runtime/plugin_canary.hpp"
 #include "llmq/runtime/plugin_probe.hpp"
 #include "llmq/runtime/plugin_swap.hpp"
@@ -146,7 +148,44 @@ TEST_CASE("canary_refuses_wrong_numbers_naming_the_case_and_the_tolerance") {
     release_on(device, current);
 }
 
-TEST_CASE("canary_shapes_follow_the_model_and_round_trip_through_json") {
+TEST_CASE("canary_shapes_come_from_the_model_and_its_split_and_round_trip_through_json") {
+    // A Llama-3-8B-like layer split two ways (header only: no data).
+    auto tensor = [](std::vector<int64_t> shape, GgmlType type, kernels::dtype dtype) {
+        GgufTensor t;
+        t.shape = std::move(shape);
+        t.ggml_type = static_cast<uint32_t>(type);
+        t.dtype = dtype;
+        return t;
+    };
+    const auto f16 = kernels::dtype::f16;
+    GgufTensor wq = tensor({4096, 4096}, GgmlType::f16, f16), wk = tensor({4096, 1024}, GgmlType::f16, f16);
+    GgufTensor up = tensor({4096, 14336}, GgmlType::q8_0, kernels::dtype::q8_0);
+    GgufTensor down = tensor({14336, 4096}, GgmlType::f16, f16);
+    LlamaLayout layout;
+    layout.hp.n_embd = 4096;
+    layout.hp.n_head = 32;
+    layout.hp.n_head_kv = 8;
+    layout.hp.head_dim = 128;
+    layout.layers.resize(1);
+    layout.layers[0].wq = &wq;
+    layout.layers[0].wk = &wk;
+    layout.layers[0].ffn_up = &up;
+    layout.layers[0].ffn_down = &down;
+    CanaryShapes m = canary_shapes_for_model(layout, 2, 16, LLMQ_DTYPE_F16);
+    REQUIRE(m.gemm.size() == 4);
+    CHECK(m.gemm[0].what == "blk.0.attn_q");
+    CHECK(m.gemm[0].K == 4096);
+    CHECK(m.gemm[0].N == 1024);  // 2048 rows per device, trimmed to 4 Mi values
+    CHECK(m.gemm[1].N == 512);   // 1024 / 2: small enough to keep
+    CHECK(m.gemm[2].w_dtype == LLMQ_DTYPE_Q8_0);
+    CHECK(m.gemm[3].K == 7168);  // row-parallel: the inputs are split
+    CHECK(m.gemm[3].N == 576);
+    CHECK(m.gemm[0].M == std::vector<int64_t>{1, 7});
+    REQUIRE(m.attention.size() == 1);
+    CHECK(m.attention[0].num_heads == 16);
+    CHECK(m.attention[0].num_kv_heads == 4);
+    CHECK(m.attention[0].head_dim == 128);
+
     CanaryShapes s = default_canary_shapes();
     auto back = canary_shapes_from_json(canary_shapes_to_json(s));
     REQUIRE(back.ok());

@@ -54,9 +54,10 @@ struct CanaryTolerances {
 
 // The shapes one device sees for a model split `tensor` ways (column-parallel projections
 // and FFN rows, row-parallel FFN down), with the daemon's KV block size and dtype. A weight
-// of more than 16 Mi values is trimmed along N (each output column is an independent dot
+// of more than 4 Mi values is trimmed along N (each output column is an independent dot
 // product of length K; the trimmed N keeps the real N's remainder modulo 64, so tile tails
-// are still exercised) to keep a canary within tens of milliseconds on large models.
+// are still exercised), so that one case holds a device's worker for a few milliseconds at
+// most even on a 70B model.
 CanaryShapes canary_shapes_for_model(const LlamaLayout& layout, int32_t tensor,
                                      int32_t block_size, int32_t kv_dtype);
 // Small shapes in every weight dtype, for a host without a model (tests, tools).
