@@ -34,6 +34,9 @@ struct kernel_table {
     // Runs `iterations` rounds of independent FMA chains held in registers; returns the
     // number of floating-point operations done (2 per lane per FMA).
     double (*fma_loop)(int64_t iterations);
+    // Sums `count` 64-bit words read as eight interleaved sequential streams (the memory
+    // bandwidth probe's loop, with this ISA's widest loads).
+    uint64_t (*sum_words)(const uint64_t* words, std::size_t count);
 };
 
 // Defined in reference/kernel_table_reference.cpp (always built).

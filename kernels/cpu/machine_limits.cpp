@@ -3,6 +3,7 @@
 // barrier before and after every repetition; thread 0 times the span between the barriers,
 // and the best repetition is reported. Repetitions are short (tens of milliseconds) and
 // many, so that on a shared machine the best one is a window where the threads ran alone.
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,29 +22,47 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+double thread_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
 // Runs prepare(t) once on every thread, then `reps` timed rounds of work(t, rep); returns the
-// shortest round in seconds.
-double best_round(int threads, int reps, const std::function<void(int)>& prepare,
+// shortest round in seconds, timed by `clock`.
+double best_round(int threads, int reps, probe_clock clock, const std::function<void(int)>& prepare,
                   const std::function<void(int, int)>& work) {
     threads = std::max(threads, 1);
     std::barrier sync(threads);
-    std::vector<double> seconds(static_cast<std::size_t>(reps), 0.0);
+    std::vector<double> wall(static_cast<std::size_t>(reps), 0.0);
+    std::vector<double> cpu(static_cast<std::size_t>(reps) * static_cast<std::size_t>(threads), 0.0);
     auto body = [&](int t) {
         prepare(t);
         for (int rep = 0; rep < reps; ++rep) {
             sync.arrive_and_wait();
             const auto start = clock_type::now();
+            const double cpu_start = thread_cpu_seconds();
             work(t, rep);
+            cpu[std::size_t(rep) * std::size_t(threads) + std::size_t(t)] = thread_cpu_seconds() - cpu_start;
             sync.arrive_and_wait();
-            if (t == 0)
-                seconds[rep] = std::chrono::duration<double>(clock_type::now() - start).count();
+            if (t == 0) wall[rep] = std::chrono::duration<double>(clock_type::now() - start).count();
         }
     };
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t) pool.emplace_back(body, t);
     body(0);
     for (auto& thread : pool) thread.join();
-    return *std::min_element(seconds.begin(), seconds.end());
+    double best = 1e300;
+    for (int rep = 0; rep < reps; ++rep) {
+        double seconds = wall[rep];
+        if (clock == probe_clock::thread_cpu) {
+            seconds = 0.0;
+            for (int t = 0; t < threads; ++t)
+                seconds = std::max(seconds, cpu[std::size_t(rep) * std::size_t(threads) + std::size_t(t)]);
+        }
+        best = std::min(best, seconds);
+    }
+    return std::max(best, 1e-9);
 }
 
 std::size_t last_level_cache_bytes() {
@@ -54,26 +73,9 @@ std::size_t last_level_cache_bytes() {
     return bytes > 0 ? static_cast<std::size_t>(bytes) : std::size_t(32) << 20;
 }
 
-// Sums 64-bit words read as eight interleaved sequential streams (one cache line of each per
-// round), with eight independent lanes the compiler widens to vectors: the access pattern of
-// a GEMV tile (several weight rows at once), which keeps more misses in flight than a single
-// stream, so the loop is limited by memory, not by the core.
-uint64_t sum_words(const uint64_t* words, std::size_t count) {
-    constexpr std::size_t streams = 8, line = 8;  // 8 words = one 64-byte line
-    const std::size_t length = count / streams / line * line;
-    uint64_t lanes[line] = {};
-    for (std::size_t i = 0; i < length; i += line)
-        for (std::size_t s = 0; s < streams; ++s)
-            for (std::size_t l = 0; l < line; ++l) lanes[l] += words[s * length + i + l];
-    for (std::size_t i = streams * length; i < count; ++i) lanes[0] += words[i];
-    uint64_t total = 0;
-    for (uint64_t lane : lanes) total += lane;
-    return total;
-}
-
 }  // namespace
 
-double measure_memory_bandwidth_gbs(int threads) {
+double measure_memory_bandwidth_gbs(int threads, probe_clock clock) {
     threads = std::max(threads, 1);
     // At least 1 GiB and twice the last-level cache: a sequential scan of a buffer larger than
     // an LRU-like cache misses on every line.
@@ -83,14 +85,16 @@ double measure_memory_bandwidth_gbs(int threads) {
     if (buffer == nullptr) return 0.0;
     const std::size_t per_thread = words / static_cast<std::size_t>(threads);
     std::vector<uint64_t> sinks(static_cast<std::size_t>(threads), 0);
+    // The widest loads this CPU has: the probe must not be limited by the core.
+    const auto read = detail::table_for(best_isa()).sum_words;
     const double seconds = best_round(
-        threads, 8,
+        threads, 8, clock,
         [&](int t) {  // first touch by the thread that reads the part
             uint64_t* part = buffer + per_thread * static_cast<std::size_t>(t);
             for (std::size_t i = 0; i < per_thread; ++i) part[i] = i ^ static_cast<uint64_t>(t);
         },
         [&](int t, int) {
-            sinks[t] += sum_words(buffer + per_thread * static_cast<std::size_t>(t), per_thread);
+            sinks[t] += read(buffer + per_thread * static_cast<std::size_t>(t), per_thread);
         });
     volatile uint64_t sink = sinks[0];
     (void)sink;
@@ -98,7 +102,7 @@ double measure_memory_bandwidth_gbs(int threads) {
     return double(per_thread * threads * sizeof(uint64_t)) / seconds / 1e9;
 }
 
-double measure_fma_peak_gflops(isa which, int threads) {
+double measure_fma_peak_gflops(isa which, int threads, probe_clock clock) {
     const detail::kernel_table& table = detail::table_for(which);
     // Calibrate to about 20 ms per round on one thread.
     int64_t iterations = 1 << 16;
@@ -114,13 +118,13 @@ double measure_fma_peak_gflops(isa which, int threads) {
     }
     std::vector<double> flops(static_cast<std::size_t>(std::max(threads, 1)), 0.0);
     const double seconds =
-        best_round(threads, 12, [](int) {}, [&](int t, int) { flops[t] = table.fma_loop(iterations); });
+        best_round(threads, 12, clock, [](int) {}, [&](int t, int) { flops[t] = table.fma_loop(iterations); });
     double total = 0.0;
     for (double f : flops) total += f;
     return total / seconds / 1e9;
 }
 
-double measure_gemm_gflops(isa which, int threads, int64_t M, int64_t N, int64_t K) {
+double measure_gemm_gflops(isa which, int threads, int64_t M, int64_t N, int64_t K, probe_clock clock) {
     threads = std::max(threads, 1);
     std::vector<float> x(static_cast<std::size_t>(M * K)), w(static_cast<std::size_t>(N * K)),
         y(static_cast<std::size_t>(M * N));
@@ -135,7 +139,7 @@ double measure_gemm_gflops(isa which, int threads, int64_t M, int64_t N, int64_t
     const int64_t columns = (N + threads - 1) / threads;
     const int64_t split = (columns + grain - 1) / grain * grain;
     const double seconds = best_round(
-        threads, 10, [](int) {},
+        threads, 10, clock, [](int) {},
         [&](int t, int) {
             const int64_t begin = std::min(N, split * t), end = std::min(N, split * (t + 1));
             gemm(which, x.data(), M, K, K, w.data(), dtype::f32, K * 4, y.data(), N, begin, end);

@@ -10,13 +10,18 @@
 // layers, so a GEMV is timed over enough copies of its matrix to exceed the last-level cache
 // (as many layers would); the measured rate is the rate from memory, not from cache.
 //
-//   bench_kernels [--threads N] [--isa NAME] [--quick]
+//   bench_kernels [--threads N] [--isa NAME] [--quick] [--clock wall|cpu]
+//
+// --clock cpu times every figure and every limit by the threads' own CPU time instead of the
+// wall clock: on a machine shared with other work it leaves out the time the threads were
+// descheduled (the figures of a dedicated machine are the wall-clock ones).
 #include <algorithm>
 #include <barrier>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <thread>
@@ -30,15 +35,27 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// `threads` threads run work(t) between two barriers `reps` times; returns the best seconds.
+probe_clock bench_clock = probe_clock::wall;
+
+double thread_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+// `threads` threads run work(t) between two barriers `reps` times; returns the best seconds
+// by bench_clock (wall, or the slowest thread's own CPU time).
 double best_of(int threads, int reps, const std::function<void(int)>& work) {
     std::barrier sync(threads);
-    std::vector<double> seconds(std::size_t(reps), 0.0);
+    std::vector<double> seconds(static_cast<std::size_t>(reps), 0.0);
+    std::vector<double> cpu(static_cast<std::size_t>(reps * threads), 0.0);
     auto body = [&](int t) {
         for (int rep = 0; rep < reps; ++rep) {
             sync.arrive_and_wait();
             const auto start = clock_type::now();
+            const double cpu_start = thread_cpu_seconds();
             work(t);
+            cpu[std::size_t(rep * threads + t)] = thread_cpu_seconds() - cpu_start;
             sync.arrive_and_wait();
             if (t == 0) seconds[rep] = std::chrono::duration<double>(clock_type::now() - start).count();
         }
@@ -47,6 +64,9 @@ double best_of(int threads, int reps, const std::function<void(int)>& work) {
     for (int t = 1; t < threads; ++t) pool.emplace_back(body, t);
     body(0);
     for (auto& th : pool) th.join();
+    if (bench_clock == probe_clock::thread_cpu)
+        for (int rep = 0; rep < reps; ++rep)
+            seconds[rep] = *std::max_element(cpu.begin() + rep * threads, cpu.begin() + (rep + 1) * threads);
     return *std::min_element(seconds.begin(), seconds.end());
 }
 
@@ -83,8 +103,14 @@ int main(int argc, char** argv) {
         if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
         else if (!std::strcmp(argv[i], "--quick")) quick = true;
+        else if (!std::strcmp(argv[i], "--clock") && i + 1 < argc && !std::strcmp(argv[i + 1], "cpu")) {
+            bench_clock = probe_clock::thread_cpu;
+            ++i;
+        } else if (!std::strcmp(argv[i], "--clock") && i + 1 < argc && !std::strcmp(argv[i + 1], "wall")) {
+            ++i;
+        }
         else {
-            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--quick]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--quick] [--clock wall|cpu]\n", argv[0]);
             return 2;
         }
     }
@@ -95,8 +121,9 @@ int main(int argc, char** argv) {
     const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{64} : std::vector<int64_t>{64, 512};
     const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0};
 
-    std::printf("llmq kernel benchmark: %d thread(s), best ISA %s\n", threads, isa_name(best_isa()));
-    const double bandwidth = measure_memory_bandwidth_gbs(threads);
+    std::printf("llmq kernel benchmark: %d thread(s), best ISA %s, timed by %s\n", threads, isa_name(best_isa()),
+                bench_clock == probe_clock::wall ? "wall clock" : "thread CPU time");
+    const double bandwidth = measure_memory_bandwidth_gbs(threads, bench_clock);
     std::printf("memory read bandwidth (%d threads): %.1f GB/s\n", threads, bandwidth);
 
     std::vector<isa> isas;
@@ -107,8 +134,8 @@ int main(int argc, char** argv) {
     }
 
     for (isa which : isas) {
-        const double fma_peak = measure_fma_peak_gflops(which, threads);
-        const double gemm_peak = measure_gemm_gflops(which, threads);
+        const double fma_peak = measure_fma_peak_gflops(which, threads, bench_clock);
+        const double gemm_peak = measure_gemm_gflops(which, threads, 256, 2048, 2048, bench_clock);
         std::printf("\n== %s: FMA peak %.1f GFLOP/s, f32 GEMM peak (M=256 N=2048 K=2048) %.1f GFLOP/s\n",
                     isa_name(which), fma_peak, gemm_peak);
         std::printf("%-10s %-5s %5s %6s %5s %10s %10s %8s %8s\n", "weights", "op", "M", "N", "K",

@@ -146,15 +146,4 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
     }
 }
 
-double fma_loop(int64_t iterations) {
-    // Eight independent multiply-add chains; the values stay bounded (|a| < 1).
-    float a[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
-    const float b = 0.999f, c = 1e-4f;
-    for (int64_t it = 0; it < iterations; ++it)
-        for (float& v : a) v = v * b + c;
-    volatile float sink = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
-    (void)sink;
-    return double(iterations) * 8.0 * 2.0;
-}
-
 }  // namespace llmq::kernels::reference

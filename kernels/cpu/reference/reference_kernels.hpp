@@ -23,5 +23,6 @@ void row_to_f32(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 
 double fma_loop(int64_t iterations);
+uint64_t sum_words(const uint64_t* words, std::size_t count);
 
 }  // namespace llmq::kernels::reference

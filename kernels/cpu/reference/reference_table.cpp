@@ -17,6 +17,7 @@ const kernel_table& scalar_table() {
         reference::row_to_f32,
         reference::row_from_f32,
         reference::fma_loop,
+        reference::sum_words,
     };
     return table;
 }

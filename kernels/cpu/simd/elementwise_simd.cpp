@@ -136,21 +136,4 @@ void row_from_f32_entry(dtype t, const float* src, void* dst, int64_t n) {
     }
 }
 
-double fma_loop_entry(int64_t iterations) {
-    // Twelve independent chains: more than FMA latency x FMA ports on current x86 cores.
-    constexpr int chains = 12;
-    vf a[chains];
-    for (int c = 0; c < chains; ++c) a[c] = vset1(0.01f * float(c + 1));
-    const vf b = vset1(0.999f), add = vset1(1e-4f);
-    for (int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 12
-        for (int c = 0; c < chains; ++c) a[c] = vfma(a[c], b, add);
-    }
-    vf total = vzero();
-    for (int c = 0; c < chains; ++c) total = vadd(total, a[c]);
-    volatile float sink = vhsum(total);
-    (void)sink;
-    return double(iterations) * chains * W * 2.0;
-}
-
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

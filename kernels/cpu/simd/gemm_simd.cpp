@@ -51,13 +51,16 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // ---- weight loaders: W consecutive values of one row, from element k, widened to f32
 
+// offset(k): the byte offset of element k in a row (k a multiple of 32 for Q8_0).
 struct load_f32 {
+    static int64_t offset(int64_t k) { return k * 4; }
     static vf full(const uint8_t* row, int64_t k) { return vload(reinterpret_cast<const float*>(row) + k); }
     static vf part(const uint8_t* row, int64_t k, int n) {
         return vloadn(reinterpret_cast<const float*>(row) + k, n);
     }
 };
 struct load_f16 {
+    static int64_t offset(int64_t k) { return k * 2; }
     static vf full(const uint8_t* row, int64_t k) {
         return vload_f16(reinterpret_cast<const uint16_t*>(row) + k);
     }
@@ -66,6 +69,7 @@ struct load_f16 {
     }
 };
 struct load_bf16 {
+    static int64_t offset(int64_t k) { return k * 2; }
     static vf full(const uint8_t* row, int64_t k) {
         return vload_bf16(reinterpret_cast<const uint16_t*>(row) + k);
     }
@@ -76,6 +80,7 @@ struct load_bf16 {
 // Q8_0: K is a multiple of 32 and W divides 32, so a vector never straddles two blocks and
 // there is never a partial vector.
 struct load_q8_0 {
+    static int64_t offset(int64_t k) { return k / q8_0_block_values * q8_0_block_bytes; }
     static vf full(const uint8_t* row, int64_t k) {
         const uint8_t* block = row + (k >> 5) * q8_0_block_bytes;
         const vf q = vload_i8(reinterpret_cast<const int8_t*>(block + 2 + (k & 31)));
@@ -128,6 +133,9 @@ inline void tile_direct(const float* x, int64_t ldx, const uint8_t* w, int64_t l
         for (int i = 0; i < mr_; ++i) xv[i] = vload(x + i * ldx + k);
 #pragma GCC unroll 8
         for (int j = 0; j < nr_; ++j) {
+            // Weights stream from memory once: prefetch ahead so that enough misses are in
+            // flight (with 2-byte weights a step covers only half a line per row).
+            _mm_prefetch(reinterpret_cast<const char*>(w + j * ldw + L::offset(k) + PREFETCH_BYTES), _MM_HINT_T0);
             vf wv = L::full(w + j * ldw, k);
             // Keep wv in a register: folded into each FMA as a memory operand it would be
             // loaded mr_ times and the loop would be bound by loads, not FMAs.
@@ -322,6 +330,34 @@ void pack_w(const uint8_t* w, int64_t ldw, int nr, int64_t k0, int64_t kc, int64
     }
 }
 
+// Prefetches the weight lines of the next panel into L2 a few at a time, spread over the row
+// tiles that use the current panel, so pack_w finds them there instead of waiting for short
+// row streams to ramp up from memory.
+struct panel_prefetch {
+    const uint8_t* rows = nullptr;
+    int64_t ldw = 0, begin = 0, end = 0, offset = 0;
+    int count = 0, row = 0;
+
+    void start(const uint8_t* first_row, int64_t stride, int nrows, int64_t byte_begin, int64_t byte_end) {
+        rows = first_row;
+        ldw = stride;
+        count = nrows;
+        begin = offset = byte_begin & ~int64_t(63);
+        end = byte_end;
+        row = 0;
+    }
+    void issue(int lines) {
+        for (; lines > 0 && row < count; --lines) {
+            _mm_prefetch(reinterpret_cast<const char*>(rows + row * ldw + offset), _MM_HINT_T1);
+            offset += 64;
+            if (offset >= end) {
+                ++row;
+                offset = begin;
+            }
+        }
+    }
+};
+
 template <class L>
 void gemm_packed(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w,
                  int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
@@ -339,10 +375,20 @@ void gemm_packed(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_
             const int64_t steps = (kc + W - 1) / W;
             const bool accumulate = k0 > 0;
             pack_x(x + m0 * ldx + k0, ldx, mc, kc, steps, xp);
+            const int64_t tiles = (mc + MR - 1) / MR;
             for (int64_t n = n_begin; n < n_end;) {
                 const int nr = column_tile(M, n_end - n);
                 pack_w<L>(w + n * ldw, ldw, nr, k0, kc, steps, panel);
+                panel_prefetch next;
+                int lines_per_tile = 0;
+                if (n + nr < n_end) {
+                    const int next_nr = column_tile(M, n_end - n - nr);
+                    next.start(w + (n + nr) * ldw, ldw, next_nr, L::offset(k0), L::offset(k0 + kc));
+                    const int64_t lines = next_nr * ((L::offset(k0 + kc) - L::offset(k0)) / 64 + 1);
+                    lines_per_tile = static_cast<int>((lines + tiles - 1) / tiles);
+                }
                 for (int64_t t = 0; t * MR < mc; ++t) {
+                    next.issue(lines_per_tile);
                     const int mr = static_cast<int>(min64(MR, mc - t * MR));
                     const float* tile_x = xp + t * MR * steps * W;
                     float* tile_y = y + (m0 + t * MR) * ldy + n;

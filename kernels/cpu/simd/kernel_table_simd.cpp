@@ -30,6 +30,7 @@ const kernel_table& LLMQ_KERNELS_PASTE(LLMQ_KERNELS_ISA_NS, _table)() {
         v::row_to_f32_entry,
         v::row_from_f32_entry,
         v::fma_loop_entry,
+        v::sum_words_entry,
     };
     return table;
 }

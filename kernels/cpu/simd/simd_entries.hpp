@@ -27,5 +27,6 @@ void add_inplace_entry(float* y, const float* x, int64_t n);
 void row_to_f32_entry(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32_entry(dtype t, const float* src, void* dst, int64_t n);
 double fma_loop_entry(int64_t iterations);
+uint64_t sum_words_entry(const uint64_t* words, std::size_t count);
 
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

@@ -175,15 +175,21 @@ void row_from_f32(isa which, dtype t, const float* src, void* dst, int64_t n);
 // same run". They start `threads` std::threads of their own (the only kernels that do), take
 // a few hundred milliseconds to a few seconds, and return the best of several repetitions.
 
+// How a probe times its rounds: by the wall clock (the default, and what a dedicated machine
+// shows), or by the threads' own CPU time (each round lasts as long as its slowest thread ran;
+// on a machine shared with other work this leaves out the time the threads were descheduled,
+// not the cache and memory traffic of the others).
+enum class probe_clock : int { wall = 0, thread_cpu = 1 };
+
 // Read bandwidth of main memory in GB/s (1e9 bytes/s): `threads` threads each sum their own
 // part of a buffer several times larger than the last-level cache.
-double measure_memory_bandwidth_gbs(int threads);
+double measure_memory_bandwidth_gbs(int threads, probe_clock clock = probe_clock::wall);
 // Peak of the FMA units in GFLOP/s (2 flops per multiply-add): independent FMA chains held in
 // registers, no memory traffic; what no GEMM can exceed with f32 arithmetic.
-double measure_fma_peak_gflops(isa which, int threads);
+double measure_fma_peak_gflops(isa which, int threads, probe_clock clock = probe_clock::wall);
 // The f32 GEMM rate this library reaches on a compute-bound shape (y[M,N] = x[M,K]·w[N,K]ᵀ,
 // N split over the threads), in GFLOP/s.
 double measure_gemm_gflops(isa which, int threads, int64_t M = 256, int64_t N = 2048,
-                           int64_t K = 2048);
+                           int64_t K = 2048, probe_clock clock = probe_clock::wall);
 
 }  // namespace llmq::kernels
