@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
 #include "llmq/runtime/log.hpp"
+#include "llmq/runtime/plugin_probe.hpp"
 
 #ifndef LLMQ_BUILD_PLUGIN_DIR
 #define LLMQ_BUILD_PLUGIN_DIR ""
@@ -66,6 +68,22 @@ Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& cho
 
     for (const auto& w : wanted) {
         const std::string path = plugin_path(host->choice_.dir, w.name);
+        if (choice.probe) {
+            std::vector<int32_t> probed;
+            for (Device* d : host->devices_) {
+                if (std::find(probed.begin(), probed.end(), d->backend()) != probed.end()) continue;
+                probed.push_back(d->backend());
+                ProbeRequest p;
+                p.path = path;
+                p.kind = w.kind;
+                p.backend = d->backend();
+                for (const auto& [name, table] : choice.plugin_tables) p.tables[name] = table;
+                auto r = run_plugin_probe(p);  // no canary shapes: constructors and init only
+                if (!r)
+                    return r.status().with_context(std::string("[plugins] ") + plugin_kind_name(w.kind) +
+                                                   " = \"" + w.name + "\"");
+            }
+        }
         // One library per backend, shared by every device of that backend.
         std::shared_ptr<PluginLibrary> libs[3];
         for (size_t i = 0; i < host->devices_.size(); ++i) {

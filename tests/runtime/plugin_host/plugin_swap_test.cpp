@@ -349,3 +349,20 @@ TEST_CASE("swapper_retires_the_old_plugin_only_after_the_last_step_holding_it") 
     CHECK(r.stage_ms("retire") >= 100.0);
     CHECK(old.expired());
 }
+
+TEST_CASE("plugin_host_with_probe_refuses_a_plugin_that_crashes_in_init_at_load") {
+    if (plugin_dir().empty()) return;
+    use_built_probe();
+    auto devices = make_cpu_devices({1, 1, 1ull << 30});
+    PluginChoice choice;
+    choice.dir = plugin_dir();
+    choice.probe = true;
+    choice.gemm = fixture("init_crashes");
+    auto host = PluginHost::create(choice, {devices[0].get()});
+    REQUIRE_FALSE(host.ok());
+    CHECK(contains(host.status().message(), "[plugins] gemm = \"" + fixture("init_crashes") + "\""));
+    CHECK(contains(host.status().message(), "crashed with SIGABRT in init"));
+    choice.gemm = "gemm-cpu";
+    auto good = PluginHost::create(choice, {devices[0].get()});
+    CHECK_MESSAGE(good.ok(), good.status().message());
+}

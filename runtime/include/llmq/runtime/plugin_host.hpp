@@ -117,6 +117,10 @@ struct PluginChoice {
     // Load each library from a private copy (see PluginLibrary::load), so that a plugin file
     // overwritten in place while it serves never changes the code the runtime is running.
     bool private_copies = true;
+    // Load and init each plugin in a probe process first (plugin_probe.hpp), so that one whose
+    // constructors or init crash is refused with the reason instead of taking this process
+    // down. [plugins] probe sets it for llmqd.
+    bool probe = false;
 };
 
 // The default plugin folder: $LLMQ_PLUGIN_DIR, else the build's plugin folder when this
