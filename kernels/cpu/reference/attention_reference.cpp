@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "float16_conversion.hpp"
 #include "reference_kernels.hpp"
 
 namespace llmq::kernels::reference {
@@ -19,7 +20,7 @@ const uint8_t* slot_of(const void* cache, dtype t, const paged_attention_params&
 }
 
 float element(const uint8_t* base, dtype t, int64_t i) {
-    if (t == dtype::f16) return fp16_to_fp32(reinterpret_cast<const uint16_t*>(base)[i]);
+    if (t == dtype::f16) return scalar_float16::half_to_float(reinterpret_cast<const uint16_t*>(base)[i]);
     return reinterpret_cast<const float*>(base)[i];
 }
 

@@ -1,9 +1,15 @@
 // Scalar reference: normalisation, activations, softmax, row conversions.
 #include <cmath>
 
+#include "float16_conversion.hpp"
 #include "reference_kernels.hpp"
 
 namespace llmq::kernels::reference {
+
+using scalar_float16::bf16_to_float;
+using scalar_float16::float_to_bf16;
+using scalar_float16::float_to_half;
+using scalar_float16::half_to_float;
 
 void rms_norm_rows(const float* x, const float* weight, float* y, int64_t rows, int64_t n,
                    float eps) {
@@ -50,18 +56,18 @@ void row_to_f32(dtype t, const void* src, float* dst, int64_t n) {
         }
         case dtype::f16: {
             const auto* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
+            for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(s[i]);
             return;
         }
         case dtype::bf16: {
             const auto* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
+            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(s[i]);
             return;
         }
         case dtype::q8_0: {
             const auto* block = static_cast<const uint8_t*>(src);
             for (int64_t b = 0; b < n / q8_0_block_values; ++b, block += q8_0_block_bytes) {
-                const float d = fp16_to_fp32(uint16_t(block[0] | (block[1] << 8)));
+                const float d = half_to_float(uint16_t(block[0] | (block[1] << 8)));
                 const auto* q = reinterpret_cast<const int8_t*>(block + 2);
                 for (int i = 0; i < q8_0_block_values; ++i)
                     dst[b * q8_0_block_values + i] = d * float(q[i]);
@@ -102,12 +108,12 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
         }
         case dtype::f16: {
             auto* d = static_cast<uint16_t*>(dst);
-            for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
+            for (int64_t i = 0; i < n; ++i) d[i] = float_to_half(src[i]);
             return;
         }
         case dtype::bf16: {
             auto* d = static_cast<uint16_t*>(dst);
-            for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_bf16(src[i]);
+            for (int64_t i = 0; i < n; ++i) d[i] = float_to_bf16(src[i]);
             return;
         }
         case dtype::q8_0: {
@@ -123,7 +129,7 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
                 }
                 const float d = amax / 127.0f;
                 const float id = d != 0.0f ? 1.0f / d : 0.0f;
-                const uint16_t dh = fp32_to_fp16(d);
+                const uint16_t dh = float_to_half(d);
                 block[0] = uint8_t(dh & 0xff);
                 block[1] = uint8_t(dh >> 8);
                 auto* q = reinterpret_cast<int8_t*>(block + 2);

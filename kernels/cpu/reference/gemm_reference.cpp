@@ -2,6 +2,7 @@
 // and dotted with all M rows of x, so w is read once whatever M is. Sums run in f32, in
 // order, four lanes wide (the same shape of rounding as the vector kernels, not the same
 // order).
+#include "float16_conversion.hpp"
 #include "reference_kernels.hpp"
 
 namespace llmq::kernels::reference {
@@ -58,7 +59,7 @@ void gemm_bf16_dot(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const v
         for (int64_t m = 0; m < M; ++m) {
             const uint16_t* xm = x + m * ldx;
             float sum = 0.0f;
-            for (int64_t k = 0; k < K; ++k) sum += bf16_to_fp32(xm[k]) * bf16_to_fp32(wrow[k]);
+            for (int64_t k = 0; k < K; ++k) sum += scalar_float16::bf16_to_float(xm[k]) * scalar_float16::bf16_to_float(wrow[k]);
             y[m * ldy + n] = sum;
         }
     }
