@@ -1,8 +1,9 @@
 // Every GEMM variant the CPU supports, for every weight dtype, against a double-precision
 // reference and against the scalar reference, over shapes that hit every edge of the
 // blocking: M = 1 (decode tile), M below / at / above the row tile, N not a multiple of any
-// column tile, K tails shorter than a vector, K crossing the K block, M crossing the M block,
-// large N, strided rows and partial column ranges.
+// column tile, K tails shorter than a vector, K crossing the K block, M crossing the packed
+// x block, a K longer than the x block buffer, large N, strided rows and partial column
+// ranges.
 #include <cstring>
 
 #include "conformance.hpp"
@@ -20,12 +21,13 @@ struct shape {
 const shape float_shapes[] = {
     {1, 1, 1},    {1, 7, 5},     {1, 33, 31},   {2, 5, 17},    {3, 9, 16},   {4, 17, 15},
     {5, 13, 64},  {7, 31, 100},  {1, 4099, 96}, {13, 70, 1030}, {64, 96, 288}, {1, 64, 2048},
-    {520, 12, 40}, {6, 24, 1536},
+    {520, 12, 40}, {6, 24, 1536}, {300, 20, 1030} /* more rows than one packed x block */,
+    {4, 3, 100003} /* K so long that one row tile outgrows the x block buffer */,
 };
 // Q8_0: K a multiple of 32.
 const shape q8_shapes[] = {
     {1, 1, 32},   {1, 7, 32},    {2, 9, 64},    {3, 33, 96},   {4, 5, 544},  {9, 17, 1056},
-    {1, 5000, 64}, {64, 40, 256}, {520, 12, 64}, {1, 64, 2048},
+    {1, 5000, 64}, {64, 40, 256}, {520, 12, 64}, {1, 64, 2048}, {300, 12, 1056},
 };
 
 struct weights {

@@ -16,13 +16,15 @@
 //    rows read in place and widened to f32 in registers. Each weight byte is read exactly
 //    once; for M = 1 the tile is 1 x 8 (eight accumulator chains and eight weight streams in
 //    flight, enough to keep the memory system busy from one core).
-//  * packed (M > MR, prefill): M in blocks of MC rows and K in blocks of KC values. Each
-//    MC x KC block of x is copied once into an aligned buffer in step-major order (per row
-//    tile: step s holds the MR rows' W values side by side), which stays in L2; each NR x KC
-//    panel of w is widened once into an L1 buffer in the same step-major order and then used
-//    by every row tile of the block. Both streams are then contiguous and 64-byte aligned
-//    whatever the caller's strides (x rows 8 KiB apart would otherwise share L1 sets), tails
-//    are zero-padded to whole vectors, and with M <= MC each weight byte is read once.
+//  * packed (M > MR, prefill): x in blocks of mc rows by the whole K, copied once into an
+//    aligned 1 MiB buffer that stays in L2, in step-major order (per K block of KC values and
+//    row tile: step s holds the MR rows' W values side by side); for each NR-row panel of w,
+//    its K blocks are widened one at a time into an L1 buffer in the same order and used by
+//    every row tile before the next, so the panel's y tiles stay in cache across K blocks.
+//    Both streams are contiguous and 64-byte aligned whatever the caller's strides (x rows
+//    8 KiB apart would otherwise share L1 sets), tails are zero-padded to whole vectors, the
+//    next panel block is prefetched into L2 while the current one is in use, and with
+//    M <= mc (about 1 MiB / (4 K) rows, 126 for K = 2048) each weight byte is read once.
 // All arithmetic is f32; widening f16 / bf16 / Q8_0 to f32 is exact.
 #include <cstdlib>
 #include <type_traits>
@@ -42,7 +44,7 @@ constexpr int NR = 4;
 #endif
 constexpr int NR_DECODE = 8;
 constexpr int64_t KC = 512;  // multiple of W and of the Q8_0 block; 3 x rows + panel in L1
-constexpr int64_t MC = 510;  // multiple of MR; the packed x block (MC x KC f32, 1 MiB) in L2
+constexpr int64_t X_BLOCK_FLOATS = 1 << 18;  // the packed x block (1 MiB of f32) kept in L2
 
 #ifndef PREFETCH_BYTES
 #define PREFETCH_BYTES 512
@@ -288,17 +290,24 @@ void gemm_direct(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_
 
 // ---- the packed driver
 
-// Per-thread home of the packed x block (up to MC x KC floats, 1 MiB): too large for the
-// stack of an arbitrary worker thread; grown once, freed when the thread ends.
+// Per-thread home of the packed x block (1 MiB, more only when K is so large that MR rows of
+// it need more): too large for the stack of an arbitrary worker thread; grown when needed,
+// freed when the thread ends.
 struct x_block_buffer {
     float* data = nullptr;
+    int64_t floats = 0;
     ~x_block_buffer() { std::free(data); }
 };
 thread_local x_block_buffer x_block;
 
-float* packed_x_storage() {
-    if (x_block.data == nullptr)
-        x_block.data = static_cast<float*>(std::aligned_alloc(64, std::size_t(MC * KC) * sizeof(float)));
+// Room for at least `floats` floats (and at least X_BLOCK_FLOATS); NULL when out of memory.
+float* packed_x_storage(int64_t floats) {
+    if (floats < X_BLOCK_FLOATS) floats = X_BLOCK_FLOATS;
+    if (x_block.floats < floats) {
+        std::free(x_block.data);
+        x_block.data = static_cast<float*>(std::aligned_alloc(64, std::size_t(floats) * sizeof(float)));
+        x_block.floats = x_block.data != nullptr ? floats : 0;
+    }
     return x_block.data;
 }
 
@@ -361,45 +370,62 @@ struct panel_prefetch {
 template <class L>
 void gemm_packed(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w,
                  int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-    float* xp = packed_x_storage();
-    if (xp == nullptr) {  // out of memory for 1 MiB: fall back to direct row tiles
+    // The x block is mc rows by the whole K (K blocks one after another, each in the tile
+    // layout of pack_x), so that for one weight panel all K blocks run back to back and the
+    // panel's y tiles stay in cache between them; mc is what fits X_BLOCK_FLOATS.
+    const int64_t k_steps = (K / KC) * (KC / W) + (K % KC + W - 1) / W;  // steps over all K blocks
+    int64_t mc_block = X_BLOCK_FLOATS / (k_steps * W) / MR * MR;
+    if (mc_block < MR) mc_block = MR;
+    if (mc_block > M) mc_block = (M + MR - 1) / MR * MR;
+    float* xp = packed_x_storage(mc_block * k_steps * W);
+    if (xp == nullptr) {  // out of memory: fall back to direct row tiles
         for (int64_t m = 0; m < M; m += MR)
             gemm_direct<L>(x + m * ldx, min64(MR, M - m), K, ldx, w, ldw, y + m * ldy, ldy, n_begin, n_end);
         return;
     }
     alignas(64) float panel[(KC / W) * NR * W];
-    for (int64_t m0 = 0; m0 < M; m0 += MC) {
-        const int64_t mc = min64(MC, M - m0);
+    for (int64_t m0 = 0; m0 < M; m0 += mc_block) {
+        const int64_t mc = min64(mc_block, M - m0);
+        const int64_t tiles = (mc + MR - 1) / MR;
+        // K block k0 of the x block starts at xp + tiles * MR * W * (steps before k0).
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = min64(KC, K - k0);
-            const int64_t steps = (kc + W - 1) / W;
-            const bool accumulate = k0 > 0;
-            pack_x(x + m0 * ldx + k0, ldx, mc, kc, steps, xp);
-            const int64_t tiles = (mc + MR - 1) / MR;
-            for (int64_t n = n_begin; n < n_end;) {
-                const int nr = column_tile(M, n_end - n);
+            pack_x(x + m0 * ldx + k0, ldx, mc, kc, (kc + W - 1) / W, xp + tiles * MR * W * (k0 / W));
+        }
+        for (int64_t n = n_begin; n < n_end;) {
+            const int nr = column_tile(M, n_end - n);
+            for (int64_t k0 = 0; k0 < K; k0 += KC) {
+                const int64_t kc = min64(KC, K - k0);
+                const int64_t steps = (kc + W - 1) / W;
+                const float* block_x = xp + tiles * MR * W * (k0 / W);
                 pack_w<L>(w + n * ldw, ldw, nr, k0, kc, steps, panel);
+                // Prefetch what pack_w reads next: this panel's next K block, else the next
+                // panel's first.
                 panel_prefetch next;
                 int lines_per_tile = 0;
-                if (n + nr < n_end) {
-                    const int next_nr = column_tile(M, n_end - n - nr);
-                    next.start(w + (n + nr) * ldw, ldw, next_nr, L::offset(k0), L::offset(k0 + kc));
-                    const int64_t lines = next_nr * ((L::offset(k0 + kc) - L::offset(k0)) / 64 + 1);
+                if (k0 + KC < K) {
+                    next.start(w + n * ldw, ldw, nr, L::offset(k0 + KC), L::offset(min64(K, k0 + 2 * KC)));
+                } else if (n + nr < n_end) {
+                    next.start(w + (n + nr) * ldw, ldw, column_tile(M, n_end - n - nr), L::offset(0),
+                               L::offset(min64(K, KC)));
+                }
+                if (next.count > 0) {
+                    const int64_t lines = next.count * ((next.end - next.begin) / 64 + 1);
                     lines_per_tile = static_cast<int>((lines + tiles - 1) / tiles);
                 }
-                for (int64_t t = 0; t * MR < mc; ++t) {
+                for (int64_t t = 0; t < tiles; ++t) {
                     next.issue(lines_per_tile);
                     const int mr = static_cast<int>(min64(MR, mc - t * MR));
-                    const float* tile_x = xp + t * MR * steps * W;
+                    const float* tile_x = block_x + t * MR * steps * W;
                     float* tile_y = y + (m0 + t * MR) * ldy + n;
                     switch (mr) {
-                        case 3: packed_columns<3>(nr, tile_x, panel, steps, tile_y, ldy, accumulate); break;
-                        case 2: packed_columns<2>(nr, tile_x, panel, steps, tile_y, ldy, accumulate); break;
-                        default: packed_columns<1>(nr, tile_x, panel, steps, tile_y, ldy, accumulate); break;
+                        case 3: packed_columns<3>(nr, tile_x, panel, steps, tile_y, ldy, k0 > 0); break;
+                        case 2: packed_columns<2>(nr, tile_x, panel, steps, tile_y, ldy, k0 > 0); break;
+                        default: packed_columns<1>(nr, tile_x, panel, steps, tile_y, ldy, k0 > 0); break;
                     }
                 }
-                n += nr;
             }
+            n += nr;
         }
     }
 }
@@ -471,8 +497,9 @@ void gemm_bf16(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8
     const auto* w = reinterpret_cast<const uint16_t*>(w_bytes);
     const int64_t ldw = ldw_bytes / 2;
     const int64_t kc_block = M <= MR ? K : 2 * KC;  // bf16 rows: half the bytes of f32 ones
-    for (int64_t m0 = 0; m0 < M; m0 += MC) {
-        const int64_t mc = min64(MC, M - m0);
+    const int64_t mc_block = X_BLOCK_FLOATS / KC / MR * MR;
+    for (int64_t m0 = 0; m0 < M; m0 += mc_block) {
+        const int64_t mc = min64(mc_block, M - m0);
         for (int64_t k0 = 0; k0 < K; k0 += kc_block) {
             const int64_t kc = min64(kc_block, K - k0);
             for (int64_t n = n_begin; n < n_end;) {
