@@ -11,6 +11,7 @@
 //   isa = "scalar" | "avx2" | "avx512" | "avx512_bf16"   force an ISA (refused if the CPU
 //                                                        lacks it)
 #include <cinttypes>
+#include <cstdint>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -143,6 +144,8 @@ llmq_status check_rows(const llmq_tensor& t, const char* name, const llmq_attent
                     t.strides[0], t.strides[1], t.strides[2]);
     if (t.data == nullptr && a.num_tokens > 0)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: %s.data is NULL", name);
+    if (reinterpret_cast<uintptr_t>(t.data) % 4 != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: %s.data is not aligned to its 4-byte elements", name);
     return LLMQ_OK;
 }
 
@@ -178,6 +181,10 @@ llmq_status check_attention(const llmq_attention_args* a, llmq_error* error) {
         a->block_tables == nullptr)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
                     "attention: k_cache, v_cache, query_start, context_len and block_tables must all be set");
+    const uintptr_t kv_element = a->kv_dtype == LLMQ_DTYPE_F16 ? 2 : 4;
+    if (reinterpret_cast<uintptr_t>(a->k_cache) % kv_element != 0 || reinterpret_cast<uintptr_t>(a->v_cache) % kv_element != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: k_cache and v_cache must be aligned to their %u-byte elements",
+                    unsigned(kv_element));
 
     // The index tables, entry by entry (widened to 64 bits before any arithmetic).
     if (a->query_start[0] != 0)

@@ -13,6 +13,7 @@
 //                               CPUs with a fast BF16 unit; ~1e-3 relative error), see
 //                               kernels::gemm_bf16_dot
 #include <cinttypes>
+#include <cstdint>
 #include <cstdarg>
 #include <cstdio>
 #include <exception>
@@ -166,6 +167,9 @@ llmq_status check_rows(const llmq_tensor& t, const char* name, int64_t element, 
                     "matmul: %s.strides[1] is %" PRId64 ", rows of %s must be contiguous (stride %" PRId64 ")", name,
                     t.strides[1], dtype_label(t.dtype), element);
     const int64_t unit = element > 0 ? element : 1;
+    if (reinterpret_cast<uintptr_t>(t.data) % uint64_t(unit) != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.data is not aligned to its %" PRId64 "-byte elements",
+                    name, unit);
     if (t.shape[0] > 1 && (t.strides[0] < row_bytes || t.strides[0] % unit != 0))
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
                     "matmul: %s.strides[0] is %" PRId64 ", a row needs %" PRId64 " bytes (and a multiple of %" PRId64 ")",

@@ -174,6 +174,8 @@ TEST_SUITE("plugins") {
             {"x.rank", LLMQ_STATUS_INVALID_ARGUMENT, [](llmq_matmul_args& a) { a.x.rank = 3; }},
             {"w.device_type", LLMQ_STATUS_UNSUPPORTED, [](llmq_matmul_args& a) { a.w.device_type = LLMQ_BACKEND_CUDA; }},
             {"x.data", LLMQ_STATUS_INVALID_ARGUMENT, [](llmq_matmul_args& a) { a.x.data = nullptr; }},
+            {"not aligned", LLMQ_STATUS_INVALID_ARGUMENT,
+             [](llmq_matmul_args& a) { a.y.data = static_cast<char*>(a.y.data) + 2; }},
             {"w.data", LLMQ_STATUS_INVALID_ARGUMENT, [](llmq_matmul_args& a) { a.w.data = nullptr; }},
             {"x.strides[1]", LLMQ_STATUS_INVALID_ARGUMENT, [](llmq_matmul_args& a) { a.x.strides[1] = 8; }},
             {"w.strides[0]", LLMQ_STATUS_INVALID_ARGUMENT, [](llmq_matmul_args& a) { a.w.strides[0] = 10; }},

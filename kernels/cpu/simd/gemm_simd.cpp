@@ -305,6 +305,7 @@ float* packed_x_storage(int64_t floats) {
     if (floats < X_BLOCK_FLOATS) floats = X_BLOCK_FLOATS;
     if (x_block.floats < floats) {
         std::free(x_block.data);
+        floats = (floats + 15) / 16 * 16;  // aligned_alloc wants a multiple of the alignment
         x_block.data = static_cast<float*>(std::aligned_alloc(64, std::size_t(floats) * sizeof(float)));
         x_block.floats = x_block.data != nullptr ? floats : 0;
     }

@@ -53,6 +53,9 @@ bool parse_isa(const char* name, isa* out);
 isa usable_isa(isa which);
 
 // ------------------------------------------------------------------ dtypes
+//
+// Every pointer to f32 / i32 data must be 4-byte aligned and every pointer to f16 / bf16 data
+// 2-byte aligned (row strides in bytes included); Q8_0 rows may start anywhere.
 
 // Same numbering as llmq_dtype in plugins/llmq_plugin.h.
 enum class dtype : int32_t { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, i32 = 4, u8 = 5 };
