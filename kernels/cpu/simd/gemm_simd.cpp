@@ -138,6 +138,10 @@ inline void tile_direct(const float* x, int64_t ldx, const uint8_t* w, int64_t l
             // Weights stream from memory once: prefetch ahead so that enough misses are in
             // flight (with 2-byte weights a step covers only half a line per row).
             _mm_prefetch(reinterpret_cast<const char*>(w + j * ldw + L::offset(k) + PREFETCH_BYTES), _MM_HINT_T0);
+            // And the same place of the next tile's row into L2: rows of 2-byte weights are a
+            // page each, so every tile would otherwise start cold streams (f32 rows gain nothing).
+            if constexpr (!std::is_same_v<L, load_f32>)
+                _mm_prefetch(reinterpret_cast<const char*>(w + (j + nr_) * ldw + L::offset(k)), _MM_HINT_T1);
             vf wv = L::full(w + j * ldw, k);
             // Keep wv in a register: folded into each FMA as a memory operand it would be
             // loaded mr_ times and the loop would be bound by loads, not FMAs.
@@ -163,8 +167,8 @@ inline void tile_direct(const float* x, int64_t ldx, const uint8_t* w, int64_t l
 // the next GROUP blocks of every row are first widened into a small f32 array (one memory-
 // operand conversion each), so the per-block scaling is an FMA with a broadcast from memory
 // instead of a register insert + convert + broadcast on the shuffle port. Weights are
-// prefetched PREFETCH_BYTES ahead: the conversion work per byte would otherwise stall the
-// out-of-order window before enough cache misses are in flight.
+// prefetched PREFETCH_BYTES ahead, and the next tile's rows into L2: the conversion work per
+// byte would otherwise stall the out-of-order window before enough misses are in flight.
 template <int mr_, int nr_>
 inline void tile_direct_q8_0(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t K,
                              float* y, int64_t ldy) {
@@ -195,6 +199,7 @@ inline void tile_direct_q8_0(const float* x, int64_t ldx, const uint8_t* w, int6
             for (int j = 0; j < nr_; ++j) {
                 const uint8_t* block = w + j * ldw + b * q8_0_block_bytes;
                 _mm_prefetch(reinterpret_cast<const char*>(block + PREFETCH_BYTES), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(block + nr_ * ldw), _MM_HINT_T1);  // next tile's row
                 const auto* q = reinterpret_cast<const int8_t*>(block + 2);
                 vf qv[V];
 #pragma GCC unroll 4
