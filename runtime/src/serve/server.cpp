@@ -480,7 +480,15 @@ int Server::run() {
                       ") corrupted its region's response ring; closing it");
             c->close("the region's response ring index was corrupted");
         }
-        flush_timer_->expires_after(std::chrono::milliseconds(20));
+        // Fast while some client has requests in flight or events waiting; an idle daemon
+        // wakes twice a second only.
+        bool busy = false;
+        for (auto& [id, c] : clients_) {
+            if (!c->requests.empty()) busy = true;
+            std::lock_guard lock(c->events_mutex);
+            if (!c->pending.empty()) busy = true;
+        }
+        flush_timer_->expires_after(std::chrono::milliseconds(busy ? 20 : 500));
         flush_timer_->async_wait(flush_tick);
     };
     flush_timer_->expires_after(std::chrono::milliseconds(20));
