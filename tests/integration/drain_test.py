@@ -41,7 +41,7 @@ def main():
 
         # ---- SIGTERM with requests running: they finish, the daemon exits 0.
         daemon = h.start_daemon(model)
-        specs = [{'prompt': f'Story number {i}:', 'max_tokens': 250, 'temperature': 0.8, 'seed': 100 + i,
+        specs = [{'prompt': f'Story number {i}:', 'max_tokens': 500, 'temperature': 0.8, 'seed': 100 + i,
                   'ignore_eos': True} for i in range(4)]
         expected = [h.run_reference(model, s)['tokens'] for s in specs]
         late = h.fault_client('late', '--max-tokens', '4', stdin=__import__('subprocess').PIPE)
