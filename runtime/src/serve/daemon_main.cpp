@@ -12,6 +12,7 @@
 namespace llmq {
 
 int daemon_main(int argc, char** argv, const char* program) {
+    block_stop_signals();  // threads started from here on (MPI's too) inherit the mask
     CLI::App app{"llmqd: the llmq daemon. Keeps a model loaded and serves local clients through "
                  "shared memory.",
                  program};

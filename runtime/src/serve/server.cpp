@@ -369,6 +369,7 @@ int Server::run() {
         signals.async_wait(on_signal);
     };
     signals.async_wait(on_signal);
+    unblock_stop_signals();  // daemon_main blocked them until this handler existed
 
     // The instance (lock + socket) before the model: a second daemon refuses at once.
     ipc::ListenerOptions lo;
@@ -511,12 +512,31 @@ int Server::run() {
 
 }  // namespace
 
+void block_stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+void unblock_stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 int run_server(const ServerOptions& options, MpiWorld* world) {
     if (world && world->rank() != 0) {
         // A follower: hold one shard and run the steps rank 0 broadcasts. mpirun forwards
         // SIGINT/SIGTERM to every rank; rank 0 drains and then stops the followers itself.
         std::signal(SIGINT, SIG_IGN);
         std::signal(SIGTERM, SIG_IGN);
+        unblock_stop_signals();
         auto rt = ModelRuntime::load(options.config, world);
         if (!rt) {
             log::error("rank " + std::to_string(world->rank()) + ": cannot load the model: " +

@@ -31,4 +31,9 @@ struct ServerOptions {
 // second daemon refuses at once). Returns the process exit code.
 int run_server(const ServerOptions& options, MpiWorld* world);
 
+// SIGINT/SIGTERM/SIGHUP wait (pending) from process start until run_server has its handlers,
+// so a signal in the first milliseconds still drains cleanly instead of killing the daemon.
+void block_stop_signals();
+void unblock_stop_signals();
+
 }  // namespace llmq
