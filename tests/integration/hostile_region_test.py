@@ -50,7 +50,13 @@ def main():
         for seed in (21, 22):
             r = with_witnesses(lambda: h.run_fault_client('rewrite', '--ms', '1500', '--seed', str(seed), timeout=30))
             check(r['published'] > 0, f'the rewrite client published nothing: {r}')
-            check(r['closed'] or r['errors'] > 0, f'rewrites gave no error event and no close: {r}')
+            # Whether a rewrite lands between the client's publish and the daemon's one copy is
+            # timing: a copy taken before it is a consistent request and is served. So either a
+            # rewrite was seen (an error event naming the field, or a close), or none was and
+            # every published request was served to its end. The daemon living and the
+            # witnesses' tokens are checked above either way.
+            check(r['closed'] or r['errors'] > 0 or r['finals'] == r['published'],
+                  f'rewrites gave no error event, no close, and not every request finished: {r}')
             h.log(f'rewrites (seed {seed}): {r["published"]} published, {r["errors"]} errors, {r["finals"]} finals, '
                   f'closed={r["closed"]}; e.g. {r["messages"][:2]}')
             h.wait_clean(daemon, timeout=1.0, baseline=baseline)
