@@ -2,7 +2,7 @@
 # Install every Debian 12 package llmq's build, tests and benchmarks need. Idempotent.
 set -euo pipefail
 packages=(
-  build-essential meson ninja-build pkg-config cmake
+  build-essential meson ninja-build pkg-config cmake ccache
   libboost-all-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev doctest-dev
   libopenmpi-dev openmpi-bin libstb-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev

@@ -13,6 +13,11 @@ build=${LLMQ_BUILD_DIR:-build}
 
 scripts/install-deps.sh
 
+# meson compiles through ccache when it is installed. A clone in another folder (CI's) reuses
+# the objects of earlier builds: sources are named relative to the build folder, and the
+# working directory is left out of the hash.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=true
+
 echo "== release build ($build)"
 if [ -f "$build/build.ninja" ]; then
   meson setup --reconfigure "$build" >/dev/null
