@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "import_manifest.hpp"
 #include "random_llama.hpp"
 
 int main(int argc, char** argv) {
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
     app.add_option("--seed", spec.seed, "random seed")->capture_default_str();
     app.add_option("--rope-theta", spec.rope_theta, "RoPE frequency base")->capture_default_str();
     app.add_option("--rms-eps", spec.rms_eps, "RMSNorm epsilon")->capture_default_str();
+    std::string manifest;
+    app.add_option("--import", manifest,
+                   "write trained weights instead of random ones: a JSON manifest and its "
+                   "float32 blob (tools/train-demo/train_demo.py); only --dtype and --out apply")
+        ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
 
     static const std::map<std::string, llmq::kernels::dtype> dtypes{
@@ -51,7 +57,8 @@ int main(int argc, char** argv) {
     spec.dtype = dtypes.at(dtype);
 
     auto start = std::chrono::steady_clock::now();
-    llmq::Status s = llmq::write_random_llama(spec, out);
+    llmq::Status s = manifest.empty() ? llmq::write_random_llama(spec, out)
+                                      : llmq::import_manifest(manifest, spec.dtype, out);
     if (!s.ok()) {
         std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());
         return 1;

@@ -12,6 +12,7 @@
 #include "handcrafted_gguf.hpp"
 #include "llmq/kernels/cpu.hpp"
 #include "llmq/runtime/llama_layout.hpp"
+#include "import_manifest.hpp"
 #include "random_llama.hpp"
 
 using namespace llmq;
@@ -241,4 +242,88 @@ TEST_CASE("make_model_command_line") {
     CHECK(run("--out " + dir.file("bad.gguf") + " --heads 3") != 0);
     CHECK(contains(output(), "not divisible by heads 3"));
     CHECK(run("--out " + dir.file("bad.gguf") + " --dtype q4_k") != 0);
+}
+
+// --import: a manifest and float32 blob (as tools/train-demo writes them) become a GGUF whose
+// metadata and weights are the given ones; bad manifests are refused naming the entry.
+TEST_CASE("make-model --import writes the manifest's metadata and weights") {
+    ScratchDir dir;
+    const int dim = 64, vocab = 300, ffn = 96;
+    std::vector<float> blob;
+    std::string tensors;
+    auto add = [&](const std::string& name, std::vector<int> shape) {
+        size_t n = 1;
+        for (int d : shape) n *= size_t(d);
+        if (!tensors.empty()) tensors += ",";
+        tensors += "{\"name\":\"" + name + "\",\"shape\":[" + std::to_string(shape[0]) +
+                   (shape.size() > 1 ? "," + std::to_string(shape[1]) : std::string()) +
+                   "],\"offset\":" + std::to_string(blob.size()) + "}";
+        for (size_t i = 0; i < n; ++i) blob.push_back(float(std::sin(double(blob.size()) * 0.37)) * 0.25f);
+    };
+    add("token_embd.weight", {dim, vocab});
+    add("output_norm.weight", {dim});
+    const std::string b = "blk.0.";
+    for (auto n : {"attn_norm", "ffn_norm"}) add(b + n + ".weight", {dim});
+    for (auto n : {"attn_q", "attn_output"}) add(b + n + ".weight", {dim, dim});
+    for (auto n : {"attn_k", "attn_v"}) add(b + n + ".weight", {dim, dim / 2});
+    for (auto n : {"ffn_gate", "ffn_up"}) add(b + n + ".weight", {dim, ffn});
+    add(b + "ffn_down.weight", {ffn, dim});
+    {
+        std::ofstream f(dir.file("w.f32"), std::ios::binary);
+        f.write(reinterpret_cast<const char*>(blob.data()), std::streamsize(blob.size() * 4));
+    }
+    std::string tokens = "\"<unk>\",\"<s>\",\"</s>\"";
+    for (int i = 3; i < vocab; ++i) tokens += ",\"t" + std::to_string(i) + "\"";
+    auto md = [](const std::string& k, const std::string& t, const std::string& v) {
+        return "{\"key\":\"" + k + "\",\"type\":\"" + t + "\",\"value\":" + v + "}";
+    };
+    const std::string a = "llama.";
+    const std::string metadata =
+        md("general.architecture", "string", "\"llama\"") + "," + md(a + "context_length", "u32", "128") +
+        "," + md(a + "embedding_length", "u32", std::to_string(dim)) + "," + md(a + "block_count", "u32", "1") +
+        "," + md(a + "feed_forward_length", "u32", std::to_string(ffn)) + "," +
+        md(a + "attention.head_count", "u32", "4") + "," + md(a + "attention.head_count_kv", "u32", "2") +
+        "," + md(a + "attention.layer_norm_rms_epsilon", "f32", "1e-5") + "," +
+        md("tokenizer.ggml.model", "string", "\"llama\"") + "," +
+        md("tokenizer.ggml.tokens", "string_array", "[" + tokens + "]");
+    auto write_manifest = [&](const std::string& name, const std::string& body) {
+        std::ofstream(dir.file(name)) << body;
+        return dir.file(name);
+    };
+    const std::string good = write_manifest(
+        "m.json", "{\"data\":\"w.f32\",\"metadata\":[" + metadata + "],\"tensors\":[" + tensors + "]}");
+
+    Status s = import_manifest(good, kernels::dtype::f16, dir.file("m.gguf"));
+    REQUIRE_MESSAGE(s.ok(), s.to_string());
+    auto f = GgufFile::open(dir.file("m.gguf"), GgufFile::Options{});
+    REQUIRE_MESSAGE(f.ok(), f.status().to_string());
+    auto L = load_llama_layout(**f);
+    REQUIRE_MESSAGE(L.ok(), L.status().to_string());
+    CHECK(L->hp.n_embd == dim);
+    const GgufTensor* q = (*f)->tensor("blk.0.attn_q.weight");
+    const GgufTensor* norm = (*f)->tensor("blk.0.attn_norm.weight");
+    REQUIRE(q != nullptr);
+    REQUIRE(norm != nullptr);
+    CHECK(q->dtype == kernels::dtype::f16);
+    CHECK(norm->dtype == kernels::dtype::f32);
+    // Row 5 of attn_q: the blob's floats rounded to f16.
+    size_t q_offset = size_t(dim) * vocab + dim * 3;
+    std::vector<float> row(dim);
+    kernels::row_to_f32(q->dtype, q->data + 5 * q->row_bytes(), row.data(), dim);
+    for (int i = 0; i < dim; ++i) CHECK(row[i] == doctest::Approx(blob[q_offset + 5 * dim + i]).epsilon(1e-3));
+
+    // A tensor that runs past the blob, and a value of the wrong type, are refused by entry.
+    const std::string past = write_manifest(
+        "past.json", "{\"data\":\"w.f32\",\"metadata\":[],\"tensors\":[{\"name\":\"x\",\"shape\":[64,64],"
+                     "\"offset\":" + std::to_string(blob.size() - 10) + "}]}");
+    Status p = import_manifest(past, kernels::dtype::f16, dir.file("p.gguf"));
+    CHECK(!p.ok());
+    CHECK(contains(p.to_string(), "tensors[0] (x)"));
+    CHECK(contains(p.to_string(), "pass the end"));
+    const std::string wrong = write_manifest(
+        "wrong.json", "{\"data\":\"w.f32\",\"metadata\":[" + md("llama.block_count", "u32", "\"one\"") +
+                          "],\"tensors\":[]}");
+    Status w = import_manifest(wrong, kernels::dtype::f16, dir.file("w.gguf"));
+    CHECK(!w.ok());
+    CHECK(contains(w.to_string(), "metadata[0] (llama.block_count)"));
 }
