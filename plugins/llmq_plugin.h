@@ -91,7 +91,11 @@ typedef enum llmq_backend {
 } llmq_backend;
 
 /* Element types. Q8_0 is GGUF's: blocks of 32 values, each block an IEEE half scale d
- * followed by 32 int8 q (34 bytes); value = d * q. */
+ * followed by 32 int8 q (34 bytes); value = d * q.
+ * The values are the ids of llmq's dtype table (kernels/include/llmq/kernels/dtype.hpp),
+ * which gives each type's name and block layout; plugins/abi/llmq_abi_dtypes.hpp checks every
+ * row of that table against these constants at compile time. A new type is a new constant
+ * here (a minor version) and a new row there. */
 typedef enum llmq_dtype {
     LLMQ_DTYPE_F32 = 0,
     LLMQ_DTYPE_F16 = 1,
