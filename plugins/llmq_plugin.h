@@ -1,5 +1,5 @@
 /*
- * llmq plugin ABI, version 1.
+ * llmq plugin ABI, version 1.1 (1.1 adds the GPU contract, see "GPU contract" below).
  *
  * A plugin is a shared library that exports one C symbol, LLMQ_PLUGIN_ENTRY_SYMBOL
  * ("llmq_plugin_entry"), of type llmq_plugin_entry_fn. The entry returns a pointer to a
@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define LLMQ_PLUGIN_ABI_MAJOR 1u
-#define LLMQ_PLUGIN_ABI_MINOR 0u
+#define LLMQ_PLUGIN_ABI_MINOR 1u
 /* abi_version as written in every versioned struct: major in the high 16 bits. */
 #define LLMQ_PLUGIN_ABI_VERSION ((LLMQ_PLUGIN_ABI_MAJOR << 16) | LLMQ_PLUGIN_ABI_MINOR)
 #define LLMQ_PLUGIN_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
@@ -300,6 +300,59 @@ typedef struct llmq_plugin_descriptor {
 } llmq_plugin_descriptor;
 
 typedef const llmq_plugin_descriptor *(*llmq_plugin_entry_fn)(void);
+
+/* ---------------------------------------------------------------- GPU contract ----- */
+
+/*
+ * Since ABI 1.1: what holds for a plugin with backend LLMQ_BACKEND_CUDA, called by a host
+ * whose device_type is LLMQ_BACKEND_CUDA. Nothing here changes a layout; it says what the
+ * fields above mean on a GPU. (A 1.0 host never hands a CUDA plugin a CUDA device.)
+ *
+ * Device and stream.
+ *   host->device_index is the CUDA ordinal as the process sees it (after CUDA_VISIBLE_DEVICES),
+ *   and it is the current device (cudaSetDevice) on every thread that calls the plugin; a
+ *   plugin never changes the current device. host->stream is that device's cudaStream_t, never
+ *   NULL (the legacy default stream is not used). Several instances (logical devices of one
+ *   GPU) may share an ordinal but never a stream.
+ *
+ * Stream order. matmul, attention and encode only ENQUEUE work on host->stream and return;
+ *   their outputs are ready when the stream reaches the point where the call returned, and
+ *   their inputs (tensors and index tables) stay valid until then, because the runtime orders
+ *   everything on that stream. On the call path a plugin must not synchronize the stream or the
+ *   device, allocate or free device memory through CUDA (cudaMalloc/cudaFree synchronize), read
+ *   device memory on the host, or enqueue on another stream unless it joins it back to
+ *   host->stream with events before returning. A call whose scalar arguments match an earlier
+ *   call's may be recorded into a CUDA graph (stream capture on host->stream) and replayed
+ *   with the same pointers; what is said above makes every call capturable. A status other
+ *   than LLMQ_OK means nothing was enqueued, or, for LLMQ_STATUS_DEVICE_ERROR, that the stream
+ *   is in an unknown state.
+ *
+ * Memory.
+ *   host->alloc returns device memory of host->device_index (ordinary cudaMalloc memory from
+ *   the runtime's caching allocator, never managed memory), aligned to at least 256 bytes, or
+ *   NULL. Plugins call alloc in init and when growing a workspace (never from inside a
+ *   capture); host->free may be given memory that work already enqueued on host->stream still
+ *   uses: the host reuses it only after the stream has passed that point.
+ *   matmul: x.data, w.data and y.data are device pointers of that device.
+ *   attention: q.data, out.data, k_cache and v_cache are device pointers; the index tables
+ *   query_start, context_len and block_tables are DEVICE memory too, written on host->stream
+ *   before the call. The runtime validated its host copy of every table before the upload, so
+ *   the plugin never reads them on the host; its kernels still never read outside k_cache and
+ *   v_cache for an out-of-range block id (they write NaN into the query rows of that sequence
+ *   instead), so a runtime bug cannot become a wild read.
+ *   Every tensor's device_type is LLMQ_BACKEND_CUDA and its device_index the host's.
+ *
+ * Element types on a GPU.
+ *   activations (matmul x and y, attention q and out, vision pixels and embeddings): BF16, F16
+ *   or F32. The runtime keeps activations in BF16 (F16 for F16 models) and accumulates in F32
+ *   inside every kernel; y may be F32 where the consumer wants it (logits).
+ *   matmul weights: BF16, F16, F32 or Q8_0; x and w have the same type unless w is Q8_0.
+ *   attention kv_dtype: BF16 or F16 (F32 allowed, for tests).
+ *   Each pointer is aligned to its element size (Q8_0 rows to 2 bytes); anything wider a fast
+ *   path wants, the plugin checks and falls back from.
+ */
+#define LLMQ_PLUGIN_ABI_GPU_CONTRACT_MINOR 1u /* the minor that introduced the contract above */
+#define LLMQ_PLUGIN_CUDA_ALLOC_ALIGNMENT 256u /* host->alloc's alignment on a CUDA device */
 
 /* ---------------------------------------------------------------- frozen layouts ---- */
 

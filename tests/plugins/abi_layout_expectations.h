@@ -1,5 +1,5 @@
 /*
- * The frozen layout of ABI v1, written out member by member. Included by a C11 test and a
+ * The frozen layout of ABI v1 (as of minor 1, whose GPU contract changed no layout), written out member by member. Included by a C11 test and a
  * C++ test, so both languages see the same sizes, offsets and constants at run time (the
  * header's static_asserts only cover part of it, and only at compile time).
  */
@@ -27,7 +27,10 @@ static int llmq_abi_layout_mismatches(int* checks) {
     *checks = 0;
 
     LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_MAJOR, 1);
-    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_VERSION, 0x10000);
+    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_MINOR, 1);
+    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_VERSION, 0x10001);
+    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_GPU_CONTRACT_MINOR, 1);
+    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_CUDA_ALLOC_ALIGNMENT, 256);
     LLMQ_EXPECT_EQ(LLMQ_ERROR_MESSAGE_MAX, 256);
     LLMQ_EXPECT_EQ(LLMQ_TENSOR_MAX_RANK, 4);
     LLMQ_EXPECT_EQ(LLMQ_Q8_0_BLOCK_VALUES, 32);

@@ -1,0 +1,141 @@
+// gemm-cuda's argument checks: every field of llmq_matmul_args against the GPU contract,
+// turned into the plain numbers the call needs (gemm_call). Header-only and free of CUDA
+// headers, so tests/cuda checks the refusals on machines without a GPU.
+#pragma once
+
+#include <cstdint>
+
+#include "../cuda-common/cuda_plugin_checks.hpp"
+#include "gemm_plan_cache.hpp"
+
+namespace llmq::gemm_cuda {
+
+using cuda_plugin::fail;
+
+inline constexpr int64_t max_dimension = int64_t(1) << 31;
+inline constexpr int64_t max_stride = int64_t(1) << 40;
+
+// A checked call: the shape key for the plan cache plus the pointers.
+struct gemm_call {
+    gemm_shape shape;  // M, N, K, leading dimensions in elements (w: bytes for Q8_0), types, alignments
+    const void* x = nullptr;
+    const void* w = nullptr;
+    void* y = nullptr;
+    int64_t ldw_bytes = 0;
+};
+
+inline llmq_status check_matrix(const llmq_tensor& t, int32_t device, const char* name, llmq_error* error) {
+    if (llmq_status s = cuda_plugin::check_on_device(t, device, "matmul", name, error); s != LLMQ_OK) return s;
+    if (t.rank != 2) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.rank is %d, expected 2", name, t.rank);
+    for (int d = 0; d < 2; ++d) {
+        if (t.shape[d] < 0 || t.shape[d] > max_dimension)
+            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.shape[%d] is %" PRId64 ", outside [0, 2^31]",
+                        name, d, t.shape[d]);
+        if (t.strides[d] < 0 || t.strides[d] > max_stride)
+            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.strides[%d] is %" PRId64 ", outside [0, 2^40]",
+                        name, d, t.strides[d]);
+    }
+    if (t.data == nullptr && t.shape[0] > 0 && t.shape[1] > 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.data is NULL", name);
+    return LLMQ_OK;
+}
+
+// Rows of `row_bytes`, elements `element` bytes apart (0: Q8_0, rows 2-byte aligned).
+inline llmq_status check_rows(const llmq_tensor& t, const char* name, int64_t element, int64_t row_bytes,
+                              llmq_error* error) {
+    if (t.strides[1] != element)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "matmul: %s.strides[1] is %" PRId64 ", rows of %s must be contiguous (stride %" PRId64 ")", name,
+                    t.strides[1], cuda_plugin::dtype_label(t.dtype), element);
+    const int64_t unit = element > 0 ? element : 2;
+    if (reinterpret_cast<uintptr_t>(t.data) % uint64_t(unit) != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.data is not aligned to %" PRId64 " bytes", name,
+                    unit);
+    if (t.shape[0] > 1 && (t.strides[0] < row_bytes || t.strides[0] % unit != 0))
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "matmul: %s.strides[0] is %" PRId64 ", a row needs %" PRId64 " bytes (and a multiple of %" PRId64 ")",
+                    name, t.strides[0], row_bytes, unit);
+    return LLMQ_OK;
+}
+
+// Checks `a` for a plugin instance serving cuda:`device`; fills `call` on success.
+inline llmq_status check_matmul(const llmq_matmul_args* a, int32_t device, gemm_call* call, llmq_error* error) {
+    if (a == nullptr) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: args is NULL");
+    if (a->struct_size < sizeof(llmq_matmul_args))
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: args.struct_size is %u, expected at least %zu",
+                    a->struct_size, sizeof(llmq_matmul_args));
+    llmq_status s;
+    if ((s = check_matrix(a->x, device, "x", error)) != LLMQ_OK) return s;
+    if ((s = check_matrix(a->w, device, "w", error)) != LLMQ_OK) return s;
+    if ((s = check_matrix(a->y, device, "y", error)) != LLMQ_OK) return s;
+    const int32_t xt = a->x.dtype, wt = a->w.dtype, yt = a->y.dtype;
+    if (!cuda_plugin::is_activation(xt))
+        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: x.dtype is %s, gemm-cuda takes f32, f16 or bf16 activations",
+                    cuda_plugin::dtype_label(xt));
+    if (!cuda_plugin::is_activation(yt))
+        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: y.dtype is %s, gemm-cuda writes f32, f16 or bf16",
+                    cuda_plugin::dtype_label(yt));
+    if (!cuda_plugin::is_activation(wt) && wt != LLMQ_DTYPE_Q8_0)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: w.dtype is %s, not a weight type (f32, f16, bf16, q8_0)",
+                    cuda_plugin::dtype_label(wt));
+    if (wt != LLMQ_DTYPE_Q8_0 && xt != wt)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED,
+                    "matmul: x is %s but w is %s; gemm-cuda multiplies like types (or any activation by q8_0)",
+                    cuda_plugin::dtype_label(xt), cuda_plugin::dtype_label(wt));
+    if (wt == LLMQ_DTYPE_F32 && yt != LLMQ_DTYPE_F32)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: f32 x and w give f32 y, not %s",
+                    cuda_plugin::dtype_label(yt));
+    if (wt != LLMQ_DTYPE_Q8_0 && yt != xt && yt != LLMQ_DTYPE_F32)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: y.dtype is %s; with %s inputs y is %s or f32",
+                    cuda_plugin::dtype_label(yt), cuda_plugin::dtype_label(xt), cuda_plugin::dtype_label(xt));
+    const int64_t M = a->x.shape[0], K = a->x.shape[1], N = a->w.shape[0];
+    if (a->w.shape[1] != K)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "matmul: x is [%" PRId64 ", %" PRId64 "] but w is [%" PRId64 ", %" PRId64 "]: inner sizes differ", M, K,
+                    N, a->w.shape[1]);
+    if (a->y.shape[0] != M || a->y.shape[1] != N)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "matmul: y is [%" PRId64 ", %" PRId64 "], x · wᵀ is [%" PRId64 ", %" PRId64 "]", a->y.shape[0],
+                    a->y.shape[1], M, N);
+    if (wt == LLMQ_DTYPE_Q8_0 && K % LLMQ_Q8_0_BLOCK_VALUES != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: w is q8_0 with K = %" PRId64 ", not a multiple of 32",
+                    K);
+    const int64_t xe = cuda_plugin::element_bytes(xt), ye = cuda_plugin::element_bytes(yt);
+    if ((s = check_rows(a->x, "x", xe, K * xe, error)) != LLMQ_OK) return s;
+    if ((s = check_rows(a->y, "y", ye, N * ye, error)) != LLMQ_OK) return s;
+    const int64_t we = wt == LLMQ_DTYPE_Q8_0 ? 0 : cuda_plugin::element_bytes(wt);
+    const int64_t w_row = wt == LLMQ_DTYPE_Q8_0 ? K / LLMQ_Q8_0_BLOCK_VALUES * LLMQ_Q8_0_BLOCK_BYTES : K * we;
+    if ((s = check_rows(a->w, "w", we, w_row, error)) != LLMQ_OK) return s;
+
+    // Leading dimensions: a single row's stride may be anything (even 0); use the packed one.
+    auto leading = [](const llmq_tensor& t, int64_t row_bytes, int64_t unit) {
+        return (t.shape[0] > 1 ? t.strides[0] : row_bytes) / unit;
+    };
+    gemm_shape& g = call->shape;
+    g = gemm_shape{};
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.x_type = xt;
+    g.w_type = wt;
+    g.y_type = yt;
+    g.ldx = leading(a->x, K * xe, xe);
+    g.ldy = leading(a->y, N * ye, ye);
+    call->ldw_bytes = leading(a->w, w_row, 1);
+    g.ldw = wt == LLMQ_DTYPE_Q8_0 ? call->ldw_bytes : call->ldw_bytes / we;
+    // What cuBLASLt may assume about every row's start: the pointer's and the row stride's.
+    auto row_alignment = [](const void* p, int64_t ld_bytes) {
+        const uint32_t pa = cuda_plugin::alignment_of(reinterpret_cast<uintptr_t>(p));
+        const uint32_t la = cuda_plugin::alignment_of(uintptr_t(ld_bytes));
+        return pa < la ? pa : la;
+    };
+    g.x_alignment = row_alignment(a->x.data, g.ldx * xe);
+    g.w_alignment = row_alignment(a->w.data, call->ldw_bytes);
+    g.y_alignment = row_alignment(a->y.data, g.ldy * ye);
+    call->x = a->x.data;
+    call->w = a->w.data;
+    call->y = a->y.data;
+    return LLMQ_OK;
+}
+
+}  // namespace llmq::gemm_cuda
