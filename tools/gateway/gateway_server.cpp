@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <array>
 #include <deque>
 #include <fstream>
 #include <iostream>
@@ -141,6 +142,10 @@ private:
     // cancels its request.
     void watch_for_disconnect(const std::shared_ptr<GenerationStream>& stream, uint64_t request_id);
     net::awaitable<bool> write_chunk(const std::string& data);
+    // After refusing a request whose rest is still arriving: stop sending, read and drop what
+    // comes for a moment, then close, so the kernel does not reset the connection (and the
+    // client's copy of the answer) because unread bytes were left.
+    net::awaitable<void> linger_close();
 
     GatewayServer& server_;
     tcp::socket socket_;
@@ -239,7 +244,8 @@ net::awaitable<void> GatewayServer::Session::run() {
             }
             const std::string invalid_route = "invalid";
             (void)co_await write_error(dummy, error, invalid_route);
-            break;
+            co_await linger_close();
+            co_return;
         }
         Request req = parser.release();
         const bool keep = co_await handle(req);
@@ -384,6 +390,17 @@ void GatewayServer::Session::watch_for_disconnect(const std::shared_ptr<Generati
                            self->server_.bridge_->cancel(request_id);
                            stream->wake.cancel();
                        });
+}
+
+net::awaitable<void> GatewayServer::Session::linger_close() {
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    arm(std::chrono::milliseconds(1000));
+    std::array<char, 16384> sink;
+    while (!ec && !timed_out_)
+        co_await socket_.async_read_some(net::buffer(sink), net::redirect_error(net::use_awaitable, ec));
+    disarm();
+    socket_.close(ec);
 }
 
 net::awaitable<bool> GatewayServer::Session::write_chunk(const std::string& data) {
