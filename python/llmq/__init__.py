@@ -50,7 +50,23 @@ def _timeout_ms(seconds):
     return max(0, min(int(seconds * 1000), 0xFFFFFFFF))
 
 
-class Client:
+class _ClosedOnExit:
+    """close() on leaving a `with` block and when garbage-collected."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Client(_ClosedOnExit):
     """A connection to llmqd. instance: its name ("default"); dir: its socket folder (default
     $LLMQ_IPC_DIR, else the user's runtime folder); timeout: seconds for connecting."""
 
@@ -73,18 +89,6 @@ class Client:
         if self._handle:
             self._lib.llmq_client_close(self._handle)
             self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _require_open(self):
         if not self._handle:
@@ -178,7 +182,7 @@ class Client:
         self._events.pop(request_id, None)
 
 
-class Generation:
+class Generation(_ClosedOnExit):
     """The events of one request: iterate for TokenEvents. After the last one: finish_reason
     ("eos", "length", "stop", "cancelled"), prompt_tokens, generated_tokens and timings (µs).
     close() before the end cancels the request (and waits, briefly, for the daemon to confirm)."""
@@ -226,16 +230,4 @@ class Generation:
             for _ in self:
                 pass
         except LlmqError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
             pass
