@@ -7,6 +7,7 @@ packages=(
   libopenmpi-dev openmpi-bin libstb-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   python3-numpy python3-torch
+  curl prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

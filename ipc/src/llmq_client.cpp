@@ -1,5 +1,5 @@
 // The C ABI (llmq_client.h) over the C++ Client: the one place where ipc::Error becomes
-// llmq_status and where no exception may pass.
+// llmq_client_status and where no exception may pass.
 #include "llmq/llmq_client.h"
 
 #include <algorithm>
@@ -11,8 +11,8 @@
 
 #include "llmq/ipc/client.hpp"
 
-struct llmq_error {
-    llmq_status code;
+struct llmq_client_error {
+    llmq_client_status code;
     std::string message;
 };
 
@@ -25,39 +25,39 @@ namespace {
 
 using llmq::ipc::ErrorCode;
 
-llmq_status to_status(ErrorCode code) {
+llmq_client_status to_status(ErrorCode code) {
     switch (code) {
-        case ErrorCode::ok: return LLMQ_OK;
-        case ErrorCode::invalid_argument: return LLMQ_ERR_INVALID_ARGUMENT;
-        case ErrorCode::not_found: return LLMQ_ERR_NOT_FOUND;
-        case ErrorCode::permission_denied: return LLMQ_ERR_PERMISSION;
-        case ErrorCode::busy: return LLMQ_ERR_BUSY;
-        case ErrorCode::timeout: return LLMQ_ERR_TIMEOUT;
-        case ErrorCode::disconnected: return LLMQ_ERR_DISCONNECTED;
-        case ErrorCode::protocol: return LLMQ_ERR_PROTOCOL;
-        case ErrorCode::io_error: return LLMQ_ERR_IO;
-        case ErrorCode::internal: return LLMQ_ERR_INTERNAL;
+        case ErrorCode::ok: return LLMQ_CLIENT_OK;
+        case ErrorCode::invalid_argument: return LLMQ_CLIENT_ERR_INVALID_ARGUMENT;
+        case ErrorCode::not_found: return LLMQ_CLIENT_ERR_NOT_FOUND;
+        case ErrorCode::permission_denied: return LLMQ_CLIENT_ERR_PERMISSION;
+        case ErrorCode::busy: return LLMQ_CLIENT_ERR_BUSY;
+        case ErrorCode::timeout: return LLMQ_CLIENT_ERR_TIMEOUT;
+        case ErrorCode::disconnected: return LLMQ_CLIENT_ERR_DISCONNECTED;
+        case ErrorCode::protocol: return LLMQ_CLIENT_ERR_PROTOCOL;
+        case ErrorCode::io_error: return LLMQ_CLIENT_ERR_IO;
+        case ErrorCode::internal: return LLMQ_CLIENT_ERR_INTERNAL;
     }
-    return LLMQ_ERR_INTERNAL;
+    return LLMQ_CLIENT_ERR_INTERNAL;
 }
 
-llmq_error* make(llmq_status code, std::string message) {
-    return new (std::nothrow) llmq_error{code, std::move(message)};
+llmq_client_error* make(llmq_client_status code, std::string message) {
+    return new (std::nothrow) llmq_client_error{code, std::move(message)};
 }
 
-llmq_error* from(const llmq::ipc::Error& error) { return make(to_status(error.code), error.message); }
+llmq_client_error* from(const llmq::ipc::Error& error) { return make(to_status(error.code), error.message); }
 
 // Runs `body`, turning any escaping exception into an error object.
 template <typename Body>
-llmq_error* guarded(const char* function, Body&& body) {
+llmq_client_error* guarded(const char* function, Body&& body) {
     try {
         return body();
     } catch (const std::bad_alloc&) {
-        return make(LLMQ_ERR_INTERNAL, std::string(function) + ": out of memory");
+        return make(LLMQ_CLIENT_ERR_INTERNAL, std::string(function) + ": out of memory");
     } catch (const std::exception& e) {
-        return make(LLMQ_ERR_INTERNAL, std::string(function) + ": " + e.what());
+        return make(LLMQ_CLIENT_ERR_INTERNAL, std::string(function) + ": " + e.what());
     } catch (...) {
-        return make(LLMQ_ERR_INTERNAL, std::string(function) + ": unknown exception");
+        return make(LLMQ_CLIENT_ERR_INTERNAL, std::string(function) + ": unknown exception");
     }
 }
 
@@ -79,37 +79,37 @@ void llmq_client_api_version(uint32_t* major, uint32_t* minor) {
     if (minor) *minor = LLMQ_CLIENT_API_VERSION_MINOR;
 }
 
-llmq_status llmq_error_code(const llmq_error* error) { return error ? error->code : LLMQ_OK; }
-const char* llmq_error_message(const llmq_error* error) { return error ? error->message.c_str() : ""; }
-void llmq_error_delete(llmq_error* error) { delete error; }
-void llmq_string_free(char* text) { delete[] text; }
+llmq_client_status llmq_client_error_code(const llmq_client_error* error) { return error ? error->code : LLMQ_CLIENT_OK; }
+const char* llmq_client_error_message(const llmq_client_error* error) { return error ? error->message.c_str() : ""; }
+void llmq_client_error_delete(llmq_client_error* error) { delete error; }
+void llmq_client_string_free(char* text) { delete[] text; }
 
-const char* llmq_status_name(llmq_status status) {
+const char* llmq_client_status_name(llmq_client_status status) {
     switch (status) {
-        case LLMQ_OK: return "LLMQ_OK";
-        case LLMQ_ERR_INVALID_ARGUMENT: return "LLMQ_ERR_INVALID_ARGUMENT";
-        case LLMQ_ERR_NOT_FOUND: return "LLMQ_ERR_NOT_FOUND";
-        case LLMQ_ERR_PERMISSION: return "LLMQ_ERR_PERMISSION";
-        case LLMQ_ERR_BUSY: return "LLMQ_ERR_BUSY";
-        case LLMQ_ERR_TIMEOUT: return "LLMQ_ERR_TIMEOUT";
-        case LLMQ_ERR_DISCONNECTED: return "LLMQ_ERR_DISCONNECTED";
-        case LLMQ_ERR_PROTOCOL: return "LLMQ_ERR_PROTOCOL";
-        case LLMQ_ERR_IO: return "LLMQ_ERR_IO";
-        case LLMQ_ERR_INTERNAL: return "LLMQ_ERR_INTERNAL";
+        case LLMQ_CLIENT_OK: return "LLMQ_CLIENT_OK";
+        case LLMQ_CLIENT_ERR_INVALID_ARGUMENT: return "LLMQ_CLIENT_ERR_INVALID_ARGUMENT";
+        case LLMQ_CLIENT_ERR_NOT_FOUND: return "LLMQ_CLIENT_ERR_NOT_FOUND";
+        case LLMQ_CLIENT_ERR_PERMISSION: return "LLMQ_CLIENT_ERR_PERMISSION";
+        case LLMQ_CLIENT_ERR_BUSY: return "LLMQ_CLIENT_ERR_BUSY";
+        case LLMQ_CLIENT_ERR_TIMEOUT: return "LLMQ_CLIENT_ERR_TIMEOUT";
+        case LLMQ_CLIENT_ERR_DISCONNECTED: return "LLMQ_CLIENT_ERR_DISCONNECTED";
+        case LLMQ_CLIENT_ERR_PROTOCOL: return "LLMQ_CLIENT_ERR_PROTOCOL";
+        case LLMQ_CLIENT_ERR_IO: return "LLMQ_CLIENT_ERR_IO";
+        case LLMQ_CLIENT_ERR_INTERNAL: return "LLMQ_CLIENT_ERR_INTERNAL";
     }
-    return "LLMQ_ERR_UNKNOWN";
+    return "LLMQ_CLIENT_ERR_UNKNOWN";
 }
 
-llmq_error* llmq_client_connect(const llmq_connect_options* options, llmq_client** out) {
-    return guarded("llmq_client_connect", [&]() -> llmq_error* {
-        if (out == nullptr) return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_connect: out is NULL");
+llmq_client_error* llmq_client_connect(const llmq_connect_options* options, llmq_client** out) {
+    return guarded("llmq_client_connect", [&]() -> llmq_client_error* {
+        if (out == nullptr) return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_connect: out is NULL");
         *out = nullptr;
         llmq_connect_options o = LLMQ_CONNECT_OPTIONS_INIT;
         if (!read_versioned(options, o)) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_connect: options->struct_size is not set; use LLMQ_CONNECT_OPTIONS_INIT");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_connect: options->struct_size is not set; use LLMQ_CONNECT_OPTIONS_INIT");
         }
         if (o.api_major != LLMQ_CLIENT_API_VERSION_MAJOR) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT,
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT,
                         "llmq_client_connect: caller built for API " + std::to_string(o.api_major) +
                             ", this library is API " + std::to_string(LLMQ_CLIENT_API_VERSION_MAJOR));
         }
@@ -128,14 +128,14 @@ llmq_error* llmq_client_connect(const llmq_connect_options* options, llmq_client
 
 void llmq_client_close(llmq_client* client) { delete client; }
 
-llmq_error* llmq_client_submit(llmq_client* client, const llmq_generate_request* request, uint64_t* request_id) {
-    return guarded("llmq_client_submit", [&]() -> llmq_error* {
+llmq_client_error* llmq_client_submit(llmq_client* client, const llmq_generate_request* request, uint64_t* request_id) {
+    return guarded("llmq_client_submit", [&]() -> llmq_client_error* {
         if (client == nullptr || request == nullptr) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_submit: client or request is NULL");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_submit: client or request is NULL");
         }
         llmq_generate_request r = LLMQ_GENERATE_REQUEST_INIT;
         if (!read_versioned(request, r)) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_submit: request->struct_size is not set; use LLMQ_GENERATE_REQUEST_INIT");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_submit: request->struct_size is not set; use LLMQ_GENERATE_REQUEST_INIT");
         }
         llmq::ipc::GenerateRequest g;
         if (r.prompt_tokens != nullptr) {
@@ -144,14 +144,14 @@ llmq_error* llmq_client_submit(llmq_client* client, const llmq_generate_request*
         } else if (r.prompt != nullptr) {
             g.prompt_text.assign(r.prompt, r.prompt_length);
         } else if (r.prompt_length != 0) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_submit: prompt is NULL but prompt_length is not 0");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_submit: prompt is NULL but prompt_length is not 0");
         }
         if (r.stop_count != 0 && r.stop == nullptr) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_submit: stop is NULL but stop_count is not 0");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_submit: stop is NULL but stop_count is not 0");
         }
         for (std::size_t i = 0; i < r.stop_count; ++i) {
             if (r.stop[i] == nullptr) {
-                return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_submit: stop[" + std::to_string(i) + "] is NULL");
+                return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_submit: stop[" + std::to_string(i) + "] is NULL");
             }
             g.stop.emplace_back(r.stop[i]);
         }
@@ -177,21 +177,21 @@ llmq_error* llmq_client_submit(llmq_client* client, const llmq_generate_request*
     });
 }
 
-llmq_error* llmq_client_cancel(llmq_client* client, uint64_t request_id) {
-    return guarded("llmq_client_cancel", [&]() -> llmq_error* {
-        if (client == nullptr) return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_cancel: client is NULL");
+llmq_client_error* llmq_client_cancel(llmq_client* client, uint64_t request_id) {
+    return guarded("llmq_client_cancel", [&]() -> llmq_client_error* {
+        if (client == nullptr) return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_cancel: client is NULL");
         auto ok = client->client->cancel(request_id);
         return ok ? nullptr : from(ok.error());
     });
 }
 
-llmq_error* llmq_client_next_event(llmq_client* client, uint32_t timeout_ms, llmq_event* event) {
-    return guarded("llmq_client_next_event", [&]() -> llmq_error* {
+llmq_client_error* llmq_client_next_event(llmq_client* client, uint32_t timeout_ms, llmq_event* event) {
+    return guarded("llmq_client_next_event", [&]() -> llmq_client_error* {
         if (client == nullptr || event == nullptr) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_next_event: client or event is NULL");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_next_event: client or event is NULL");
         }
         if (event->struct_size < offsetof(llmq_event, request_id)) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_next_event: event->struct_size is not set; use LLMQ_EVENT_INIT");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_next_event: event->struct_size is not set; use LLMQ_EVENT_INIT");
         }
         auto e = client->client->next_event(std::chrono::milliseconds(timeout_ms));
         if (!e) return from(e.error());
@@ -216,9 +216,9 @@ llmq_error* llmq_client_next_event(llmq_client* client, uint32_t timeout_ms, llm
     });
 }
 
-llmq_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, uint64_t* round_trip_ns) {
-    return guarded("llmq_client_ping", [&]() -> llmq_error* {
-        if (client == nullptr) return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_ping: client is NULL");
+llmq_client_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, uint64_t* round_trip_ns) {
+    return guarded("llmq_client_ping", [&]() -> llmq_client_error* {
+        if (client == nullptr) return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_ping: client is NULL");
         auto rtt = client->client->ping(std::chrono::milliseconds(timeout_ms));
         if (!rtt) return from(rtt.error());
         if (round_trip_ns) *round_trip_ns = static_cast<uint64_t>(rtt->count());
@@ -226,18 +226,18 @@ llmq_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, uint64_t*
     });
 }
 
-llmq_error* llmq_client_control(llmq_client* client, const char* command, const char* args_json,
+llmq_client_error* llmq_client_control(llmq_client* client, const char* command, const char* args_json,
                                 uint32_t timeout_ms, char** result_json) {
-    return guarded("llmq_client_control", [&]() -> llmq_error* {
+    return guarded("llmq_client_control", [&]() -> llmq_client_error* {
         if (result_json) *result_json = nullptr;
         if (client == nullptr || command == nullptr) {
-            return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_control: client or command is NULL");
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_control: client or command is NULL");
         }
         nlohmann::json args = nlohmann::json::object();
         if (args_json != nullptr) {
             args = nlohmann::json::parse(args_json, nullptr, false);
             if (args.is_discarded() || !args.is_object()) {
-                return make(LLMQ_ERR_INVALID_ARGUMENT, "llmq_client_control: args_json is not a JSON object");
+                return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_control: args_json is not a JSON object");
             }
         }
         auto result = client->client->control(command, args, std::chrono::milliseconds(timeout_ms));

@@ -167,7 +167,8 @@ class Harness:
         parser = argparse.ArgumentParser()
         for flag in ('--llmqd', '--llmq', '--make-model', '--fault-client'):
             parser.add_argument(flag, required=True)
-        self.args = parser.parse_args()
+        # Flags a test adds itself (the gateway's path, ...) stay in self.extra_args.
+        self.args, self.extra_args = parser.parse_known_args()
         for key, value in vars(self.args).items():
             setattr(self.args, key, os.path.abspath(value))
         self.name = name

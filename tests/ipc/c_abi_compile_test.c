@@ -29,25 +29,25 @@ int main(void) {
     options.dir = "/nonexistent-llmq-ipc-dir";
     options.instance = "nobody";
     llmq_client* client = NULL;
-    llmq_error* error = llmq_client_connect(&options, &client);
+    llmq_client_error* error = llmq_client_connect(&options, &client);
     if (error == NULL || client != NULL) {
         fprintf(stderr, "connecting to nothing succeeded\n");
         return 1;
     }
-    if (llmq_error_code(error) != LLMQ_ERR_NOT_FOUND || strstr(llmq_error_message(error), "llmq-nobody.sock") == NULL) {
-        fprintf(stderr, "unexpected error %s: %s\n", llmq_status_name(llmq_error_code(error)), llmq_error_message(error));
-        llmq_error_delete(error);
+    if (llmq_client_error_code(error) != LLMQ_CLIENT_ERR_NOT_FOUND || strstr(llmq_client_error_message(error), "llmq-nobody.sock") == NULL) {
+        fprintf(stderr, "unexpected error %s: %s\n", llmq_client_status_name(llmq_client_error_code(error)), llmq_client_error_message(error));
+        llmq_client_error_delete(error);
         return 1;
     }
-    llmq_error_delete(error);
+    llmq_client_error_delete(error);
 
     /* NULL handles and outputs are errors, never crashes. */
     error = llmq_client_submit(NULL, NULL, NULL);
-    if (llmq_error_code(error) != LLMQ_ERR_INVALID_ARGUMENT) return 1;
-    llmq_error_delete(error);
-    if (llmq_error_code(NULL) != LLMQ_OK || strcmp(llmq_error_message(NULL), "") != 0) return 1;
+    if (llmq_client_error_code(error) != LLMQ_CLIENT_ERR_INVALID_ARGUMENT) return 1;
+    llmq_client_error_delete(error);
+    if (llmq_client_error_code(NULL) != LLMQ_CLIENT_OK || strcmp(llmq_client_error_message(NULL), "") != 0) return 1;
     llmq_client_close(NULL);
-    llmq_error_delete(NULL);
-    llmq_string_free(NULL);
+    llmq_client_error_delete(NULL);
+    llmq_client_string_free(NULL);
     return 0;
 }

@@ -18,11 +18,11 @@ struct Connected {
     ~Connected() { llmq_client_close(client); }
 };
 
-void require_ok(llmq_error* error) {
-    const std::string message = llmq_error_message(error);
-    const llmq_status code = llmq_error_code(error);
-    llmq_error_delete(error);
-    REQUIRE_MESSAGE(code == LLMQ_OK, llmq_status_name(code) << ": " << message);
+void require_ok(llmq_client_error* error) {
+    const std::string message = llmq_client_error_message(error);
+    const llmq_client_status code = llmq_client_error_code(error);
+    llmq_client_error_delete(error);
+    REQUIRE_MESSAGE(code == LLMQ_CLIENT_OK, llmq_client_status_name(code) << ": " << message);
 }
 
 }  // namespace
@@ -72,7 +72,7 @@ TEST_CASE("a C caller connects, streams a request and reads its final event") {
     require_ok(llmq_client_control(c.client, "status", nullptr, 3000, &status));
     REQUIRE(status != nullptr);
     CHECK(std::string(status) == "{\"connections\":1}");
-    llmq_string_free(status);
+    llmq_client_string_free(status);
 
     require_ok(llmq_client_cancel(c.client, id));
     require_ok(llmq_client_next_event(c.client, 3000, &event));
@@ -90,18 +90,18 @@ TEST_CASE("C callers get errors as objects with a code and a message") {
     require_ok(llmq_client_connect(&options, &c.client));
 
     llmq_event event = LLMQ_EVENT_INIT;
-    llmq_error* error = llmq_client_next_event(c.client, 10, &event);
-    CHECK(llmq_error_code(error) == LLMQ_ERR_TIMEOUT);
-    llmq_error_delete(error);
+    llmq_client_error* error = llmq_client_next_event(c.client, 10, &event);
+    CHECK(llmq_client_error_code(error) == LLMQ_CLIENT_ERR_TIMEOUT);
+    llmq_client_error_delete(error);
 
     error = llmq_client_control(c.client, "fail", "{}", 3000, nullptr);
-    CHECK(llmq_error_code(error) == LLMQ_ERR_INVALID_ARGUMENT);
-    CHECK(std::string(llmq_error_message(error)) == "asked to fail");
-    llmq_error_delete(error);
+    CHECK(llmq_client_error_code(error) == LLMQ_CLIENT_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(llmq_client_error_message(error)) == "asked to fail");
+    llmq_client_error_delete(error);
 
     error = llmq_client_control(c.client, "echo", "[not an object", 3000, nullptr);
-    CHECK(llmq_error_code(error) == LLMQ_ERR_INVALID_ARGUMENT);
-    llmq_error_delete(error);
+    CHECK(llmq_client_error_code(error) == LLMQ_CLIENT_ERR_INVALID_ARGUMENT);
+    llmq_client_error_delete(error);
 
     llmq_generate_request request = LLMQ_GENERATE_REQUEST_INIT;
     request.prompt = "x";
@@ -116,12 +116,12 @@ TEST_CASE("C callers get errors as objects with a code and a message") {
 
     request.struct_size = 0;
     error = llmq_client_submit(c.client, &request, &id);
-    CHECK(llmq_error_code(error) == LLMQ_ERR_INVALID_ARGUMENT);
-    llmq_error_delete(error);
+    CHECK(llmq_client_error_code(error) == LLMQ_CLIENT_ERR_INVALID_ARGUMENT);
+    llmq_client_error_delete(error);
 
     error = llmq_client_cancel(c.client, 999);
-    CHECK(llmq_error_code(error) == LLMQ_ERR_INVALID_ARGUMENT);
-    llmq_error_delete(error);
+    CHECK(llmq_client_error_code(error) == LLMQ_CLIENT_ERR_INVALID_ARGUMENT);
+    llmq_client_error_delete(error);
 }
 
 TEST_CASE("an older caller's shorter structs are read up to their struct_size") {

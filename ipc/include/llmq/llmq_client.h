@@ -9,16 +9,21 @@
  * A caller sets struct_size (the *_INIT macros do), and the library reads or writes only that
  * many bytes, so an old caller works with a newer library.
  *
- * Errors: every fallible function returns NULL on success, or an llmq_error the caller owns and
- * frees with llmq_error_delete(). An error has a code (llmq_status) and a message that says what
+ * Errors: every fallible function returns NULL on success, or an llmq_client_error the caller owns and
+ * frees with llmq_client_error_delete(). An error has a code (llmq_client_status) and a message that says what
  * failed, why and what to do.
  *
  * Threads: an llmq_client is used by one thread at a time (any thread, not concurrently).
- * Different llmq_client handles are independent. The llmq_error and string functions may be
+ * Different llmq_client handles are independent. The llmq_client_error and string functions may be
  * called from any thread.
  *
+ * Names: everything here starts with llmq_client / LLMQ_CLIENT_ or names an event, request or
+ * finish value (LLMQ_EVENT_*, LLMQ_REQUEST_*, LLMQ_FINISH_*, llmq_event, ...), so this header
+ * and the plugin ABI (llmq_plugin.h, whose llmq_status and llmq_error are the plugins') can be
+ * included together. API 2 renamed llmq_status, LLMQ_OK, LLMQ_ERR_* and llmq_error* of API 1.
+ *
  * Liveness: every wait takes a timeout in milliseconds; when llmqd dies or restarts, waiting
- * calls return LLMQ_ERR_DISCONNECTED within about 100 ms.
+ * calls return LLMQ_CLIENT_ERR_DISCONNECTED within about 100 ms.
  */
 #ifndef LLMQ_CLIENT_H
 #define LLMQ_CLIENT_H
@@ -30,41 +35,41 @@
 extern "C" {
 #endif
 
-#define LLMQ_CLIENT_API_VERSION_MAJOR 1
+#define LLMQ_CLIENT_API_VERSION_MAJOR 2
 #define LLMQ_CLIENT_API_VERSION_MINOR 0
 
-typedef enum llmq_status {
-    LLMQ_OK = 0,
-    LLMQ_ERR_INVALID_ARGUMENT = 1, /* the caller's input is wrong */
-    LLMQ_ERR_NOT_FOUND = 2,        /* no llmqd serves that instance */
-    LLMQ_ERR_PERMISSION = 3,       /* llmqd or the directory refused this user */
-    LLMQ_ERR_BUSY = 4,             /* full right now (ring, arena, daemon); retry later */
-    LLMQ_ERR_TIMEOUT = 5,          /* nothing arrived within the timeout */
-    LLMQ_ERR_DISCONNECTED = 6,     /* llmqd closed the connection (stopped, restarted, died) */
-    LLMQ_ERR_PROTOCOL = 7,         /* llmqd and this library disagree (versions, bad data) */
-    LLMQ_ERR_IO = 8,               /* the operating system refused */
-    LLMQ_ERR_INTERNAL = 9          /* a bug in llmq */
-} llmq_status;
+typedef enum llmq_client_status {
+    LLMQ_CLIENT_OK = 0,
+    LLMQ_CLIENT_ERR_INVALID_ARGUMENT = 1, /* the caller's input is wrong */
+    LLMQ_CLIENT_ERR_NOT_FOUND = 2,        /* no llmqd serves that instance */
+    LLMQ_CLIENT_ERR_PERMISSION = 3,       /* llmqd or the directory refused this user */
+    LLMQ_CLIENT_ERR_BUSY = 4,             /* full right now (ring, arena, daemon); retry later */
+    LLMQ_CLIENT_ERR_TIMEOUT = 5,          /* nothing arrived within the timeout */
+    LLMQ_CLIENT_ERR_DISCONNECTED = 6,     /* llmqd closed the connection (stopped, restarted, died) */
+    LLMQ_CLIENT_ERR_PROTOCOL = 7,         /* llmqd and this library disagree (versions, bad data) */
+    LLMQ_CLIENT_ERR_IO = 8,               /* the operating system refused */
+    LLMQ_CLIENT_ERR_INTERNAL = 9          /* a bug in llmq */
+} llmq_client_status;
 
 /* Opaque handles. */
 typedef struct llmq_client llmq_client;
-typedef struct llmq_error llmq_error;
+typedef struct llmq_client_error llmq_client_error;
 
 /* ---- versions and errors ----------------------------------------------------------------- */
 
 /* The library's API version (compare MAJOR with the header's). Any thread. */
 void llmq_client_api_version(uint32_t* major, uint32_t* minor);
 
-/* The error's code; LLMQ_OK for NULL. Any thread. */
-llmq_status llmq_error_code(const llmq_error* error);
-/* The error's message, owned by the error, valid until llmq_error_delete(). "" for NULL. */
-const char* llmq_error_message(const llmq_error* error);
+/* The error's code; LLMQ_CLIENT_OK for NULL. Any thread. */
+llmq_client_status llmq_client_error_code(const llmq_client_error* error);
+/* The error's message, owned by the error, valid until llmq_client_error_delete(). "" for NULL. */
+const char* llmq_client_error_message(const llmq_client_error* error);
 /* Frees an error; NULL is allowed. */
-void llmq_error_delete(llmq_error* error);
-/* "LLMQ_ERR_BUSY", ...: a static string. */
-const char* llmq_status_name(llmq_status status);
+void llmq_client_error_delete(llmq_client_error* error);
+/* "LLMQ_CLIENT_ERR_BUSY", ...: a static string. */
+const char* llmq_client_status_name(llmq_client_status status);
 /* Frees a string the library returned (llmq_client_control's result); NULL is allowed. */
-void llmq_string_free(char* text);
+void llmq_client_string_free(char* text);
 
 /* ---- connecting --------------------------------------------------------------------------- */
 
@@ -83,7 +88,7 @@ typedef struct llmq_connect_options {
 
 /* Connects to an instance. On success *out is a new client the caller owns (llmq_client_close).
  * options may be NULL (all defaults). */
-llmq_error* llmq_client_connect(const llmq_connect_options* options, llmq_client** out);
+llmq_client_error* llmq_client_connect(const llmq_connect_options* options, llmq_client** out);
 
 /* Closes the connection (llmqd cancels the client's requests) and frees the client. NULL is
  * allowed. Strings and events the client handed out become invalid. */
@@ -125,12 +130,12 @@ typedef struct llmq_generate_request {
       0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 40, 64, 0, 0, 0 }
 
 /* Submits a request; *request_id receives its id (events carry it). The library copies
- * everything it needs before returning. LLMQ_ERR_BUSY: the client's ring or arena is full;
+ * everything it needs before returning. LLMQ_CLIENT_ERR_BUSY: the client's ring or arena is full;
  * read events and retry. A bad field is reported later as an LLMQ_EVENT_ERROR event. */
-llmq_error* llmq_client_submit(llmq_client* client, const llmq_generate_request* request, uint64_t* request_id);
+llmq_client_error* llmq_client_submit(llmq_client* client, const llmq_generate_request* request, uint64_t* request_id);
 
 /* Asks llmqd to cancel a request; its final event still arrives (finish reason CANCELLED). */
-llmq_error* llmq_client_cancel(llmq_client* client, uint64_t request_id);
+llmq_client_error* llmq_client_cancel(llmq_client* client, uint64_t request_id);
 
 /* Event kinds, finish reasons and event error codes (the values of the region protocol). */
 #define LLMQ_EVENT_TOKEN 1u
@@ -169,16 +174,72 @@ typedef struct llmq_event {
 #define LLMQ_EVENT_INIT { sizeof(llmq_event), 0, 0, 0, 0.0f, 0, 0, NULL, 0, 0, 0, 0, 0, 0 }
 
 /* Waits up to timeout_ms for the next event of any request and fills *event.
- * LLMQ_ERR_TIMEOUT: nothing arrived; LLMQ_ERR_DISCONNECTED: llmqd is gone. */
-llmq_error* llmq_client_next_event(llmq_client* client, uint32_t timeout_ms, llmq_event* event);
+ * LLMQ_CLIENT_ERR_TIMEOUT: nothing arrived; LLMQ_CLIENT_ERR_DISCONNECTED: llmqd is gone. */
+llmq_client_error* llmq_client_next_event(llmq_client* client, uint32_t timeout_ms, llmq_event* event);
 
 /* A ping through the region; *round_trip_ns receives the round trip (may be NULL). */
-llmq_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, uint64_t* round_trip_ns);
+llmq_client_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, uint64_t* round_trip_ns);
 
-/* A control command ("status", "drain", ...) with args_json (a JSON object, or NULL for {}).
- * *result_json receives the reply's result as JSON text, which the caller frees with
- * llmq_string_free (may be NULL to discard it). */
-llmq_error* llmq_client_control(llmq_client* client, const char* command, const char* args_json,
+/* A control command with args_json (a JSON object, or NULL for {}). *result_json receives the
+ * reply's result as JSON text, which the caller frees with llmq_client_string_free (may be NULL
+ * to discard it). A command the daemon refuses returns an error with the daemon's code and
+ * message (LLMQ_CLIENT_ERR_INVALID_ARGUMENT for bad args, LLMQ_CLIENT_ERR_NOT_FOUND for an
+ * unknown command or job).
+ *
+ * The commands of llmqd (args → result; unknown args keys are ignored):
+ *
+ * | command        | args                                 | result                                   |
+ * | ping           | {}                                   | {"pong": true}                           |
+ * | status         | {}                                   | {"server", "instance", "pid", "uptime_s", |
+ * |                |                                      |  "draining", "model": {name, path,        |
+ * |                |                                      |  architecture, vocab, layers, dim,       |
+ * |                |                                      |  context_length, load_seconds},          |
+ * |                |                                      |  "devices": [{name, threads,             |
+ * |                |                                      |  memory_capacity_bytes,                  |
+ * |                |                                      |  memory_used_bytes}], "plan",            |
+ * |                |                                      |  "plugins": [{kind, backend, name,       |
+ * |                |                                      |  version, path, calls, errors}],         |
+ * |                |                                      |  "clients", "client_list": [{id, name,   |
+ * |                |                                      |  pid, uid, requests}], "requests":       |
+ * |                |                                      |  {running, queued, finished},            |
+ * |                |                                      |  "kv_blocks": {used, free, total,        |
+ * |                |                                      |  block_size}, "tokens_per_s",            |
+ * |                |                                      |  "tokens_generated", "preemptions",      |
+ * |                |                                      |  "steps"}                                |
+ * | metrics        | {}                                   | {"requests": {eos, length, stop_string,  |
+ * |                |                                      |  cancelled, error, rejected} (counts),   |
+ * |                |                                      |  "prompt_tokens", "generated_tokens",    |
+ * |                |                                      |  "time_to_first_token_seconds",          |
+ * |                |                                      |  "time_per_output_token_seconds":        |
+ * |                |                                      |  {"buckets": [[le, cumulative count]],   |
+ * |                |                                      |  "sum", "count"}, "queued", "running",   |
+ * |                |                                      |  "kv_blocks", "preemptions",             |
+ * |                |                                      |  "plugin_swaps", and "model", "devices", |
+ * |                |                                      |  "plugins", "clients", "uptime_s" as in  |
+ * |                |                                      |  status}                                 |
+ * | tokenize       | {"text": string, "add_bos": bool     | {"tokens": [int]}                        |
+ * |                |  (true), "special": bool (false:     |                                          |
+ * |                |  control-token text is plain text)}  |                                          |
+ * | chat_template  | {} or {"messages": [{"role",         | {"family": "llama2"|"llama3"|"chatml"|   |
+ * |                |  "content"}], "add_generation_prompt"|  "plain"}; with messages also "prompt"   |
+ * |                |  : bool (true)}                      |  (text) and "tokens" (its ids, BOS and   |
+ * |                |                                      |  control tokens included: submit them as |
+ * |                |                                      |  prompt_tokens)                          |
+ * | drain          | {}                                   | {"draining": true}: no new requests,     |
+ * |                |                                      |  running ones finish, then llmqd exits 0 |
+ * | shutdown       | {}                                   | {"stopping": true} (drains, as drain)    |
+ * | plugins.list   | {}                                   | {"plugins": [{kind, backend, name,       |
+ * |                |                                      |  version, path, loaded_since,            |
+ * |                |                                      |  loaded_since_ms, calls, errors,         |
+ * |                |                                      |  devices}], "probe", "watch",            |
+ * |                |                                      |  "watched_dirs", "recent": [reports]}    |
+ * | plugins.swap   | {"kind": "gemm"|"attention"|"vision",| {"job": id}: probe, load, canary,        |
+ * |                |  "path": plugin name or .so path}    |  publish in the background               |
+ * | plugins.reload | {"kind": KIND} or {} (every kind)    | {"job": id}                              |
+ * | plugins.job    | {"job": id}                          | {"job", "state": "queued"|"running"|     |
+ * |                |                                      |  "done", "reason", "reports": [...]}     |
+ */
+llmq_client_error* llmq_client_control(llmq_client* client, const char* command, const char* args_json,
                                 uint32_t timeout_ms, char** result_json);
 
 #ifdef __cplusplus

@@ -160,6 +160,7 @@ std::shared_ptr<const PluginSet> PluginHost::publish_kind(
         old = std::move(current_);
         current_ = std::move(next);
     }
+    swaps_.fetch_add(1);
     return old;
 }
 

@@ -20,6 +20,7 @@
 #include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/plugin_commands.hpp"
+#include "llmq/runtime/serving_metrics.hpp"
 
 namespace llmq {
 
@@ -66,8 +67,9 @@ uint64_t micros(double ms) { return ms > 0 ? static_cast<uint64_t>(ms * 1000.0) 
 class ClientSink final : public RequestSink {
 public:
     ClientSink(std::shared_ptr<ClientState> client, uint64_t request_id, bool logprobs,
-               std::function<void(uint64_t)> done)
-        : client_(std::move(client)), id_(request_id), logprobs_(logprobs), done_(std::move(done)) {}
+               ServingMetrics& metrics, std::function<void(uint64_t)> done)
+        : client_(std::move(client)), id_(request_id), logprobs_(logprobs), metrics_(metrics),
+          done_(std::move(done)) {}
 
     // A client that stopped reading pauses its request (the engine cancels it after the
     // stall timeout). A closed client is always "ready": its cancellation is on its way.
@@ -81,6 +83,7 @@ public:
         else client_->push(ipc::Event::token(id_, token, text));
     }
     void on_finish(const FinishInfo& info) override {
+        record_metrics(info);
         if (client_->open.load()) {
             const auto& t = info.timings;
             if (info.reason == FinishReason::error) {
@@ -102,9 +105,20 @@ public:
     }
 
 private:
+    void record_metrics(const FinishInfo& info) {
+        const RequestOutcome outcome = info.reason == FinishReason::length      ? RequestOutcome::length
+                                       : info.reason == FinishReason::cancelled ? RequestOutcome::cancelled
+                                       : info.reason == FinishReason::error     ? RequestOutcome::error
+                                       : info.stop_string                       ? RequestOutcome::stop_string
+                                                                                : RequestOutcome::eos;
+        metrics_.record_finished(outcome, info.prompt_tokens.size(), info.tokens.size(),
+                                 info.timings.queue_ms, info.timings.prefill_ms, info.timings.decode_ms);
+    }
+
     std::shared_ptr<ClientState> client_;
     uint64_t id_;
     bool logprobs_;
+    ServingMetrics& metrics_;
     std::function<void(uint64_t)> done_;
 };
 
@@ -135,6 +149,8 @@ private:
     void stop();
     void engine_loop();
     nlohmann::json status_json();
+    nlohmann::json metrics_json();
+    ipc::Result<nlohmann::json> render_chat_command(const nlohmann::json& args, ChatTemplateFamily family);
     void on_request_done(uint64_t connection, uint64_t request_id);
 
     const ServerOptions& options_;
@@ -153,6 +169,7 @@ private:
     Clock::time_point started_ = Clock::now();
     int exit_code_ = 0;
     std::mt19937_64 seeds_{std::random_device{}()};
+    ServingMetrics metrics_;
 };
 
 void Server::engine_loop() {
@@ -174,6 +191,7 @@ void Server::on_request_done(uint64_t connection, uint64_t request_id) {
 void Server::submit(const std::shared_ptr<ClientState>& client, const ipc::DecodedRequest& r) {
     const uint64_t id = r.request_id;
     if (draining_) {
+        metrics_.record_rejected();
         client->push(ipc::Event::error(id, ipc::EventError::shutting_down,
                                        "llmqd is shutting down and takes no new requests"));
         return;
@@ -200,13 +218,14 @@ void Server::submit(const std::shared_ptr<ClientState>& client, const ipc::Decod
     p.logprobs = g.logprobs ? 1 : 0;
     p.stop = g.stop;
     const uint64_t conn = client->connection->id();
-    auto sink = std::make_shared<ClientSink>(client, id, g.logprobs,
+    auto sink = std::make_shared<ClientSink>(client, id, g.logprobs, metrics_,
                                              [this, conn](uint64_t rid) { on_request_done(conn, rid); });
     auto engine_id = runtime_->engine().submit(std::move(req), sink);
     if (!engine_id) {
         const Status& s = engine_id.status();
         ipc::EventError code = s.code() == status_code::unavailable ? ipc::EventError::busy
                                                                       : ipc::EventError::invalid_request;
+        metrics_.record_rejected();
         client->push(ipc::Event::error(id, code, s.message()));
         return;
     }
@@ -350,6 +369,56 @@ nlohmann::json Server::status_json() {
     return j;
 }
 
+// chat_template with args.messages ([{"role", "content"}], strings) and optional
+// add_generation_prompt (default true): the prompt text and its tokens (control tokens parsed).
+ipc::Result<nlohmann::json> Server::render_chat_command(const nlohmann::json& args, ChatTemplateFamily family) {
+    const auto& list = args["messages"];
+    if (!list.is_array() || list.empty() || list.size() > 4096)
+        return ipc::make_error(ipc::ErrorCode::invalid_argument,
+                               "chat_template: args.messages must be a non-empty array of {role, content}");
+    std::vector<ChatMessage> messages;
+    size_t bytes = 0;
+    for (size_t i = 0; i < list.size(); ++i) {
+        const auto& m = list[i];
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+            !m["content"].is_string())
+            return ipc::make_error(ipc::ErrorCode::invalid_argument, "chat_template: args.messages[" +
+                                                                         std::to_string(i) +
+                                                                         "] must have string role and content");
+        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+        bytes += messages.back().role.size() + messages.back().content.size();
+        if (!ipc::is_valid_utf8(messages.back().content.data(), messages.back().content.size()) ||
+            !ipc::is_valid_utf8(messages.back().role.data(), messages.back().role.size()))
+            return ipc::make_error(ipc::ErrorCode::invalid_argument,
+                                   "chat_template: args.messages[" + std::to_string(i) + "] is not valid UTF-8");
+    }
+    if (bytes > options_.config.ipc.max_prompt_bytes)
+        return ipc::make_error(ipc::ErrorCode::invalid_argument,
+                               "chat_template: the messages hold " + std::to_string(bytes) +
+                                   " bytes, more than [ipc] max_prompt_bytes = " +
+                                   std::to_string(options_.config.ipc.max_prompt_bytes));
+    const bool add_generation_prompt =
+        args.contains("add_generation_prompt") && args["add_generation_prompt"].is_boolean()
+            ? args["add_generation_prompt"].get<bool>()
+            : true;
+    std::string prompt = format_chat(family, messages, add_generation_prompt);
+    auto tokens = runtime_->tokenizer().encode(prompt, true, true);
+    return nlohmann::json{{"prompt", std::move(prompt)}, {"tokens", std::move(tokens)}};
+}
+
+// The `metrics` command: the serving counters and histograms, with the gauges an operator
+// watches taken from the status.
+nlohmann::json Server::metrics_json() {
+    nlohmann::json j = metrics_.to_json();
+    const nlohmann::json st = status_json();
+    for (const char* key : {"model", "devices", "plugins", "clients", "kv_blocks", "preemptions", "uptime_s"})
+        j[key] = st[key];
+    j["queued"] = st["requests"]["queued"];
+    j["running"] = st["requests"]["running"];
+    j["plugin_swaps"] = runtime_->plugins().swaps();
+    return j;
+}
+
 int Server::run() {
     const Config& config = options_.config;
     // Signals first: a SIGTERM during the load stops the daemon cleanly after it.
@@ -436,6 +505,9 @@ int Server::run() {
     listener_->add_command("status", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         return status_json();
     });
+    listener_->add_command("metrics", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        return metrics_json();
+    });
     listener_->add_command("drain", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         begin_drain("drain command");
         return nlohmann::json{{"draining", true}};
@@ -454,9 +526,15 @@ int Server::run() {
         const bool add_bos = args.value("add_bos", true), special = args.value("special", false);
         return nlohmann::json{{"tokens", runtime_->tokenizer().encode(text, add_bos, special)}};
     });
-    listener_->add_command("chat_template", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+    listener_->add_command("chat_template", [this](ipc::Connection&, const nlohmann::json& args) -> ipc::Result<nlohmann::json> {
         const auto family = detect_chat_template(runtime_->tokenizer().vocab().chat_template);
-        return nlohmann::json{{"family", chat_template_family_name(family)}};
+        nlohmann::json reply{{"family", chat_template_family_name(family)}};
+        if (args.is_object() && args.contains("messages")) {
+            auto rendered = render_chat_command(args, family);
+            if (!rendered) return rendered.error();
+            reply.update(*rendered);
+        }
+        return reply;
     });
     listener_->add_command("ping", [](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         return nlohmann::json{{"pong", true}};

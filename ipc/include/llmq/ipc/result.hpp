@@ -1,7 +1,7 @@
 // Error and Result<T>: how every fallible function in llmq::ipc reports failure.
 //
 // ipc/ knows nothing of the runtime, so it has its own small error type; the daemon converts it
-// to llmq::Status in one place, the C ABI converts it to llmq_status (llmq_client.h).
+// to llmq::Status in one place, the C ABI converts it to llmq_client_status (llmq_client.h).
 //
 // | code              | meaning                                                           |
 // | ok                | success                                                           |

@@ -144,6 +144,8 @@ public:
     // for the last step holding it and retire it on its own thread. Thread-safe.
     std::shared_ptr<const PluginSet> publish_kind(int32_t kind,
                                                   std::vector<std::shared_ptr<PluginInstance>> instances);
+    // How many publish_kind() calls replaced a plugin since start (swaps and reloads). Thread-safe.
+    uint64_t swaps() const { return swaps_.load(); }
 
     // Reload requests (SIGHUP): whoever can reload (the daemon's plugin commands) installs a
     // handler; request_reload calls it, or logs that this process cannot reload. The handler
@@ -162,6 +164,7 @@ private:
     mutable std::mutex mutex_;
     std::shared_ptr<const PluginSet> current_;
     std::function<void(const std::string&)> reload_handler_;  // guarded by mutex_
+    std::atomic<uint64_t> swaps_{0};
 };
 
 }  // namespace llmq

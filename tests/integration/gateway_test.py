@@ -1,0 +1,288 @@
+"""llmq-gateway against a real llmqd.
+
+--part http: curl's view of the SSE framing, plain and streamed completions, every refusal
+(malformed JSON, wrong types, huge numbers, n > 1, unknown model/route/method, body and header
+limits, a slow sender, too many streams, missing or wrong bearer token), and a client that
+disconnects mid-stream (llmqd counts the request cancelled and frees its blocks at once).
+--part promtool: /metrics after some traffic passes `promtool check metrics` and holds every
+family an operator watches. --part sdk: the official `openai` npm package as the client
+(gateway_openai_sdk.mjs); exit 77 when node or the package cannot be had.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from integration_harness import Harness, TestFailure, bound, check  # noqa: E402
+from gateway_harness import metrics, request, start_gateway, wait_daemon_idle  # noqa: E402
+
+SKIP = 77
+
+
+def parse_extra(h):
+    p = argparse.ArgumentParser()
+    p.add_argument('--gateway', required=True)
+    p.add_argument('--part', required=True, choices=['http', 'promtool', 'sdk'])
+    p.add_argument('--npm-cache', default='')
+    return p.parse_args(h.extra_args)
+
+
+def error_of(status, body, want_status, want_param=None):
+    check(status == want_status, lambda: f'expected HTTP {want_status}, got {status}: {body[:300]!r}')
+    e = json.loads(body)['error']
+    check(isinstance(e['message'], str) and e['message'] and 'type' in e and 'param' in e and 'code' in e,
+          f'not the OpenAI error shape: {body!r}')
+    if want_param is not None:
+        check(e['param'] == want_param, f'param {e["param"]!r}, expected {want_param!r}: {e["message"]}')
+    return e
+
+
+def curl_sse(h, gw, model):
+    body = json.dumps({'model': model, 'messages': [{'role': 'user', 'content': 'Hello'}], 'max_tokens': 6,
+                       'stream': True, 'stream_options': {'include_usage': True}, 'seed': 3})
+    r = subprocess.run(['curl', '-sS', '-N', '-i', '-H', 'Content-Type: application/json', '-d', body,
+                        gw.url('/v1/chat/completions')], capture_output=True, timeout=bound(60))
+    check(r.returncode == 0, f'curl failed: {r.stderr!r}')
+    head, _, events = r.stdout.partition(b'\r\n\r\n')
+    check(b'200' in head.split(b'\r\n')[0], f'curl: {head!r}')
+    check(b'content-type: text/event-stream' in head.lower(), f'not an event stream: {head!r}')
+    check(events.endswith(b'data: [DONE]\n\n'), f'the stream does not end with [DONE]: {events[-200:]!r}')
+    frames = events.split(b'\n\n')[:-1]
+    check(all(f.startswith(b'data: ') and b'\n' not in f for f in frames), f'bad SSE framing: {events[:400]!r}')
+    payloads = [json.loads(f[6:]) for f in frames[:-1]]
+    check(payloads[0]['choices'][0]['delta'].get('role') == 'assistant', f'first delta {payloads[0]}')
+    check(all(p['object'] == 'chat.completion.chunk' and p['id'] == payloads[0]['id'] for p in payloads), 'chunk ids')
+    finals = [p for p in payloads if p['choices'] and p['choices'][0]['finish_reason']]
+    check(len(finals) == 1 and finals[0]['choices'][0]['finish_reason'] in ('length', 'stop'), f'finish: {finals}')
+    usage = payloads[-1]
+    check(usage['choices'] == [] and usage['usage']['completion_tokens'] >= 1, f'usage chunk {usage}')
+    text = ''.join(p['choices'][0]['delta'].get('content', '') for p in payloads if p['choices'])
+    h.log(f'curl SSE: {len(frames)} frames, text {text!r}, usage {usage["usage"]}')
+    return text
+
+
+def slow_sender(gw, timeout_ms):
+    """Half a header, then silence: a 408 after request_timeout_ms, then the connection closes."""
+    started = time.monotonic()
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=bound(10)) as s:
+        s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le')
+        data = b''
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    took = time.monotonic() - started
+    check(data.startswith(b'HTTP/1.1 408'), f'slow sender got {data[:100]!r}')
+    check(took < bound(timeout_ms / 1000 + 2), f'slow sender cut off after {took:.2f} s')
+
+
+def disconnect_mid_stream(h, daemon, gw, model):
+    """A streaming client that leaves after its first token: cancelled in llmqd at once."""
+    _, before = metrics(gw)
+    body = json.dumps({'model': model, 'prompt': 'Once upon a time', 'max_tokens': 1000, 'stream': True}).encode()
+    s = socket.create_connection(('127.0.0.1', gw.port), timeout=bound(30))
+    s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+              b'Content-Length: %d\r\n\r\n' % len(body) + body)
+    got = b''
+    while b'data: ' not in got:
+        chunk = s.recv(4096)
+        check(chunk, 'the stream closed before its first token')
+        got += chunk
+    check(h.status(daemon.instance)['requests']['running'] == 1, 'the request is not running in llmqd')
+    left = time.monotonic()
+    s.close()
+    wait_daemon_idle(h, daemon, timeout=1)
+    took = time.monotonic() - left
+    _, after = metrics(gw)
+    key = 'llmq_requests_total{outcome="cancelled"}'
+    check(after[key] == before[key] + 1, f'llmqd counted {after[key] - before[key]} cancellations, expected 1')
+    check(after['llmq_gateway_cancelled_by_disconnect_total'] == before['llmq_gateway_cancelled_by_disconnect_total'] + 1,
+          'the gateway did not count the disconnect')
+    h.log(f'disconnect: llmqd idle {took * 1000:.0f} ms after the client left; counted cancelled')
+
+
+def part_http(h, extra, daemon, model):
+    gw = start_gateway(h, extra.gateway)
+    status, _, body = request(gw, 'GET', '/health')
+    check(status == 200 and json.loads(body)['status'] == 'ok', f'/health: {status} {body!r}')
+    status, _, body = request(gw, 'GET', '/v1/models')
+    check(status == 200 and json.loads(body)['data'][0]['id'] == model, f'/v1/models: {body!r}')
+
+    if shutil.which('curl'):
+        curl_sse(h, gw, model)
+    else:
+        h.log('curl not installed: SSE framing checked through raw sockets only')
+
+    # A plain completion, with the sampled tokens' log-probabilities.
+    status, _, body = request(gw, 'POST', '/v1/completions',
+                              {'model': model, 'prompt': 'Hello', 'max_tokens': 5, 'logprobs': 0, 'seed': 7,
+                               'temperature': 0})
+    check(status == 200, f'completion: {status} {body!r}')
+    c = json.loads(body)
+    check(c['object'] == 'text_completion' and c['usage']['completion_tokens'] == 5, f'completion {c}')
+    check(c['choices'][0]['finish_reason'] == 'length', f'finish {c["choices"][0]}')
+    check(len(c['choices'][0]['logprobs']['token_logprobs']) == 5, 'logprobs missing')
+    check(''.join(c['choices'][0]['logprobs']['tokens']) == c['choices'][0]['text'], 'logprob tokens != text')
+    # Greedy twice: the same text (the gateway passes temperature through).
+    status, _, body2 = request(gw, 'POST', '/v1/completions',
+                               {'model': model, 'prompt': 'Hello', 'max_tokens': 5, 'temperature': 0})
+    check(json.loads(body2)['choices'][0]['text'] == c['choices'][0]['text'], 'greedy completions differ')
+    # A stop string ends it with finish_reason "stop" and leaves the stop text out.
+    stop = c['choices'][0]['text'][2:4]
+    if stop.strip():
+        status, _, body = request(gw, 'POST', '/v1/completions',
+                                  {'model': model, 'prompt': 'Hello', 'max_tokens': 5, 'temperature': 0, 'stop': [stop]})
+        s = json.loads(body)['choices'][0]
+        check(s['finish_reason'] == 'stop' and stop not in s['text'], f'stop {stop!r}: {s}')
+
+    # Refusals: each a 4xx in the OpenAI shape, naming the field.
+    chat = {'model': model, 'messages': [{'role': 'user', 'content': 'Hi'}]}
+    cases = [
+        (b'{"model": "x", "prompt": ', 400, None),
+        ({**chat, 'temperature': 'hot'}, 400, 'temperature'),
+        ({**chat, 'temperature': 7}, 400, 'temperature'),
+        ({**chat, 'max_tokens': 1e300}, 400, 'max_tokens'),
+        ({**chat, 'max_tokens': 123456789012345678901234567890}, 400, 'max_tokens'),
+        ({**chat, 'max_tokens': -1}, 400, 'max_tokens'),
+        ({**chat, 'seed': 1.5}, 400, 'seed'),
+        ({**chat, 'n': 2}, 400, 'n'),
+        ({**chat, 'top_logprobs': 3, 'logprobs': True}, 400, 'top_logprobs'),
+        ({**chat, 'stop': [1, 2]}, 400, 'stop'),
+        ({'model': model, 'messages': []}, 400, 'messages'),
+        ({'model': model, 'messages': [{'role': 'wizard', 'content': 'x'}]}, 400, 'messages[0].role'),
+        ({'model': model, 'messages': [{'role': 'user', 'content': 5}]}, 400, 'messages[0].content'),
+        ({'messages': [{'role': 'user', 'content': 'x'}]}, 400, 'model'),
+        ({**chat, 'model': 'gpt-4'}, 404, 'model'),
+        (b'[' * 100000, 400, None),
+        (b'[]', 400, 'body'),
+    ]
+    for body, want, param in cases:
+        status, _, answer = request(gw, 'POST', '/v1/chat/completions', body)
+        error_of(status, answer, want, param)
+    error_of(*request(gw, 'POST', '/v1/completions', {'model': model, 'prompt': ['a', 'b']})[::2], 400, 'prompt')
+    error_of(*request(gw, 'GET', '/v1/nothing')[::2], 404)
+    error_of(*request(gw, 'GET', '/v1/chat/completions')[::2], 405)
+    error_of(*request(gw, 'POST', '/v1/completions', b'{"a": "' + b'x' * (2 << 20) + b'"}')[::2], 413)
+    error_of(*request(gw, 'GET', '/health', headers={'X-Big': 'y' * 40000})[::2], 431)
+    # A request llmqd itself refuses (a token id beyond the vocabulary) is a 400 too, streamed or not.
+    for stream in (False, True):
+        status, _, answer = request(gw, 'POST', '/v1/completions',
+                                    {'model': model, 'prompt': [10 ** 9], 'max_tokens': 2, 'stream': stream})
+        e = error_of(status, answer, 400)
+        h.log(f'llmqd refused a bad token id (stream={stream}): {e["message"]}')
+    check(daemon.alive(), 'llmqd died')
+
+    disconnect_mid_stream(h, daemon, gw, model)
+
+    # A second gateway from a config file: a short request timeout, one stream, bearer tokens.
+    keys = h.path('keys.txt')
+    with open(keys, 'w') as f:
+        f.write('# tokens\nsecret-one\n\nsecret-two\n')
+    gw2 = start_gateway(h, extra.gateway, config=f'[gateway]\nrequest_timeout_ms = 500\nmax_streams = 1\n'
+                                                f'api_keys_file = "{keys}"\n')
+    error_of(*request(gw2, 'GET', '/v1/models')[::2], 401)
+    error_of(*request(gw2, 'GET', '/v1/models', headers={'Authorization': 'Bearer wrong'})[::2], 401)
+    status, _, _ = request(gw2, 'GET', '/v1/models', headers={'Authorization': 'Bearer secret-two'})
+    check(status == 200, f'a listed key was refused: {status}')
+    check(request(gw2, 'GET', '/health')[0] == 200, '/health needs no key')
+    slow_sender(gw2, 500)
+    # max_streams = 1: a second generation while one runs gets 429.
+    auth = {'Authorization': 'Bearer secret-one'}
+    body = json.dumps({'model': model, 'prompt': 'Once', 'max_tokens': 1000, 'stream': True}).encode()
+    s = socket.create_connection(('127.0.0.1', gw2.port), timeout=bound(30))
+    s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-one\r\n'
+              b'Content-Length: %d\r\n\r\n' % len(body) + body)
+    got = b''
+    while b'data: ' not in got:
+        got += s.recv(4096)
+    status, _, answer = request(gw2, 'POST', '/v1/completions', {'model': model, 'prompt': 'x', 'max_tokens': 1},
+                                headers=auth)
+    error_of(status, answer, 429)
+    s.close()
+    wait_daemon_idle(h, daemon, timeout=1)
+    # A bad config key is refused with file, line and key.
+    bad = h.path('bad-gateway.toml')
+    with open(bad, 'w') as f:
+        f.write('[gateway]\nport = 8080\nmax_stream = 3\n')
+    r = subprocess.run([extra.gateway, '--config', bad], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 2 and f'{bad}:3' in r.stderr and 'max_stream' in r.stderr, f'bad config: {r.stderr!r}')
+    check(daemon.alive() and gw.process.poll() is None and gw2.process.poll() is None, 'a process died')
+
+
+def part_promtool(h, extra, daemon, model):
+    promtool = shutil.which('promtool')
+    if not promtool:
+        print('SKIP: promtool (Debian package prometheus) is not installed')
+        sys.exit(SKIP)
+    gw = start_gateway(h, extra.gateway)
+    for stream in (False, True):
+        request(gw, 'POST', '/v1/completions', {'model': model, 'prompt': 'Hi', 'max_tokens': 4, 'stream': stream})
+    request(gw, 'POST', '/v1/completions', {'model': model, 'prompt': 'Hi', 'max_tokens': 'many'})
+    text, values = metrics(gw)
+    r = subprocess.run([promtool, 'check', 'metrics'], input=text, capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, f'promtool check metrics failed: {r.stdout}{r.stderr}')
+    for name in ['llmq_up', 'llmq_requests_total{outcome="length"}', 'llmq_prompt_tokens_total',
+                 'llmq_generated_tokens_total', 'llmq_time_to_first_token_seconds_count',
+                 'llmq_time_per_output_token_seconds_count', 'llmq_queue_depth', 'llmq_running_sequences',
+                 'llmq_kv_blocks_used', 'llmq_kv_blocks_free', 'llmq_preemptions_total', 'llmq_plugin_swaps_total',
+                 'llmq_client_connections', 'llmq_gateway_connections']:
+        check(name in values, f'/metrics lacks {name}')
+    check(values['llmq_up'] == 1 and values['llmq_requests_total{outcome="length"}'] == 2, 'request counts')
+    check(values['llmq_generated_tokens_total'] == 8, f'generated tokens {values["llmq_generated_tokens_total"]}')
+    check(values['llmq_time_to_first_token_seconds_count'] == 2, 'TTFT histogram count')
+    check(any(k.startswith('llmq_device_memory_used_bytes{device=') for k in values), 'device memory')
+    check(any(k.startswith('llmq_plugin_calls_total{kind="gemm"') and v > 0 for k, v in values.items()), 'plugin calls')
+    check(values['llmq_gateway_http_requests_total{route="/v1/completions",code="400"}'] == 1, 'gateway 400 count')
+    h.log(f'promtool passed on {len(text.splitlines())} lines')
+
+
+def part_sdk(h, extra, daemon, model):
+    node = shutil.which('node')
+    npm = shutil.which('npm')
+    if not node or not npm:
+        print('SKIP: node/npm not installed')
+        sys.exit(SKIP)
+    folder = extra.npm_cache or h.path('npm')
+    os.makedirs(folder, exist_ok=True)
+    if not os.path.isfile(os.path.join(folder, 'node_modules', 'openai', 'package.json')):
+        r = subprocess.run([npm, 'install', '--no-audit', '--no-fund', '--prefix', folder, 'openai@4'],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            print(f'SKIP: npm install openai failed (no registry?): {r.stderr[-500:]}')
+            sys.exit(SKIP)
+    gw = start_gateway(h, extra.gateway)
+    _, before = metrics(gw)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'gateway_openai_sdk.mjs')
+    env = dict(h.env, NODE_PATH=os.path.join(folder, 'node_modules'), LLMQ_GATEWAY_URL=gw.url('/v1'),
+               LLMQ_MODEL=model)
+    # ESM ignores NODE_PATH: run the script from a copy inside the npm folder.
+    runner = os.path.join(folder, 'gateway_openai_sdk.mjs')
+    shutil.copyfile(script, runner)
+    r = subprocess.run([node, runner], capture_output=True, text=True, timeout=bound(120), env=env)
+    check(r.returncode == 0, f'the openai SDK script failed ({r.returncode}):\n{r.stdout}\n{r.stderr}')
+    results = json.loads(r.stdout.strip().splitlines()[-1])
+    h.log(f'openai SDK: {results}')
+    wait_daemon_idle(h, daemon, timeout=1)
+    _, after = metrics(gw)
+    key = 'llmq_requests_total{outcome="cancelled"}'
+    check(after[key] >= before[key] + 1, 'llmqd did not count the aborted stream as cancelled')
+
+
+def main():
+    with Harness('gateway') as h:
+        extra = parse_extra(h)
+        model_path = h.make_model('gwmodel')
+        daemon = h.start_daemon(model_path)
+        model = h.status()['model']['name']
+        {'http': part_http, 'promtool': part_promtool, 'sdk': part_sdk}[extra.part](h, extra, daemon, model)
+
+
+if __name__ == '__main__':
+    main()
