@@ -112,6 +112,7 @@ Expected<std::unique_ptr<ModelShard>> ModelShard::create(const LlamaLayout& layo
         s->output_norm_ = reinterpret_cast<const float*>(layout.output_norm->data);
         if (layout.output != layout.token_embd || spec.stage != 0)
             s->weight_bytes_ += view_bytes(s->lm_head_);
+        s->weight_bytes_ += hp.n_embd * sizeof(float);  // the output norm
     }
 
     KvCacheShape kv = kv_template;
