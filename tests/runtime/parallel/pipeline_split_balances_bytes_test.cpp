@@ -241,6 +241,13 @@ TEST_CASE("planner_fits_70b_on_four_80gib_stages_and_prints_the_kv_it_counts") {
     CAPTURE(four->to_text());
     CHECK(four->fits);
     CHECK(four->num_blocks > 0);
+    // Every device has room, but [kv_cache] memory holds less than one sequence: say that.
+    in.kv_memory = 1 << 20;
+    auto short_kv = plan_memory(*layout, devices_of(4, 80ull << 30), in);
+    REQUIRE(short_kv.ok());
+    CHECK_FALSE(short_kv->fits);
+    CAPTURE(short_kv->reason);
+    CHECK(short_kv->reason.find("[kv_cache] memory = 1.0 MiB") != std::string::npos);
 
     // A plan that does not fit shows the KV its refusal counts (one 2048-token sequence),
     // never 0 B and 0 blocks.
