@@ -38,6 +38,19 @@ plan = json.loads(p.stdout)
 c.check(not plan["fits"] and "tensor = 2" in plan["reason"],
         f"tensor = 1 is refused and a split that fits is named: {plan.get('reason')}")
 
+# Four pipeline stages of 20 +- 1 layers: the even split fits (the greedy balancer's unsigned
+# wrap gave one stage 59 layers and refused).
+p = run([llmq, "plan", "--model", m70, "--devices", "4x80GiB", "--pipeline", "4", "--json"], check=False)
+plan = json.loads(p.stdout)
+c.check(p.returncode == 0 and plan["fits"], f"70B on 4x80GiB with pipeline = 4 fits: {plan.get('reason')}")
+spans = [dev["layers"][1] - dev["layers"][0] for dev in plan["devices"]]
+c.check(sum(spans) == 80 and all(19 <= n <= 21 for n in spans), f"four even stages (got {spans} layers)")
+
+# A refused plan prints the KV cache its refusal counts, not 0 B.
+p = run([llmq, "plan", "--model", m70, "--devices", "1x80GiB"], check=False)
+c.check(" kv 0 B" not in p.stdout and "KV blocks 0 " not in p.stdout,
+        f"a refused plan shows the KV it needs: {p.stdout.strip()}")
+
 # The text form names every device.
 p = run([llmq, "plan", "--model", m70, "--devices", "4x80GiB"])
 c.check(p.stdout.count("device:") == 4 and "fits" in p.stdout, "text plan lists four devices")

@@ -136,6 +136,7 @@ Status ModelShard::place_weights(const LlamaLayout& layout) {
         LLMQ_TRY(vector(layout.output_norm, 0, hp.n_embd, &output_norm_));
         if (layout.output != layout.token_embd || spec_.stage != 0)
             weight_bytes_ += view_bytes(lm_head_);
+        weight_bytes_ += hp.n_embd * sizeof(float);  // the output norm
     }
     return {};
 }

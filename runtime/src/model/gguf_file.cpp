@@ -22,6 +22,7 @@
 #include <limits>
 
 #include "checked_arith.hpp"
+#include "gguf_known_keys.hpp"
 #include "llmq/runtime/gguf.hpp"
 
 namespace llmq {
@@ -357,6 +358,7 @@ Status GgufParser::parse(const GgufFile::Options& options) {
         }
     }
 
+    LLMQ_TRY(check_known_keys(f));
     if (const GgufValue* a = f.find("general.alignment")) {
         auto v = a->as_u64();
         if (!v || *v == 0 || (*v & (*v - 1)) != 0 || *v > (uint64_t{1} << 30)) {

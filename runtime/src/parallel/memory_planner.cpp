@@ -10,13 +10,6 @@ namespace llmq {
 
 namespace {
 
-uint64_t rows_bytes(const GgufTensor* t, int64_t rows) {
-    return t ? static_cast<uint64_t>(rows) * kernels::row_bytes(t->dtype, t->row_length()) : 0;
-}
-uint64_t cols_bytes(const GgufTensor* t, int64_t cols) {
-    return t ? static_cast<uint64_t>(t->rows()) * kernels::row_bytes(t->dtype, cols) : 0;
-}
-
 std::vector<int32_t> divisors(int32_t n) {
     std::vector<int32_t> d;
     for (int32_t i = 1; i <= n; ++i)
@@ -27,26 +20,12 @@ std::vector<int32_t> divisors(int32_t n) {
 }  // namespace
 
 uint64_t shard_weight_bytes(const LlamaLayout& layout, const ShardSpec& spec) {
-    const auto& hp = layout.hp;
-    const TensorSlice s = tensor_slice(hp, spec.ranks, spec.rank);
-    const int64_t hd = hp.head_dim;
-    const int64_t q = (s.head_end - s.head_begin) * hd, kv = (s.kv_end - s.kv_begin) * hd;
-    const int64_t ff = s.ff_end - s.ff_begin;
     uint64_t b = 0;
-    for (int32_t l = spec.layer_begin; l < spec.layer_end; ++l) {
-        const auto& t = layout.layers[l];
-        b += rows_bytes(t.wq, q) + rows_bytes(t.wk, kv) + rows_bytes(t.wv, kv) + cols_bytes(t.wo, q);
-        b += rows_bytes(t.ffn_gate, ff) + rows_bytes(t.ffn_up, ff) + cols_bytes(t.ffn_down, ff);
-        b += (t.attn_norm ? t.attn_norm->size_bytes : 0) + (t.ffn_norm ? t.ffn_norm->size_bytes : 0);
-        b += (q + 2 * kv) * 4 * (t.bq ? 1 : 0);
-    }
-    const int64_t vocab_rows = s.vocab_end - s.vocab_begin;
-    if (spec.stage == 0) b += rows_bytes(layout.token_embd, vocab_rows);
-    if (spec.stage == spec.stages - 1) {
-        if (layout.output != layout.token_embd || spec.stage != 0)
-            b += rows_bytes(layout.output, vocab_rows);
-        b += layout.output_norm ? layout.output_norm->size_bytes : 0;
-    }
+    for (int32_t l = spec.layer_begin; l < spec.layer_end; ++l)
+        b += rank_layer_bytes(layout, spec.ranks, spec.rank, l);
+    if (spec.stage == 0) b += rank_embedding_bytes(layout, spec.ranks, spec.rank);
+    if (spec.stage == spec.stages - 1)
+        b += rank_lm_head_bytes(layout, spec.ranks, spec.rank, spec.stage == 0);
     return b;
 }
 
@@ -61,14 +40,15 @@ uint64_t shard_workspace_bytes(const LlamaHParams& hp, int32_t tensor, int32_t r
     return 4 * (T * E * 3 + T * q * 2 + T * kv * 2 + T * ff * 2 + logits);
 }
 
-Expected<ParallelPlan> auto_parallel_plan(const LlamaLayout& layout, int32_t devices) {
+Expected<ParallelPlan> auto_parallel_plan(const LlamaLayout& layout, int32_t devices,
+                                          uint64_t kv_head_bytes) {
     const int32_t layers = static_cast<int32_t>(layout.layers.size());
     auto ds = divisors(devices);
     for (auto it = ds.rbegin(); it != ds.rend(); ++it) {
         const int32_t tp = *it, pp = devices / tp;
         if (pp > layers) continue;
         if (!check_tensor_split(layout, tp).ok()) continue;
-        return make_parallel_plan(layout, tp, pp);
+        return make_parallel_plan(layout, tp, pp, kv_head_bytes);
     }
     // No exact factorisation: use fewer devices, largest count first.
     for (int32_t n = devices - 1; n >= 1; --n) {
@@ -76,13 +56,29 @@ Expected<ParallelPlan> auto_parallel_plan(const LlamaLayout& layout, int32_t dev
         for (auto it = ds2.rbegin(); it != ds2.rend(); ++it) {
             const int32_t tp = *it, pp = n / tp;
             if (pp <= layers && check_tensor_split(layout, tp).ok())
-                return make_parallel_plan(layout, tp, pp);
+                return make_parallel_plan(layout, tp, pp, kv_head_bytes);
         }
     }
     return invalid_argument("no tensor/pipeline split of this model fits 1 device");
 }
 
 namespace {
+
+int32_t context_of(const LlamaHParams& hp, const PlannerInput& in) {
+    const int32_t c = in.context_length > 0 ? in.context_length : static_cast<int32_t>(hp.n_ctx_train);
+    return c > 0 ? c : 2048;
+}
+
+int32_t blocks_per_sequence(const LlamaHParams& hp, const PlannerInput& in) {
+    return (context_of(hp, in) + in.block_size - 1) / in.block_size;
+}
+
+// KV bytes one layer's one KV head holds for one full-context sequence: what a stage needs
+// per layer and head beyond its weights, and so part of what the stage balancer evens out.
+uint64_t sequence_kv_head_bytes(const LlamaHParams& hp, const PlannerInput& in) {
+    const uint64_t esize = in.kv_dtype == kernels::dtype::f32 ? 4 : 2;
+    return 2ull * hp.head_dim * static_cast<uint64_t>(blocks_per_sequence(hp, in)) * in.block_size * esize;
+}
 
 // Fill per-device numbers for a fixed split; fits says whether weights + workspace + one
 // full-context sequence of KV fit every device.
@@ -92,11 +88,10 @@ MemoryPlan evaluate(const LlamaLayout& layout, const std::vector<DeviceInfo>& de
     MemoryPlan mp;
     mp.parallel = plan;
     mp.block_size = in.block_size;
-    mp.context_length = in.context_length > 0 ? in.context_length : static_cast<int32_t>(hp.n_ctx_train);
-    if (mp.context_length <= 0) mp.context_length = 2048;
+    mp.context_length = context_of(hp, in);
     mp.total_weights = layout.weight_bytes();
     const uint64_t esize = in.kv_dtype == kernels::dtype::f32 ? 4 : 2;
-    const int32_t blocks_per_seq = (mp.context_length + in.block_size - 1) / in.block_size;
+    const int32_t blocks_per_seq = blocks_per_sequence(hp, in);
     const int32_t logit_rows = std::min(in.max_seqs, in.max_tokens_per_step);
     mp.fits = true;
     int64_t max_blocks = INT32_MAX;
@@ -134,7 +129,12 @@ MemoryPlan evaluate(const LlamaLayout& layout, const std::vector<DeviceInfo>& de
     if (in.kv_memory > 0 && kv_per_block_total > 0)
         wanted = static_cast<int64_t>(in.kv_memory / kv_per_block_total);
     mp.num_blocks = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(wanted, max_blocks)));
-    if (mp.num_blocks < blocks_per_seq) mp.fits = false;
+    if (mp.num_blocks < blocks_per_seq) {
+        mp.fits = false;
+        // A plan that does not fit shows what it needs, one full-context sequence, as the
+        // refusal counts it; never the zero blocks that were left over.
+        mp.num_blocks = blocks_per_seq;
+    }
     for (auto& d : mp.devices) d.kv = d.kv_per_block * mp.num_blocks;
     return mp;
 }
@@ -151,9 +151,10 @@ Expected<MemoryPlan> plan_memory(const LlamaLayout& layout, const std::vector<De
     if (n == 0) return invalid_argument("no devices to plan for");
     if (in.memory_fraction <= 0 || in.memory_fraction > 1)
         return invalid_argument("[devices] memory_fraction must be in (0, 1]");
+    const uint64_t kv_head_bytes = sequence_kv_head_bytes(layout.hp, in);
     ParallelPlan plan;
     if (!in.tensor && !in.pipeline) {
-        auto p = auto_parallel_plan(layout, n);
+        auto p = auto_parallel_plan(layout, n, kv_head_bytes);
         if (!p) return p.status();
         plan = *p;
     } else {
@@ -163,15 +164,26 @@ Expected<MemoryPlan> plan_memory(const LlamaLayout& layout, const std::vector<De
             return invalid_argument("[parallel] tensor = " + std::to_string(tp) + " x pipeline = " +
                                     std::to_string(pp) + " needs " + std::to_string(tp * pp) +
                                     " devices; " + std::to_string(n) + " are present");
-        auto p = make_parallel_plan(layout, tp, pp);
+        auto p = make_parallel_plan(layout, tp, pp, kv_head_bytes);
         if (!p) return p.status();
         plan = *p;
     }
     MemoryPlan mp = evaluate(layout, devices, in, plan);
     if (mp.fits) return mp;
 
-    // Explain: the worst device's numbers, then the smallest split that fits.
     std::ostringstream why;
+    if (std::all_of(mp.devices.begin(), mp.devices.end(), [](const DevicePlan& d) { return d.fits; })) {
+        // Every device has room for a sequence: [kv_cache] memory is what is short.
+        uint64_t sequence = 0;
+        for (const auto& d : mp.devices) sequence += d.minimum_kv;
+        why << "[kv_cache] memory = " << format_bytes(in.kv_memory) << " holds fewer KV blocks than one "
+            << mp.context_length << "-token sequence needs (" << format_bytes(sequence)
+            << " over the " << mp.devices.size() << " device(s) of " << split_name(plan)
+            << "): raise it to at least that, or lower [model] context_length";
+        mp.reason = why.str();
+        return mp;
+    }
+    // Explain: the worst device's numbers, then the smallest split that fits.
     auto shortfall = [](const DevicePlan& d) {
         return static_cast<double>(d.weights + d.workspace + d.minimum_kv) - static_cast<double>(d.usable);
     };
@@ -192,7 +204,7 @@ Expected<MemoryPlan> plan_memory(const LlamaLayout& layout, const std::vector<De
             const int32_t tp = *it, pp = count / tp;
             if (pp > static_cast<int32_t>(layout.layers.size()) || !check_tensor_split(layout, tp).ok())
                 continue;
-            auto p = make_parallel_plan(layout, tp, pp);
+            auto p = make_parallel_plan(layout, tp, pp, kv_head_bytes);
             if (!p) continue;
             MemoryPlan alt = evaluate(layout, devices, in, *p);
             if (alt.fits) {

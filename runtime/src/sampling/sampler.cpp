@@ -11,6 +11,7 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kPosInf = std::numeric_limits<float>::infinity();
+constexpr float kMaxFinite = std::numeric_limits<float>::max();
 
 // top-k up to this size is selected with a heap in one pass over the logits (most logits are
 // rejected by one comparison); larger k goes through nth_element on a copy.
@@ -169,10 +170,14 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
         size_t count = 0;
         while (i < window.size() && window[i] == token) ++i, ++count;
         float& logit = logits[static_cast<size_t>(token)];
+        const bool finite = std::isfinite(logit);
         if (repetition)
             logit = logit > 0 ? logit / params_.repetition_penalty
                               : logit * params_.repetition_penalty;
         logit -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(count);
+        // A penalty may not overflow a finite logit into +inf (which would win outright) or
+        // -inf (which would leave no token to choose).
+        if (finite) logit = std::clamp(logit, -kMaxFinite, kMaxFinite);
     }
 }
 
@@ -185,7 +190,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> recent
     apply_penalties(logits, recent_tokens);   // finite penalties keep every value a non-NaN
 
     int32_t chosen;
-    if (params_.temperature == 0.0f || params_.top_k == 1) {
+    if (params_.temperature < SamplingLimits::greedy_temperature || params_.top_k == 1) {
         const int32_t best = argmax(logits);
         chosen = logits[static_cast<size_t>(best)] == kNegInf ? -1 : best;
     } else {

@@ -7,8 +7,9 @@ namespace llmq {
 
 namespace {
 
-// A special token id: absent → fallback; u32 0xFFFFFFFF or a signed -1 → none (-1), as
-// converters write "no such token"; anything else must fit int32 (create() checks the range).
+// A special token id: absent → fallback. GgufFile::open has refused a present one that is not
+// a u32 naming a token of tokenizer.ggml.tokens (there is no "none" value: 2^32 - 1 is refused
+// like any id past the vocabulary); create() checks the range again.
 Expected<int32_t> read_token_id(const GgufFile& file, std::string_view key, int32_t fallback) {
     const GgufValue* v = file.find(key);
     if (!v) return fallback;
@@ -17,7 +18,6 @@ Expected<int32_t> read_token_id(const GgufFile& file, std::string_view key, int3
         return corrupt("GGUF file " + file.path() + ": metadata key '" + std::string(key) + "' is " +
                        v->to_display_string(4) + ", expected a token id (an integer)");
     }
-    if (*i == -1 || *i == std::numeric_limits<uint32_t>::max()) return -1;
     if (*i < 0 || *i > std::numeric_limits<int32_t>::max()) {
         return corrupt("GGUF file " + file.path() + ": metadata key '" + std::string(key) + "' = " +
                        std::to_string(*i) + " is not a token id");

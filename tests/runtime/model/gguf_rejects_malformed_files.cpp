@@ -195,6 +195,65 @@ TEST_CASE("gguf_rejects_alignment_that_is_not_a_power_of_two") {
     expect_refused(s.bytes, status_code::corrupt, {"general.alignment"});
 }
 
+TEST_CASE("gguf_rejects_alignment_stored_as_int32") {
+    // 32 would be a fine alignment, but the specification's type is u32.
+    RawGguf f;
+    f.header(0, 1).str("general.alignment").u32(static_cast<uint32_t>(GgufType::i32)).u32(32);
+    expect_refused(f.bytes, status_code::corrupt, {"'general.alignment'", "is i32", "u32"});
+}
+
+namespace {
+constexpr uint32_t array_type = static_cast<uint32_t>(GgufType::array);
+
+// A three-token vocabulary, then `extra` more key-value pairs written by `add`.
+template <typename Add>
+std::vector<uint8_t> vocab_file(uint64_t extra, Add add) {
+    RawGguf f;
+    f.header(0, 1 + extra).str("tokenizer.ggml.tokens").u32(array_type);
+    f.u32(static_cast<uint32_t>(GgufType::string)).u64(3).str("<unk>").str("<s>").str("</s>");
+    add(f);
+    return f.bytes;
+}
+}  // namespace
+
+TEST_CASE("gguf_rejects_special_token_id_outside_the_vocabulary") {
+    // 2^32 - 1 is not "no token": a model without one leaves the key out.
+    expect_refused(vocab_file(1, [](RawGguf& f) { f.kv_u32("tokenizer.ggml.eos_token_id", 0xFFFFFFFFu); }),
+                   status_code::corrupt, {"'tokenizer.ggml.eos_token_id'", "4294967295", "3 entries"});
+    expect_refused(vocab_file(1, [](RawGguf& f) { f.kv_u32("tokenizer.ggml.bos_token_id", 3); }),
+                   status_code::corrupt, {"'tokenizer.ggml.bos_token_id'", "= 3", "not a token"});
+    expect_refused(vocab_file(1, [](RawGguf& f) { f.kv_u32("tokenizer.ggml.padding_token_id", 1000); }),
+                   status_code::corrupt, {"'tokenizer.ggml.padding_token_id'", "= 1000"});
+    // A signed -1 is not a token id either.
+    expect_refused(vocab_file(1,
+                              [](RawGguf& f) {
+                                  f.str("tokenizer.ggml.unknown_token_id")
+                                      .u32(static_cast<uint32_t>(GgufType::i32))
+                                      .u32(0xFFFFFFFFu);
+                              }),
+                   status_code::corrupt, {"'tokenizer.ggml.unknown_token_id'", "is i32", "u32"});
+    // The last token is a token.
+    ScratchDir dir;
+    Status ok = test::open_status(dir, vocab_file(1, [](RawGguf& f) { f.kv_u32("tokenizer.ggml.eos_token_id", 2); }));
+    CHECK_MESSAGE(ok.ok(), ok.to_string());
+}
+
+TEST_CASE("gguf_rejects_scores_stored_as_int8") {
+    auto bytes = vocab_file(1, [](RawGguf& f) {
+        f.str("tokenizer.ggml.scores").u32(array_type).u32(static_cast<uint32_t>(GgufType::i8)).u64(3);
+        f.u8(0).u8(0xFF).u8(3);
+    });
+    expect_refused(bytes, status_code::corrupt, {"'tokenizer.ggml.scores'", "array of i8", "array of f32"});
+}
+
+TEST_CASE("gguf_rejects_token_types_stored_as_floats") {
+    auto bytes = vocab_file(1, [](RawGguf& f) {
+        f.str("tokenizer.ggml.token_type").u32(array_type).u32(static_cast<uint32_t>(GgufType::f32)).u64(3);
+        f.f32(2).f32(3).f32(3);
+    });
+    expect_refused(bytes, status_code::corrupt, {"'tokenizer.ggml.token_type'", "array of f32", "array of i32"});
+}
+
 TEST_CASE("gguf_rejects_too_many_dimensions") {
     RawGguf f;
     f.header(1, 0).tensor_info("blk.0.attn_q.weight", {2, 2, 2, 2, 2}, f32_type, 0).pad_to(32).zeros(128);

@@ -363,3 +363,71 @@ TEST_CASE("out-of-range parameters are clamped, never undefined") {
     CHECK(token >= 0);
     CHECK(token < 100);
 }
+
+TEST_CASE("a denormal or tiny temperature is greedy, not the last token") {
+    // 1/1e-45 is infinite: (best - best) * inf was NaN and the draw fell through to the end.
+    const std::vector<float> logits = {0.5f, 3.0f, -1.0f, 2.0f, 0.25f};
+    for (float temperature : {1e-45f, std::numeric_limits<float>::denorm_min(),
+                              std::numeric_limits<float>::min(), 1e-30f, 1e-6f, 9e-5f}) {
+        CAPTURE(temperature);
+        for (uint64_t seed = 1; seed <= 20; ++seed) {
+            Sampler sampler(plain(temperature, seed));
+            CHECK(sample_copy(sampler, logits) == 1);
+        }
+    }
+    // Just above the bound it is a real (if very cold) draw, still of the best token here.
+    Sampler cold(plain(llmq::SamplingLimits::greedy_temperature * 2));
+    CHECK(sample_copy(cold, logits) == 1);
+}
+
+TEST_CASE("no parameter and no logit makes the sampler pick a token it must not") {
+    // Hostile values everywhere: the chosen token is in range, never a NaN or -inf logit,
+    // the lowest +inf when there is one; -1 only when no logit is finite or +inf.
+    const float specials[] = {kNaN, kInf, -kInf, 0.0f, -0.0f, 1e-45f,
+                              std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                              1e30f, -1e30f, 1.0f, 1e-4f};
+    std::mt19937 rng(7);
+    auto pick = [&] { return specials[rng() % std::size(specials)]; };
+    for (int trial = 0; trial < 4000; ++trial) {
+        SamplingParams p;
+        p.temperature = pick();
+        p.top_p = pick();
+        p.min_p = pick();
+        p.repetition_penalty = pick();
+        p.presence_penalty = pick();
+        p.frequency_penalty = pick();
+        p.top_k = static_cast<int32_t>(rng() % 4) - 1;
+        p.logprobs = static_cast<int32_t>(rng() % 3);
+        p.seed = trial;
+        p.seed_set = true;
+        std::vector<float> logits(1 + rng() % 9);
+        for (float& v : logits) v = rng() % 3 == 0 ? pick() : static_cast<float>(rng() % 100) / 10.0f;
+        const std::vector<int32_t> recent = {0, 1, 1, 2};
+        CAPTURE(trial);
+        std::string shown = "t=" + std::to_string(p.temperature) + " top_p=" + std::to_string(p.top_p) +
+                            " min_p=" + std::to_string(p.min_p) + " rep=" + std::to_string(p.repetition_penalty) +
+                            " pres=" + std::to_string(p.presence_penalty) + " freq=" + std::to_string(p.frequency_penalty) +
+                            " k=" + std::to_string(p.top_k) + " logits:";
+        for (float v : logits) shown += " " + std::to_string(v);
+        CAPTURE(shown);
+        int32_t first_inf = -1;
+        bool any = false;
+        for (size_t i = 0; i < logits.size(); ++i) {
+            if (logits[i] == kInf && first_inf < 0) first_inf = static_cast<int32_t>(i);
+            any = any || (!std::isnan(logits[i]) && logits[i] != -kInf);
+        }
+        Sampler sampler(p);
+        std::vector<float> work = logits;
+        const int32_t token = sampler.sample(work, recent);
+        if (!any) {
+            CHECK(token == -1);
+            continue;
+        }
+        REQUIRE(token >= 0);
+        REQUIRE(token < static_cast<int32_t>(logits.size()));
+        CHECK_FALSE(std::isnan(logits[token]));
+        CHECK(work[token] != -kInf);
+        if (first_inf >= 0 && std::isinf(work[first_inf]) && work[first_inf] > 0) CHECK(token == first_inf);
+        if (p.logprobs > 0) CHECK_FALSE(std::isnan(sampler.last_logprob()));
+    }
+}

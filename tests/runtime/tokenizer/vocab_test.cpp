@@ -201,7 +201,7 @@ llmq::Expected<TokenizerVocab> read_back(const llmq::GgufWriter& writer, const s
     REQUIRE(writer.write(path).ok());
     auto file = llmq::GgufFile::open(path);
     std::filesystem::remove(path);
-    REQUIRE_MESSAGE(file.ok(), file.status().to_string());
+    if (!file) return file.status();  // a key of the wrong type is refused when the file opens
     return llmq::vocab_from_gguf(**file);
 }
 
@@ -215,7 +215,6 @@ TEST_CASE("vocab_from_gguf reads tokenizer.ggml.* with the documented defaults")
     w.add("tokenizer.ggml.scores", GgufValue::array_f32(scores));
     const int32_t types[] = {2, 3, 3, 1};
     w.add("tokenizer.ggml.token_type", GgufValue::array_i32(types));
-    w.add("tokenizer.ggml.padding_token_id", GgufValue::u32(0xFFFFFFFFu));
     w.add("tokenizer.chat_template", GgufValue::string("[INST]"));
     auto v = read_back(w, "defaults.gguf");
     REQUIRE_MESSAGE(v.ok(), v.status().to_string());

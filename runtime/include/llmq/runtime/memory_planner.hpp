@@ -44,7 +44,7 @@ struct DevicePlan {
     uint64_t usable = 0;     // capacity × memory_fraction
     uint64_t weights = 0;
     uint64_t workspace = 0;
-    uint64_t kv = 0;         // at the planned block count
+    uint64_t kv = 0;         // at the planned block count (a plan that does not fit: one sequence)
     uint64_t kv_per_block = 0;
     uint64_t minimum_kv = 0; // one sequence of full context
     bool fits = false;
@@ -55,7 +55,8 @@ struct MemoryPlan {
     ParallelPlan parallel;
     std::vector<DevicePlan> devices;
     int32_t context_length = 0;
-    int32_t num_blocks = 0;      // KV blocks, the same on every device
+    int32_t num_blocks = 0;      // KV blocks, the same on every device; when the plan does not
+                                 // fit, the blocks of the one sequence the refusal counts
     int32_t block_size = 16;
     uint64_t total_weights = 0;  // the whole model
     bool fits = false;
@@ -71,8 +72,10 @@ uint64_t shard_workspace_bytes(const LlamaHParams& hp, int32_t tensor, int32_t r
                                int32_t max_tokens, int32_t max_logit_rows);
 
 // Auto split for `devices` devices: the largest tensor size the head counts allow, pipeline
-// for the rest (never more stages than layers).
-[[nodiscard]] Expected<ParallelPlan> auto_parallel_plan(const LlamaLayout& layout, int32_t devices);
+// for the rest (never more stages than layers), stages balanced as make_parallel_plan does
+// with `kv_head_bytes`.
+[[nodiscard]] Expected<ParallelPlan> auto_parallel_plan(const LlamaLayout& layout, int32_t devices,
+                                                        uint64_t kv_head_bytes = 0);
 
 // Plan for the given devices. Returns a plan with fits == false (and reason) when it does
 // not fit; an error only for an impossible request (bad split, too few devices).

@@ -33,10 +33,18 @@ struct ParallelPlan {
 
 // Can this model be split `tensor` ways? ok, or the reason naming the head counts.
 [[nodiscard]] Status check_tensor_split(const LlamaLayout& layout, int32_t tensor);
-// Layer ranges for `pipeline` stages, balanced by bytes (the first stage also holds the
-// embedding slice, the last the LM head). Requires pipeline <= n_layer.
+// Layer ranges for `pipeline` stages: contiguous, at least one layer each, and balanced by
+// bytes. A stage costs what its largest tensor rank holds: the weights of its layers (the
+// first stage adds its embedding slice, the last its LM-head slice and the final norm) plus
+// `kv_head_bytes` per layer and KV head of the rank (the KV cache the plan must fit, e.g.
+// one full-context sequence; 0 balances weights alone). The split minimises the largest
+// stage cost exactly; among the splits that reach it, the one whose stage costs have the
+// smallest sum of squares. The memory planner makes the split and the executor runs the
+// plan it is given, so both always use this one. Errors: a tensor split the head counts do
+// not allow, pipeline < 1 or pipeline > n_layer.
 [[nodiscard]] Expected<ParallelPlan> make_parallel_plan(const LlamaLayout& layout, int32_t tensor,
-                                                        int32_t pipeline);
+                                                        int32_t pipeline,
+                                                        uint64_t kv_head_bytes = 0);
 
 // The slices one tensor rank holds.
 struct TensorSlice {
@@ -47,5 +55,14 @@ struct TensorSlice {
     int32_t vocab_padded;          // ceil(n_vocab / tensor): every rank's LM-head row count
 };
 TensorSlice tensor_slice(const LlamaHParams& hp, int32_t tensor, int32_t rank);
+
+// The bytes of weights tensor rank `rank` of `tensor` holds (the one byte model of the
+// planner and the balancer): of layer `layer`; of the embedding (on the first stage); of the
+// LM head and the final norm (on the last stage; a head tied to the embedding costs nothing
+// more when the last stage is the first, and a copy of its slice otherwise).
+uint64_t rank_layer_bytes(const LlamaLayout& layout, int32_t tensor, int32_t rank, int32_t layer);
+uint64_t rank_embedding_bytes(const LlamaLayout& layout, int32_t tensor, int32_t rank);
+uint64_t rank_lm_head_bytes(const LlamaLayout& layout, int32_t tensor, int32_t rank,
+                            bool on_first_stage);
 
 }  // namespace llmq

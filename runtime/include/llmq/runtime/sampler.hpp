@@ -4,8 +4,10 @@
 //   1. penalties over the last penalty_last_n tokens of recent_tokens, applied to the logits
 //      in place: repetition as in CTRL / llama.cpp (a positive logit is divided by
 //      repetition_penalty, a negative one multiplied), then presence and frequency as in
-//      OpenAI's API (logit -= presence_penalty * [count > 0] + frequency_penalty * count);
-//   2. temperature == 0: the argmax (the lowest id wins a tie); nothing is drawn;
+//      OpenAI's API (logit -= presence_penalty * [count > 0] + frequency_penalty * count); a
+//      finite logit stays finite (saturates at the largest float);
+//   2. temperature below SamplingLimits::greedy_temperature (0 and denormals included, whose
+//      reciprocal would be infinite): the argmax (the lowest id wins a tie); nothing is drawn;
 //   3. top-k: the k largest logits (no full sort of the vocabulary);
 //   4. softmax of logit / temperature over what is left;
 //   5. top-p: the smallest set of most likely tokens whose probability reaches top_p;
@@ -14,7 +16,8 @@
 //      (xoshiro256** seeded through splitmix64; uniform doubles from the top 53 bits), so the
 //      same seed gives the same tokens on every machine and standard library.
 // Ties in logits are broken by token id everywhere, so results never depend on sort order.
-// NaN logits count as -inf. A +inf logit wins outright (the lowest such id).
+// NaN logits count as -inf. A +inf logit wins outright (the lowest such id). No logit and no
+// parameter value can make the draw see a NaN (see the constructor).
 //
 // Threads: one Sampler per sequence; a Sampler is not thread-safe, distinct Samplers may run
 // on distinct threads at once (their scratch space is per thread).
@@ -30,7 +33,7 @@
 namespace llmq {
 
 struct SamplingParams {
-    float temperature = 0.8f;          // 0 = greedy; [0, 100]
+    float temperature = 0.8f;          // 0 = greedy (and below 1e-4); [0, 100]
     int32_t top_k = 40;                // 0 = off; [0, 2^24]
     float top_p = 0.95f;               // 1 = off; [0, 1]
     float min_p = 0.05f;               // 0 = off; [0, 1]
@@ -56,6 +59,10 @@ struct SamplingLimits {
     static constexpr size_t stop_strings = 16;
     static constexpr size_t stop_string_bytes = 256;
     static constexpr int32_t logprobs = 20;
+    // Temperatures below this sample greedily: at 1e-4 a logit gap of 0.01 already weighs
+    // e^-100, so the draw could differ from the argmax only between near-ties, and 1/t stays
+    // far from overflowing.
+    static constexpr float greedy_temperature = 1e-4f;
 };
 
 // ok, or invalid_argument naming the first bad field and its value, e.g.
