@@ -28,6 +28,9 @@ const shape float_shapes[] = {
 const shape q8_shapes[] = {
     {1, 1, 32},   {1, 7, 32},    {2, 9, 64},    {3, 33, 96},   {4, 5, 544},  {9, 17, 1056},
     {1, 5000, 64}, {64, 40, 256}, {520, 12, 64}, {1, 64, 2048}, {300, 12, 1056},
+    // The row counts of batched decode around every row tile, with K of an odd number of
+    // blocks (no multiple of any K step) and N of no column tile.
+    {1, 13, 1184}, {3, 9, 160}, {4, 13, 96}, {17, 21, 352}, {64, 19, 1056}, {65, 7, 224},
 };
 
 struct weights {
@@ -59,23 +62,49 @@ weights make_weights(dtype t, int64_t N, int64_t K, random_source& rng) {
 // error stays below a few sqrt(K) u sum|x w| (the rigorous worst case is K u sum|x w|, which
 // would let a dropped product slip through). A missing or doubled product of typical size
 // is ~100x over this bound.
+// x rows (row stride ldx) as the Q8_0 GEMM quantises them, per 32-value block in f32:
+// d = max|x| / 127, q = round-to-nearest-even(x * (1 / d)); returns q * d (exact in double).
+std::vector<double> quantise_q8_0_rows(const std::vector<float>& x, int64_t M, int64_t K, int64_t ldx) {
+    std::vector<double> out(x.size(), 0.0);
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t b = 0; b < K / 32; ++b) {
+            const float* v = x.data() + m * ldx + b * 32;
+            float amax = 0.0f;
+            for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+            const float d = amax / 127.0f;
+            const float id = d != 0.0f ? 1.0f / d : 0.0f;
+            for (int i = 0; i < 32; ++i)
+                out[std::size_t(m * ldx + b * 32 + i)] = double(std::nearbyint(v[i] * id)) * double(d);
+        }
+    return out;
+}
+
 void check_case(dtype wt, const shape& s, uint64_t seed) {
     random_source rng(seed);
     const int64_t ldx = s.K + 3, ldy = s.N + 5;
     const std::vector<float> x = rng.floats(std::size_t(s.M * ldx), -1.0, 1.0);
     const weights w = make_weights(wt, s.N, s.K, rng);
 
+    // Q8_0 weights meet x quantised to Q8_0 (int8 dot products): the exact result is that of
+    // the quantised x, x^ = q * d per 32-value block, quantised here by the kernels' own rule.
+    const std::vector<double> xq = wt == dtype::q8_0 ? quantise_q8_0_rows(x, s.M, s.K, ldx) : std::vector<double>();
     std::vector<double> expected(static_cast<std::size_t>(s.M * s.N)), bound(expected.size());
+    std::vector<double> unquantised(expected.size()), quantisation(expected.size());
     for (int64_t m = 0; m < s.M; ++m)
         for (int64_t n = 0; n < s.N; ++n) {
-            double sum = 0.0, magnitude = 0.0;
+            double sum = 0.0, magnitude = 0.0, plain = 0.0, moved = 0.0;
             for (int64_t k = 0; k < s.K; ++k) {
-                const double p = double(x[m * ldx + k]) * w.values[n * s.K + k];
+                const double xv = xq.empty() ? double(x[m * ldx + k]) : xq[m * ldx + k];
+                const double p = xv * w.values[n * s.K + k];
                 sum += p;
                 magnitude += std::fabs(p);
+                plain += double(x[m * ldx + k]) * w.values[n * s.K + k];
+                moved += std::fabs((xv - double(x[m * ldx + k])) * w.values[n * s.K + k]);
             }
             expected[m * s.N + n] = sum;
             bound[m * s.N + n] = 8.0 * std::sqrt(double(s.K)) * f32_unit * magnitude + 1e-30;
+            unquantised[m * s.N + n] = plain;
+            quantisation[m * s.N + n] = moved + bound[m * s.N + n];
         }
 
     // Full range, then an inner range to check that columns outside it stay untouched.
@@ -105,6 +134,17 @@ void check_case(dtype wt, const shape& s, uint64_t seed) {
                     }
                 }
             check_within(got.data(), want.data(), tolerance.data(), got.size(), context.str());
+            if (wt == dtype::q8_0 && range[0] == 0 && range[1] == s.N) {
+                // And against the product of the unquantised x: off by at most what rounding x
+                // moved, sum |x^ - x| |w| (each value by at most d / 2), plus the f32 rounding.
+                std::vector<double> plain, moved;
+                for (int64_t m = 0; m < s.M; ++m)
+                    for (int64_t n = 0; n < s.N; ++n) {
+                        plain.push_back(unquantised[m * s.N + n]);
+                        moved.push_back(quantisation[m * s.N + n]);
+                    }
+                check_within(got.data(), plain.data(), moved.data(), got.size(), context.str() + " vs f32 x");
+            }
             CHECK_MESSAGE(outside.empty(), context.str(), ": wrote outside its column range");
             if (range[0] == 0 && range[1] == s.N) {
                 if (which == isa::scalar) {

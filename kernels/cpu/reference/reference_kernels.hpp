@@ -9,6 +9,9 @@ namespace llmq::kernels::reference {
 
 void gemm(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+// Q8_0 weights times x quantised to Q8_0 per block, int8 dot products (gemm_q8_0_reference.cpp).
+void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, int64_t ldw, float* y,
+                    int64_t ldy, int64_t n_begin, int64_t n_end);
 void gemm_bf16_dot(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
                    int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 

@@ -537,7 +537,9 @@ void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
         case dtype::f32: return gemm_for<load_f32>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         case dtype::f16: return gemm_for<load_f16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         case dtype::bf16: return gemm_for<load_bf16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
-        case dtype::q8_0: return gemm_for<load_q8_0>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+        // int8 dot products with x quantised per block (gemm_q8_0_simd.cpp); gemm_for<load_q8_0>
+        // (exact f32 widening) stays for the M = 0 sizes nobody calls and as the f32 baseline.
+        case dtype::q8_0: return gemm_q8_0_int8(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         default: return;  // not a weight type; the plugins refuse it before calling
     }
 }

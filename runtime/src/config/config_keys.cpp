@@ -560,6 +560,10 @@ std::vector<KeyRule> make_key_rules() {
                              "Swap a plugin when its file in dir is replaced"));
     rules.push_back(bool_key("plugins", "probe", field(&Config::plugins, &PluginsConfig::probe),
                              "Load a plugin new to the runtime in a short-lived probe process first"));
+    rules.push_back(size_key("plugins", "max_file_size", field(&Config::plugins, &PluginsConfig::max_file_size),
+                             4096, 16ull << 30, "", "Largest plugin file that is loaded"));
+    rules.push_back(integer_key("plugins", "swap_queue", field(&Config::plugins, &PluginsConfig::swap_queue), 1,
+                                1024, "Plugin swap and reload jobs that may wait; more are refused"));
     auto tolerance = [&](std::string_view key, double PluginsConfig::*member,
                          std::string_view description) {
         rules.push_back(real_key("plugins", key, field(&Config::plugins, member), 0.0, false, 1.0,

@@ -101,6 +101,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     choice.attention = config.plugins.attention;
     choice.vision = config.plugins.vision;
     choice.probe = config.plugins.probe;
+    choice.max_file_size = config.plugins.max_file_size;
     for (const auto& [name, table] : config.plugins.tables) choice.plugin_tables.emplace_back(name, table);
     auto host = PluginHost::create(choice, used);
     if (!host) return host.status();

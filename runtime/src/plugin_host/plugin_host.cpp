@@ -68,6 +68,10 @@ Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& cho
 
     for (const auto& w : wanted) {
         const std::string path = plugin_path(host->choice_.dir, w.name);
+        const std::string context = std::string("[plugins] ") + plugin_kind_name(w.kind) + " = \"" + w.name + "\"";
+        // Read once: the probe and every load below get this copy, never the name again.
+        auto file = PluginFile::open(path, choice.max_file_size);
+        if (!file) return file.status().with_context(context);
         if (choice.probe) {
             std::vector<int32_t> probed;
             for (Device* d : host->devices_) {
@@ -75,13 +79,12 @@ Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& cho
                 probed.push_back(d->backend());
                 ProbeRequest p;
                 p.path = path;
+                p.file = *file;
                 p.kind = w.kind;
                 p.backend = d->backend();
                 for (const auto& [name, table] : choice.plugin_tables) p.tables[name] = table;
                 auto r = run_plugin_probe(p);  // no canary shapes: constructors and init only
-                if (!r)
-                    return r.status().with_context(std::string("[plugins] ") + plugin_kind_name(w.kind) +
-                                                   " = \"" + w.name + "\"");
+                if (!r) return r.status().with_context(context);
             }
         }
         // One library per backend, shared by every device of that backend.
@@ -90,11 +93,8 @@ Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& cho
             Device& dev = *host->devices_[i];
             auto& lib = libs[dev.backend()];
             if (!lib) {
-                auto loaded = PluginLibrary::load(path, w.kind, dev.backend(), choice.private_copies);
-                if (!loaded)
-                    return loaded.status().with_context(std::string("[plugins] ") +
-                                                        plugin_kind_name(w.kind) + " = \"" +
-                                                        w.name + "\"");
+                auto loaded = PluginLibrary::load(**file, w.kind, dev.backend());
+                if (!loaded) return loaded.status().with_context(context);
                 lib = *loaded;
             }
             auto inst = PluginInstance::create(lib, dev, host->table_for(lib->name()));

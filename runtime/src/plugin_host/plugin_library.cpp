@@ -1,14 +1,16 @@
 // Loading and checking one plugin library; see plugin_host.hpp for the order of checks.
 #include <dlfcn.h>
+#include <link.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
+#include <vector>
 
 #include "llmq/runtime/log.hpp"
+#include "llmq/runtime/plugin_file.hpp"
 #include "llmq/runtime/plugin_host.hpp"
 
 namespace llmq {
@@ -44,76 +46,64 @@ std::string version_text(uint32_t v) {
            std::to_string(LLMQ_PLUGIN_ABI_VERSION_MINOR(v));
 }
 
-// Copy the library to a private file so that dlopen gives a fresh handle even when a
-// library of the same path is already loaded (a rebuilt plugin under the same name).
-Expected<std::string> make_private_copy(const std::string& path) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string dir = (tmp && *tmp) ? tmp : "/tmp";
-    std::string pattern = dir + "/llmq-plugin-XXXXXX.so";
-    std::vector<char> name(pattern.begin(), pattern.end());
-    name.push_back('\0');
-    int out = mkstemps(name.data(), 3);
-    if (out < 0) return io_error("cannot create a private copy of " + path + " in " + dir);
-    int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        ::close(out);
-        ::unlink(name.data());
-        return io_error("cannot read " + path);
-    }
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n = ::read(in, buf, sizeof buf);
-        if (n == 0) break;
-        if (n < 0 || ::write(out, buf, static_cast<size_t>(n)) != n) {
-            ::close(in);
-            ::close(out);
-            ::unlink(name.data());
-            return io_error("cannot copy " + path + " to a private file");
+// dlopen matches a name against the libraries it has loaded before it looks at the file, so a
+// "/proc/self/fd/N" that an earlier copy used would return that library if it is still loaded
+// (one that cannot be unloaded, say). Each PluginLibrary holds a descriptor of its own for the
+// copy, open as long as it lives, so no other live library has its name; a loaded library that
+// still has the name is such a leftover, and the descriptor moves to another number. A library
+// found by the file's identity instead (the same copy loaded again) is the right one to share.
+// Returns the descriptor (owned by the caller) and its name; -1 when none could be made.
+int descriptor_for_dlopen(int file_fd, std::string& name) {
+    int fd = ::fcntl(file_fd, F_DUPFD_CLOEXEC, 3);
+    for (int attempt = 0; fd >= 0 && attempt < 64; ++attempt) {
+        name = "/proc/self/fd/" + std::to_string(fd);
+        void* loaded = dlopen(name.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+        if (!loaded) {
+            dlerror();
+            return fd;
         }
+        link_map* map = nullptr;
+        const bool same_name = dlinfo(loaded, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name &&
+                               name == map->l_name;
+        dlclose(loaded);
+        if (!same_name) return fd;
+        const int next = ::fcntl(fd, F_DUPFD_CLOEXEC, fd + 1);
+        ::close(fd);
+        fd = next;
     }
-    ::close(in);
-    ::fchmod(out, 0500);
-    ::close(out);
-    return std::string(name.data());
+    if (fd >= 0) ::close(fd);
+    return -1;
 }
 
 }  // namespace
 
-Expected<std::shared_ptr<PluginLibrary>> PluginLibrary::load(const std::string& path,
-                                                             int32_t kind, int32_t backend,
-                                                             bool private_copy) {
-    const std::string who = "plugin " + path;
-    std::error_code ec;
-    auto st = std::filesystem::status(path, ec);
-    if (ec || !std::filesystem::exists(st))
-        return not_found(who + ": no such file; check [plugins] dir and the plugin name");
-    if (!std::filesystem::is_regular_file(st))
-        return invalid_argument(who + ": not a regular file");
+Expected<std::shared_ptr<PluginLibrary>> PluginLibrary::load(const std::string& path, int32_t kind,
+                                                             int32_t backend, uint64_t max_file_size) {
+    auto file = PluginFile::open(path, max_file_size);
+    if (!file) return file.status();
+    return load(**file, kind, backend);
+}
 
+Expected<std::shared_ptr<PluginLibrary>> PluginLibrary::load(const PluginFile& file, int32_t kind,
+                                                             int32_t backend) {
+    const std::string& path = file.path();
+    const std::string who = "plugin " + path;
     std::shared_ptr<PluginLibrary> lib(new PluginLibrary());
     lib->path_ = path;
-    std::string open_path = path;
-    if (private_copy) {
-        auto copy = make_private_copy(path);
-        if (!copy) return copy.status();
-        lib->private_path_ = *copy;
-        open_path = *copy;
-    }
 
+    // The sealed copy, never the file name: what was checked is what is mapped.
+    std::string open_path;
+    lib->fd_ = descriptor_for_dlopen(file.fd(), open_path);
+    if (lib->fd_ < 0) return io_error(who + ": no descriptor to load its in-memory copy from");
     // RTLD_LOCAL: plugins never see each other's symbols; RTLD_NOW: an unresolved symbol
     // is a refusal now, not a crash in the middle of a step.
     lib->handle_ = dlopen(open_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    // The mapping holds the private copy from here on; its name goes now, so that nothing is
-    // left behind in the temporary folder even when this process is killed.
-    if (!lib->private_path_.empty()) ::unlink(lib->private_path_.c_str());
     if (!lib->handle_) {
         const char* e = dlerror();
         std::string reason = e ? e : "unknown dlopen error";
-        // dlerror names the (private) path; name the user's file instead.
-        if (!lib->private_path_.empty()) {
-            for (size_t at; (at = reason.find(lib->private_path_)) != std::string::npos;)
-                reason.replace(at, lib->private_path_.size(), path);
-        }
+        // dlerror names the descriptor; name the user's file instead.
+        for (size_t at; (at = reason.find(open_path)) != std::string::npos;)
+            reason.replace(at, open_path.size(), path);
         return corrupt(who + ": cannot be loaded as a shared library (" + reason + ")");
     }
     dlerror();
@@ -171,6 +161,7 @@ Expected<std::shared_ptr<PluginLibrary>> PluginLibrary::load(const std::string& 
 
 PluginLibrary::~PluginLibrary() {
     if (handle_) dlclose(handle_);
+    if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace llmq

@@ -122,7 +122,16 @@ Expected<ProbeReport> run_plugin_probe(const ProbeRequest& request) {
     const std::string who = "plugin " + request.path;
     const std::string exe = plugin_probe_executable();
 
+    // The daemon hands the copy it loads afterwards; a caller that has none reads it here.
+    std::shared_ptr<const PluginFile> file = request.file;
+    if (!file) {
+        auto opened = PluginFile::open(request.path, PluginFile::default_max_size);
+        if (!opened) return opened.status();
+        file = *opened;
+    }
+    constexpr int probe_file_fd = 3;
     nlohmann::json req = {{"path", request.path},
+                          {"fd", probe_file_fd},
                           {"kind", request.kind},
                           {"backend", request.backend},
                           {"tables", request.tables},
@@ -138,8 +147,13 @@ Expected<ProbeReport> run_plugin_probe(const ProbeRequest& request) {
     posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
     posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
-    // The daemon's sockets, memfds and lock stay in the daemon.
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    // The plugin's sealed copy as descriptor 3 (dup2 clears close-on-exec, also when it is 3
+    // already); the daemon's sockets, other memfds and lock stay in the daemon.
+    int file_fd = file->fd();
+    int low_copy = -1;  // a copy above the standard descriptors, which the dups above replace
+    if (file_fd < probe_file_fd) file_fd = low_copy = ::fcntl(file_fd, F_DUPFD_CLOEXEC, probe_file_fd + 1);
+    posix_spawn_file_actions_adddup2(&actions, file_fd, probe_file_fd);
+    posix_spawn_file_actions_addclosefrom_np(&actions, probe_file_fd + 1);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t none, all;
@@ -154,6 +168,7 @@ Expected<ProbeReport> run_plugin_probe(const ProbeRequest& request) {
     const int spawned = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
+    if (low_copy >= 0) ::close(low_copy);
     if (spawned != 0)
         return io_error(who + ": cannot start the probe process " + exe + " (" + std::strerror(spawned) +
                         "); set LLMQ_PLUGIN_PROBE to its path, or [plugins] probe = false");
@@ -167,7 +182,7 @@ Expected<ProbeReport> run_plugin_probe(const ProbeRequest& request) {
     // Read both streams to their end or the deadline.
     const auto deadline = start + request.timeout;
     std::string out_text, err_text;
-    bool out_open = true, err_open = true, timed_out = false;
+    bool out_open = true, err_open = true, timed_out = false, cancelled = false;
     char buf[4096];
     while (out_open || err_open) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -175,9 +190,15 @@ Expected<ProbeReport> run_plugin_probe(const ProbeRequest& request) {
             timed_out = true;
             break;
         }
-        pollfd fds[2] = {{out_open ? out.fd[0] : -1, POLLIN, 0}, {err_open ? err.fd[0] : -1, POLLIN, 0}};
-        const int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 1000)));
+        pollfd fds[3] = {{out_open ? out.fd[0] : -1, POLLIN, 0},
+                         {err_open ? err.fd[0] : -1, POLLIN, 0},
+                         {request.cancel_fd, POLLIN, 0}};
+        const int n = ::poll(fds, 3, static_cast<int>(std::min<long long>(left, 1000)));
         if (n < 0 && errno != EINTR) break;
+        if (fds[2].fd >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+            cancelled = true;
+            break;
+        }
         for (int i = 0; i < 2; ++i) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             const ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
@@ -192,14 +213,14 @@ Expected<ProbeReport> run_plugin_probe(const ProbeRequest& request) {
         }
     }
     // The streams are closed (or the time is up): collect the process, killing it if it lingers.
-    if (timed_out) ::kill(pid, SIGKILL);
+    if (timed_out || cancelled) ::kill(pid, SIGKILL);
     int wstatus = 0;
     for (;;) {
         const pid_t w = ::waitpid(pid, &wstatus, WNOHANG);
         if (w == pid) break;
         if (w < 0 && errno != EINTR) break;
         if (w == 0) {
-            if (!timed_out && Clock::now() >= deadline) {
+            if (!timed_out && !cancelled && Clock::now() >= deadline) {
                 timed_out = true;
                 ::kill(pid, SIGKILL);
             }
@@ -224,6 +245,8 @@ Expected<ProbeReport> run_plugin_probe(const ProbeRequest& request) {
     std::string tail = tail_lines(err_text);
     const std::string stderr_note = tail.empty() ? "" : " (probe stderr: " + tail + ")";
 
+    if (cancelled)
+        return unavailable(who + ": the probe was stopped in " + stage + " because llmqd is stopping");
     if (timed_out)
         return unavailable(who + ": the probe process did not finish within " +
                            std::to_string(request.timeout.count()) + " ms (last stage: " + stage +

@@ -72,9 +72,23 @@ int plugin_probe_main(int in_fd, int out_fd) {
     if (!shapes) return bad(shapes.status().message());
     std::string table;
 
+    // The daemon's sealed copy, inherited; the name is only for messages.
+    std::shared_ptr<const PluginFile> file;
+    if (req.contains("fd")) {
+        if (!req["fd"].is_number_integer() || req["fd"].get<int>() < 0) return bad("fd must be a descriptor number");
+        auto adopted = PluginFile::adopt(req["fd"].get<int>(), path);
+        if (!adopted) return bad(adopted.status().message());
+        file = *adopted;
+    }
+
     say(out_fd, {{"stage", "load"}});
     auto t = Clock::now();
-    auto lib = PluginLibrary::load(path, kind, backend);
+    if (!file) {
+        auto opened = PluginFile::open(path, PluginFile::default_max_size);
+        if (!opened) return refuse(out_fd, "load", opened.status());
+        file = *opened;
+    }
+    auto lib = PluginLibrary::load(*file, kind, backend);
     if (!lib) return refuse(out_fd, "load", lib.status());
     const double load_ms = ms_since(t);
     if (const auto tables = req.value("tables", nlohmann::json::object()); tables.is_object()) {

@@ -1,9 +1,11 @@
 // One plugin swap, stage by stage; see plugin_swap.hpp.
 #include "llmq/runtime/plugin_swap.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <ctime>
-#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -80,7 +82,24 @@ nlohmann::json SwapReport::to_json() const {
     return j;
 }
 
-PluginSwapper::PluginSwapper(PluginHost& host, SwapPolicy policy) : host_(host), policy_(std::move(policy)) {}
+PluginSwapper::PluginSwapper(PluginHost& host, SwapPolicy policy)
+    : host_(host), policy_(std::move(policy)), cancel_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+PluginSwapper::~PluginSwapper() {
+    if (cancel_fd_ >= 0) ::close(cancel_fd_);
+}
+
+void PluginSwapper::cancel() {
+    cancelled_.store(true);
+    if (cancel_fd_ >= 0) {
+        const uint64_t one = 1;
+        (void)!::write(cancel_fd_, &one, sizeof one);
+    }
+}
+
+Status PluginSwapper::stopping_status() {
+    return unavailable("llmqd is stopping; swaps are cancelled");
+}
 
 SwapReport PluginSwapper::swap(int32_t kind, const std::string& name_or_path, const std::string& reason) {
     return run(kind, name_or_path, reason);
@@ -125,6 +144,7 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
         return r;
     };
 
+    if (cancelled()) return refuse("request", stopping_status());
     if (kind != LLMQ_PLUGIN_KIND_GEMM && kind != LLMQ_PLUGIN_KIND_ATTENTION && kind != LLMQ_PLUGIN_KIND_VISION)
         return refuse("request", invalid_argument("unknown plugin kind " + std::to_string(kind) +
                                                   "; use gemm, attention or vision"));
@@ -133,16 +153,10 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
                                              "replace; set [plugins] " + kind_name + " and restart"));
     if (requested.empty()) return refuse("request", invalid_argument("no plugin name or path given"));
     r.path = plugin_path(host_.choice().dir, requested);
-    {
-        // The cheap refusals before a process is spawned; load repeats them.
-        std::error_code ec;
-        const auto st = std::filesystem::status(r.path, ec);
-        if (ec || !std::filesystem::exists(st))
-            return refuse("load", not_found("plugin " + r.path +
-                                            ": no such file; check the path (or [plugins] dir and the name)"));
-        if (!std::filesystem::is_regular_file(st))
-            return refuse("load", invalid_argument("plugin " + r.path + ": not a regular file"));
-    }
+    // Read once: the probe, the checks and dlopen all get this sealed copy, never the name again,
+    // so the file changing under the name during the swap cannot change what runs here.
+    auto file = PluginFile::open(r.path, host_.choice().max_file_size);
+    if (!file) return refuse("load", file.status());
     std::vector<int32_t> backends;
     for (Device* d : devices)
         if (std::find(backends.begin(), backends.end(), d->backend()) == backends.end())
@@ -154,6 +168,8 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
         for (int32_t backend : backends) {
             ProbeRequest p;
             p.path = r.path;
+            p.file = *file;
+            p.cancel_fd = cancel_fd_;
             p.kind = kind;
             p.backend = backend;
             for (const auto& [name, table] : host_.choice().plugin_tables) p.tables[name] = table;
@@ -168,11 +184,12 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
         r.stages.push_back({"probe", ms_since(t)});
     }
 
+    if (cancelled()) return refuse("load", stopping_status());
     // load
     auto t = Clock::now();
     std::vector<std::shared_ptr<PluginLibrary>> libs(3);
     for (int32_t backend : backends) {
-        auto lib = PluginLibrary::load(r.path, kind, backend, /*private_copy=*/true);
+        auto lib = PluginLibrary::load(**file, kind, backend);
         if (!lib) {
             r.stages.push_back({"load", ms_since(t)});
             return refuse("load", lib.status());
@@ -246,6 +263,11 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
     }
     r.stages.push_back({"canary", ms_since(t)});
 
+    if (cancelled()) {
+        release_on_devices(made);
+        libs.clear();
+        return refuse("publish", stopping_status());
+    }
     // publish
     t = Clock::now();
     auto old = host_.publish_kind(kind, made);
@@ -256,7 +278,8 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
     // retire: the steps that took the old set finish with it; then it is closed here.
     t = Clock::now();
     const auto give_up = Clock::now() + policy_.retire_timeout;
-    while (old.use_count() > 1 && Clock::now() < give_up) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    while (old.use_count() > 1 && Clock::now() < give_up && !cancelled())
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
     std::vector<std::shared_ptr<PluginInstance>> retiring;
     if (old.use_count() == 1)
         for (size_t i = 0; i < devices.size(); ++i) retiring.push_back(old->of(kind, i));

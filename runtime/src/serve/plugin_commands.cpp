@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -61,7 +64,8 @@ CanaryShapes shapes_for(ModelRuntime& runtime) {
 class PluginControl : public std::enable_shared_from_this<PluginControl> {
 public:
     PluginControl(boost::asio::io_context& io, ModelRuntime& runtime, const Config& config)
-        : io_(io), host_(runtime.plugins()), watch_enabled_(config.plugins.watch) {
+        : io_(io), host_(runtime.plugins()), watch_enabled_(config.plugins.watch),
+          queue_limit_(static_cast<size_t>(config.plugins.swap_queue)) {
         SwapPolicy policy;
         policy.probe = config.plugins.probe;
         policy.tolerances = {config.plugins.tolerance_f32, config.plugins.tolerance_f16,
@@ -73,13 +77,31 @@ public:
                                   runtime.plan().parallel.devices();
     }
 
+    // Shutdown never waits on a swap: the running one is cancelled (its probe killed, the
+    // queued ones dropped) and the swap thread gets a short grace to leave; a swap stuck
+    // past it (a plugin's init hanging inside the daemon) is left behind and the process
+    // exits without it.
     ~PluginControl() {
         {
             std::lock_guard lock(mutex_);
             stopping_ = true;
         }
+        swapper_->cancel();
         cv_.notify_all();
-        if (worker_.joinable()) worker_.join();
+        if (worker_.joinable()) {
+            std::unique_lock lock(mutex_);
+            const bool left = cv_.wait_for(lock, stop_grace, [this] { return worker_left_; });
+            const std::string stuck = running_what_;
+            lock.unlock();
+            if (left) {
+                worker_.join();
+            } else {
+                log::error("plugins: the swap thread is stuck in " + stuck + " and did not stop within " +
+                           std::to_string(stop_grace.count()) + " ms; stopping without waiting for it");
+                std::fflush(nullptr);
+                std::_Exit(0);
+            }
+        }
         if (watch_) {
             boost::system::error_code ec;
             watch_->close(ec);
@@ -145,7 +167,7 @@ public:
             args["path"].get<std::string>().size() > 4096)
             return ipc::make_error(ipc::ErrorCode::invalid_argument,
                                    "plugins.swap: args.path must be a plugin name or the path of its .so");
-        return json{{"job", queue({{kind, args["path"].get<std::string>()}}, "command", false)}};
+        return queued("plugins.swap", queue({{kind, args["path"].get<std::string>()}}, "command", false));
     }
 
     ipc::Result<json> reload(const json& args) {
@@ -155,9 +177,9 @@ public:
             if (kind == 0)
                 return ipc::make_error(ipc::ErrorCode::invalid_argument,
                                        "plugins.reload: args.kind must be \"gemm\", \"attention\" or \"vision\"");
-            return json{{"job", queue({{kind, ""}}, "reload", false)}};
+            return queued("plugins.reload", queue({{kind, ""}}, "reload", false));
         }
-        return json{{"job", queue(loaded_kinds(), "reload", false)}};
+        return queued("plugins.reload", queue(loaded_kinds(), "reload", false));
     }
 
     ipc::Result<json> job(const json& args) {
@@ -205,9 +227,18 @@ private:
         return items;
     }
 
+    ipc::Result<json> queued(const char* command, const Expected<uint64_t>& id) {
+        if (!id) return ipc::make_error(ipc::ErrorCode::busy, std::string(command) + ": " + id.status().message());
+        return json{{"job", *id}};
+    }
+
     // Queue a job; with coalesce, a job for the same reason and items already waiting is reused.
-    uint64_t queue(std::vector<Item> items, const std::string& reason, bool coalesce) {
+    // Refused when queue_limit_ jobs already wait, or when the daemon is stopping.
+    Expected<uint64_t> queue(std::vector<Item> items, const std::string& reason, bool coalesce) {
         std::lock_guard lock(mutex_);
+        if (stopping_) return unavailable("llmqd is stopping; no more plugin swaps");
+        size_t waiting = 0;
+        for (const auto& j : jobs_) waiting += j.state == Job::queued;
         if (coalesce) {
             for (const auto& j : jobs_) {
                 if (j.state != Job::queued || j.reason != reason || j.items.size() != items.size()) continue;
@@ -217,6 +248,9 @@ private:
                 if (same) return j.id;
             }
         }
+        if (waiting >= queue_limit_)
+            return unavailable(std::to_string(waiting) + " plugin swap jobs are already waiting, the most "
+                               "[plugins] swap_queue allows; try again when they have run (plugins.job)");
         Job j;
         j.id = next_job_++;
         j.items = std::move(items);
@@ -239,7 +273,7 @@ private:
             return;
         }
         log::info(why + ": reloading every plugin from its file");
-        queue(loaded_kinds(), why, true);
+        if (auto id = queue(loaded_kinds(), why, true); !id) log::warn(why + ": no reload: " + id.status().message());
     }
 
     void worker_main() {
@@ -251,7 +285,7 @@ private:
                     if (j.state == Job::queued) return true;
                 return false;
             });
-            if (stopping_) return;
+            if (stopping_) break;
             Job* job = nullptr;
             for (auto& j : jobs_)
                 if (j.state == Job::queued) {
@@ -262,25 +296,29 @@ private:
             const uint64_t id = job->id;
             const std::vector<Item> items = job->items;
             const std::string reason = job->reason;
+            running_what_ = "job " + std::to_string(id) + " (" + reason + ")";
             lock.unlock();
             std::vector<SwapReport> reports;
             for (const auto& item : items)
                 reports.push_back(item.path.empty() ? swapper_->reload(item.kind, reason)
                                                     : swapper_->swap(item.kind, item.path, reason));
             lock.lock();
+            running_what_.clear();
             // jobs_ only loses finished jobs, so this one is still there.
             for (auto& j : jobs_)
                 if (j.id == id) {
                     j.reports = std::move(reports);
                     j.state = Job::done;
                 }
-            if (watch_) {
+            if (watch_ && !stopping_) {
                 std::weak_ptr<PluginControl> weak = weak_from_this();
                 boost::asio::post(io_, [weak] {
                     if (auto self = weak.lock()) self->refresh_watches();
                 });
             }
         }
+        worker_left_ = true;
+        cv_.notify_all();
     }
 
     // ---- the watch (Asio thread)
@@ -357,7 +395,9 @@ private:
             log::warn("[plugins] watch: " + mpi_refusal("reload").message);
             return;
         }
-        for (const auto& item : due) queue({item}, "watch", true);
+        for (const auto& item : due)
+            if (auto id = queue({item}, "watch", true); !id)
+                log::warn("[plugins] watch: no reload: " + id.status().message());
     }
 
     boost::asio::io_context& io_;
@@ -366,11 +406,16 @@ private:
     bool watch_enabled_ = false;
     bool split_across_processes_ = false;
 
-    std::mutex mutex_;  // guards jobs_, next_job_, stopping_
+    static constexpr std::chrono::milliseconds stop_grace{2000};
+    size_t queue_limit_ = 16;  // [plugins] swap_queue
+
+    std::mutex mutex_;  // guards jobs_, next_job_, stopping_, worker_left_, running_what_
     std::condition_variable cv_;
     std::deque<Job> jobs_;
     uint64_t next_job_ = 1;
     bool stopping_ = false;
+    bool worker_left_ = false;
+    std::string running_what_;  // the job the swap thread runs, for the stop message
     std::thread worker_;
 
     std::unique_ptr<boost::asio::posix::stream_descriptor> watch_;  // Asio thread only

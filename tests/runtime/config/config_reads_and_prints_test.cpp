@@ -68,6 +68,8 @@ attention = "/tmp/attention-dev.so"
 vision = "vision-cpu"
 watch = true
 probe = false
+max_file_size = "64MiB"
+swap_queue = 4
 tolerance_f32 = 2e-5
 tolerance_f16 = 0.005
 tolerance_bf16 = 0.03
@@ -184,6 +186,8 @@ TEST_CASE("every key is read into its field") {
     CHECK(c.plugins.vision == "vision-cpu");
     CHECK(c.plugins.watch);
     CHECK_FALSE(c.plugins.probe);
+    CHECK(c.plugins.max_file_size == 64ull << 20);
+    CHECK(c.plugins.swap_queue == 4);
     CHECK(c.plugins.tolerance_f32 == 2e-5);
     CHECK(c.plugins.tolerance_f16 == 0.005);
     CHECK(c.plugins.tolerance_bf16 == 0.03);
@@ -262,7 +266,7 @@ TEST_CASE("print_config documents every key with a comment above it") {
         size_t previous_line = printed.rfind('\n', pos - 2);
         CHECK(printed[previous_line + 1] == '#');
     }
-    CHECK(keys == 44);   // every key of config.hpp
+    CHECK(keys == 46);   // every key of config.hpp
 }
 
 TEST_CASE("validate_config names the key and value of a Config changed in code") {

@@ -8,6 +8,23 @@
 
 #include "llmq_plugin.h"
 
+#ifdef DEFECT_CTOR_MARKS
+/* A library the probe always refuses (its init fails), whose constructor appends the pid of the
+ * process that loaded it to $LLMQ_TEST_CTOR_MARKER: a line with llmqd's pid means the daemon ran
+ * the code of a library no probe passed. */
+#include <fcntl.h>
+__attribute__((constructor)) static void mark_loader(void) {
+    const char *path = getenv("LLMQ_TEST_CTOR_MARKER");
+    if (!path) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    char line[32];
+    int n = snprintf(line, sizeof line, "%d\n", (int)getpid());
+    if (n > 0) (void)!write(fd, line, (size_t)n);
+    close(fd);
+}
+#endif
+
 static llmq_status matmul(void *instance, const llmq_matmul_args *a, llmq_error *error) {
     (void)instance;
 #ifdef DEFECT_CANARY_CRASHES
@@ -37,7 +54,7 @@ static llmq_status matmul(void *instance, const llmq_matmul_args *a, llmq_error 
 static llmq_status init(const llmq_host *host, void **instance, llmq_error *error) {
     (void)host;
     *instance = NULL;
-#ifdef DEFECT_INIT_FAILS
+#if defined(DEFECT_INIT_FAILS) || defined(DEFECT_CTOR_MARKS)
     snprintf(error->message, sizeof error->message, "this plugin refuses to start on purpose");
     return LLMQ_STATUS_DEVICE_ERROR;
 #elif defined(DEFECT_INIT_CRASHES)

@@ -1,6 +1,8 @@
 // The plugin host refuses every defective plugin with a message that names the file and the
 // reason, and loads the real CPU plugins.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -8,6 +10,7 @@
 #include <string>
 
 #include "llmq/runtime/device.hpp"
+#include "llmq/runtime/plugin_file.hpp"
 #include "llmq/runtime/plugin_host.hpp"
 
 using namespace llmq;
@@ -125,7 +128,7 @@ TEST_CASE("plugin_host_refuses_a_path_that_does_not_exist") {
 }
 
 TEST_CASE("plugin_host_private_copy_names_the_users_file_and_leaves_nothing") {
-    auto lib = PluginLibrary::load(fixture("none"), LLMQ_PLUGIN_KIND_GEMM, LLMQ_BACKEND_CPU, true);
+    auto lib = PluginLibrary::load(fixture("none"), LLMQ_PLUGIN_KIND_GEMM, LLMQ_BACKEND_CPU);
     REQUIRE(lib.ok());
     CHECK(lib.value()->path() == fixture("none"));
 }
@@ -148,4 +151,56 @@ TEST_CASE("plugin_host_loads_the_built_cpu_plugins_for_every_device") {
     // The same library serves both devices, with one instance each.
     CHECK(set->devices[0].gemm->library_ptr() == set->devices[1].gemm->library_ptr());
     CHECK(set->devices[0].gemm != set->devices[1].gemm);
+}
+
+TEST_CASE("plugin_file_is_read_once_into_a_sealed_copy_that_loads_whatever_the_name_holds_later") {
+    auto dir = std::filesystem::temp_directory_path() / ("llmq-file-test-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "plugin.so").string();
+    std::filesystem::copy_file(fixture("none"), path);
+    auto file = PluginFile::open(path, PluginFile::default_max_size);
+    REQUIRE_MESSAGE(file.ok(), file.status().message());
+    CHECK((*file)->size() == std::filesystem::file_size(path));
+    // The name now holds something else; the copy is what loads.
+    std::filesystem::remove(path);
+    std::ofstream(path) << "not a library any more\n";
+    auto lib = PluginLibrary::load(**file, LLMQ_PLUGIN_KIND_GEMM, LLMQ_BACKEND_CPU);
+    REQUIRE_MESSAGE(lib.ok(), lib.status().message());
+    CHECK(lib.value()->name() == "test-gemm");
+    CHECK(lib.value()->path() == path);
+    // Nobody can change the copy: writes and resizes are sealed off.
+    CHECK(::write((*file)->fd(), "x", 1) < 0);
+    CHECK(::ftruncate((*file)->fd(), 0) != 0);
+    // Two loads of one copy share the handle; a new read of the name is a new library.
+    auto again = PluginLibrary::load(**file, LLMQ_PLUGIN_KIND_GEMM, LLMQ_BACKEND_CPU);
+    REQUIRE(again.ok());
+    CHECK(&again.value()->descriptor() == &lib.value()->descriptor());
+    CHECK(contains(load_gemm(path).message(), "cannot be loaded as a shared library"));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("plugin_file_refuses_what_is_not_a_regular_file_under_the_cap_naming_it") {
+    auto dir = std::filesystem::temp_directory_path() / ("llmq-file-test2-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string fifo = (dir / "fifo.so").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const std::string link = (dir / "link.so").string();
+    std::filesystem::create_symlink(fixture("none"), link);
+    const std::pair<std::string, std::string> cases[] = {{fifo, "is a FIFO (named pipe)"},
+                                                         {"/dev/zero", "is a character device"},
+                                                         {dir.string(), "is a directory"},
+                                                         {link, "is a symbolic link"}};
+    for (const auto& [path, says] : cases) {
+        CAPTURE(path);
+        auto f = PluginFile::open(path, PluginFile::default_max_size);
+        REQUIRE_FALSE(f.ok());
+        CHECK(contains(f.status().message(), path));
+        CHECK_MESSAGE(contains(f.status().message(), says), f.status().message());
+    }
+    auto big = PluginFile::open(fixture("none"), 4096);
+    REQUIRE_FALSE(big.ok());
+    CHECK_MESSAGE(contains(big.status().message(), "larger than [plugins] max_file_size (4.0 KiB)"),
+                  big.status().message());
+    CHECK(PluginFile::open((dir / "none.so").string(), 4096).status().code() == status_code::not_found);
+    std::filesystem::remove_all(dir);
 }

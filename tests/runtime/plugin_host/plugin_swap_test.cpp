@@ -53,7 +53,7 @@ struct TempDir {
 };
 
 std::shared_ptr<PluginInstance> make_instance(const std::string& path, int32_t kind, Device& device) {
-    auto lib = PluginLibrary::load(path, kind, LLMQ_BACKEND_CPU, true);
+    auto lib = PluginLibrary::load(path, kind, LLMQ_BACKEND_CPU);
     REQUIRE_MESSAGE(lib.ok(), lib.status().message());
     std::promise<Expected<std::shared_ptr<PluginInstance>>> made;
     device.post([&] { made.set_value(PluginInstance::create(*lib, device, "")); });
@@ -71,12 +71,12 @@ void release_on(Device& device, std::shared_ptr<PluginInstance>& inst) {
     done.get_future().wait();
 }
 
-// Loaded objects whose path names a private plugin copy (closed libraries drop out).
+// Loaded objects loaded from a plugin file's sealed copy (/proc/self/fd/N) (closed libraries drop out).
 int loaded_private_copies() {
     int n = 0;
     dl_iterate_phdr(
         [](dl_phdr_info* info, size_t, void* count) {
-            if (info->dlpi_name && std::string(info->dlpi_name).find("llmq-plugin-") != std::string::npos)
+            if (info->dlpi_name && std::string(info->dlpi_name).rfind("/proc/self/fd/", 0) == 0)
                 ++*static_cast<int*>(count);
             return 0;
         },

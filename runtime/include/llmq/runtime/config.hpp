@@ -107,6 +107,8 @@ struct PluginsConfig {
     std::string vision;                    // "" = none
     bool watch = false;                    // swap a plugin when its file in dir is replaced
     bool probe = true;                     // load a new plugin in a probe process first
+    uint64_t max_file_size = 256ull << 20; // bytes of one plugin file (larger ones are refused)
+    int swap_queue = 16;                   // swap/reload jobs that may wait; more are refused
     double tolerance_f32 = 1e-4;           // canary tolerance per weight dtype
     double tolerance_f16 = 1e-2;
     double tolerance_bf16 = 2e-2;

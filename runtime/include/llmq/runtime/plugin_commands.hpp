@@ -13,7 +13,9 @@
 // A swap takes tens of milliseconds (a probe process, a canary on every device), so it never
 // runs on the Asio thread that serves every client: the command queues it and returns a job id
 // that the client polls (`llmq plugins swap` does this and prints the report). Jobs run one at a
-// time in the order they came; the last 64 finished jobs are kept.
+// time in the order they came; the last 64 finished jobs are kept. At most [plugins] swap_queue
+// jobs wait: one more is refused with "busy" and the reason (a reload from SIGHUP or the watch
+// is then logged and dropped).
 //
 // SIGHUP: PluginHost::request_reload queues a reload of every loaded plugin.
 //
@@ -42,8 +44,11 @@ class ModelRuntime;
 struct Config;
 
 // Register the commands, start the swap thread, install the SIGHUP handler, start watching when
-// configured. The state lives in the registered handlers and ends with the listener (the swap
-// thread finishes the swap it is running and is joined). `runtime` must outlive the listener.
+// configured. The state lives in the registered handlers and ends with the listener. Stopping
+// never waits on a swap: the one running is cancelled (its probe killed; PluginSwapper::cancel),
+// queued ones are dropped, and the swap thread is joined; if it is still stuck after 2 s (a
+// plugin's init hanging inside the daemon) the process exits without it. `runtime` must
+// outlive the listener.
 // Thread: the io_context's thread (or before it runs).
 void register_plugin_commands(boost::asio::io_context& io, ipc::Listener& listener, ModelRuntime& runtime,
                               const Config& config);

@@ -2,7 +2,8 @@
 // checks them, creates one instance per device, and publishes the set the engine uses.
 //
 // Loading checks, in order, each refusal naming the file and the reason:
-//   the path exists and is a regular file; dlopen succeeds (else: not a shared library, or
+//   the path exists and is a regular file under the size cap, read once (plugin_file.hpp);
+//   dlopen of that copy succeeds (else: not a shared library, or
 //   an unresolved symbol); the entry symbol exists; the descriptor is not NULL; its ABI
 //   major equals ours and its minor is not newer; struct_size covers what ABI 1.0 defines;
 //   kind and backend are the ones asked for; name/version/init/shutdown are present; the
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "llmq/runtime/device.hpp"
+#include "llmq/runtime/plugin_file.hpp"
 #include "llmq/runtime/status.hpp"
 #include "llmq_plugin.h"
 
@@ -39,13 +41,16 @@ int32_t plugin_kind_from_name(std::string_view name);
 // One dlopen'ed plugin library. Closed (dlclose) when the last owner lets go.
 class PluginLibrary {
 public:
-    // Load and check `path` as a plugin of `kind` for `backend`. When private_copy is
-    // true the file is first copied to a private temporary file ($TMPDIR or /tmp, which must
-    // allow executable mappings), so a library rebuilt or overwritten under the same name gets
-    // a new handle; the copy's name is removed as soon as it is mapped.
+    // Load and check the plugin read into `file` (plugin_file.hpp) as a plugin of `kind` for
+    // `backend`: dlopen of the file's sealed copy (/proc/self/fd/N), never of its name, so a
+    // file rebuilt or replaced under the same name changes nothing here and gets a new handle
+    // when it is read again.
+    static Expected<std::shared_ptr<PluginLibrary>> load(const PluginFile& file, int32_t kind,
+                                                         int32_t backend);
+    // PluginFile::open(path, max_file_size), then the above.
     static Expected<std::shared_ptr<PluginLibrary>> load(const std::string& path, int32_t kind,
                                                          int32_t backend,
-                                                         bool private_copy = false);
+                                                         uint64_t max_file_size = PluginFile::default_max_size);
     ~PluginLibrary();
 
     const llmq_plugin_descriptor& descriptor() const { return *descriptor_; }
@@ -58,7 +63,7 @@ private:
     void* handle_ = nullptr;
     const llmq_plugin_descriptor* descriptor_ = nullptr;
     std::string path_;
-    std::string private_path_;  // the private copy's (already removed) name, for messages
+    int fd_ = -1;  // this library's descriptor for the file's sealed copy (see plugin_library.cpp)
 };
 
 // A plugin initialised for one device. Calls come from that device's worker thread.
@@ -114,9 +119,8 @@ struct PluginChoice {
     std::string vision;     // empty: none
     // Per-plugin TOML text, by plugin name.
     std::vector<std::pair<std::string, std::string>> plugin_tables;
-    // Load each library from a private copy (see PluginLibrary::load), so that a plugin file
-    // overwritten in place while it serves never changes the code the runtime is running.
-    bool private_copies = true;
+    // Plugin files larger than this are refused ([plugins] max_file_size).
+    uint64_t max_file_size = PluginFile::default_max_size;
     // Load and init each plugin in a probe process first (plugin_probe.hpp), so that one whose
     // constructors or init crash is refused with the reason instead of taking this process
     // down. [plugins] probe sets it for llmqd.

@@ -5,9 +5,12 @@
 //
 // The probe is a separate executable, llmq-plugin-probe (tools/plugin-probe), started with
 // posix_spawn (fork and exec in one step, safe in a threaded process and one that uses CUDA;
-// the daemon itself is never forked). It gets its request as one JSON object on stdin:
-//   {"path", "kind", "backend", "tables": {plugin name: TOML text}, "shapes": canary shapes}
-// runs, as the daemon would, PluginLibrary::load (every ABI check), init on one device of the
+// the daemon itself is never forked). It inherits, as descriptor 3, the sealed copy of the
+// plugin file the daemon read (plugin_file.hpp) — the very bytes the daemon loads after it —
+// and gets its request as one JSON object on stdin:
+//   {"path", "fd": 3, "kind", "backend", "tables": {plugin name: TOML text}, "shapes": ...}
+// ("path" names the user's file in messages; without "fd" the probe reads "path" itself, the
+// same way) and runs, as the daemon would, PluginLibrary::load (every ABI check), init on one device of the
 // backend and the canary without a reference (every output must be finite), and writes JSON
 // lines on stdout: {"stage": "load"|"init"|"canary"} as it enters each stage, then
 // {"ok": true, "load_ms", "init_ms", "canary_ms"} or {"ok": false, "stage", "error"}.
@@ -21,20 +24,28 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "llmq/runtime/plugin_canary.hpp"
+#include "llmq/runtime/plugin_file.hpp"
 #include "llmq/runtime/status.hpp"
 
 namespace llmq {
 
 struct ProbeRequest {
-    std::string path;    // the plugin file (the user's path)
+    std::string path;    // the plugin file (the user's path, for messages)
+    // Its sealed copy, handed to the probe; the daemon always sets it (and then loads the same
+    // copy). Null: run_plugin_probe reads `path` itself with PluginFile::open.
+    std::shared_ptr<const PluginFile> file;
     int32_t kind = 0;    // llmq_plugin_kind
     int32_t backend = LLMQ_BACKEND_CPU;
     std::map<std::string, std::string> tables;  // [plugins.<name>] TOML text by plugin name
     CanaryShapes shapes;
     std::chrono::milliseconds timeout{20000};   // the whole probe; then it is killed
+    // When >= 0: a descriptor that becomes readable when the wait must end now (the daemon
+    // stops); the probe is then killed and the result is an `unavailable` error.
+    int cancel_fd = -1;
 };
 
 struct ProbeReport {

@@ -5,7 +5,10 @@
 //   probe    (when SwapPolicy::probe) the plugin is loaded, initialised and run on the canary
 //            shapes in a short-lived process (plugin_probe.hpp): a crash, abort or hang in its
 //            constructors, init or kernels ends that process, not the daemon;
-//   load     PluginLibrary::load from a private copy (a rebuilt file of the same name gets a
+//   (read)   before any stage the file is read once into a sealed memfd (plugin_file.hpp):
+//            a symbolic link, a directory, FIFO or device, a file over [plugins] max_file_size
+//            is refused at "load"; the probe and dlopen both get that copy, never the name;
+//   load     PluginLibrary::load of that copy (a rebuilt file of the same name gets a
 //            new handle) with every ABI check: version, struct size, entry symbol, kind,
 //            backend, function table; once per backend of the device group;
 //   init     one instance per device of the group, each on its device's worker thread; all or
@@ -28,6 +31,7 @@
 // device worker).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -77,6 +81,9 @@ std::string utc_timestamp(std::chrono::system_clock::time_point t);
 class PluginSwapper {
 public:
     PluginSwapper(PluginHost& host, SwapPolicy policy);
+    ~PluginSwapper();
+    PluginSwapper(const PluginSwapper&) = delete;
+    PluginSwapper& operator=(const PluginSwapper&) = delete;
 
     // Put the plugin at `name_or_path` (as [plugins] gemm takes it: a name looked up in the
     // host's dir, or a path) in place of the current plugin of `kind`. Never throws; the
@@ -87,12 +94,20 @@ public:
 
     const SwapPolicy& policy() const { return policy_; }
 
+    // From now on every swap is refused ("llmqd is stopping"), and the one running ends at its
+    // next stage boundary: a probe is killed at once, retire stops waiting. Thread: any.
+    void cancel();
+    bool cancelled() const { return cancelled_.load(); }
+
 private:
     SwapReport run(int32_t kind, const std::string& requested, const std::string& reason);
+    static Status stopping_status();
 
     PluginHost& host_;
     SwapPolicy policy_;
     std::mutex mutex_;  // one swap at a time
+    std::atomic<bool> cancelled_{false};
+    int cancel_fd_ = -1;  // an eventfd, readable once cancel() ran (wakes the probe's wait)
 };
 
 }  // namespace llmq
