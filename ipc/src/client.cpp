@@ -35,6 +35,9 @@ Client::~Client() = default;
 
 Error Client::disconnected_error() const {
     if (socket_fault_) return *socket_fault_;
+    if (closed_reason_) {
+        return make_error(ErrorCode::disconnected, "llmqd closed the connection: " + *closed_reason_ + "; reconnect");
+    }
     return make_error(ErrorCode::disconnected,
                       "llmqd closed the connection (it stopped, restarted or died); reconnect");
 }
@@ -78,7 +81,10 @@ Result<std::unique_ptr<Client>> Client::connect(const ConnectOptions& options) {
         return errno_error("connecting to " + shown);
     }
 
-    if (auto sent = client->send_line(format_hello(Hello{kProtocolVersion, options.client_name}), deadline); !sent) {
+    // A daemon that refuses (busy, not allowed) may write its refusal and close before the
+    // hello is sent: the hello then fails, and the refusal still waits in the socket.
+    if (auto sent = client->send_line(format_hello(Hello{kProtocolVersion, options.client_name}), deadline);
+        !sent && sent.error().code != ErrorCode::disconnected) {
         return sent.error();
     }
 
@@ -170,6 +176,11 @@ void Client::handle_line(const std::string& line) {
     auto message = parse_control_line(line, kClientLimits);
     if (!message) return;  // nothing to answer to; the daemon's lines are its business
     if (message->contains("notice")) {
+        if ((*message)["notice"] == "closed") {
+            const auto reason = message->find("reason");
+            closed_reason_ = reason != message->end() && reason->is_string() ? reason->get<std::string>() : "no reason given";
+            return;
+        }
         notices_.push_back(std::move(*message));
     } else if (message->contains("id")) {
         replies_.push_back(std::move(*message));

@@ -1,6 +1,7 @@
 #include "llmq/ipc/instance_lock.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/interprocess/exceptions.hpp>
@@ -15,6 +16,7 @@ struct InstanceLock::Held {
     // Kept open for the daemon's life: closing any descriptor of the file would drop the lock.
     UniqueFd fd;
     boost::interprocess::file_lock lock;
+    std::filesystem::path path;
 };
 
 namespace {
@@ -44,10 +46,21 @@ InstanceLock::InstanceLock(InstanceLock&&) noexcept = default;
 InstanceLock& InstanceLock::operator=(InstanceLock&&) noexcept = default;
 
 InstanceLock::~InstanceLock() {
-    if (held_) held_->lock.unlock();
+    if (!held_) return;
+    // Removed while still held: a daemon that opened this file meanwhile finds, once it has
+    // the lock, that the path no longer names its file, and starts over (acquire).
+    ::unlink(held_->path.c_str());
+    held_->lock.unlock();
 }
 
 Result<InstanceLock> InstanceLock::acquire(const std::filesystem::path& lock_path, std::string_view instance) {
+    for (int attempt = 0;; ++attempt) {
+        auto lock = acquire_once(lock_path, instance);
+        if (lock || lock.error().code != ErrorCode::not_found || attempt == 8) return lock;
+    }
+}
+
+Result<InstanceLock> InstanceLock::acquire_once(const std::filesystem::path& lock_path, std::string_view instance) {
     const std::string shown = lock_path.string();
     UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.valid()) return errno_error("instance lock " + shown + ": opening it");
@@ -63,6 +76,12 @@ Result<InstanceLock> InstanceLock::acquire(const std::filesystem::path& lock_pat
     } catch (const boost::interprocess::interprocess_exception& e) {
         return make_error(ErrorCode::io_error, "instance lock " + shown + ": " + e.what());
     }
+    struct stat mine {}, named {};
+    if (::fstat(fd.get(), &mine) != 0 || ::stat(lock_path.c_str(), &named) != 0 || mine.st_ino != named.st_ino ||
+        mine.st_dev != named.st_dev) {
+        return make_error(ErrorCode::not_found, "instance lock " + shown + ": removed while it was taken");
+    }
+    held->path = lock_path;
     const std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
         return errno_error("instance lock " + shown + ": writing the pid");

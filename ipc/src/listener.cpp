@@ -8,6 +8,7 @@
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -24,6 +25,7 @@ namespace llmq::ipc {
 
 namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
+using Clock = std::chrono::steady_clock;
 
 class ConnectionImpl;
 
@@ -33,6 +35,11 @@ struct Listener::Impl {
     ~Impl();
 
     void accept_next();
+    // Makes room in the handshake stage for one more connection (evicts its oldest member).
+    void bound_handshakes();
+    // At a hello: the limit this newcomer would pass after evicting the longest-idle
+    // connection in that limit's scope, or nullopt when it may be served.
+    std::optional<Error> admit(const ConnectionImpl& newcomer);
     void log(const std::string& message) const {
         if (options.log) options.log(message);
     }
@@ -79,9 +86,33 @@ public:
         queue_write(format_control_notice(notice, details));
     }
 
+    void defer_requests() override { deferred_ = true; }
+
+    void resume_requests() override {
+        if (!deferred_ || state_ != State::ready) return;
+        deferred_ = false;
+        const auto self = shared_from_this();
+        asio::post(socket_.get_executor(), [self] {
+            if (self->state_ != State::ready) return;
+            self->serve_requests();
+            self->watch_doorbell();
+        });
+    }
+
+    bool in_handshake() const { return state_ == State::handshake; }
+    bool served() const { return state_ == State::ready; }
+    Clock::time_point last_activity() const { return last_activity_; }
+
     void close(std::string_view reason) override {
         if (state_ == State::closed) return;
         const bool was_connected = state_ == State::ready || connected_;
+        if (state_ == State::ready && !writing_) {
+            // The client's last word, best effort and never waited for: a client that does not
+            // read its socket must not keep the connection open.
+            const std::string notice = format_control_notice("closed", {{"reason", std::string(reason)}});
+            [[maybe_unused]] const ssize_t n =
+                ::send(socket_.native_handle(), notice.data(), notice.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
         state_ = State::closed;
         boost::system::error_code ignored;
         handshake_timer_.cancel();
@@ -98,7 +129,7 @@ public:
     }
 
     // Called once, right after accept.
-    void begin(bool over_capacity) {
+    void begin() {
         ucred cred{};
         socklen_t length = sizeof cred;
         if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) {
@@ -108,12 +139,6 @@ public:
         peer_ = PeerCredentials{cred.pid, cred.uid, cred.gid};
         auto owner = owner_.lock();
         if (!owner) return;
-        if (over_capacity) {
-            refuse(make_error(ErrorCode::busy, "llmqd serves its maximum of " +
-                                                   std::to_string(owner->options.max_connections) +
-                                                   " connections; retry later"));
-            return;
-        }
         if (!peer_allowed(*owner)) {
             owner->log("refused uid " + std::to_string(peer_.uid) + " (pid " + std::to_string(peer_.pid) + ")");
             refuse(make_error(ErrorCode::permission_denied,
@@ -195,6 +220,14 @@ private:
             return;
         }
         client_name_ = hello->client;
+        if (auto owner = owner_.lock()) {
+            if (auto full = owner->admit(*this)) {
+                owner->log("connection " + std::to_string(id_) + " (uid " + std::to_string(peer_.uid) + " pid " +
+                           std::to_string(peer_.pid) + ") refused: " + full->message);
+                refuse(*full);
+                return;
+            }
+        }
         auto region = ServerRegion::create(geometry_);
         if (!region) {
             refuse(make_error(ErrorCode::internal, "llmqd could not create the client region: " + region.error().message));
@@ -230,22 +263,50 @@ private:
                        std::to_string(peer_.pid) + " (" + client_name_ + ") connected");
             if (owner->connect_callback) owner->connect_callback(self);
         }
-        if (state_ == State::ready) wait_doorbell();
+        last_activity_ = Clock::now();
+        if (state_ == State::ready) watch_doorbell();
     }
 
-    void wait_doorbell() {
+    // Runs on_requests and closes a connection whose region faulted meanwhile.
+    void serve_requests() {
+        last_activity_ = Clock::now();
+        if (auto owner = owner_.lock()) {
+            if (owner->requests_callback) owner->requests_callback(shared_from_this());
+        }
+        if (state_ == State::ready && region_->faulted()) {
+            close("the client wrote an impossible ring index into its region");
+        }
+    }
+
+    // One wait on the doorbell at a time; none while deferred or pausing after noise.
+    void watch_doorbell() {
+        if (state_ != State::ready || deferred_ || doorbell_waiting_) return;
+        doorbell_waiting_ = true;
         const auto self = shared_from_this();
         doorbell_->async_wait(asio::posix::descriptor_base::wait_read, [self](const boost::system::error_code& ec) {
+            self->doorbell_waiting_ = false;
             if (ec || self->state_ != State::ready) return;
             self->region_->drain_doorbell();
-            if (auto owner = self->owner_.lock()) {
-                if (owner->requests_callback) owner->requests_callback(self);
+            // Coalescing: the eventfd counts every ring, one wake-up takes them all; a wake-up
+            // that finds nothing published is noise, and repeated noise is watched lazily.
+            if (self->region_->has_pending_requests() || self->region_->faulted()) {
+                self->noise_ = 0;
+                self->serve_requests();
+            } else {
+                ++self->noise_;
             }
-            if (self->state_ == State::ready && self->region_->faulted()) {
-                self->close("the client wrote an impossible ring index into its region");
+            if (self->state_ != State::ready) return;
+            if (self->noise_ < 2) {
+                self->watch_doorbell();
                 return;
             }
-            if (self->state_ == State::ready) self->wait_doorbell();
+            const auto pause = std::chrono::milliseconds(1 << std::min(self->noise_ - 2, 6));
+            self->handshake_timer_.expires_after(std::min(pause, std::chrono::milliseconds(50)));
+            self->doorbell_waiting_ = true;
+            self->handshake_timer_.async_wait([self](const boost::system::error_code& timer_ec) {
+                self->doorbell_waiting_ = false;
+                if (!timer_ec) self->watch_doorbell();
+            });
         });
     }
 
@@ -276,6 +337,7 @@ private:
         const auto self = shared_from_this();
         std::optional<Result<nlohmann::json>> reply;
         try {
+            last_activity_ = Clock::now();
             reply.emplace(handler(*this, request->args));
         } catch (const std::exception& e) {
             reply.emplace(make_error(ErrorCode::internal, "command '" + request->command + "' failed: " + e.what()));
@@ -338,6 +400,10 @@ private:
     bool writing_ = false;
     bool close_after_flush_ = false;
     bool connected_ = false;
+    bool deferred_ = false;
+    bool doorbell_waiting_ = false;  // a wait on the doorbell or the noise pause is pending
+    int noise_ = 0;                  // doorbells in a row that found no request
+    Clock::time_point last_activity_ = Clock::now();
     State state_ = State::handshake;
     PeerCredentials peer_;
     std::string client_name_;
@@ -364,14 +430,66 @@ void Listener::Impl::accept_next() {
             if (ec == asio::error::operation_aborted) return;
             impl->log("accept failed: " + ec.message());
         } else {
+            impl->bound_handshakes();
             const std::uint64_t id = impl->next_id++;
-            const bool over = impl->connections.size() >= impl->options.max_connections;
             auto connection = std::make_shared<ConnectionImpl>(weak, id, std::move(socket), impl->options);
             impl->connections.emplace(id, connection);
-            connection->begin(over);
+            connection->begin();
         }
         impl->accept_next();
     });
+}
+
+void Listener::Impl::bound_handshakes() {
+    std::size_t handshaking = 0;
+    std::shared_ptr<ConnectionImpl> oldest;  // lowest id: connections are numbered as accepted
+    for (const auto& [id, c] : connections) {
+        if (!c->in_handshake()) continue;
+        ++handshaking;
+        if (!oldest) oldest = c;
+    }
+    if (oldest && handshaking >= options.max_handshaking) {
+        oldest->close("evicted: the oldest of " + std::to_string(handshaking) +
+                      " connections still in the handshake ([ipc] max_handshaking)");
+    }
+}
+
+std::optional<Error> Listener::Impl::admit(const ConnectionImpl& newcomer) {
+    const PeerCredentials& me = newcomer.peer();
+    struct Scope {
+        const char* key;
+        std::size_t limit;
+        std::function<bool(const ConnectionImpl&)> member;
+        const char* whose;
+    };
+    const Scope scopes[] = {
+        {"max_clients_per_pid", options.max_per_pid, [&](const ConnectionImpl& c) { return c.peer().pid == me.pid; },
+         "of this process"},
+        {"max_clients_per_uid", options.max_per_uid, [&](const ConnectionImpl& c) { return c.peer().uid == me.uid; },
+         "of this user"},
+        {"max_clients", options.max_connections, [](const ConnectionImpl&) { return true; }, "in all"},
+    };
+    const auto now = Clock::now();
+    for (const Scope& scope : scopes) {
+        std::size_t count = 0;
+        std::shared_ptr<ConnectionImpl> idlest;
+        for (const auto& [id, c] : connections) {
+            if (!c->served() || !scope.member(*c)) continue;
+            ++count;
+            if (now - c->last_activity() < options.idle_grace || !options.evictable || !options.evictable(*c)) continue;
+            if (!idlest || c->last_activity() < idlest->last_activity()) idlest = c;
+        }
+        if (count < scope.limit) continue;
+        if (idlest) {
+            idlest->close(std::string("evicted: idle while llmqd was full (") + scope.key + " = " +
+                          std::to_string(scope.limit) + ")");
+            continue;
+        }
+        return make_error(ErrorCode::busy, "busy: llmqd serves its maximum of " + std::to_string(scope.limit) +
+                                               " connections " + scope.whose + " ([ipc] " + scope.key +
+                                               "), all of them working; retry later");
+    }
+    return std::nullopt;
 }
 
 Listener::Listener(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

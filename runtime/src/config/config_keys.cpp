@@ -525,6 +525,25 @@ std::vector<KeyRule> make_key_rules() {
                                 "Response events buffered for a client before it must read", true));
     rules.push_back(integer_key("ipc", "max_clients", field(&Config::ipc, &IpcConfig::max_clients),
                                 1, 1 << 16, "Most clients connected at once"));
+    rules.push_back(integer_key("ipc", "max_handshaking", field(&Config::ipc, &IpcConfig::max_handshaking),
+                                1, 1 << 16,
+                                "Most connections still in the handshake; a new one evicts the oldest"));
+    rules.push_back(integer_key("ipc", "max_clients_per_uid",
+                                field(&Config::ipc, &IpcConfig::max_clients_per_uid), 1, 1 << 16,
+                                "Most connections of one user; idle ones are evicted for a new one"));
+    rules.push_back(integer_key("ipc", "max_clients_per_pid",
+                                field(&Config::ipc, &IpcConfig::max_clients_per_pid), 1, 1 << 16,
+                                "Most connections of one process"));
+    rules.push_back(integer_key("ipc", "max_requests_per_client",
+                                field(&Config::ipc, &IpcConfig::max_requests_per_client), 1, 1 << 20,
+                                "Most queued or running requests of one connection; more are answered \"busy\""));
+    rules.push_back(integer_key("ipc", "max_running_per_client",
+                                field(&Config::ipc, &IpcConfig::max_running_per_client), 1, 4096,
+                                "Most running sequences of one connection; its others wait"));
+    rules.push_back(integer_key("ipc", "max_pending_events",
+                                field(&Config::ipc, &IpcConfig::max_pending_events), 1, 1 << 20,
+                                "Events held for a client whose response ring is full; past it, or "
+                                "stalled for stall_timeout, the client is cut off"));
     rules.push_back(size_key("ipc", "max_prompt_bytes",
                              field(&Config::ipc, &IpcConfig::max_prompt_bytes), 1, 256ull << 20, "",
                              "Largest prompt of one request"));

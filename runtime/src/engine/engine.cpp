@@ -22,6 +22,7 @@ const char* finish_reason_name(FinishReason r) {
 struct Engine::Sequence {
     uint64_t id = 0;
     int32_t priority = 0;
+    uint64_t owner = 0;
     uint64_t admission = 0;  // order of first admission, for preemption choice
     std::shared_ptr<RequestSink> sink;
     SamplingParams params;
@@ -81,6 +82,7 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
                                 std::to_string(options_.max_new_tokens));
     s->prompt_len = static_cast<int32_t>(s->tokens.size());
     s->priority = request.priority;
+    s->owner = request.owner;
     s->sink = std::move(sink);
     s->params = request.sampling;
     s->max_tokens = request.sampling.max_tokens;
@@ -303,10 +305,20 @@ bool Engine::step() {
             ++it;
         }
     }
-    // Admit waiting requests while budget, sequence slots and blocks allow.
-    while (!waiting_.empty() && budget > 0 &&
-           static_cast<int32_t>(running_.size()) < options_.max_running) {
-        Sequence& s = *waiting_.front();
+    // Admit waiting requests while budget, sequence slots and blocks allow; an owner that
+    // already runs its share waits, and the next request in line goes first.
+    running_by_owner_.clear();
+    if (options_.max_running_per_owner > 0)
+        for (const auto& s : running_)
+            if (s->owner != 0) ++running_by_owner_[s->owner];
+    for (size_t i = 0; i < waiting_.size() && budget > 0 &&
+                       static_cast<int32_t>(running_.size()) < options_.max_running;) {
+        Sequence& s = *waiting_[i];
+        if (options_.max_running_per_owner > 0 && s.owner != 0 &&
+            running_by_owner_[s.owner] >= options_.max_running_per_owner) {
+            ++i;
+            continue;
+        }
         const int32_t remaining = static_cast<int32_t>(s.tokens.size()) - s.computed;
         const int32_t count = std::min({remaining, budget, options_.prefill_chunk});
         if (!executor_.blocks().allocate(blocks_needed(s, s.computed + count), s.blocks)) break;
@@ -317,8 +329,9 @@ bool Engine::step() {
         if (s.admission == 0) s.admission = ++admissions_;
         work.push_back({&s, count});
         budget -= count;
-        running_.push_back(std::move(waiting_.front()));
-        waiting_.pop_front();
+        if (s.owner != 0) ++running_by_owner_[s.owner];
+        running_.push_back(std::move(waiting_[i]));
+        waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     }
     {
         std::lock_guard lock(mutex_);

@@ -129,6 +129,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     en.max_tokens_per_step = config.scheduler.max_tokens_per_step;
     en.max_running = config.scheduler.max_running_sequences;
     en.max_queued = config.scheduler.max_queued_requests;
+    en.max_running_per_owner = config.ipc.max_running_per_client;
     en.max_new_tokens = config.scheduler.max_new_tokens;
     en.prefill_chunk = config.scheduler.prefill_chunk;
     en.context_length = m->plan_.context_length;

@@ -1,6 +1,7 @@
 #include "llmq/runtime/daemon.hpp"
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -13,6 +14,9 @@ namespace llmq {
 
 int daemon_main(int argc, char** argv, const char* program) {
     block_stop_signals();  // threads started from here on (MPI's too) inherit the mask
+    // A closed stderr pipe (the terminal or journal reader went away) must not kill a daemon
+    // that serves others: writes fail with EPIPE instead, and the logger carries on.
+    std::signal(SIGPIPE, SIG_IGN);
     CLI::App app{"llmqd: the llmq daemon. Keeps a model loaded and serves local clients through "
                  "shared memory.",
                  program};

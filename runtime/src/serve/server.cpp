@@ -7,7 +7,9 @@
 #include <csignal>
 #include <boost/asio.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -28,26 +30,51 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One connected client, shared by the Asio thread (requests, control) and the engine thread
-// (its requests' events).
+// Most request descriptors one doorbell wake-up takes from one client; the rest wait for a
+// later turn of the Asio loop, after every other client's handlers.
+constexpr size_t kRequestsPerWake = 8;
+
+// A request of a client, as the Asio thread knows it.
+struct LiveRequest {
+    uint64_t engine_id = 0;  // 0 while the prompt worker prepares it
+    bool cancelled = false;  // cancelled (or disconnected) while it was being prepared
+    bool finished = false;   // the engine finished it before its id came back
+};
+
+// One connected client, shared by the Asio thread (requests, control), the prompt worker and
+// the engine thread (its requests' events).
+//
+// What the daemon holds for a client is bounded: events go to its response ring, and only
+// those that do not fit wait in `pending`, at most max_pending; while any wait, the client's
+// request ring is not read (so it cannot ask for more), and a client whose pending events
+// overflow, or make no progress for the stall timeout, is cut off.
 struct ClientState {
     std::shared_ptr<ipc::Connection> connection;
     std::shared_ptr<ipc::ServerRegion> region;
     std::atomic<bool> open{true};
+    size_t max_pending = 256;
 
     // The response ring has one producer at a time: this mutex (the daemon's own, never
-    // shared with the client) lets both threads push.
+    // shared with the client) lets every thread push.
     std::mutex events_mutex;
-    std::deque<ipc::Event> pending;  // events that did not fit yet, in order
+    std::deque<ipc::Event> pending;   // events that did not fit yet, in order
+    Clock::time_point pending_since;  // last progress while `pending` was not empty
+    bool overflowed = false;          // an event found `pending` full (and was dropped)
 
-    // Asio thread only: the client's request ids → engine ids.
-    std::unordered_map<uint64_t, uint64_t> requests;
+    // Asio thread only: the client's request ids → what became of them.
+    std::unordered_map<uint64_t, LiveRequest> requests;
+    bool deferred = false;  // its request ring is left unread until `pending` drains
 
-    // Push in order after whatever is pending; false when it had to wait in `pending`.
+    // Push in order after whatever is pending; false when it had to wait or was dropped.
     bool push(ipc::Event e) {
         std::lock_guard lock(events_mutex);
         flush_locked();
         if (pending.empty() && region->push_event(e)) return true;
+        if (pending.size() >= max_pending) {
+            overflowed = true;
+            return false;
+        }
+        if (pending.empty()) pending_since = Clock::now();
         pending.push_back(std::move(e));
         return false;
     }
@@ -57,8 +84,71 @@ struct ClientState {
         return pending.empty();
     }
     void flush_locked() {
-        while (!pending.empty() && region->push_event(pending.front())) pending.pop_front();
+        bool moved = false;
+        while (!pending.empty() && region->push_event(pending.front())) {
+            pending.pop_front();
+            moved = true;
+        }
+        if (moved) pending_since = Clock::now();
     }
+    // Why this client must be cut off now, or "" (it drains, or has nothing waiting).
+    std::string why_cut_off(std::chrono::milliseconds stall_timeout) {
+        std::lock_guard lock(events_mutex);
+        flush_locked();
+        if (overflowed)
+            return "it does not read its events: more than " + std::to_string(max_pending) +
+                   " waited beside its full response ring ([ipc] max_pending_events)";
+        if (!pending.empty() && Clock::now() - pending_since > stall_timeout)
+            return "it read none of its " + std::to_string(pending.size()) +
+                   " waiting events within the stall timeout ([ipc] stall_timeout)";
+        return "";
+    }
+};
+
+// One thread that prepares requests off the Asio thread: tokenizing a prompt (and the
+// engine's other per-request checks) is O(prompt), so it never runs where every client's
+// hello, doorbell and status command are served. Jobs run in submission order.
+class PromptWorker {
+public:
+    PromptWorker() : thread_([this] { run(); }) {}
+    ~PromptWorker() { stop(); }
+    void post(std::function<void()> job) {
+        {
+            std::lock_guard lock(mutex_);
+            jobs_.push_back(std::move(job));
+        }
+        cv_.notify_one();
+    }
+    // Drops the jobs not started and joins the thread.
+    void stop() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+            jobs_.clear();
+        }
+        cv_.notify_one();
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    void run() {
+        for (;;) {
+            std::function<void()> job;
+            {
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+                if (stopping_) return;
+                job = std::move(jobs_.front());
+                jobs_.pop_front();
+            }
+            job();
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;
+    bool stopping_ = false;
+    std::thread thread_;
 };
 
 uint64_t micros(double ms) { return ms > 0 ? static_cast<uint64_t>(ms * 1000.0) : 0; }
@@ -143,13 +233,15 @@ public:
 private:
     void handle_requests(const std::shared_ptr<ipc::Connection>& c);
     void submit(const std::shared_ptr<ClientState>& client, const ipc::DecodedRequest& r);
+    void submitted(const std::shared_ptr<ClientState>& client, uint64_t id, Expected<uint64_t> engine_id);
+    void cut_off(const std::shared_ptr<ClientState>& client, const std::string& why);
     void disconnect(const std::shared_ptr<ipc::Connection>& c);
     void begin_drain(const std::string& why);
     void check_drain();
     void stop();
     void engine_loop();
-    nlohmann::json status_json();
-    nlohmann::json metrics_json();
+    nlohmann::json status_json(const ipc::PeerCredentials& asker);
+    nlohmann::json metrics_json(const ipc::PeerCredentials& asker);
     ipc::Result<nlohmann::json> render_chat_command(const nlohmann::json& args, ChatTemplateFamily family);
     void on_request_done(uint64_t connection, uint64_t request_id);
 
@@ -160,6 +252,9 @@ private:
     std::unique_ptr<ModelRuntime> runtime_;
     std::unordered_map<uint64_t, std::shared_ptr<ClientState>> clients_;  // by connection id
     ipc::DecodeLimits limits_;
+    uint64_t max_prompt_text_bytes_ = 0;  // longer text cannot tokenize into the context
+    size_t preparing_ = 0;                // requests at the prompt worker (Asio thread)
+    std::unique_ptr<PromptWorker> prompt_worker_;
     std::atomic<bool> stopping_{false};
     bool draining_ = false;
     Clock::time_point drain_deadline_;
@@ -183,7 +278,13 @@ void Server::on_request_done(uint64_t connection, uint64_t request_id) {
     // Engine thread → Asio thread: forget the mapping there.
     boost::asio::post(io_, [this, connection, request_id] {
         auto it = clients_.find(connection);
-        if (it != clients_.end()) it->second->requests.erase(request_id);
+        if (it != clients_.end()) {
+            auto& requests = it->second->requests;
+            auto r = requests.find(request_id);
+            // Finished before its engine id came back from the prompt worker: forgotten then.
+            if (r != requests.end() && r->second.engine_id == 0) r->second.finished = true;
+            else if (r != requests.end()) requests.erase(r);
+        }
         if (draining_) check_drain();
     });
 }
@@ -196,8 +297,33 @@ void Server::submit(const std::shared_ptr<ClientState>& client, const ipc::Decod
                                        "llmqd is shutting down and takes no new requests"));
         return;
     }
+    if (client->requests.count(id) != 0) {
+        client->push(ipc::Event::error(id, ipc::EventError::invalid_request,
+                                       "request_id " + std::to_string(id) +
+                                           " is already in use by a live request of this connection; "
+                                           "the new request was refused"));
+        return;
+    }
+    const size_t share = static_cast<size_t>(options_.config.ipc.max_requests_per_client);
+    if (client->requests.size() >= share) {
+        client->push(ipc::Event::error(id, ipc::EventError::busy,
+                                       "busy: this connection has " + std::to_string(client->requests.size()) +
+                                           " live requests, its share ([ipc] max_requests_per_client); "
+                                           "retry when one ends"));
+        return;
+    }
     const ipc::GenerateRequest& g = r.generate;
+    if (!g.prompt_is_tokens && g.prompt_text.size() > max_prompt_text_bytes_) {
+        client->push(ipc::Event::error(
+            id, ipc::EventError::invalid_request,
+            "prompt: " + std::to_string(g.prompt_text.size()) + " bytes of text cannot fit the context of " +
+                std::to_string(runtime_->plan().context_length) + " positions (no token of this model is longer than " +
+                std::to_string(max_prompt_text_bytes_ / std::max<int64_t>(1, runtime_->plan().context_length - 1)) +
+                " bytes, so at most " + std::to_string(max_prompt_text_bytes_) + " bytes can)"));
+        return;
+    }
     GenerateRequest req;
+    req.owner = client->connection->id();
     if (g.prompt_is_tokens) req.prompt_tokens = g.prompt_tokens;
     else req.prompt = g.prompt_text;
     req.add_bos = g.add_bos;
@@ -220,25 +346,61 @@ void Server::submit(const std::shared_ptr<ClientState>& client, const ipc::Decod
     const uint64_t conn = client->connection->id();
     auto sink = std::make_shared<ClientSink>(client, id, g.logprobs, metrics_,
                                              [this, conn](uint64_t rid) { on_request_done(conn, rid); });
-    auto engine_id = runtime_->engine().submit(std::move(req), sink);
+    client->requests[id] = LiveRequest{};
+    ++preparing_;
+    prompt_worker_->post([this, client, id, req = std::move(req), sink]() mutable {
+        auto engine_id = runtime_->engine().submit(std::move(req), sink);
+        boost::asio::post(io_, [this, client, id, engine_id = std::move(engine_id)]() mutable {
+            submitted(client, id, std::move(engine_id));
+        });
+    });
+}
+
+// Asio thread: the prompt worker's answer for one request.
+void Server::submitted(const std::shared_ptr<ClientState>& client, uint64_t id, Expected<uint64_t> engine_id) {
+    --preparing_;
+    auto it = client->requests.find(id);
     if (!engine_id) {
+        if (it != client->requests.end()) client->requests.erase(it);
         const Status& s = engine_id.status();
         ipc::EventError code = s.code() == status_code::unavailable ? ipc::EventError::busy
                                                                       : ipc::EventError::invalid_request;
         metrics_.record_rejected();
-        client->push(ipc::Event::error(id, code, s.message()));
-        return;
+        if (client->open.load()) client->push(ipc::Event::error(id, code, s.message()));
+    } else if (it == client->requests.end() || it->second.cancelled || !client->open.load()) {
+        runtime_->engine().cancel(*engine_id);
+        if (it != client->requests.end()) it->second.engine_id = *engine_id;
+    } else if (it->second.finished) {
+        client->requests.erase(it);
+    } else {
+        it->second.engine_id = *engine_id;
     }
-    client->requests[id] = *engine_id;
+    if (draining_) check_drain();
+}
+
+void Server::cut_off(const std::shared_ptr<ClientState>& client, const std::string& why) {
+    const auto& c = client->connection;
+    log::warn("client " + std::to_string(c->id()) + " (pid " + std::to_string(c->peer().pid) + ", " +
+              c->client_name() + ") cut off: " + why);
+    c->close("cut off: " + why);
 }
 
 void Server::handle_requests(const std::shared_ptr<ipc::Connection>& c) {
     auto it = clients_.find(c->id());
     if (it == clients_.end()) return;
     auto client = it->second;
-    client->flush();
+    if (const std::string why = client->why_cut_off(options_.config.ipc.stall_timeout); !why.empty()) {
+        cut_off(client, why);
+        return;
+    }
+    if (!client->flush()) {
+        // Its events wait beside a full ring: read no more requests until it drains them.
+        client->deferred = true;
+        c->defer_requests();
+        return;
+    }
     std::vector<ipc::PolledRequest> polled;
-    client->region->poll(limits_, polled);
+    client->region->poll(limits_, polled, kRequestsPerWake);
     if (client->region->faulted()) {
         log::warn("client " + std::to_string(c->id()) + " (pid " + std::to_string(c->peer().pid) +
                   ") corrupted its region's ring indices; closing it");
@@ -257,8 +419,10 @@ void Server::handle_requests(const std::shared_ptr<ipc::Connection>& c) {
                 client->push(ipc::Event::pong(r.request_id));
                 break;
             case ipc::RequestKind::cancel:
-                if (auto m = client->requests.find(r.request_id); m != client->requests.end())
-                    runtime_->engine().cancel(m->second);
+                if (auto m = client->requests.find(r.request_id); m != client->requests.end()) {
+                    if (m->second.engine_id != 0) runtime_->engine().cancel(m->second.engine_id);
+                    else m->second.cancelled = true;
+                }
                 break;
             case ipc::RequestKind::generate:
                 submit(client, r);
@@ -268,6 +432,16 @@ void Server::handle_requests(const std::shared_ptr<ipc::Connection>& c) {
                                                "unknown request kind"));
         }
     }
+    if (!c->is_open()) return;
+    if (const std::string why = client->why_cut_off(options_.config.ipc.stall_timeout); !why.empty()) {
+        cut_off(client, why);
+        return;
+    }
+    if (client->region->has_pending_requests()) {
+        // This wake-up's share is done; the rest after every other client's turn.
+        c->defer_requests();
+        c->resume_requests();
+    }
 }
 
 void Server::disconnect(const std::shared_ptr<ipc::Connection>& c) {
@@ -275,7 +449,10 @@ void Server::disconnect(const std::shared_ptr<ipc::Connection>& c) {
     if (it == clients_.end()) return;
     auto client = it->second;
     client->open.store(false);
-    for (const auto& [rid, eid] : client->requests) runtime_->engine().cancel(eid);
+    for (auto& [rid, r] : client->requests) {
+        if (r.engine_id != 0) runtime_->engine().cancel(r.engine_id);
+        else r.cancelled = true;  // cancelled when the prompt worker hands it over
+    }
     log::debug("client " + std::to_string(c->id()) + " gone; cancelled " +
                std::to_string(client->requests.size()) + " request(s)");
     clients_.erase(it);
@@ -296,14 +473,17 @@ void Server::begin_drain(const std::string& why) {
 void Server::check_drain() {
     if (stopping_.load()) return;
     Engine& engine = runtime_->engine();
-    if (engine.idle()) {
+    if (engine.idle() && preparing_ == 0) {
         stop();
         return;
     }
     if (Clock::now() > drain_deadline_) {
         log::warn("drain timeout: cancelling the requests still running");
         for (auto& [id, client] : clients_)
-            for (const auto& [rid, eid] : client->requests) engine.cancel(eid);
+            for (auto& [rid, r] : client->requests) {
+                if (r.engine_id != 0) engine.cancel(r.engine_id);
+                else r.cancelled = true;
+            }
         drain_deadline_ = Clock::now() + std::chrono::seconds(5);  // for the cancellations
     }
     drain_timer_->expires_after(std::chrono::milliseconds(20));
@@ -320,7 +500,7 @@ void Server::stop() {
     io_.stop();
 }
 
-nlohmann::json Server::status_json() {
+nlohmann::json Server::status_json(const ipc::PeerCredentials& asker) {
     const EngineStats s = runtime_->engine().stats();
     nlohmann::json j;
     j["server"] = "llmqd";
@@ -352,14 +532,26 @@ nlohmann::json Server::status_json() {
                                     {"errors", inst->errors()}});
         }
     }
+    // Who else uses the daemon is the daemon's user's business, and each user's own: another
+    // user's clients are counted, never named.
+    const bool sees_all = asker.uid == getuid() || asker.uid == 0;
     j["clients"] = clients_.size();
     j["client_list"] = nlohmann::json::array();
-    for (const auto& [id, c] : clients_)
+    size_t hidden = 0;
+    for (const auto& [id, c] : clients_) {
+        if (!sees_all && c->connection->peer().uid != asker.uid) {
+            ++hidden;
+            continue;
+        }
         j["client_list"].push_back({{"id", id}, {"name", c->connection->client_name()},
                                     {"pid", c->connection->peer().pid},
                                     {"uid", c->connection->peer().uid},
                                     {"requests", c->requests.size()}});
-    j["requests"] = {{"running", s.running}, {"queued", s.queued}, {"finished", s.requests_finished}};
+    }
+    j["other_users_clients"] = hidden;
+    // Requests at the prompt worker are accepted and wait like queued ones.
+    j["requests"] = {{"running", s.running}, {"queued", s.queued + static_cast<int64_t>(preparing_)},
+                     {"finished", s.requests_finished}};
     j["kv_blocks"] = {{"used", s.kv_blocks_used}, {"free", s.kv_blocks_total - s.kv_blocks_used},
                       {"total", s.kv_blocks_total}, {"block_size", runtime_->plan().block_size}};
     j["tokens_per_s"] = s.tokens_per_s;
@@ -408,9 +600,9 @@ ipc::Result<nlohmann::json> Server::render_chat_command(const nlohmann::json& ar
 
 // The `metrics` command: the serving counters and histograms, with the gauges an operator
 // watches taken from the status.
-nlohmann::json Server::metrics_json() {
+nlohmann::json Server::metrics_json(const ipc::PeerCredentials& asker) {
     nlohmann::json j = metrics_.to_json();
-    const nlohmann::json st = status_json();
+    const nlohmann::json st = status_json(asker);
     for (const char* key : {"model", "devices", "plugins", "clients", "kv_blocks", "preemptions", "uptime_s"})
         j[key] = st[key];
     j["queued"] = st["requests"]["queued"];
@@ -458,6 +650,13 @@ int Server::run() {
     lo.control_limits.max_line_bytes = config.ipc.control_max_line;
     lo.control_limits.max_depth = static_cast<uint32_t>(config.ipc.control_max_depth);
     lo.max_connections = static_cast<size_t>(config.ipc.max_clients);
+    lo.max_handshaking = static_cast<size_t>(config.ipc.max_handshaking);
+    lo.max_per_uid = static_cast<size_t>(config.ipc.max_clients_per_uid);
+    lo.max_per_pid = static_cast<size_t>(config.ipc.max_clients_per_pid);
+    lo.evictable = [this](const ipc::Connection& c) {
+        auto it = clients_.find(c.id());
+        return it == clients_.end() || it->second->requests.empty();
+    };
     lo.allow_peer = [&config](const ipc::PeerCredentials& p) { return user_allowed(config.ipc, p.uid); };
     lo.log = [](std::string_view m) { log::debug(std::string(m)); };
     auto listener = ipc::Listener::open(io_, lo);
@@ -491,9 +690,21 @@ int Server::run() {
     limits_.max_prompt_tokens = static_cast<uint32_t>(runtime_->plan().context_length);
     limits_.max_prompt_bytes = config.ipc.max_prompt_bytes;
     limits_.max_new_tokens = config.scheduler.max_new_tokens;
+    {
+        // A token covers at most `longest` bytes, so longer text needs at least a whole
+        // context of tokens: refused by its size alone, before anything tokenizes it.
+        const Tokenizer& tok = runtime_->tokenizer();
+        uint64_t longest = 1;
+        for (int32_t id = 0; id < tok.vocab_size(); ++id)
+            longest = std::max<uint64_t>(longest, tok.token_bytes(id).size());
+        const int64_t context = runtime_->plan().context_length;
+        max_prompt_text_bytes_ = static_cast<uint64_t>(std::max<int64_t>(context - 1, 0)) * longest;
+    }
+    prompt_worker_ = std::make_unique<PromptWorker>();
 
     listener_->on_connect([this](const std::shared_ptr<ipc::Connection>& c) {
         auto state = std::make_shared<ClientState>();
+        state->max_pending = static_cast<size_t>(options_.config.ipc.max_pending_events);
         state->connection = c;
         state->region = c->region();
         clients_[c->id()] = state;
@@ -502,11 +713,11 @@ int Server::run() {
     });
     listener_->on_requests([this](const std::shared_ptr<ipc::Connection>& c) { handle_requests(c); });
     listener_->on_disconnect([this](const std::shared_ptr<ipc::Connection>& c) { disconnect(c); });
-    listener_->add_command("status", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
-        return status_json();
+    listener_->add_command("status", [this](ipc::Connection& asker, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        return status_json(asker.peer());
     });
-    listener_->add_command("metrics", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
-        return metrics_json();
+    listener_->add_command("metrics", [this](ipc::Connection& asker, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
+        return metrics_json(asker.peer());
     });
     listener_->add_command("drain", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         begin_drain("drain command");
@@ -550,10 +761,17 @@ int Server::run() {
         // pushes; close it here instead of waiting for its next doorbell (it may never ring),
         // which cancels its requests and frees their KV blocks now.
         std::vector<std::shared_ptr<ipc::Connection>> faulted;
+        std::vector<std::pair<std::shared_ptr<ClientState>, std::string>> stuck;
         for (auto& [id, c] : clients_) {
-            c->flush();
+            if (std::string why = c->why_cut_off(options_.config.ipc.stall_timeout); !why.empty()) {
+                stuck.emplace_back(c, std::move(why));
+            } else if (c->deferred && c->flush()) {
+                c->deferred = false;
+                c->connection->resume_requests();
+            }
             if (c->region->faulted()) faulted.push_back(c->connection);
         }
+        for (const auto& [c, why] : stuck) cut_off(c, why);
         for (const auto& c : faulted) {
             log::warn("client " + std::to_string(c->id()) + " (pid " + std::to_string(c->peer().pid) +
                       ") corrupted its region's response ring; closing it");
@@ -579,6 +797,7 @@ int Server::run() {
     io_.run();
 
     stopping_.store(true);
+    prompt_worker_->stop();  // before the engine goes: its jobs submit there
     runtime_->engine().notify();
     if (engine_thread_.joinable()) engine_thread_.join();
     if (world_) runtime_->executor().stop_followers();

@@ -105,6 +105,7 @@ private:
     std::vector<nlohmann::json> notices_;
     bool disconnected_ = false;
     std::optional<Error> socket_fault_;  // the daemon broke the line protocol
+    std::optional<std::string> closed_reason_;  // from the daemon's last word, a "closed" notice
 };
 
 }  // namespace llmq::ipc

@@ -2,7 +2,9 @@
 //
 // A Boost.Interprocess file_lock (an fcntl record lock) on <dir>/llmq-<instance>.lock. The
 // kernel releases it when the process dies, however it dies, so a lock left by a crashed daemon
-// is simply taken by the next one; the file itself is never removed. The holder writes its pid
+// is simply taken by the next one. A daemon that stops removes the file while it still holds the
+// lock; acquire() checks, once it holds a lock, that the path still names the file it locked,
+// and starts over when it does not (the file was removed under it). The holder writes its pid
 // into the file; a second daemon is refused with the pid the kernel reports for the lock
 // (F_GETLK), falling back to the pid in the file.
 //
@@ -28,9 +30,11 @@ public:
 
     InstanceLock(InstanceLock&&) noexcept;
     InstanceLock& operator=(InstanceLock&&) noexcept;
-    ~InstanceLock();  // releases the lock
+    ~InstanceLock();  // removes the lock file, then releases the lock
 
 private:
+    [[nodiscard]] static Result<InstanceLock> acquire_once(const std::filesystem::path& lock_path,
+                                                           std::string_view instance);
     struct Held;
     explicit InstanceLock(std::unique_ptr<Held> held);
     std::unique_ptr<Held> held_;

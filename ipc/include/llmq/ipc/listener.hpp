@@ -11,7 +11,9 @@
 //      with the region memfd and doorbell eventfd attached (SCM_RIGHTS);
 //   4. calls on_connect, then waits on the doorbell (on_requests) and on control lines (the
 //      registered commands) until the client goes; a client whose region faulted (it wrote an
-//      impossible ring index) is closed right after on_requests returns;
+//      impossible ring index) is closed right after on_requests returns. A doorbell that finds
+//      the request ring empty is noise: after two in a row the doorbell is watched again only
+//      after a pause that doubles up to 50 ms, so ringing without publishing costs no CPU;
 //   5. when the socket closes (the client exited, crashed or was killed: the kernel closes it),
 //      calls on_disconnect: the connection is the lease, its requests must be cancelled.
 //
@@ -74,6 +76,12 @@ public:
     // Closes the socket now; on_disconnect follows (once) if on_connect was called.
     virtual void close(std::string_view reason) = 0;
     virtual bool is_open() const = 0;
+    // From on_requests: "I left descriptors on the ring on purpose" (the client has too many
+    // events waiting, or one wake-up's share of work is done). The doorbell is not watched
+    // until resume_requests(), so a client that keeps ringing costs nothing meanwhile.
+    virtual void defer_requests() = 0;
+    // Watches the doorbell again and calls on_requests once, soon (posted, never inline).
+    virtual void resume_requests() = 0;
 };
 
 // A control command: gets the connection it came on and the request's "args" object; returns
@@ -89,7 +97,20 @@ struct ListenerOptions {
     RegionGeometry geometry;              // every client's region
     ControlLimits control_limits;
     std::chrono::milliseconds handshake_timeout{5000};
-    std::size_t max_connections = 1024;   // more are refused with "busy"
+    // Connection limits. A connection counts against max_connections, max_per_uid and
+    // max_per_pid once its hello is answered; before that only against max_handshaking, and a
+    // new connection evicts the oldest one still in the handshake when that stage is full. A
+    // hello that would pass a limit first evicts the longest-idle connection in the same scope
+    // (evictable() true and no doorbell or command for idle_grace); failing that it is refused
+    // with "busy" and the limit's name.
+    std::size_t max_connections = 1024;
+    std::size_t max_handshaking = 64;
+    std::size_t max_per_uid = 1024;
+    std::size_t max_per_pid = 1024;
+    std::chrono::milliseconds idle_grace{2000};
+    // Whether a connection may be evicted for a newcomer (the daemon: it holds no live
+    // request). Empty: never.
+    std::function<bool(const Connection&)> evictable;
     std::string server_name = "llmqd";    // sent in the welcome
     // Who may connect. Empty: the daemon's own uid and root; with `group` set, also anyone
     // (the directory's group permission already decided who can reach the socket).

@@ -91,7 +91,13 @@ struct IpcConfig {
     uint64_t region_size = 16ull << 20;            // bytes of each client's shared region
     int request_ring_slots = 64;                   // power of two
     int response_ring_slots = 1024;                // power of two
-    int max_clients = 256;
+    int max_clients = 256;                         // handshaked connections at once
+    int max_handshaking = 64;                      // connections not yet past the hello; the oldest goes
+    int max_clients_per_uid = 128;                 // connections of one user (the daemon's own uid too)
+    int max_clients_per_pid = 32;                  // connections of one process
+    int max_requests_per_client = 64;              // live (queued or running) requests of one connection
+    int max_running_per_client = 16;               // running sequences of one connection
+    int max_pending_events = 256;                  // events held for a client whose ring is full
     uint64_t max_prompt_bytes = 1ull << 20;        // bytes of one request's prompt
     std::chrono::milliseconds stall_timeout{5000}; // a client that reads nothing this long is cut off
     std::chrono::milliseconds drain_timeout{30000};// SIGTERM waits this long for running requests

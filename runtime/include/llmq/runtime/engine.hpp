@@ -35,6 +35,7 @@ struct EngineOptions {
     int32_t max_new_tokens = 4096;     // cap on a request's max_tokens
     int32_t context_length = 2048;     // positions per sequence
     int32_t prefill_chunk = 256;       // largest prefill piece of one sequence per step
+    int32_t max_running_per_owner = 0; // running sequences of one non-zero owner; 0 = no cap
     std::chrono::milliseconds stall_timeout{5000};
 };
 
@@ -86,6 +87,7 @@ private:
     Executor& executor_;
     EngineOptions options_;
     int32_t max_blocks_per_seq_;
+    std::unordered_map<uint64_t, int32_t> running_by_owner_;  // engine thread; owners != 0
 
     mutable std::mutex mutex_;  // guards incoming_, cancels_, and the counters read by stats()
     std::condition_variable work_cv_;

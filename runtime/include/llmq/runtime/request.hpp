@@ -18,6 +18,7 @@ struct GenerateRequest {
     bool parse_special = false;          // text prompts: "<|eot_id|>" etc. become control tokens
     SamplingParams sampling;
     int32_t priority = 0;                // higher runs first and is preempted last
+    uint64_t owner = 0;                  // who asked (the daemon: the connection); 0 = nobody
 };
 
 enum class FinishReason { stop, length, cancelled, error };
