@@ -9,12 +9,7 @@
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/plugin_probe.hpp"
 
-#ifndef LLMQ_BUILD_PLUGIN_DIR
-#define LLMQ_BUILD_PLUGIN_DIR ""
-#endif
-#ifndef LLMQ_INSTALL_PLUGIN_DIR
-#define LLMQ_INSTALL_PLUGIN_DIR "/usr/local/lib/llmq/plugins"
-#endif
+#include "llmq_plugin_paths.h"
 
 namespace llmq {
 

@@ -17,12 +17,7 @@
 
 extern char** environ;
 
-#ifndef LLMQ_BUILD_PROBE_PATH
-#define LLMQ_BUILD_PROBE_PATH ""
-#endif
-#ifndef LLMQ_INSTALL_PROBE_PATH
-#define LLMQ_INSTALL_PROBE_PATH "/usr/local/libexec/llmq/llmq-plugin-probe"
-#endif
+#include "llmq_plugin_paths.h"
 
 namespace llmq {
 
