@@ -1,7 +1,6 @@
 #include "llmq/runtime/executor.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <latch>
 
 namespace llmq {
@@ -59,7 +58,7 @@ Expected<std::vector<MicroBatch>> deserialize(const std::vector<int32_t>& in) {
 }  // namespace
 
 Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
-                                                     std::vector<Device*> devices,
+                                                     std::vector<Backend*> backends,
                                                      PluginHost& plugins,
                                                      const ExecutorOptions& options,
                                                      MpiWorld* world) {
@@ -69,17 +68,18 @@ Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
                                 " x pipeline = " + std::to_string(plan.pipeline) + " needs " +
                                 std::to_string(plan.devices()) + " MPI ranks, mpirun started " +
                                 std::to_string(world->size()));
-    if (!world && static_cast<int32_t>(devices.size()) < plan.devices())
+    if (!world && static_cast<int32_t>(backends.size()) < plan.devices())
         return invalid_argument("[parallel] tensor = " + std::to_string(plan.tensor) +
                                 " x pipeline = " + std::to_string(plan.pipeline) + " needs " +
                                 std::to_string(plan.devices()) + " devices, " +
-                                std::to_string(devices.size()) + " are present");
+                                std::to_string(backends.size()) + " are present");
+    if (backends.empty()) return invalid_argument("the executor needs at least one device");
     if (options.num_blocks <= 0) return invalid_argument("[kv_cache] leaves no KV blocks");
     std::unique_ptr<Executor> e(new Executor());
     e->hp_ = layout.hp;
     e->options_ = options;
     e->plugins_ = &plugins;
-    e->devices_ = std::move(devices);
+    e->backends_ = std::move(backends);
     e->world_ = world;
     e->blocks_ = std::make_unique<KvBlockAllocator>(options.num_blocks);
     KvCacheShape kv;
@@ -92,27 +92,30 @@ Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
             if (world && index != world->rank()) continue;
             ShardSpec spec{s, plan.pipeline, r, plan.tensor, plan.stage_layers[s],
                            plan.stage_layers[s + 1]};
-            Device& dev = *e->devices_[world ? 0 : index];
-            auto shard = ModelShard::create(layout, spec, dev, kv, options.max_tokens_per_step,
+            Backend& backend = *e->backends_[world ? 0 : index];
+            auto shard = ModelShard::create(layout, spec, backend, kv, options.max_tokens_per_step,
                                             options.max_seqs_per_step);
-            if (!shard) return shard.status().with_context(dev.info().name);
+            if (!shard) return shard.status().with_context(backend.device().info().name);
             e->shards_.push_back(std::move(*shard));
         }
     }
+    // Every group is made by the backend of its first member: the devices of one group are
+    // all of one kind.
     if (world) {
+        Backend& backend = *e->backends_[0];
         const ShardSpec& spec = e->shards_[0]->spec();
-        auto tc = world->split(spec.stage, spec.rank);
+        auto tc = backend.world_group(*world, spec.stage, spec.rank);
         if (!tc) return tc.status();
-        auto pc = world->split(1000 + spec.rank, spec.stage);
+        auto pc = backend.world_group(*world, 1000 + spec.rank, spec.stage);
         if (!pc) return pc.status();
         e->tensor_comms_.push_back(std::move(*tc));
         e->pipe_comms_.push_back(std::move(*pc));
-        e->world_comm_ = world->world();
+        e->world_comm_ = backend.world(*world);
     } else {
         for (int32_t s = 0; s < plan.pipeline; ++s)
-            e->tensor_groups_.push_back(std::make_unique<InProcessGroup>(plan.tensor));
+            e->tensor_groups_.push_back(e->backends_[plan.device_of(s, 0)]->local_group(plan.tensor));
         for (int32_t r = 0; r < plan.tensor; ++r)
-            e->pipe_groups_.push_back(std::make_unique<InProcessGroup>(plan.pipeline));
+            e->pipe_groups_.push_back(e->backends_[plan.device_of(0, r)]->local_group(plan.pipeline));
         e->rebuild_groups();
     }
     return e;

@@ -32,55 +32,49 @@ void KvBlockAllocator::release(std::span<const int32_t> blocks) {
 }
 
 uint64_t KvCacheShape::bytes_per_block_per_layer() const {
-    return static_cast<uint64_t>(block_size) * kv_heads * head_dim *
-           (dtype == kernels::dtype::f16 ? 2 : 4);
+    return static_cast<uint64_t>(block_size) *
+           kernels::row_bytes(dtype, static_cast<int64_t>(kv_heads) * head_dim);
 }
 
 uint64_t KvCacheShape::total_bytes() const {
     return 2ull * layers * num_blocks * bytes_per_block_per_layer();
 }
 
-Expected<std::unique_ptr<KvCacheStorage>> KvCacheStorage::create(Device& device,
+Expected<std::unique_ptr<KvCacheStorage>> KvCacheStorage::create(Backend& backend,
                                                                  const KvCacheShape& shape) {
     if (shape.dtype != kernels::dtype::f16 && shape.dtype != kernels::dtype::f32)
         return invalid_argument("[kv_cache] dtype must be f16 or f32");
     std::unique_ptr<KvCacheStorage> s(new KvCacheStorage());
-    s->device_ = &device;
+    s->backend_ = &backend;
     s->shape_ = shape;
     const uint64_t bytes = shape.total_bytes();
     if (bytes == 0) return s;
-    std::string why;
-    s->base_ = static_cast<uint8_t*>(device.allocate(bytes, 4096, &why));
-    if (!s->base_)
-        return out_of_memory("KV cache of " + std::to_string(bytes) + " bytes on " +
-                             device.info().name + ": " + why);
+    auto pools = backend.allocate(bytes, 4096, "KV cache of " + std::to_string(bytes) + " bytes");
+    if (!pools) return pools.status();
+    s->pools_ = std::move(*pools);
     return s;
-}
-
-KvCacheStorage::~KvCacheStorage() {
-    if (base_) device_->deallocate(base_);
 }
 
 void* KvCacheStorage::k_pool(int32_t layer) const {
     const uint64_t pool = static_cast<uint64_t>(shape_.num_blocks) * shape_.bytes_per_block_per_layer();
-    return base_ + (2ull * layer) * pool;
+    return static_cast<uint8_t*>(pools_.data()) + (2ull * layer) * pool;
 }
 
 void* KvCacheStorage::v_pool(int32_t layer) const {
     const uint64_t pool = static_cast<uint64_t>(shape_.num_blocks) * shape_.bytes_per_block_per_layer();
-    return base_ + (2ull * layer + 1) * pool;
+    return static_cast<uint8_t*>(pools_.data()) + (2ull * layer + 1) * pool;
 }
 
-void KvCacheStorage::store(int32_t layer, std::span<const int32_t> table, int32_t pos,
+void KvCacheStorage::store(int32_t layer, std::span<const int32_t> block_tables, int32_t max_blocks,
+                           std::span<const int32_t> token_seq, std::span<const int32_t> positions,
                            const float* k, const float* v) {
-    const int64_t row = static_cast<int64_t>(shape_.kv_heads) * shape_.head_dim;
-    const uint64_t esize = shape_.dtype == kernels::dtype::f16 ? 2 : 4;
-    const int32_t block = table[pos / shape_.block_size];
-    const int32_t slot = pos % shape_.block_size;
-    const uint64_t at =
-        (static_cast<uint64_t>(block) * shape_.block_size + slot) * static_cast<uint64_t>(row) * esize;
-    kernels::row_from_f32(shape_.dtype, k, static_cast<uint8_t*>(k_pool(layer)) + at, row);
-    kernels::row_from_f32(shape_.dtype, v, static_cast<uint8_t*>(v_pool(layer)) + at, row);
+    KvPools pools;
+    pools.k = k_pool(layer);
+    pools.v = v_pool(layer);
+    pools.dtype = shape_.dtype;
+    pools.block_size = shape_.block_size;
+    pools.row_values = static_cast<int64_t>(shape_.kv_heads) * shape_.head_dim;
+    backend_->kv_write(pools, block_tables, max_blocks, token_seq, positions, k, v);
 }
 
 }  // namespace llmq

@@ -113,7 +113,14 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     eo.kv_dtype = config.kv_cache.dtype == KvCacheDtype::f32 ? kernels::dtype::f32 : kernels::dtype::f16;
     eo.max_tokens_per_step = config.scheduler.max_tokens_per_step;
     eo.max_seqs_per_step = config.scheduler.max_running_sequences;
-    auto exec = Executor::create(m->layout_, used, *m->plugins_, eo, world);
+    std::vector<Backend*> backends;
+    for (Device* d : used) {
+        auto backend = d->create_backend();
+        if (!backend) return backend.status().with_context(d->info().name);
+        backends.push_back(backend->get());
+        m->backends_.push_back(std::move(*backend));
+    }
+    auto exec = Executor::create(m->layout_, backends, *m->plugins_, eo, world);
     if (!exec) return exec.status();
     m->executor_ = std::move(*exec);
 
@@ -132,9 +139,10 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
 }
 
 ModelRuntime::~ModelRuntime() {
-    // The engine and executor use the devices; the devices' workers stop last.
+    // The engine and executor use the backends and devices; the devices' workers stop last.
     engine_.reset();
     executor_.reset();
+    backends_.clear();
     plugins_.reset();
 }
 

@@ -38,18 +38,30 @@ public:
     [[nodiscard]] virtual Status barrier() = 0;
 };
 
+// A group of ranks that live in one process (a stage's tensor ranks, a tensor rank's
+// pipeline stages), as a device backend makes it (Backend::local_group).
+class CommunicatorGroup {
+public:
+    virtual ~CommunicatorGroup() = default;
+    // Rank r's end, used by one thread (the rank's device worker).
+    virtual std::unique_ptr<Communicator> communicator(int rank) = 0;
+    virtual int size() const = 0;
+    // Wake every waiting rank with an error (a rank failed mid-step); the group stays
+    // broken until reset(), which the caller makes once no rank is inside a call.
+    virtual void abort() = 0;
+    virtual void reset() = 0;
+};
+
 // A group of `size` in-process ranks; communicator(r) is rank r's end, used by one thread.
-class InProcessGroup {
+class InProcessGroup final : public CommunicatorGroup {
 public:
     explicit InProcessGroup(int size,
                             std::chrono::milliseconds timeout = std::chrono::seconds(60));
-    ~InProcessGroup();
-    std::unique_ptr<Communicator> communicator(int rank);
-    int size() const;
-    // Wake every waiting rank with an error (a rank failed mid-step); the group stays
-    // broken until reset(), which the caller makes once no rank is inside a call.
-    void abort();
-    void reset();
+    ~InProcessGroup() override;
+    std::unique_ptr<Communicator> communicator(int rank) override;
+    int size() const override;
+    void abort() override;
+    void reset() override;
 
     struct State;
 

@@ -24,6 +24,8 @@
 
 namespace llmq {
 
+class Backend;
+
 enum class DeviceKind { cpu, cuda };
 
 struct DeviceInfo {
@@ -69,6 +71,11 @@ public:
 
     // Queue a task on the device's worker thread; tasks run in order. Thread-safe.
     virtual void post(std::function<void()> task) = 0;
+
+    // The backend that computes on this device (backend.hpp): the element-wise ops, weight
+    // placement, scratch memory and communicators the model code uses. The device must outlive
+    // it. Thread: the loading thread.
+    [[nodiscard]] virtual Expected<std::unique_ptr<Backend>> create_backend() = 0;
 };
 
 // The CPU device: a worker thread plus a ThreadPool over its cores, memory from the heap
@@ -87,6 +94,7 @@ public:
     void copy_to_host(void* dst, const void* src, uint64_t bytes) override;
     void parallel_for(int64_t n, llmq_range_fn fn, void* arg) override;
     void post(std::function<void()> task) override;
+    Expected<std::unique_ptr<Backend>> create_backend() override;  // a CpuBackend
 
 private:
     void worker_main();

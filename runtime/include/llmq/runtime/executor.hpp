@@ -1,13 +1,16 @@
 // The executor runs engine steps across a device group: one ModelShard per device, tensor
-// ranks inside pipeline stages, in-process communicators between them. A step's sequences
-// are split into micro-batches so that, with several stages, stage s works on micro-batch m
-// while stage s+1 works on m-1.
+// ranks inside pipeline stages, communicators between them made by the devices' backends
+// (Backend::local_group in one process, Backend::world_group across MPI ranks). A step's
+// sequences are split into micro-batches so that, with several stages, stage s works on
+// micro-batch m while stage s+1 works on m-1. Each shard's part of a step runs on its
+// device's worker thread; the executor waits for all of them.
 #pragma once
 
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "llmq/runtime/backend.hpp"
 #include "llmq/runtime/communicator.hpp"
 #include "llmq/runtime/kv_cache.hpp"
 #include "llmq/runtime/model_shard.hpp"
@@ -44,17 +47,20 @@ struct ShardReport {
 
 class Executor {
 public:
-    // In-process: devices has at least plan.devices(); shard (stage, rank) runs on
-    // devices[stage * tensor + rank]. With an MPI world (one shard per process): world rank w
-    // holds shard w on devices[0], and plan.devices() must equal the world size.
+    // In-process: backends has at least plan.devices(), one per device, in the order of the
+    // plugin host's devices; shard (stage, rank) runs on backends[stage * tensor + rank]. With
+    // an MPI world (one shard per process): world rank w holds shard w on backends[0], and
+    // plan.devices() must equal the world size. The backends, the plugin host and the world
+    // must outlive the executor. Thread: the loading thread.
     static Expected<std::unique_ptr<Executor>> create(const LlamaLayout& layout,
-                                                      std::vector<Device*> devices,
+                                                      std::vector<Backend*> backends,
                                                       PluginHost& plugins,
                                                       const ExecutorOptions& options,
                                                       MpiWorld* world = nullptr);
     ~Executor();
 
-    // Run one step. logits receives [sequences wanting logits][n_vocab], in sequence order.
+    // Run one step. logits (host memory) receives [sequences wanting logits][n_vocab], in
+    // sequence order. A failed step leaves the communicators rebuilt for the next one.
     // Thread: one caller at a time (the engine loop).
     [[nodiscard]] Status forward(std::span<const StepSequence> sequences, std::vector<float>& logits);
 
@@ -83,11 +89,11 @@ private:
     LlamaHParams hp_;
     ExecutorOptions options_;
     PluginHost* plugins_ = nullptr;
-    std::vector<Device*> devices_;
+    std::vector<Backend*> backends_;
     std::vector<std::unique_ptr<ModelShard>> shards_;  // stage-major
     std::unique_ptr<KvBlockAllocator> blocks_;
-    std::vector<std::unique_ptr<InProcessGroup>> tensor_groups_;  // per stage
-    std::vector<std::unique_ptr<InProcessGroup>> pipe_groups_;    // per tensor rank
+    std::vector<std::unique_ptr<CommunicatorGroup>> tensor_groups_;  // per stage
+    std::vector<std::unique_ptr<CommunicatorGroup>> pipe_groups_;    // per tensor rank
     std::vector<std::unique_ptr<Communicator>> tensor_comms_;     // per shard
     std::vector<std::unique_ptr<Communicator>> pipe_comms_;       // per shard
 };

@@ -4,7 +4,8 @@
 // the whole device group, so a sequence's block table is the same on every shard. Each
 // shard keeps the storage for its own layers and KV heads: per layer a K pool and a V pool
 // of num_blocks blocks, block = [block_size][kv_heads][head_dim] of f16 or f32, the layout
-// llmq_attention_args describes.
+// llmq_attention_args describes. The pools are device memory of the shard's backend, written
+// only through the backend's kv_write (backend.hpp).
 #pragma once
 
 #include <cstdint>
@@ -12,8 +13,8 @@
 #include <span>
 #include <vector>
 
-#include "llmq/kernels/cpu.hpp"
-#include "llmq/runtime/device.hpp"
+#include "llmq/kernels/dtype.hpp"
+#include "llmq/runtime/backend.hpp"
 #include "llmq/runtime/status.hpp"
 
 namespace llmq {
@@ -50,27 +51,30 @@ struct KvCacheShape {
     uint64_t total_bytes() const;                // K and V, all layers
 };
 
-// One shard's storage, allocated from its device.
+// One shard's storage, allocated from its backend's device memory at load (loading thread).
 class KvCacheStorage {
 public:
-    static Expected<std::unique_ptr<KvCacheStorage>> create(Device& device,
+    static Expected<std::unique_ptr<KvCacheStorage>> create(Backend& backend,
                                                             const KvCacheShape& shape);
-    ~KvCacheStorage();
 
     const KvCacheShape& shape() const { return shape_; }
+    // Layer `layer`'s pools (device memory), as the attention plugin reads them.
     void* k_pool(int32_t layer) const;
     void* v_pool(int32_t layer) const;
 
-    // Store the K and V rows (kv_heads * head_dim f32 values each) of position `pos` of a
-    // sequence whose block table is `table`. The caller checked pos < table.size() * block_size.
-    void store(int32_t layer, std::span<const int32_t> table, int32_t pos, const float* k,
-               const float* v);
+    // Store the K and V rows (kv_heads * head_dim f32 values each, device memory) of a
+    // micro-batch's tokens: token t at position positions[t] of sequence token_seq[t], whose
+    // block table is block_tables[token_seq[t] * max_blocks ...] (host memory). The caller
+    // checked every position is covered by its table. Thread: the shard's device worker.
+    void store(int32_t layer, std::span<const int32_t> block_tables, int32_t max_blocks,
+               std::span<const int32_t> token_seq, std::span<const int32_t> positions,
+               const float* k, const float* v);
 
 private:
     KvCacheStorage() = default;
-    Device* device_ = nullptr;
+    Backend* backend_ = nullptr;
     KvCacheShape shape_;
-    uint8_t* base_ = nullptr;
+    DeviceBuffer pools_;
 };
 
 }  // namespace llmq

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "llmq/runtime/backend.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/device.hpp"
 #include "llmq/runtime/engine.hpp"
@@ -52,6 +53,7 @@ private:
     LlamaLayout layout_;
     std::unique_ptr<Tokenizer> tokenizer_;
     std::vector<std::unique_ptr<Device>> devices_;
+    std::vector<std::unique_ptr<Backend>> backends_;  // one per device the plan uses
     MemoryPlan plan_;
     std::unique_ptr<PluginHost> plugins_;
     std::unique_ptr<Executor> executor_;

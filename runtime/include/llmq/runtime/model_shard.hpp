@@ -2,18 +2,22 @@
 // tensor rank, with its KV cache and its workspace. forward() reads like the architecture:
 // embed, then per layer attention and SwiGLU FFN with residuals, then norm and LM head.
 //
-// Weights are views into the memory-mapped file (CPU devices compute from the mapping
-// directly: a column-parallel slice is a run of rows, a row-parallel slice a column offset
-// with the full row stride), so a shard reads only its own part of the file.
+// Everything a shard does to device memory goes through its device's Backend (backend.hpp):
+// the element-wise ops, the KV write, the copies of logits to the host; GEMM and attention
+// are plugin calls. Weights are placed by the backend (on a CPU device a view into the
+// memory-mapped file: a column-parallel slice is a run of rows, a row-parallel slice a column
+// offset with the full row stride), so a shard reads only its own part of the file.
+//
+// Ownership: the shard owns its workspace and KV storage; the layout's file mapping and the
+// backend must outlive it.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "llmq/kernels/cpu.hpp"
+#include "llmq/runtime/backend.hpp"
 #include "llmq/runtime/communicator.hpp"
-#include "llmq/runtime/device.hpp"
 #include "llmq/runtime/kv_cache.hpp"
 #include "llmq/runtime/llama_layout.hpp"
 #include "llmq/runtime/parallel_plan.hpp"
@@ -21,17 +25,8 @@
 
 namespace llmq {
 
-// Rows × cols of a weight (rows = outputs), row stride in bytes.
-struct WeightView {
-    const void* data = nullptr;
-    kernels::dtype dtype = kernels::dtype::f32;
-    int64_t rows = 0;
-    int64_t cols = 0;
-    int64_t stride = 0;
-};
-
 // The tokens of one micro-batch, flattened: sequence s owns token rows
-// [query_start[s], query_start[s+1]).
+// [query_start[s], query_start[s+1]). Host memory, built by the executor.
 struct MicroBatch {
     int32_t num_tokens = 0;
     int32_t num_seqs = 0;
@@ -57,21 +52,27 @@ struct ShardSpec {
 
 class ModelShard {
 public:
+    // Place this shard's weights, allocate its KV cache (kv_template with this shard's layers
+    // and KV heads filled in) and a workspace for max_tokens tokens and max_logit_rows logit
+    // rows, all through `backend`. Fails with the device's name when memory runs out.
+    // Thread: the loading thread.
     static Expected<std::unique_ptr<ModelShard>> create(const LlamaLayout& layout,
-                                                        const ShardSpec& spec, Device& device,
+                                                        const ShardSpec& spec, Backend& backend,
                                                         const KvCacheShape& kv_template,
                                                         int32_t max_tokens, int32_t max_logit_rows);
     ~ModelShard();
 
     // Run one micro-batch through this shard. Stage 0 embeds; later stages receive the
     // activations from the previous stage over `pipe` (rank = stage); the last stage writes
-    // logits [logit_rows, n_vocab] at logits + logits_offset * n_vocab (tensor rank 0 only).
-    // Thread: this shard's device worker.
+    // logits [logit_rows, n_vocab] to HOST memory at logits + logits_offset * n_vocab (tensor
+    // rank 0 only), and they are there when forward returns. Thread: this shard's device
+    // worker; the plugins must be this device's.
     [[nodiscard]] Status forward(const MicroBatch& batch, const PluginSet::PerDevice& plugins,
                                  Communicator* tensor_comm, Communicator* pipe, float* logits);
 
     const ShardSpec& spec() const { return spec_; }
-    Device& device() const { return *device_; }
+    Backend& backend() const { return *backend_; }
+    Device& device() const { return backend_->device(); }
     const KvCacheStorage& kv() const { return *kv_; }
     // Bytes of weights this shard reads, and of workspace it allocated.
     uint64_t weight_bytes() const { return weight_bytes_; }
@@ -85,14 +86,16 @@ private:
         const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
     };
     ModelShard() = default;
+    Status place_weights(const LlamaLayout& layout);
     Status matmul(const PluginSet::PerDevice& p, const float* x, int64_t m, const WeightView& w,
                   float* y);
-    float* buffer(size_t floats);
+    Status logits_out(const PluginSet::PerDevice& p, const MicroBatch& b, Communicator* tensor_comm,
+                      float* logits);
 
     ShardSpec spec_;
     LlamaHParams hp_;
     TensorSlice slice_{};
-    Device* device_ = nullptr;
+    Backend* backend_ = nullptr;
     int32_t heads_ = 0, kv_heads_ = 0, ff_ = 0;
     std::vector<Layer> layers_;
     WeightView embedding_;  // this rank's vocabulary rows
@@ -100,10 +103,11 @@ private:
     const float* output_norm_ = nullptr;
     std::unique_ptr<KvCacheStorage> kv_;
     int32_t max_tokens_ = 0, max_logit_rows_ = 0;
+    // Workspace (device memory), in workspace_.
     float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr,
           *att_ = nullptr, *o_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *lg_ = nullptr,
           *lg_all_ = nullptr;
-    std::vector<void*> allocations_;
+    std::vector<DeviceBuffer> workspace_;
     uint64_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };
 
