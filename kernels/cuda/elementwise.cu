@@ -21,16 +21,32 @@ int64_t blocks_for(int64_t n) {
     return b < 65535 * 32 ? b : 65535 * 32;
 }
 
-__global__ void embedding_gather_kernel(dtype table_t, const uint8_t* table, int64_t ld_bytes, int64_t vocab,
-                                        const int32_t* tokens, int64_t n, dtype act, void* out) {
+__global__ void embedding_gather_kernel(dtype table_t, const uint8_t* table, int64_t ld_bytes, int64_t vocab_begin,
+                                        int64_t vocab, const int32_t* tokens, int64_t n, dtype act, void* out) {
     const int64_t row = blockIdx.x;
-    const int64_t token = tokens[row];
-    const bool valid = token >= 0 && token < vocab;
-    const uint8_t* src = table + (valid ? token : 0) * ld_bytes;
+    const int64_t local = int64_t(tokens[row]) - vocab_begin;
+    const bool here = local >= 0 && local < vocab;
+    const uint8_t* src = table + (here ? local : 0) * ld_bytes;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = NAN;
-        if (valid) v = table_t == dtype::q8_0 ? detail::load_q8_0(src, i) : load(table_t, src, i);
+        float v = 0.0f;
+        if (here) v = table_t == dtype::q8_0 ? detail::load_q8_0(src, i) : load(table_t, src, i);
         store(act, out, row * n + i, v);
+    }
+}
+
+__global__ void add_kernel(dtype act, void* y, const void* x, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        store(act, y, i, load(act, y, i) + load(act, x, i));
+}
+
+__global__ void kv_write_kernel(dtype act, const void* k, const void* v, dtype kv_t, void* k_cache, void* v_cache,
+                                const int64_t* slots, int64_t num_slots, int64_t row_values) {
+    const int64_t t = blockIdx.x;
+    const int64_t slot = slots[t];
+    if (slot < 0 || slot >= num_slots) return;
+    for (int64_t i = threadIdx.x; i < row_values; i += blockDim.x) {
+        store(kv_t, k_cache, slot * row_values + i, load(act, k, t * row_values + i));
+        store(kv_t, v_cache, slot * row_values + i, load(act, v, t * row_values + i));
     }
 }
 
@@ -71,7 +87,7 @@ __global__ void add_rms_norm_kernel(dtype act, void* residual, const void* delta
 __global__ void rope_kv_write_kernel(rope_kv_write_args a) {
     const int64_t t = blockIdx.x;
     const int32_t half = a.head_dim / 2;
-    const int64_t slot = a.slots[t];
+    const int64_t slot = a.slots != nullptr ? a.slots[t] : -1;
     const bool write = slot >= 0 && slot < a.num_slots;
     const double position = double(a.positions[t]);
     for (int32_t i = threadIdx.x; i < half; i += blockDim.x) {
@@ -128,12 +144,19 @@ __global__ void gather_rows_kernel(dtype in_t, const void* x, int64_t ld_x, int6
 
 }  // namespace
 
-cudaError_t embedding_gather(dtype table_t, const void* table, int64_t ld_bytes, int64_t vocab, const int32_t* tokens,
-                             int64_t count, int64_t n, dtype act, void* out, cudaStream_t stream) {
+cudaError_t embedding_gather(dtype table_t, const void* table, int64_t ld_bytes, int64_t vocab_begin, int64_t vocab,
+                             const int32_t* tokens, int64_t count, int64_t n, dtype act, void* out, cudaStream_t stream) {
     if (!is_activation(act) || !(is_activation(table_t) || table_t == dtype::q8_0)) return cudaErrorInvalidValue;
     if (count <= 0 || n <= 0) return cudaSuccess;
-    embedding_gather_kernel<<<unsigned(count), threads, 0, stream>>>(table_t, static_cast<const uint8_t*>(table),
-                                                                      ld_bytes, vocab, tokens, n, act, out);
+    embedding_gather_kernel<<<unsigned(count), threads, 0, stream>>>(
+        table_t, static_cast<const uint8_t*>(table), ld_bytes, vocab_begin, vocab, tokens, n, act, out);
+    return detail::launched();
+}
+
+cudaError_t add(dtype act, void* y, const void* x, int64_t n, cudaStream_t stream) {
+    if (!is_activation(act)) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    add_kernel<<<unsigned(blocks_for(n)), threads, 0, stream>>>(act, y, x, n);
     return detail::launched();
 }
 
@@ -160,6 +183,31 @@ cudaError_t rope_kv_write(const rope_kv_write_args& args, cudaStream_t stream) {
     if (args.tokens <= 0) return cudaSuccess;
     const int block = args.head_dim / 2 < 32 ? 32 : (args.head_dim / 2 + 31) / 32 * 32;
     rope_kv_write_kernel<<<unsigned(args.tokens), block, 0, stream>>>(args);
+    return detail::launched();
+}
+
+cudaError_t rope(dtype act, void* x, int64_t tokens, int32_t heads, int32_t head_dim, const int32_t* positions,
+                 float theta, float freq_scale, bool neox, cudaStream_t stream) {
+    rope_kv_write_args a{};
+    a.act = act;
+    a.q = x;
+    a.kv_t = act;
+    a.positions = positions;
+    a.tokens = tokens;
+    a.num_heads = heads;
+    a.head_dim = head_dim;
+    a.theta = theta;
+    a.freq_scale = freq_scale;
+    a.neox = neox;
+    return rope_kv_write(a, stream);
+}
+
+cudaError_t kv_write(dtype act, const void* k, const void* v, dtype kv_t, void* k_cache, void* v_cache,
+                     const int64_t* slots, int64_t num_slots, int64_t tokens, int64_t row_values, cudaStream_t stream) {
+    if (!is_activation(act) || !is_activation(kv_t)) return cudaErrorInvalidValue;
+    if (tokens <= 0 || row_values <= 0) return cudaSuccess;
+    kv_write_kernel<<<unsigned(tokens), threads, 0, stream>>>(act, k, v, kv_t, k_cache, v_cache, slots, num_slots,
+                                                              row_values);
     return detail::launched();
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "llmq_abi_dtypes.hpp"
 #include "llmq_plugin.h"
 
 namespace llmq::cuda_plugin {
@@ -24,21 +25,20 @@ __attribute__((format(printf, 3, 4))) inline llmq_status fail(llmq_error* error,
     return status;
 }
 
-inline const char* dtype_label(int32_t t) {
-    switch (t) {
-        case LLMQ_DTYPE_F32: return "f32";
-        case LLMQ_DTYPE_F16: return "f16";
-        case LLMQ_DTYPE_BF16: return "bf16";
-        case LLMQ_DTYPE_Q8_0: return "q8_0";
-        case LLMQ_DTYPE_I32: return "i32";
-        case LLMQ_DTYPE_U8: return "u8";
-        default: return "unknown";
-    }
-}
+// Names and element sizes come from the dtype table (llmq/kernels/dtype.hpp).
+inline const char* dtype_label(int32_t t) { return kernels::dtype_name(t); }
 
-// Activation types a GPU plugin takes (the GPU contract): f32, f16, bf16.
-inline bool is_activation(int32_t t) { return t == LLMQ_DTYPE_F32 || t == LLMQ_DTYPE_F16 || t == LLMQ_DTYPE_BF16; }
-inline int64_t element_bytes(int32_t t) { return t == LLMQ_DTYPE_F32 ? 4 : 2; }
+// Activation types a GPU plugin takes (the GPU contract): the table's float types, f32, f16
+// and bf16.
+inline bool is_activation(int32_t t) {
+    const kernels::dtype_info* d = abi::dtype_of(t);
+    return d != nullptr && d->is_float();
+}
+// Bytes of one element of a float or integer type (0 for block-quantized ones).
+inline int64_t element_bytes(int32_t t) {
+    const kernels::dtype_info* d = abi::dtype_of(t);
+    return d != nullptr ? d->element_bytes() : 0;
+}
 
 // The largest power of two up to 256 that divides `address` (256 for 0).
 inline uint32_t alignment_of(uintptr_t address) {

@@ -82,12 +82,11 @@ inline llmq_status check_matmul(const llmq_matmul_args* a, int32_t device, gemm_
         return fail(error, LLMQ_STATUS_UNSUPPORTED,
                     "matmul: x is %s but w is %s; gemm-cuda multiplies like types (or any activation by q8_0)",
                     cuda_plugin::dtype_label(xt), cuda_plugin::dtype_label(wt));
-    if (wt == LLMQ_DTYPE_F32 && yt != LLMQ_DTYPE_F32)
-        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: f32 x and w give f32 y, not %s",
-                    cuda_plugin::dtype_label(yt));
-    if (wt != LLMQ_DTYPE_Q8_0 && yt != xt && yt != LLMQ_DTYPE_F32)
-        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: y.dtype is %s; with %s inputs y is %s or f32",
-                    cuda_plugin::dtype_label(yt), cuda_plugin::dtype_label(xt), cuda_plugin::dtype_label(xt));
+    // cuBLASLt writes x's type or f32 (f32 inputs: f32 only); the q8_0 tiles go through it too.
+    if (yt != xt && yt != LLMQ_DTYPE_F32)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: y.dtype is %s; with %s x, y is %s%s",
+                    cuda_plugin::dtype_label(yt), cuda_plugin::dtype_label(xt), cuda_plugin::dtype_label(xt),
+                    xt == LLMQ_DTYPE_F32 ? "" : " or f32");
     const int64_t M = a->x.shape[0], K = a->x.shape[1], N = a->w.shape[0];
     if (a->w.shape[1] != K)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
@@ -103,8 +102,8 @@ inline llmq_status check_matmul(const llmq_matmul_args* a, int32_t device, gemm_
     const int64_t xe = cuda_plugin::element_bytes(xt), ye = cuda_plugin::element_bytes(yt);
     if ((s = check_rows(a->x, "x", xe, K * xe, error)) != LLMQ_OK) return s;
     if ((s = check_rows(a->y, "y", ye, N * ye, error)) != LLMQ_OK) return s;
-    const int64_t we = wt == LLMQ_DTYPE_Q8_0 ? 0 : cuda_plugin::element_bytes(wt);
-    const int64_t w_row = wt == LLMQ_DTYPE_Q8_0 ? K / LLMQ_Q8_0_BLOCK_VALUES * LLMQ_Q8_0_BLOCK_BYTES : K * we;
+    const int64_t we = cuda_plugin::element_bytes(wt);  // 0 for q8_0
+    const int64_t w_row = int64_t(kernels::row_bytes(static_cast<kernels::dtype>(wt), K));
     if ((s = check_rows(a->w, "w", we, w_row, error)) != LLMQ_OK) return s;
 
     // Leading dimensions: a single row's stride may be anything (even 0); use the packed one.

@@ -155,6 +155,24 @@ TEST_CASE("cuda_rope_kv_write_rotates_q_and_writes_rotated_k_and_v_into_their_sl
                 CHECK(worst_error(k_row, k_want, t, 1e-6) <= 1.0);
                 CHECK(worst_error(v_row, v_want, t, 0.0) <= 1.0);
             }
+            // RoPE alone rotates q the same way; kv_write alone copies k unrotated.
+            on_device q2(t, std::vector<float>(q.host.values.begin(), q.host.values.end()));
+            REQUIRE(kc::rope(t, q2.buffer.data, tokens, H, D, dpos.as<int32_t>(), 500000.0f, 1.0f, neox, stream) ==
+                    cudaSuccess);
+            on_device kcache2(t, std::vector<float>(size_t(num_slots * G * D), 0.25f)),
+                vcache2(t, std::vector<float>(size_t(num_slots * G * D), 0.25f));
+            REQUIRE(kc::kv_write(t, kk.buffer.data, v.buffer.data, t, kcache2.buffer.data, vcache2.buffer.data,
+                                 dslots.as<int64_t>(), num_slots, tokens, G * D, stream) == cudaSuccess);
+            LLMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+            CHECK(worst_error(q2.read(), q_got, t, 1e-30) <= 1.0);
+            const std::vector<double> k2 = kcache2.read();
+            for (int32_t token = 0; token < tokens; ++token) {
+                const int64_t slot = slots[size_t(token)];
+                if (slot < 0 || slot >= num_slots) continue;
+                for (int64_t i = 0; i < G * D; ++i)
+                    CHECK(k2[size_t(slot * G * D + i)] == kk.host.values[size_t(token * G * D + i)]);
+            }
+            CHECK(k2[size_t(5 * G * D)] == 0.25);
             // Slots nobody wrote keep their 0.25.
             CHECK(k_got[size_t(5 * G * D)] == 0.25);
             CHECK(v_got[size_t(62 * G * D + 7)] == 0.25);
@@ -162,7 +180,7 @@ TEST_CASE("cuda_rope_kv_write_rotates_q_and_writes_rotated_k_and_v_into_their_sl
     cudaStreamDestroy(stream);
 }
 
-TEST_CASE("cuda_swiglu_bias_gathers_match_float64") {
+TEST_CASE("cuda_swiglu_bias_add_and_gathers_match_float64") {
     std::mt19937 rng(8);
     cudaStream_t stream = nullptr;
     LLMQ_CUDA_CHECK(cudaStreamCreate(&stream));
@@ -212,31 +230,39 @@ TEST_CASE("cuda_swiglu_bias_gathers_match_float64") {
         CHECK(g[size_t(n + 5)] == float(y_now[5]));
         CHECK(std::isnan(g[size_t(2 * n + 1)]));
 
-        // Embedding rows from a q8_0 table and a bf16 one.
+        // Embedding rows from a q8_0 table and a bf16 one holding tokens [100, 150) (a tensor
+        // rank's part of the vocabulary): others' tokens give zeros.
         for (k::dtype table_t : {k::dtype::q8_0, k::dtype::bf16}) {
             const int64_t vocab = 50, dim = 96, ld = int64_t(k::row_bytes(table_t, dim));
             const stored_rows table = store_rows(table_t, random_values(rng, size_t(vocab * dim)), vocab, dim, ld);
-            device_buffer dtable(table.bytes.size()), embedded(size_t(3 * dim) * element_bytes(t));
+            device_buffer dtable(table.bytes.size()), embedded(size_t(4 * dim) * element_bytes(t));
             dtable.upload(table.bytes.data());
-            const std::vector<int32_t> tokens = {49, 0, 50};
+            const std::vector<int32_t> tokens = {149, 100, 150, 99};
             device_buffer dtokens(tokens.size() * 4);
             dtokens.upload(tokens.data());
             embedded.poison();
-            REQUIRE(kc::embedding_gather(table_t, dtable.data, ld, vocab, dtokens.as<int32_t>(), 3, dim, t, embedded.data,
-                                         stream) == cudaSuccess);
+            REQUIRE(kc::embedding_gather(table_t, dtable.data, ld, 100, vocab, dtokens.as<int32_t>(), 4, dim, t,
+                                         embedded.data, stream) == cudaSuccess);
             LLMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
             std::vector<uint8_t> eb(embedded.bytes);
             embedded.download(eb.data());
-            const std::vector<double> e = widen(t, eb.data(), 1, 3 * dim, int64_t(embedded.bytes));
-            std::vector<double> want_e(size_t(2 * dim));
+            const std::vector<double> e = widen(t, eb.data(), 1, 4 * dim, int64_t(embedded.bytes));
+            std::vector<double> want_e(size_t(4 * dim), 0.0);
             for (int64_t i = 0; i < dim; ++i) {
                 want_e[size_t(i)] = table.values[size_t(49 * dim + i)];
                 want_e[size_t(dim + i)] = table.values[size_t(i)];
             }
             INFO("embedding ", k::dtype_name(table_t), " -> ", k::dtype_name(t));
-            CHECK(worst_error(std::vector<double>(e.begin(), e.begin() + 2 * dim), want_e, t, 0.0) <= 1.0);
-            CHECK(std::isnan(e[size_t(2 * dim + 3)]));
+            CHECK(worst_error(e, want_e, t, 1e-30) <= 1.0);
         }
+
+        // y += x
+        on_device sum(t, random_values(rng, size_t(rows * n))), addend(t, random_values(rng, size_t(rows * n)));
+        REQUIRE(kc::add(t, sum.buffer.data, addend.buffer.data, rows * n, stream) == cudaSuccess);
+        LLMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+        for (size_t i = 0; i < want.size(); ++i) want[i] = sum.host.values[i] + addend.host.values[i];
+        INFO("add ", k::dtype_name(t));
+        CHECK(worst_error(sum.read(), want, t, 1e-6) <= 1.0);
     }
     cudaStreamDestroy(stream);
 }

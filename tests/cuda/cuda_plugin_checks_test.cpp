@@ -111,7 +111,11 @@ TEST_CASE("gemm_cuda_arguments_follow_the_gpu_contract") {
     a = bf16_args(3, 64, 128);
     a.y.dtype = LLMQ_DTYPE_F16;
     a.y.strides[0] = 128;
-    CHECK(refusal(a, LLMQ_STATUS_UNSUPPORTED).find("y is bf16 or f32") != std::string::npos);
+    CHECK(refusal(a, LLMQ_STATUS_UNSUPPORTED).find("with bf16 x, y is bf16 or f32") != std::string::npos);
+    a = bf16_args(20, 64, 128);
+    a.x = matrix(0x100000, LLMQ_DTYPE_F32, 20, 128, 128 * 4);
+    a.w = matrix(0x200000, LLMQ_DTYPE_Q8_0, 64, 128, 4 * 34);  // f32 x by q8_0 w: y must be f32
+    CHECK(refusal(a, LLMQ_STATUS_UNSUPPORTED).find("y.dtype is bf16; with f32 x, y is f32") != std::string::npos);
     a = bf16_args(3, 64, 128);
     a.x.dtype = LLMQ_DTYPE_I32;
     CHECK(refusal(a, LLMQ_STATUS_UNSUPPORTED).find("x.dtype is i32") != std::string::npos);

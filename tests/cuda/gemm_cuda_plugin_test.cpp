@@ -100,7 +100,7 @@ TEST_CASE("gemm_cuda_matches_a_float64_reference_on_many_shapes_and_types") {
     using t = k::dtype;
     const int64_t shapes[][3] = {{1, 1, 32},    {1, 7, 64},     {2, 33, 96},   {3, 100, 160},  {16, 128, 256},
                                  {17, 64, 128}, {64, 256, 512}, {5, 257, 1024}, {200, 96, 160}, {1, 1536, 4096},
-                                 {33, 3000, 64}};
+                                 {33, 3000, 64}, {20, 300, 4096}};  // last: 3 dequantized tiles of 128 rows
     const gemm_case mixes[] = {
         {0, 0, 0, t::bf16, t::bf16, t::bf16}, {0, 0, 0, t::bf16, t::bf16, t::f32}, {0, 0, 0, t::f16, t::f16, t::f16},
         {0, 0, 0, t::f16, t::f16, t::f32},    {0, 0, 0, t::f32, t::f32, t::f32},   {0, 0, 0, t::bf16, t::q8_0, t::bf16},

@@ -36,12 +36,16 @@ int visible_device_count(std::string* why);
 
 // ------------------------------------------------------------------ element-wise
 
-// out[i, :] = row tokens[i] of `table` (table_t f32, f16, bf16 or q8_0; `vocab` rows of `n`
-// values, row stride ld_bytes), converted to act; out row stride n. tokens: device, `count`
-// entries; a token outside [0, vocab) gives a NaN row.
-cudaError_t embedding_gather(dtype table_t, const void* table, int64_t ld_bytes, int64_t vocab,
-                             const int32_t* tokens, int64_t count, int64_t n, dtype act,
+// out[i, :] = row tokens[i] - vocab_begin of `table` (table_t f32, f16, bf16 or q8_0; `vocab`
+// rows of `n` values, row stride ld_bytes), converted to act; out row stride n. A token
+// outside [vocab_begin, vocab_begin + vocab) gives a row of zeros: another tensor rank holds
+// it (the caller checked every id against the whole vocabulary). tokens: device, `count`.
+cudaError_t embedding_gather(dtype table_t, const void* table, int64_t ld_bytes, int64_t vocab_begin,
+                             int64_t vocab, const int32_t* tokens, int64_t count, int64_t n, dtype act,
                              void* out, cudaStream_t stream);
+
+// y += x over n values (a residual add that is not followed by a norm).
+cudaError_t add(dtype act, void* y, const void* x, int64_t n, cudaStream_t stream);
 
 // y = x / sqrt(mean(x²) + eps) * weight, row by row (rows of n, stride n; y may equal x).
 cudaError_t rms_norm(dtype act, const void* x, const float* weight, void* y, int64_t rows,
@@ -58,7 +62,7 @@ cudaError_t add_rms_norm(dtype act, void* residual, const void* delta, const flo
 //   k_cache, v_cache: [num_slots][num_kv_heads][head_dim] of kv_t (f32, f16 or bf16), i.e. the
 //     paged cache's blocks back to back (slot = block * block_size + offset);
 //   positions, slots: device, one per token; slot < 0 skips the token's write, a slot >=
-//     num_slots is skipped too.
+//     num_slots is skipped too; slots == NULL (with num_kv_heads == 0) rotates q only.
 // Angles as kernels::rope (freq_i = freq_scale * pos * theta^(-2i/d), in double); pairs
 // (i, i + d/2) when neox, else (2i, 2i + 1). head_dim even, at most 1024.
 struct rope_kv_write_args {
@@ -81,6 +85,16 @@ struct rope_kv_write_args {
     bool neox;
 };
 cudaError_t rope_kv_write(const rope_kv_write_args& args, cudaStream_t stream);
+
+// RoPE alone, in place on x: [tokens][heads][head_dim] act, token t at positions[t] (device).
+cudaError_t rope(dtype act, void* x, int64_t tokens, int32_t heads, int32_t head_dim, const int32_t* positions,
+                 float theta, float freq_scale, bool neox, cudaStream_t stream);
+
+// The KV-cache write alone: row t of k and v (row_values act values each) to slot slots[t] of
+// the caches ([num_slots][row_values] of kv_t); slots outside [0, num_slots) are skipped.
+cudaError_t kv_write(dtype act, const void* k, const void* v, dtype kv_t, void* k_cache, void* v_cache,
+                     const int64_t* slots, int64_t num_slots, int64_t tokens, int64_t row_values,
+                     cudaStream_t stream);
 
 // out[r, i] = silu(gate[r, i]) * up[r, i] for rows r < rows, i < n; gate and up rows have
 // stride ld_in (they may be the two halves of one fused gate|up row), out rows stride ld_out.
