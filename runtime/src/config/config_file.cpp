@@ -134,6 +134,18 @@ void read_section(std::string_view section, const toml::table& table, Config& co
     for (auto&& [key, node] : table) {
         const KeyRule* rule = find_key(section, key.str());
         if (!rule) {
+            // [plugins.cuda] names the CUDA devices' plugins; [plugins.<other>] is a plugin's
+            // own table. [plugins.cpu] would be a third way to name the CPU ones: refused.
+            if (section == "plugins" && node.is_table() && key.str() == "cuda") {
+                read_section("plugins.cuda", *node.as_table(), config, problems);
+                continue;
+            }
+            if (section == "plugins" && node.is_table() && key.str() == "cpu") {
+                problems.add(key.source().begin.line,
+                             "[plugins.cpu]: the plugins of CPU devices are [plugins] gemm, attention "
+                             "and vision; [plugins.cuda] names those of CUDA devices");
+                continue;
+            }
             if (section == "plugins" && node.is_table()) {
                 read_plugin_table(key.str(), node, config, problems);
                 continue;
@@ -166,6 +178,28 @@ std::string check_plugin_table_text(const std::string& text) {
     } catch (const toml::parse_error& error) {
         return "is not valid TOML: " + std::string(error.description());
     }
+}
+
+// The keys of a [plugins.<backend>] table: printed as a table when one differs from its
+// default, else as comment lines that give the defaults (so the defaults print the same
+// keys whatever backends a build knows).
+std::string print_backend_plugins(const Config& config, std::string_view section, std::string_view backend) {
+    const Config defaults;
+    std::string documented, table;
+    bool changed = false;
+    for (const KeyRule& rule : key_rules()) {
+        if (rule.section != section) continue;
+        const std::string value = rule.write(config);
+        changed = changed || value != rule.write(defaults);
+        documented += "#   " + std::string(rule.key) + " = " + rule.write(defaults) + "   " +
+                      std::string(rule.description) + "\n";
+        table += "# " + std::string(rule.description) + " (" + rule.allowed + ")\n" + std::string(rule.key) +
+                 " = " + value + "\n";
+    }
+    std::string out = "# [" + std::string(section) + "] names the plugins of " + std::string(backend) +
+                      " devices, as the keys above do for CPU devices";
+    if (!changed) return out + "; its keys and defaults:\n" + documented;
+    return out + ".\n[" + std::string(section) + "]\n" + table;
 }
 
 }  // namespace
@@ -292,6 +326,7 @@ std::string print_config(const Config& config) {
             out += std::string(rule.key) + " = " + rule.write(config) + "\n";
         }
         if (section.name != "plugins") continue;
+        out += print_backend_plugins(config, "plugins.cuda", "CUDA");
         out += "# [plugins.<name>] tables are handed to that plugin at init as its own config.\n";
         toml::table plugins;
         for (const auto& [name, text] : config.plugins.tables) {

@@ -564,17 +564,36 @@ std::vector<KeyRule> make_key_rules() {
     rules.push_back(string_key("plugins", "dir", field(&Config::plugins, &PluginsConfig::dir),
                                "a path", is_path_or_empty,
                                "Plugin folder; \"\" = where the build or the install put them"));
-    rules.push_back(string_key("plugins", "gemm", field(&Config::plugins, &PluginsConfig::gemm),
-                               "a plugin name or a path to its .so", is_plugin_reference,
-                               "GEMM plugin, looked up in dir unless given as a path"));
-    rules.push_back(string_key("plugins", "attention",
-                               field(&Config::plugins, &PluginsConfig::attention),
-                               "a plugin name or a path to its .so", is_plugin_reference,
-                               "Attention plugin, looked up in dir unless given as a path"));
-    rules.push_back(string_key("plugins", "vision", field(&Config::plugins, &PluginsConfig::vision),
-                               "\"\" or a plugin name or a path to its .so",
-                               is_plugin_reference_or_empty,
-                               "Vision plugin, looked up in dir unless given as a path; \"\" = none"));
+    // The plugins of each backend's devices: [plugins] gemm / attention / vision for CPU
+    // devices, [plugins.cuda] for CUDA ones. [plugins.cuda] has no SectionRule: print_config
+    // prints it under [plugins], and as a table only when it differs from the defaults.
+    struct BackendPluginKeys {
+        std::string_view section;
+        std::string PluginsConfig::*gemm;
+        std::string PluginsConfig::*attention;
+        std::string PluginsConfig::*vision;
+        std::string_view gemm_text, attention_text, vision_text;
+    };
+    const BackendPluginKeys backend_plugin_keys[] = {
+        {"plugins", &PluginsConfig::gemm, &PluginsConfig::attention, &PluginsConfig::vision,
+         "GEMM plugin of CPU devices, looked up in dir unless given as a path",
+         "Attention plugin of CPU devices, looked up in dir unless given as a path",
+         "Vision plugin of CPU devices, looked up in dir unless given as a path; \"\" = none"},
+        {"plugins.cuda", &PluginsConfig::cuda_gemm, &PluginsConfig::cuda_attention, &PluginsConfig::cuda_vision,
+         "GEMM plugin of CUDA devices, looked up in [plugins] dir unless given as a path",
+         "Attention plugin of CUDA devices, looked up in [plugins] dir unless given as a path",
+         "Vision plugin of CUDA devices; \"\" = none"},
+    };
+    for (const BackendPluginKeys& b : backend_plugin_keys) {
+        rules.push_back(string_key(b.section, "gemm", field(&Config::plugins, b.gemm),
+                                   "a plugin name or a path to its .so", is_plugin_reference, b.gemm_text));
+        rules.push_back(string_key(b.section, "attention", field(&Config::plugins, b.attention),
+                                   "a plugin name or a path to its .so", is_plugin_reference,
+                                   b.attention_text));
+        rules.push_back(string_key(b.section, "vision", field(&Config::plugins, b.vision),
+                                   "\"\" or a plugin name or a path to its .so",
+                                   is_plugin_reference_or_empty, b.vision_text));
+    }
     rules.push_back(bool_key("plugins", "watch", field(&Config::plugins, &PluginsConfig::watch),
                              "Swap a plugin when its file in dir is replaced"));
     rules.push_back(bool_key("plugins", "probe", field(&Config::plugins, &PluginsConfig::probe),

@@ -72,9 +72,10 @@ public:
 
     void rms_norm_gather(const float* x, std::span<const int32_t> rows, const float* weight, float* y,
                          int64_t n, float eps) override {
-        for (size_t r = 0; r < rows.size(); ++r)
-            kernels::rms_norm(x + static_cast<int64_t>(rows[r]) * n, weight, y + static_cast<int64_t>(r) * n, n,
-                              eps);
+        for (size_t r = 0; r < rows.size(); ++r) {
+            const int64_t from = static_cast<int64_t>(rows[r]) * n, to = static_cast<int64_t>(r) * n;
+            kernels::rms_norm(x + from, weight, y + to, n, eps);
+        }
     }
 
     void add_bias_rows(float* x, const float* bias, int64_t rows, int64_t n) override {
@@ -97,15 +98,17 @@ public:
     void kv_write(const KvPools& pools, std::span<const int32_t> block_tables, int32_t max_blocks,
                   std::span<const int32_t> token_seq, std::span<const int32_t> positions, const float* k,
                   const float* v) override {
-        const uint64_t row_bytes = kernels::row_bytes(pools.dtype, pools.row_values);
+        const int64_t n = pools.row_values;
+        const uint64_t row_bytes = kernels::row_bytes(pools.dtype, n);
         for (size_t t = 0; t < positions.size(); ++t) {
             const int32_t pos = positions[t];
-            const int32_t block = block_tables[static_cast<size_t>(token_seq[t]) * max_blocks + pos / pools.block_size];
+            const size_t table = static_cast<size_t>(token_seq[t]) * max_blocks;
+            const int32_t block = block_tables[table + pos / pools.block_size];
             const uint64_t at =
                 (static_cast<uint64_t>(block) * pools.block_size + pos % pools.block_size) * row_bytes;
-            const int64_t src = static_cast<int64_t>(t) * pools.row_values;
-            kernels::row_from_f32(pools.dtype, k + src, static_cast<uint8_t*>(pools.k) + at, pools.row_values);
-            kernels::row_from_f32(pools.dtype, v + src, static_cast<uint8_t*>(pools.v) + at, pools.row_values);
+            const int64_t src = static_cast<int64_t>(t) * n;
+            kernels::row_from_f32(pools.dtype, k + src, static_cast<uint8_t*>(pools.k) + at, n);
+            kernels::row_from_f32(pools.dtype, v + src, static_cast<uint8_t*>(pools.v) + at, n);
         }
     }
 

@@ -1,4 +1,4 @@
-// DeviceBuffer and WeightSlice helpers of the backend seam (backend.hpp).
+// DeviceBuffer: device memory of the backend seam (backend.hpp), freed with its owner.
 #include "llmq/runtime/backend.hpp"
 
 namespace llmq {
@@ -17,10 +17,6 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
 
 DeviceBuffer::~DeviceBuffer() {
     if (data_) device_->deallocate(data_);
-}
-
-WeightSlice whole(const GgufTensor* t) {
-    return {t, 0, t->rows(), 0, t->row_length()};
 }
 
 }  // namespace llmq

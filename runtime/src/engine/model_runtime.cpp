@@ -100,6 +100,9 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     choice.gemm = config.plugins.gemm;
     choice.attention = config.plugins.attention;
     choice.vision = config.plugins.vision;
+    choice.cuda_gemm = config.plugins.cuda_gemm;
+    choice.cuda_attention = config.plugins.cuda_attention;
+    choice.cuda_vision = config.plugins.cuda_vision;
     choice.probe = config.plugins.probe;
     choice.max_file_size = config.plugins.max_file_size;
     for (const auto& [name, table] : config.plugins.tables) choice.plugin_tables.emplace_back(name, table);

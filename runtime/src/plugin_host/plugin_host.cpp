@@ -53,60 +53,62 @@ Expected<std::unique_ptr<PluginHost>> PluginHost::create(const PluginChoice& cho
     const auto now = std::chrono::system_clock::now();
     set->gemm_since = set->attention_since = set->vision_since = now;
 
-    struct Wanted {
-        int32_t kind;
-        std::string name;
-    };
-    std::vector<Wanted> wanted = {{LLMQ_PLUGIN_KIND_GEMM, choice.gemm},
-                                  {LLMQ_PLUGIN_KIND_ATTENTION, choice.attention}};
-    if (!choice.vision.empty()) wanted.push_back({LLMQ_PLUGIN_KIND_VISION, choice.vision});
-
-    for (const auto& w : wanted) {
-        const std::string path = plugin_path(host->choice_.dir, w.name);
-        const std::string context = std::string("[plugins] ") + plugin_kind_name(w.kind) + " = \"" + w.name + "\"";
-        // Read once: the probe and every load below get this copy, never the name again.
-        auto file = PluginFile::open(path, choice.max_file_size);
-        if (!file) return file.status().with_context(context);
-        if (choice.probe) {
-            std::vector<int32_t> probed;
-            for (Device* d : host->devices_) {
-                if (std::find(probed.begin(), probed.end(), d->backend()) != probed.end()) continue;
-                probed.push_back(d->backend());
-                ProbeRequest p;
-                p.path = path;
-                p.file = *file;
-                p.kind = w.kind;
-                p.backend = d->backend();
-                for (const auto& [name, table] : choice.plugin_tables) p.tables[name] = table;
-                auto r = run_plugin_probe(p);  // no canary shapes: constructors and init only
-                if (!r) return r.status().with_context(context);
-            }
-        }
-        // One library per backend, shared by every device of that backend.
+    for (int32_t kind : {LLMQ_PLUGIN_KIND_GEMM, LLMQ_PLUGIN_KIND_ATTENTION, LLMQ_PLUGIN_KIND_VISION}) {
+        // One library per backend, read once, probed and loaded when its first device comes,
+        // shared by every device of that backend.
         std::shared_ptr<PluginLibrary> libs[3];
         for (size_t i = 0; i < host->devices_.size(); ++i) {
             Device& dev = *host->devices_[i];
-            auto& lib = libs[dev.backend()];
+            const int32_t backend = dev.backend();
+            const std::string& name = choice.name(kind, backend);
+            if (name.empty()) continue;
+            const std::string section =
+                backend == LLMQ_BACKEND_CPU ? "[plugins] " : "[plugins." + std::string(backend_name(backend)) + "] ";
+            const std::string key = section + plugin_kind_name(kind) + " = \"" + name + "\"";
+            const std::string path = plugin_path(host->choice_.dir, name);
+            auto& lib = libs[backend];
             if (!lib) {
-                auto loaded = PluginLibrary::load(**file, w.kind, dev.backend());
-                if (!loaded) return loaded.status().with_context(context);
+                // Read once: the probe and the load get this copy, never the name again.
+                auto file = PluginFile::open(path, choice.max_file_size);
+                if (!file) return file.status().with_context(key);
+                if (choice.probe) {
+                    ProbeRequest p;
+                    p.path = path;
+                    p.file = *file;
+                    p.kind = kind;
+                    p.backend = backend;
+                    for (const auto& [table_name, table] : choice.plugin_tables) p.tables[table_name] = table;
+                    auto r = run_plugin_probe(p);  // no canary shapes: constructors and init only
+                    if (!r) return r.status().with_context(key);
+                }
+                auto loaded = PluginLibrary::load(**file, kind, backend);
+                if (!loaded) return loaded.status().with_context(key);
                 lib = *loaded;
+                log::info(std::string("plugin ") + plugin_kind_name(kind) + ": " + lib->name() + " " +
+                          lib->version() + " from " + path);
             }
             auto inst = PluginInstance::create(lib, dev, host->table_for(lib->name()));
             if (!inst) return inst.status();
             auto& slot = set->devices[i];
-            if (w.kind == LLMQ_PLUGIN_KIND_GEMM) slot.gemm = *inst;
-            if (w.kind == LLMQ_PLUGIN_KIND_ATTENTION) slot.attention = *inst;
-            if (w.kind == LLMQ_PLUGIN_KIND_VISION) slot.vision = *inst;
-        }
-        if (libs[LLMQ_BACKEND_CPU] || libs[LLMQ_BACKEND_CUDA]) {
-            auto& l = libs[LLMQ_BACKEND_CPU] ? libs[LLMQ_BACKEND_CPU] : libs[LLMQ_BACKEND_CUDA];
-            log::info(std::string("plugin ") + plugin_kind_name(w.kind) + ": " + l->name() + " " +
-                      l->version() + " from " + path);
+            if (kind == LLMQ_PLUGIN_KIND_GEMM) slot.gemm = *inst;
+            if (kind == LLMQ_PLUGIN_KIND_ATTENTION) slot.attention = *inst;
+            if (kind == LLMQ_PLUGIN_KIND_VISION) slot.vision = *inst;
         }
     }
     host->current_ = std::move(set);
     return host;
+}
+
+const std::string& PluginChoice::name(int32_t kind, int32_t backend) const {
+    static const std::string none;
+    const bool cuda = backend == LLMQ_BACKEND_CUDA;
+    if (backend != LLMQ_BACKEND_CPU && !cuda) return none;
+    switch (kind) {
+        case LLMQ_PLUGIN_KIND_GEMM: return cuda ? cuda_gemm : gemm;
+        case LLMQ_PLUGIN_KIND_ATTENTION: return cuda ? cuda_attention : attention;
+        case LLMQ_PLUGIN_KIND_VISION: return cuda ? cuda_vision : vision;
+    }
+    return none;
 }
 
 std::shared_ptr<const PluginSet> PluginHost::snapshot() const {

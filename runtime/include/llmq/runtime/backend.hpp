@@ -62,8 +62,6 @@ struct WeightSlice {
     int64_t row_begin = 0, row_end = 0;
     int64_t col_begin = 0, col_end = 0;
 };
-// All of t's rows and columns.
-WeightSlice whole(const GgufTensor* t);
 
 // Device memory from allocate(); freed when the buffer goes. Move-only.
 class DeviceBuffer {

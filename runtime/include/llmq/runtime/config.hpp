@@ -108,9 +108,14 @@ struct IpcConfig {
 
 struct PluginsConfig {
     std::string dir;                       // "" = the build's or install's plugin folder
-    std::string gemm = "gemm-cpu";         // plugin name or path of its .so
+    // [plugins] gemm / attention / vision: the plugins of CPU devices (name or path of a .so).
+    std::string gemm = "gemm-cpu";
     std::string attention = "attention-cpu";
     std::string vision;                    // "" = none
+    // [plugins.cuda] gemm / attention / vision: the plugins of CUDA devices.
+    std::string cuda_gemm = "gemm-cuda";
+    std::string cuda_attention = "attention-cuda";
+    std::string cuda_vision;               // "" = none
     bool watch = false;                    // swap a plugin when its file in dir is replaced
     bool probe = true;                     // load a new plugin in a probe process first
     uint64_t max_file_size = 256ull << 20; // bytes of one plugin file (larger ones are refused)

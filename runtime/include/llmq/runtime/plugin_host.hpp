@@ -112,11 +112,21 @@ struct PluginSet {
     std::chrono::system_clock::time_point since(int32_t kind) const;
 };
 
+// Which plugin serves each (kind, backend): every device gets the plugins of its own
+// backend, so one device group may mix CPU and CUDA devices.
 struct PluginChoice {
     std::string dir;        // where plugin names are looked up
+    // CPU devices' plugins ([plugins] gemm / attention / vision).
     std::string gemm = "gemm-cpu";
     std::string attention = "attention-cpu";
     std::string vision;     // empty: none
+    // CUDA devices' plugins ([plugins.cuda] gemm / attention / vision).
+    std::string cuda_gemm = "gemm-cuda";
+    std::string cuda_attention = "attention-cuda";
+    std::string cuda_vision;
+    // The plugin of `kind` (llmq_plugin_kind) for devices of `backend` (llmq_backend): a name
+    // or a path; "" when there is none (no vision plugin, an unknown kind or backend).
+    const std::string& name(int32_t kind, int32_t backend) const;
     // Per-plugin TOML text, by plugin name.
     std::vector<std::pair<std::string, std::string>> plugin_tables;
     // Plugin files larger than this are refused ([plugins] max_file_size).
