@@ -292,6 +292,8 @@ Status GgufParser::check_layout(const GgufFile::Options& options) {
                 file_end_needed <= size_;
     if (f.tensors_.empty()) fits = true;  // a vocabulary-only file needs no data section
     f.has_data_ = fits;
+    f.data_bytes_present_ =
+        fits ? data_end_needed : std::min(data_end_needed, size_ > f.data_offset_ ? size_ - f.data_offset_ : 0);
     if (!fits && options.require_data) {
         return fail("truncated: tensor " + quote(last->name) + " ends at byte " +
                     std::to_string(data_end_needed) + " of the data section (file offset " +
