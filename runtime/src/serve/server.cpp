@@ -19,6 +19,7 @@
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/log.hpp"
+#include "llmq/runtime/model_file_fault.hpp"
 #include "llmq/runtime/plugin_commands.hpp"
 
 namespace llmq {
@@ -398,6 +399,7 @@ int Server::run() {
     }
     listener_ = std::move(*listener);
     log::info("instance \"" + config.ipc.instance + "\" at " + listener_->socket_path().string());
+    install_model_file_fault_handler(listener_->socket_path().string());
 
     // Load while the Asio thread watches for signals.
     std::thread signal_thread([this] { io_.run(); });
