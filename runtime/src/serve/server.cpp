@@ -539,6 +539,7 @@ int run_server(const ServerOptions& options, MpiWorld* world) {
         std::signal(SIGINT, SIG_IGN);
         std::signal(SIGTERM, SIG_IGN);
         unblock_stop_signals();
+        install_model_file_fault_handler("");  // rank 0 owns the socket
         auto rt = ModelRuntime::load(options.config, world);
         if (!rt) {
             log::error("rank " + std::to_string(world->rank()) + ": cannot load the model: " +
