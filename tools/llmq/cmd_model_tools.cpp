@@ -77,6 +77,14 @@ Command add_inspect(CLI::App& root) {
         j["path"] = g.path();
         j["gguf_version"] = g.version();
         j["has_data"] = g.has_data();
+        j["data_offset"] = g.data_offset();
+        j["data_bytes"] = g.data_bytes();
+        j["data_bytes_present"] = g.data_bytes_present();
+        // Some tensor data but not all of it: a broken copy, not a header-only file.
+        const bool truncated = !g.has_data() && g.data_bytes_present() > 0;
+        j["truncated"] = truncated;
+        const std::string cut = "truncated: " + std::to_string(g.data_bytes_present()) + " of " +
+                                std::to_string(g.data_bytes()) + " bytes of tensor data present";
         j["tensor_count"] = g.tensors().size();
         j["tensor_bytes"] = total;
         for (const auto& [type, e] : by_type) j["types"][type] = {{"tensors", e.first}, {"bytes", e.second}};
@@ -99,10 +107,11 @@ Command add_inspect(CLI::App& root) {
         }
         if (f->json) {
             print_line(j.dump(2));
-            return 0;
+            return truncated ? fail("inspect", g.path() + ": " + cut) : 0;
         }
         std::ostringstream o;
-        o << g.path() << ": GGUF v" << g.version() << (g.has_data() ? "" : " (header only)") << "\n";
+        o << g.path() << ": GGUF v" << g.version()
+          << (g.has_data() ? "" : truncated ? " (" + cut + ")" : " (header only)") << "\n";
         if (hp) {
             o << "architecture: " << hp->arch << "\n"
               << "  vocab " << hp->n_vocab << ", dim " << hp->n_embd << ", layers " << hp->n_layer
@@ -122,7 +131,7 @@ Command add_inspect(CLI::App& root) {
         for (const auto& [type, e] : by_type)
             o << "  " << type << ": " << e.first << " tensors, " << format_bytes(e.second) << "\n";
         print_text(o.str());
-        return 0;
+        return truncated ? fail("inspect", g.path() + ": " + cut + " (an interrupted download or copy?)") : 0;
     };
 }
 

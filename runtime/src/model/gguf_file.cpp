@@ -24,6 +24,7 @@
 #include "checked_arith.hpp"
 #include "gguf_known_keys.hpp"
 #include "llmq/runtime/gguf.hpp"
+#include "llmq/runtime/model_file_fault.hpp"
 
 namespace llmq {
 namespace {
@@ -292,6 +293,8 @@ Status GgufParser::check_layout(const GgufFile::Options& options) {
                 file_end_needed <= size_;
     if (f.tensors_.empty()) fits = true;  // a vocabulary-only file needs no data section
     f.has_data_ = fits;
+    f.data_bytes_present_ =
+        fits ? data_end_needed : std::min(data_end_needed, size_ > f.data_offset_ ? size_ - f.data_offset_ : 0);
     if (!fits && options.require_data) {
         return fail("truncated: tensor " + quote(last->name) + " ends at byte " +
                     std::to_string(data_end_needed) + " of the data section (file offset " +
@@ -409,6 +412,7 @@ Expected<std::shared_ptr<const GgufFile>> GgufFile::open(const std::string& path
     }
     file->map_ = map;
     file->map_size_ = file->file_size_;
+    register_model_mapping(map, file->map_size_, path);
 
     GgufParser parser(*file, static_cast<const uint8_t*>(map), file->file_size_);
     Status s = parser.parse(options);
@@ -417,7 +421,9 @@ Expected<std::shared_ptr<const GgufFile>> GgufFile::open(const std::string& path
 }
 
 GgufFile::~GgufFile() {
-    if (map_ != nullptr) ::munmap(map_, map_size_);
+    if (map_ == nullptr) return;
+    unregister_model_mapping(map_);
+    ::munmap(map_, map_size_);
 }
 
 const GgufValue* GgufFile::find(std::string_view key) const {

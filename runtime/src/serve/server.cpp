@@ -21,6 +21,7 @@
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/log.hpp"
+#include "llmq/runtime/model_file_fault.hpp"
 #include "llmq/runtime/plugin_commands.hpp"
 #include "llmq/runtime/serving_metrics.hpp"
 
@@ -666,6 +667,7 @@ int Server::run() {
     }
     listener_ = std::move(*listener);
     log::info("instance \"" + config.ipc.instance + "\" at " + listener_->socket_path().string());
+    install_model_file_fault_handler(listener_->socket_path().string());
 
     // Load while the Asio thread watches for signals.
     std::thread signal_thread([this] { io_.run(); });
@@ -834,6 +836,7 @@ int run_server(const ServerOptions& options, MpiWorld* world) {
         std::signal(SIGINT, SIG_IGN);
         std::signal(SIGTERM, SIG_IGN);
         unblock_stop_signals();
+        install_model_file_fault_handler("");  // rank 0 owns the socket
         auto rt = ModelRuntime::load(options.config, world);
         if (!rt) {
             log::error("rank " + std::to_string(world->rank()) + ": cannot load the model: " +

@@ -239,6 +239,9 @@ public:
     uint64_t data_offset() const { return data_offset_; }
     // Size of all tensor data: the end of the last tensor, from the data section's start.
     uint64_t data_bytes() const { return data_bytes_; }
+    // How many of those bytes the file holds: data_bytes() when has_data(); fewer for a
+    // file cut short (or whose tensors lie past its end); 0 for a header-only file.
+    uint64_t data_bytes_present() const { return data_bytes_present_; }
     bool has_data() const { return has_data_; }
 
     // ---- metadata (in file order)
@@ -282,6 +285,7 @@ private:
     uint64_t file_size_ = 0;
     uint64_t data_offset_ = 0;
     uint64_t data_bytes_ = 0;
+    uint64_t data_bytes_present_ = 0;
     bool has_data_ = false;
     void* map_ = nullptr;
     size_t map_size_ = 0;
