@@ -108,6 +108,27 @@ def disconnect_mid_stream(h, daemon, gw, model):
     h.log(f'disconnect: llmqd idle {took * 1000:.0f} ms after the client left; counted cancelled')
 
 
+def stalled_reader(h, daemon, gw, model):
+    """A streaming client that stops reading (a tiny receive buffer, never read): once a write
+    has waited request_timeout_ms the gateway drops it and cancels the request in llmqd."""
+    _, before = metrics(gw)
+    body = json.dumps({'model': model, 'prompt': 'Once', 'max_tokens': 2000, 'stream': True}).encode()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    s.connect(('127.0.0.1', gw.port))
+    s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-one\r\n'
+              b'Content-Length: %d\r\n\r\n' % len(body) + body)
+    started = time.monotonic()
+    wait_daemon_idle(h, daemon, timeout=40)
+    took = time.monotonic() - started
+    _, after = metrics(gw)
+    s.close()
+    key = 'llmq_requests_total{outcome="cancelled"}'
+    check(after[key] == before[key] + 1,
+          f'the stalled stream was not cancelled (cancelled {before[key]} -> {after[key]}, took {took:.1f} s)')
+    h.log(f'stalled reader: cancelled in llmqd {took:.2f} s after it stopped reading')
+
+
 def part_http(h, extra, daemon, model):
     gw = start_gateway(h, extra.gateway)
     status, _, body = request(gw, 'GET', '/health')
@@ -207,6 +228,7 @@ def part_http(h, extra, daemon, model):
     error_of(status, answer, 429)
     s.close()
     wait_daemon_idle(h, daemon, timeout=1)
+    stalled_reader(h, daemon, gw2, model)
     # A bad config key is refused with file, line and key.
     bad = h.path('bad-gateway.toml')
     with open(bad, 'w') as f:
