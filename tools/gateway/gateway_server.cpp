@@ -21,9 +21,12 @@
 
 #include "openai_request.hpp"
 #include "openai_response.hpp"
-#include "prometheus_text.hpp"
+#include "llmq/ipc/prometheus_text.hpp"
 
 namespace llmq::gateway {
+
+using ipc::MetricsWriter;
+using ipc::write_daemon_metrics;
 
 namespace net = boost::asio;
 namespace http = boost::beast::http;

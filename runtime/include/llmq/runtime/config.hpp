@@ -124,6 +124,11 @@ struct LogConfig {
     bool operator==(const LogConfig&) const = default;
 };
 
+struct MetricsConfig {
+    std::string listen;  // "" = off; "ADDRESS:PORT" serves Prometheus text at /metrics
+    bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
     ModelConfig model;
     DevicesConfig devices;
@@ -133,6 +138,7 @@ struct Config {
     IpcConfig ipc;
     PluginsConfig plugins;
     LogConfig log;
+    MetricsConfig metrics;
     bool operator==(const Config&) const = default;
 };
 
