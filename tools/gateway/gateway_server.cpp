@@ -21,9 +21,12 @@
 
 #include "openai_request.hpp"
 #include "openai_response.hpp"
-#include "prometheus_text.hpp"
+#include "llmq/ipc/prometheus_text.hpp"
 
 namespace llmq::gateway {
+
+using ipc::MetricsWriter;
+using ipc::write_daemon_metrics;
 
 namespace net = boost::asio;
 namespace http = boost::beast::http;
@@ -465,10 +468,14 @@ net::awaitable<bool> GatewayServer::Session::handle_generate(const Request& req,
     }
     const uint64_t request_id = submitted->value->value();
     ++server_.counters_.streams_open;
-    struct Release {  // whatever way this returns
+    // Whatever way this returns: a request that has not ended (its client stopped reading, a
+    // write failed) is cancelled in llmqd, so it never runs on for nobody.
+    struct Release {
         GatewayServer& s;
         uint64_t id;
+        bool ended = false;
         ~Release() {
+            if (!ended) s.bridge_->cancel(id);
             s.streams_.erase(id);
             --s.counters_.streams_open;
         }
@@ -513,6 +520,7 @@ net::awaitable<bool> GatewayServer::Session::handle_generate(const Request& req,
         }
         ipc::Event e = std::move(stream->events.front());
         stream->events.pop_front();
+        if (e.kind == ipc::EventKind::final || e.kind == ipc::EventKind::error) release.ended = true;
         if (e.kind == ipc::EventKind::token) {
             const std::string piece = joiner.push(e.text);
             json lp = nullptr;
@@ -624,6 +632,11 @@ net::awaitable<void> GatewayServer::accept_loop() {
             continue;
         }
         socket.set_option(tcp::no_delay(true), ec);
+        // A fixed send buffer (the kernel doubles it) instead of one autotuned up to megabytes:
+        // it bounds what a connection holds in the kernel, and a client that stops reading
+        // blocks the gateway's writes soon, so the write timeout finds it and its request is
+        // cancelled instead of generating into a buffer nobody reads.
+        socket.set_option(net::socket_base::send_buffer_size(64 * 1024), ec);
         ++counters_.connections_open;
         ++counters_.connections_total;
         auto session = std::make_shared<Session>(*this, std::move(socket));

@@ -359,6 +359,17 @@ bool is_printable_line(std::string_view s) {
 
 bool is_instance_name(std::string_view s) { return is_name(s, 64); }
 bool is_path_or_empty(std::string_view s) { return s.size() <= 4096 && has_no_nul(s); }
+
+// "" or HOST:PORT with a port of 0..65535 (the address itself is checked when it is bound).
+bool is_listen_address_or_empty(std::string_view s) {
+    if (s.empty()) return true;
+    const size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size() || s.size() > 256) return false;
+    const std::string_view port = s.substr(colon + 1);
+    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return false;
+    return std::stoi(std::string(port)) <= 65535 && has_no_nul(s);
+}
 bool is_absolute_path_or_empty(std::string_view s) {
     return is_path_or_empty(s) && (s.empty() || s.front() == '/');
 }
@@ -628,6 +639,11 @@ std::vector<KeyRule> make_key_rules() {
                                is_path_or_empty, "Log file, appended to; \"\" = stderr"));
     rules.push_back(bool_key("log", "json", field(&Config::log, &LogConfig::json),
                              "Write each line as a JSON object"));
+    // [metrics]
+    rules.push_back(string_key("metrics", "listen", field(&Config::metrics, &MetricsConfig::listen),
+                               "\"\" or \"ADDRESS:PORT\"", is_listen_address_or_empty,
+                               "Serve Prometheus text at http://ADDRESS:PORT/metrics (port 0: any free "
+                               "one, logged); \"\" = off. llmq-gateway's /metrics serves the same"));
     return rules;
 }
 
@@ -684,6 +700,7 @@ const std::vector<SectionRule>& section_rules() {
         {"ipc", "The instance's socket and each client's shared-memory region"},
         {"plugins", "Kernel plugins"},
         {"log", "The daemon's log"},
+        {"metrics", "Prometheus metrics served by llmqd itself (off by default)"},
     };
     return sections;
 }

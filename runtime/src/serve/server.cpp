@@ -23,6 +23,7 @@
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_file_fault.hpp"
 #include "llmq/runtime/plugin_commands.hpp"
+#include "llmq/runtime/metrics_endpoint.hpp"
 #include "llmq/runtime/serving_metrics.hpp"
 
 namespace llmq {
@@ -266,6 +267,7 @@ private:
     int exit_code_ = 0;
     std::mt19937_64 seeds_{std::random_device{}()};
     ServingMetrics metrics_;
+    std::unique_ptr<MetricsEndpoint> metrics_endpoint_;  // [metrics] listen
 };
 
 void Server::engine_loop() {
@@ -721,6 +723,15 @@ int Server::run() {
     listener_->add_command("metrics", [this](ipc::Connection& asker, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         return metrics_json(asker.peer());
     });
+    if (!config.metrics.listen.empty()) {
+        std::string error;
+        metrics_endpoint_ = MetricsEndpoint::start(io_, config.metrics.listen, [this] { return metrics_json(); }, &error);
+        if (!metrics_endpoint_) {
+            log::error(error);
+            return 1;
+        }
+        log::info("Prometheus metrics at " + metrics_endpoint_->url());
+    }
     listener_->add_command("drain", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         begin_drain("drain command");
         return nlohmann::json{{"draining", true}};

@@ -87,6 +87,9 @@ x = 1.5
 level = "debug"
 file = "/var/log/llmq.log"
 json = true
+
+[metrics]
+listen = "127.0.0.1:9464"
 )";
 
 Config every_key_config() {
@@ -139,6 +142,7 @@ TEST_CASE("a default Config holds the documented defaults and equals an empty fi
     CHECK(c.log.level == llmq::log::level::info);
     CHECK(c.log.file.empty());
     CHECK_FALSE(c.log.json);
+    CHECK(c.metrics.listen.empty());
 
     auto empty = llmq::parse_config("", "empty.toml");
     REQUIRE(empty.ok());
@@ -195,6 +199,7 @@ TEST_CASE("every key is read into its field") {
     CHECK(c.log.level == llmq::log::level::debug);
     CHECK(c.log.file == "/var/log/llmq.log");
     CHECK(c.log.json);
+    CHECK(c.metrics.listen == "127.0.0.1:9464");
     CHECK(llmq::validate_config(c).ok());
 }
 
@@ -266,7 +271,7 @@ TEST_CASE("print_config documents every key with a comment above it") {
         size_t previous_line = printed.rfind('\n', pos - 2);
         CHECK(printed[previous_line + 1] == '#');
     }
-    CHECK(keys == 46);   // every key of config.hpp
+    CHECK(keys == 47);   // every key of config.hpp
 }
 
 TEST_CASE("validate_config names the key and value of a Config changed in code") {

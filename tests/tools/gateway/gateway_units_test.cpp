@@ -3,9 +3,10 @@
 
 #include "openai_request.hpp"
 #include "openai_response.hpp"
-#include "prometheus_text.hpp"
+#include "llmq/ipc/prometheus_text.hpp"
 
 using namespace llmq::gateway;
+using llmq::ipc::MetricsWriter;
 using nlohmann::json;
 
 namespace {

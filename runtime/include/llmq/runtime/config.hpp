@@ -137,6 +137,11 @@ struct LogConfig {
     bool operator==(const LogConfig&) const = default;
 };
 
+struct MetricsConfig {
+    std::string listen;  // "" = off; "ADDRESS:PORT" serves Prometheus text at /metrics
+    bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
     ModelConfig model;
     DevicesConfig devices;
@@ -146,6 +151,7 @@ struct Config {
     IpcConfig ipc;
     PluginsConfig plugins;
     LogConfig log;
+    MetricsConfig metrics;
     bool operator==(const Config&) const = default;
 };
 

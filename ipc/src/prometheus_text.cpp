@@ -1,8 +1,8 @@
-#include "prometheus_text.hpp"
+#include "llmq/ipc/prometheus_text.hpp"
 
 #include <cmath>
 
-namespace llmq::gateway {
+namespace llmq::ipc {
 
 using json = nlohmann::json;
 
@@ -118,4 +118,4 @@ void write_daemon_metrics(MetricsWriter& w, const json& m) {
     w.sample("llmq_uptime_seconds", {}, value_of(m, "uptime_s"));
 }
 
-}  // namespace llmq::gateway
+}  // namespace llmq::ipc

@@ -1,5 +1,5 @@
-// Prometheus text exposition (format 0.0.4) of llmqd's `metrics` command and the gateway's
-// own counters.
+// Prometheus text exposition (format 0.0.4) of llmqd's `metrics` control reply, for
+// llmq-gateway's /metrics and llmqd's own [metrics] listen endpoint (and any other client).
 //
 // MetricsWriter writes families one at a time (HELP, TYPE, then samples), escaping label
 // values; daemon_metrics_text() maps the `metrics` reply (documented in llmq_client.h) onto
@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace llmq::gateway {
+namespace llmq::ipc {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
@@ -38,4 +38,4 @@ private:
 // Every llmq_* family from the `metrics` reply.
 void write_daemon_metrics(MetricsWriter& w, const nlohmann::json& metrics);
 
-}  // namespace llmq::gateway
+}  // namespace llmq::ipc
