@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "kernel_table.hpp"
+#include "llmq/kernels/q8_0_int8.hpp"
+#include "reference/reference_kernels.hpp"
 #include "llmq/kernels/cpu.hpp"
 
 namespace llmq::kernels {
@@ -29,6 +31,42 @@ void gemm_bf16_dot(isa which, const uint16_t* x, int64_t M, int64_t K, int64_t l
     std::vector<float> wide(static_cast<std::size_t>(M * K));
     for (int64_t m = 0; m < M; ++m) table.row_to_f32(dtype::bf16, x + m * ldx, &wide[m * K], K);
     table.gemm(wide.data(), M, K, K, w, dtype::bf16, ldw, y, ldy, n_begin, n_end);
+}
+
+const char* gemm_path(isa which, dtype wt, int64_t M) {
+    const isa used = usable_isa(which);
+    (void)wt;
+    if (used == isa::scalar) return "scalar reference";
+    if (M <= detail::gemm_direct_max_m) return "direct row tiles";
+    if (M <= detail::gemm_small_max_m) return "small-M direct tiles, columns outermost";
+    return "packed panels";
+}
+
+void gemm_q8_0_int8(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, int64_t ldw,
+                    float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    if (M <= 0 || n_begin >= n_end) return;
+    const auto* wb = static_cast<const uint8_t*>(w);
+    switch (usable_isa(which)) {
+#if defined(LLMQ_KERNELS_HAVE_AVX512_BF16)
+        case isa::avx512_bf16: return avx512_bf16::gemm_q8_0_int8(x, M, K, ldx, wb, ldw, y, ldy, n_begin, n_end);
+#endif
+#if defined(LLMQ_KERNELS_HAVE_AVX512)
+        case isa::avx512: return avx512::gemm_q8_0_int8(x, M, K, ldx, wb, ldw, y, ldy, n_begin, n_end);
+#endif
+#if defined(LLMQ_KERNELS_HAVE_AVX2)
+        case isa::avx2: return avx2::gemm_q8_0_int8(x, M, K, ldx, wb, ldw, y, ldy, n_begin, n_end);
+#endif
+        default: return reference::gemm_q8_0_int8(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+    }
+}
+
+const char* gemm_q8_0_int8_path(isa which) {
+    switch (usable_isa(which)) {
+        case isa::avx512_bf16: return "AVX-512 VNNI (vpdpbusd)";
+        case isa::avx512: return "AVX2 code on AVX-512 (vpmaddubsw; no VNNI)";
+        case isa::avx2: return "AVX2 (vpmaddubsw)";
+        default: return "scalar reference";
+    }
 }
 
 int64_t gemm_column_grain(int64_t M, int64_t N, int64_t K) {

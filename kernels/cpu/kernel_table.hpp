@@ -12,6 +12,11 @@
 
 namespace llmq::kernels::detail {
 
+// The GEMM drivers by M (simd/gemm_simd.cpp): direct row tiles up to gemm_direct_max_m rows,
+// direct tiles with the column tile outermost up to gemm_small_max_m, packed panels above.
+inline constexpr int64_t gemm_direct_max_m = 3;
+inline constexpr int64_t gemm_small_max_m = 16;
+
 struct kernel_table {
     isa which;
 
@@ -48,7 +53,21 @@ const kernel_table& avx2_table();
 const kernel_table& avx512_table();
 const kernel_table& avx512_bf16_table();
 
+// The Q8_0 int8-dot GEMM of each ISA library (simd/gemm_q8_0_simd.cpp), reached only through
+// gemm_q8_0_int8() in kernel_dispatch.cpp after checking isa_supported().
+#define LLMQ_DECLARE_GEMM_Q8_0_INT8(ns)                                                                      \
+    namespace ns {                                                                                       \
+    void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, \
+                        float* y, int64_t ldy, int64_t n_begin, int64_t n_end);                          \
+    }
+
 // The table for usable_isa(which).
 const kernel_table& table_for(isa which);
 
 }  // namespace llmq::kernels::detail
+
+namespace llmq::kernels {
+LLMQ_DECLARE_GEMM_Q8_0_INT8(avx2)
+LLMQ_DECLARE_GEMM_Q8_0_INT8(avx512)
+LLMQ_DECLARE_GEMM_Q8_0_INT8(avx512_bf16)
+}  // namespace llmq::kernels

@@ -10,7 +10,12 @@
 // layers, so a GEMV is timed over enough copies of its matrix to exceed the last-level cache
 // (as many layers would); the measured rate is the rate from memory, not from cache.
 //
-//   bench_kernels [--threads N] [--isa NAME] [--quick] [--clock wall|cpu]
+//   bench_kernels [--threads N] [--isa NAME] [--quick] [--clock wall|cpu] [--m-sweep]
+//
+// --m-sweep: instead, the GEMM of M = 1..512 rows (batched decode to prefill) on the TinyLlama
+// 2048 x 2048 projection for f16 and Q8_0 weights, on the best ISA (or --isa), weights from
+// memory; per M the time, the bound measured in this run, max(weight bytes / read bandwidth,
+// 2 M N K / FMA peak), their ratio (bound / time: 1 is the limit), and the kernel path used.
 //
 // --clock cpu times every figure and every limit by the threads' own CPU time instead of the
 // wall clock: on a machine shared with other work it leaves out the time the threads were
@@ -28,6 +33,7 @@
 #include <vector>
 
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/q8_0_int8.hpp"
 
 using namespace llmq::kernels;
 
@@ -93,16 +99,62 @@ std::vector<uint8_t> make_weights(dtype t, int64_t N, int64_t K) {
     return bytes;
 }
 
+// The M sweep (see the top): one line per dtype and M.
+void m_sweep(int threads, isa which, double bandwidth) {
+    const int64_t N = 2048, K = 2048;
+    const double fma_peak = measure_fma_peak_gflops(which, threads, bench_clock);
+    std::printf("\n== GEMM M sweep on %s: N=%lld K=%lld, FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
+                isa_name(which), (long long)N, (long long)K, fma_peak, bandwidth);
+    std::printf("%-9s %4s %10s %10s %6s %9s  %s\n", "weights", "M", "ms", "bound ms", "ratio", "us/row", "path");
+    const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 17, 24, 32, 33, 48, 64, 65, 96, 128, 256, 512};
+    for (int variant = 0; variant < 3; ++variant) {
+        const dtype wt = variant == 0 ? dtype::f16 : dtype::q8_0;
+        const bool int8 = variant == 2;  // gemm_q8_0_int8 (opt-in) instead of gemm
+        const std::size_t matrix_bytes = row_bytes(wt, K) * std::size_t(N);
+        // Enough copies to leave the caches for the memory-bound end; two for the compute end.
+        const std::size_t from_memory = std::max<std::size_t>(1, ((std::size_t(256) << 20) + matrix_bytes - 1) / matrix_bytes);
+        std::vector<std::vector<uint8_t>> w(from_memory);
+        w[0] = make_weights(wt, N, K);
+        for (std::size_t c = 1; c < w.size(); ++c) w[c] = w[0];
+        for (int64_t M : Ms) {
+            const std::size_t copies = M <= 64 ? from_memory : 2;
+            std::vector<float> x(static_cast<std::size_t>(M * K)), y(static_cast<std::size_t>(M * N));
+            for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.0f;
+            std::barrier layer(threads);
+            const double s = best_of(threads, 3, [&](int t) {
+                const split p = part_of(N, threads, t);
+                for (std::size_t c = 0; c < copies; ++c) {
+                    if (int8)
+                        gemm_q8_0_int8(which, x.data(), M, K, K, w[c].data(), int64_t(row_bytes(wt, K)), y.data(),
+                                       N, p.begin, p.end);
+                    else
+                        gemm(which, x.data(), M, K, K, w[c].data(), wt, int64_t(row_bytes(wt, K)), y.data(), N,
+                             p.begin, p.end);
+                    layer.arrive_and_wait();
+                }
+            }) / double(copies);
+            const double bound = std::max(double(matrix_bytes) / (bandwidth * 1e9),
+                                          2.0 * double(M) * double(N) * double(K) / (fma_peak * 1e9));
+            std::printf("%-9s %4lld %10.3f %10.3f %6.2f %9.1f  %s\n", int8 ? "q8_0-int8" : dtype_name(wt),
+                        (long long)M, s * 1e3, bound * 1e3, bound / s, s * 1e6 / double(M),
+                        int8 ? gemm_q8_0_int8_path(which) : gemm_path(which, wt, M));
+        }
+    }
+    std::printf("ratio: bound / time (1.00 = at the limit); q8_0: weights widened to f32 (gemm); q8_0-int8: "
+                "gemm_q8_0_int8, bounded by the same f32 FMA peak though int8 dot products may go faster\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     int threads = 2;
     std::string only_isa;
-    bool quick = false;
+    bool quick = false, sweep = false;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
         else if (!std::strcmp(argv[i], "--quick")) quick = true;
+        else if (!std::strcmp(argv[i], "--m-sweep")) sweep = true;
         else if (!std::strcmp(argv[i], "--clock") && i + 1 < argc && !std::strcmp(argv[i + 1], "cpu")) {
             bench_clock = probe_clock::thread_cpu;
             ++i;
@@ -110,7 +162,7 @@ int main(int argc, char** argv) {
             ++i;
         }
         else {
-            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--quick] [--clock wall|cpu]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--quick] [--clock wall|cpu] [--m-sweep]\n", argv[0]);
             return 2;
         }
     }
@@ -125,6 +177,14 @@ int main(int argc, char** argv) {
                 bench_clock == probe_clock::wall ? "wall clock" : "thread CPU time");
     const double bandwidth = measure_memory_bandwidth_gbs(threads, bench_clock);
     std::printf("memory read bandwidth (%d threads): %.1f GB/s\n", threads, bandwidth);
+
+    if (sweep) {
+        isa which = best_isa();
+        for (isa candidate : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16})
+            if (!only_isa.empty() && only_isa == isa_name(candidate) && isa_supported(candidate)) which = candidate;
+        m_sweep(threads, which, bandwidth);
+        return 0;
+    }
 
     std::vector<isa> isas;
     for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
@@ -160,8 +220,9 @@ int main(int argc, char** argv) {
                 });
                 const double per_matrix = gemv_s / double(copies);
                 const double gbs = double(matrix_bytes) / per_matrix / 1e9;
-                std::printf("%-10s %-5s %5d %6lld %5lld %10.3f %7.1f GB/s %7.2f %8s\n", dtype_name(wt), "gemv", 1,
-                            (long long)N, (long long)K, per_matrix * 1e3, gbs, gbs / bandwidth, "");
+                std::printf("%-10s %-5s %5d %6lld %5lld %10.3f %7.1f GB/s %7.2f %8s  %s\n", dtype_name(wt), "gemv", 1,
+                            (long long)N, (long long)K, per_matrix * 1e3, gbs, gbs / bandwidth, "",
+                            gemm_path(which, wt, 1));
                 w.resize(1);
 
                 // ---- GEMM (prefill): compute-bound; the scalar reference is skipped (minutes).
@@ -175,9 +236,9 @@ int main(int argc, char** argv) {
                              p.begin, p.end);
                     });
                     const double gflops = 2.0 * double(M) * double(N) * double(K) / s / 1e9;
-                    std::printf("%-10s %-5s %5lld %6lld %5lld %10.3f %5.1f GFLOP/s %5.2f %8.2f\n", dtype_name(wt),
+                    std::printf("%-10s %-5s %5lld %6lld %5lld %10.3f %5.1f GFLOP/s %5.2f %8.2f  %s\n", dtype_name(wt),
                                 "gemm", (long long)M, (long long)N, (long long)K, s * 1e3, gflops, gflops / fma_peak,
-                                gflops / gemm_peak);
+                                gflops / gemm_peak, gemm_path(which, wt, M));
                     if (wt == dtype::bf16 && which == isa::avx512_bf16) {
                         std::vector<uint16_t> xb(xm.size());
                         row_from_f32(dtype::bf16, xm.data(), xb.data(), int64_t(xm.size()));

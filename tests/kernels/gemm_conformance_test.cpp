@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "conformance.hpp"
+#include "llmq/kernels/q8_0_int8.hpp"
 
 using namespace llmq::kernels;
 using namespace llmq::kernels::testing;
@@ -79,15 +80,15 @@ std::vector<double> quantise_q8_0_rows(const std::vector<float>& x, int64_t M, i
     return out;
 }
 
-void check_case(dtype wt, const shape& s, uint64_t seed) {
+void check_case(dtype wt, const shape& s, uint64_t seed, bool int8 = false) {
     random_source rng(seed);
     const int64_t ldx = s.K + 3, ldy = s.N + 5;
     const std::vector<float> x = rng.floats(std::size_t(s.M * ldx), -1.0, 1.0);
     const weights w = make_weights(wt, s.N, s.K, rng);
 
-    // Q8_0 weights meet x quantised to Q8_0 (int8 dot products): the exact result is that of
-    // the quantised x, x^ = q * d per 32-value block, quantised here by the kernels' own rule.
-    const std::vector<double> xq = wt == dtype::q8_0 ? quantise_q8_0_rows(x, s.M, s.K, ldx) : std::vector<double>();
+    // gemm_q8_0_int8: Q8_0 weights meet x quantised to Q8_0 (int8 dot products); the exact
+    // result is that of the quantised x, x^ = q * d per 32-value block, by the kernels' rule.
+    const std::vector<double> xq = int8 ? quantise_q8_0_rows(x, s.M, s.K, ldx) : std::vector<double>();
     std::vector<double> expected(static_cast<std::size_t>(s.M * s.N)), bound(expected.size());
     std::vector<double> unquantised(expected.size()), quantisation(expected.size());
     for (int64_t m = 0; m < s.M; ++m)
@@ -115,10 +116,13 @@ void check_case(dtype wt, const shape& s, uint64_t seed) {
             if (range[0] >= range[1]) continue;
             const float sentinel = 12345.0f;
             std::vector<float> y(std::size_t(s.M * ldy), sentinel);
-            gemm(which, x.data(), s.M, s.K, ldx, w.bytes.data(), wt, w.ldw, y.data(), ldy,
-                 range[0], range[1]);
+            if (int8)
+                gemm_q8_0_int8(which, x.data(), s.M, s.K, ldx, w.bytes.data(), w.ldw, y.data(), ldy, range[0],
+                               range[1]);
+            else
+                gemm(which, x.data(), s.M, s.K, ldx, w.bytes.data(), wt, w.ldw, y.data(), ldy, range[0], range[1]);
             std::ostringstream context;
-            context << "gemm " << isa_name(which) << " " << dtype_name(wt) << " M=" << s.M
+            context << (int8 ? "gemm_q8_0_int8 " : "gemm ") << isa_name(which) << " " << dtype_name(wt) << " M=" << s.M
                     << " N=" << s.N << " K=" << s.K << " n=[" << range[0] << "," << range[1] << ")";
             std::vector<float> got, outside;
             std::vector<double> want, tolerance;
@@ -134,7 +138,7 @@ void check_case(dtype wt, const shape& s, uint64_t seed) {
                     }
                 }
             check_within(got.data(), want.data(), tolerance.data(), got.size(), context.str());
-            if (wt == dtype::q8_0 && range[0] == 0 && range[1] == s.N) {
+            if (int8 && range[0] == 0 && range[1] == s.N) {
                 // And against the product of the unquantised x: off by at most what rounding x
                 // moved, sum |x^ - x| |w| (each value by at most d / 2), plus the f32 rounding.
                 std::vector<double> plain, moved;
@@ -180,6 +184,10 @@ TEST_SUITE("kernels") {
     TEST_CASE("gemm_matches_reference_for_q8_0_weights_on_every_isa") {
         uint64_t seed = 300;
         for (const shape& s : q8_shapes) check_case(dtype::q8_0, s, seed++);
+    }
+    TEST_CASE("gemm_q8_0_int8_matches_the_product_of_the_quantised_x_on_every_isa") {
+        uint64_t seed = 350;
+        for (const shape& s : q8_shapes) check_case(dtype::q8_0, s, seed++, true);
     }
 
     TEST_CASE("gemm_bf16_dot_matches_the_sum_of_bf16_products_on_every_isa") {

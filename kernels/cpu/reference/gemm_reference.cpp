@@ -29,7 +29,6 @@ void widen(dtype wt, const uint8_t* row, int64_t k0, int64_t count, float* out) 
 
 void gemm(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-    if (wt == dtype::q8_0) return gemm_q8_0_int8(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
     float row[piece];
     for (int64_t n = n_begin; n < n_end; ++n) {
         const auto* wrow = static_cast<const uint8_t*>(w) + n * ldw;

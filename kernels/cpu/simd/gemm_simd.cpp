@@ -436,11 +436,39 @@ void gemm_packed(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_
     }
 }
 
+// Small batches (batched decode, MR < M <= SMALL_M): direct tiles with the column tile
+// outermost, so one tile's NR weight rows come from memory once and are read again from L1/L2
+// by every row tile of x: a step of M sequences costs about one weight read plus M x the FMAs,
+// and there is no jump at M = MR + 1 from the packing the prefill driver does.
+constexpr int64_t SMALL_M = detail::gemm_small_max_m;
+static_assert(MR == detail::gemm_direct_max_m, "gemm_path() names the drivers by these limits");
+
+template <class L>
+void gemm_small_m(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
+                  float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    for (int64_t n = n_begin; n < n_end;) {
+        const int nr = column_tile(M, n_end - n);
+        const uint8_t* rows = w + n * ldw;
+        for (int64_t m = 0; m < M; m += MR) {
+            const float* xt = x + m * ldx;
+            float* yt = y + m * ldy + n;
+            switch (min64(MR, M - m)) {
+                case 3: direct_columns<L, 3>(nr, xt, ldx, rows, ldw, K, yt, ldy); break;
+                case 2: direct_columns<L, 2>(nr, xt, ldx, rows, ldw, K, yt, ldy); break;
+                default: direct_columns<L, 1>(nr, xt, ldx, rows, ldw, K, yt, ldy); break;
+            }
+        }
+        n += nr;
+    }
+}
+
 template <class L>
 void gemm_for(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
               float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     if (M <= MR)
         gemm_direct<L>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+    else if (M <= SMALL_M)
+        gemm_small_m<L>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
     else
         gemm_packed<L>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
 }
@@ -537,9 +565,9 @@ void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
         case dtype::f32: return gemm_for<load_f32>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         case dtype::f16: return gemm_for<load_f16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         case dtype::bf16: return gemm_for<load_bf16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
-        // int8 dot products with x quantised per block (gemm_q8_0_simd.cpp); gemm_for<load_q8_0>
-        // (exact f32 widening) stays for the M = 0 sizes nobody calls and as the f32 baseline.
-        case dtype::q8_0: return gemm_q8_0_int8(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+        // Exact widening to f32; the int8 dot product path (gemm_q8_0_simd.cpp) is opt-in
+        // (kernels/q8_0_int8.hpp) until it is faster than this one.
+        case dtype::q8_0: return gemm_for<load_q8_0>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         default: return;  // not a weight type; the plugins refuse it before calling
     }
 }

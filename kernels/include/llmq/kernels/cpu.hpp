@@ -82,11 +82,14 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 //   y: M rows, row stride ldy (elements); columns outside [n_begin, n_end) untouched
 // Reads each weight row once for all M rows (blocked over M inside). Cache-blocked over K.
 // All arithmetic is f32: f16, bf16 and Q8_0 weights are widened exactly, so the only error is
-// f32 summation (bounded by a few sqrt(K) ulp of sum |x w| in practice). With M > 3 the
+// f32 summation (bounded by a few sqrt(K) ulp of sum |x w| in practice). With M > 16 the
 // calling thread keeps a 1 MiB buffer (the packed block of x), allocated on its first such
-// call and freed when the thread ends.
+// call and freed when the thread ends. (Q8_0 with int8 dot products: kernels/q8_0_int8.hpp.)
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+// The driver gemm() runs for these arguments, in words ("direct row tiles", "small-M direct
+// tiles, columns outermost", "packed panels", "scalar reference"), for benchmark output.
+const char* gemm_path(isa which, dtype wt, int64_t M);
 
 // A good grain for splitting N across threads (multiple of the kernel's column tile).
 int64_t gemm_column_grain(int64_t M, int64_t N, int64_t K);
