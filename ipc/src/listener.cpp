@@ -487,7 +487,8 @@ std::optional<Error> Listener::Impl::admit(const ConnectionImpl& newcomer) {
         }
         return make_error(ErrorCode::busy, "busy: llmqd serves its maximum of " + std::to_string(scope.limit) +
                                                " connections " + scope.whose + " ([ipc] " + scope.key +
-                                               "), all of them working; retry later");
+                                               ") and none has been idle for " +
+                                               std::to_string(options.idle_grace.count()) + " ms; retry later");
     }
     return std::nullopt;
 }

@@ -18,6 +18,7 @@
 #include "llmq/ipc/instance_directory.hpp"
 #include "llmq/ipc/listener.hpp"
 #include "llmq/ipc/request_decoder.hpp"
+#include "llmq/ipc/request_payload.hpp"
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/log.hpp"
@@ -630,6 +631,14 @@ int Server::run() {
             longest = std::max<uint64_t>(longest, tok.token_bytes(id).size());
         const int64_t context = runtime_->plan().context_length;
         max_prompt_text_bytes_ = static_cast<uint64_t>(std::max<int64_t>(context - 1, 0)) * longest;
+        // The largest payload that can hold a servable request, so a bigger one is refused by
+        // its descriptor alone, before a byte of it is copied.
+        const uint64_t prompt = std::max<uint64_t>(std::min<uint64_t>(max_prompt_text_bytes_, limits_.max_prompt_bytes),
+                                                   uint64_t{limits_.max_prompt_tokens} * 4);
+        const uint64_t stops = uint64_t{limits_.max_stop_strings} * (4 + limits_.max_stop_bytes);
+        limits_.max_payload_bytes = std::min(limits_.max_payload_bytes, ipc::kPayloadFixedBytes + prompt + stops);
+        limits_.max_payload_why = "the most a request with a prompt that fits the context of " +
+                                  std::to_string(context) + " positions and its stop strings can take";
     }
     prompt_worker_ = std::make_unique<PromptWorker>();
 
