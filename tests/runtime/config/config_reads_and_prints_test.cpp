@@ -128,7 +128,7 @@ TEST_CASE("a default Config holds the documented defaults and equals an empty fi
     CHECK(c.ipc.max_clients == 256);
     CHECK(c.ipc.max_handshaking == 64);
     CHECK(c.ipc.max_clients_per_uid == 128);
-    CHECK(c.ipc.max_clients_per_pid == 32);
+    CHECK(c.ipc.max_clients_per_pid == 64);
     CHECK(c.ipc.max_requests_per_client == 64);
     CHECK(c.ipc.max_running_per_client == 16);
     CHECK(c.ipc.max_pending_events == 256);
