@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <unordered_map>
+#include <utility>
 
 #include "llmq/ipc/fd_passing.hpp"
 #include "llmq/ipc/handshake.hpp"
@@ -75,6 +76,10 @@ public:
           instance_(options.instance),
           server_name_(options.server_name) {}
 
+    ~ConnectionImpl() override {
+        if (paused_doorbell_ >= 0) ::close(paused_doorbell_);
+    }
+
     std::uint64_t id() const override { return id_; }
     const PeerCredentials& peer() const override { return peer_; }
     const std::string& client_name() const override { return client_name_; }
@@ -117,6 +122,7 @@ public:
         boost::system::error_code ignored;
         handshake_timer_.cancel();
         if (doorbell_) doorbell_->close(ignored);
+        if (paused_doorbell_ >= 0) ::close(std::exchange(paused_doorbell_, -1));
         socket_.shutdown(stream::socket::shutdown_both, ignored);
         socket_.close(ignored);
         auto self = shared_from_this();
@@ -300,11 +306,21 @@ private:
                 self->watch_doorbell();
                 return;
             }
+            // Out of the reactor for the pause: a registered eventfd wakes the Asio thread on
+            // every write, even with no wait pending on it.
             const auto pause = std::chrono::milliseconds(1 << std::min(self->noise_ - 2, 6));
+            self->paused_doorbell_ = self->doorbell_->release();
             self->handshake_timer_.expires_after(std::min(pause, std::chrono::milliseconds(50)));
             self->doorbell_waiting_ = true;
             self->handshake_timer_.async_wait([self](const boost::system::error_code& timer_ec) {
                 self->doorbell_waiting_ = false;
+                if (self->paused_doorbell_ < 0) return;  // closed meanwhile
+                boost::system::error_code assign_ec;
+                self->doorbell_->assign(std::exchange(self->paused_doorbell_, -1), assign_ec);
+                if (assign_ec) {
+                    self->close("watching the doorbell again failed: " + assign_ec.message());
+                    return;
+                }
                 if (!timer_ec) self->watch_doorbell();
             });
         });
@@ -403,6 +419,7 @@ private:
     bool deferred_ = false;
     bool doorbell_waiting_ = false;  // a wait on the doorbell or the noise pause is pending
     int noise_ = 0;                  // doorbells in a row that found no request
+    int paused_doorbell_ = -1;       // the doorbell, out of the reactor during a noise pause
     Clock::time_point last_activity_ = Clock::now();
     State state_ = State::handshake;
     PeerCredentials peer_;
@@ -487,7 +504,8 @@ std::optional<Error> Listener::Impl::admit(const ConnectionImpl& newcomer) {
         }
         return make_error(ErrorCode::busy, "busy: llmqd serves its maximum of " + std::to_string(scope.limit) +
                                                " connections " + scope.whose + " ([ipc] " + scope.key +
-                                               "), all of them working; retry later");
+                                               ") and none has been idle for " +
+                                               std::to_string(options.idle_grace.count()) + " ms; retry later");
     }
     return std::nullopt;
 }

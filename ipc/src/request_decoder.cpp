@@ -310,7 +310,8 @@ PolledRequest decode_request(const RequestDescriptor& d, ArenaView arena, const 
     if (d.payload_length > limits.max_payload_bytes) {
         return defect(id, "payload_length",
                       "is " + std::to_string(d.payload_length) + " bytes; the limit is " +
-                          std::to_string(limits.max_payload_bytes));
+                          std::to_string(limits.max_payload_bytes) +
+                          (limits.max_payload_why.empty() ? "" : " (" + limits.max_payload_why + ")"));
     }
     if (!checked_range(d.payload_offset, d.payload_length, arena.size)) {
         const bool offset_outside = d.payload_offset > arena.size;

@@ -544,6 +544,117 @@ int run_wrap(const std::string& instance) {
     return 0;
 }
 
+// ---- clients that try to grow, wedge or starve the daemon ------------------------------------
+
+// Publishes pings (--what pings) or descriptors that fail to decode (--what bad) as fast as the
+// ring takes them for --ms, reading no event, and reports whether the daemon cut it off.
+int run_noread(const std::string& instance, const std::string& what, int duration_ms) {
+    RawSession s(instance);
+    const std::uint32_t capacity = s.layout().request_capacity;
+    std::uint64_t published = 0;
+    bool closed = false;
+    const auto start = Clock::now();
+    const auto until = start + std::chrono::milliseconds(duration_ms);
+    emit({{"ready", "noread"}});
+    while (Clock::now() < until && !(closed = s.closed(0ms))) {
+        if (s.head() - s.request_tail() >= capacity) {
+            std::this_thread::sleep_for(1ms);
+            continue;
+        }
+        ipc::RequestDescriptor d{};
+        d.request_id = s.head() + 1;
+        d.kind = what == "pings" ? static_cast<std::uint32_t>(ipc::RequestKind::ping) : 77u;  // 77: no such kind
+        s.stage(d);
+        s.publish(1);
+        ++published;
+    }
+    emit({{"closed", closed}, {"published", published},
+          {"seconds", std::chrono::duration<double>(Clock::now() - start).count()}});
+    return 0;
+}
+
+// Two live generate requests with one request id, then exit (the connection ends).
+int run_duplicate_id(const std::string& instance, const RequestFlags& f) {
+    RawSession s(instance);
+    std::vector<std::byte> payload;
+    if (!ipc::encode_generate_payload(make_request(f), payload)) die("encode failed");
+    std::memcpy(s.arena(), payload.data(), payload.size());
+    s.stage(generate_descriptor(7, 0, payload.size()));
+    s.publish(1);
+    // The first one runs before the second arrives.
+    int tokens = 0;
+    const auto deadline = Clock::now() + 20s;
+    while (tokens == 0 && Clock::now() < deadline) {
+        auto e = s.next_event(20ms);
+        if (e && e->kind == ipc::EventKind::token) ++tokens;
+    }
+    if (tokens == 0) die("the first request never streamed");
+    std::memcpy(s.arena() + 4096, payload.data(), payload.size());
+    s.stage(generate_descriptor(7, 4096, payload.size()));
+    s.publish(1);
+    json out{{"second", nullptr}};
+    const auto until = Clock::now() + 5s;
+    while (Clock::now() < until) {
+        auto e = s.next_event(20ms);
+        if (e && (e->kind == ipc::EventKind::error || e->kind == ipc::EventKind::final)) {
+            out["second"] = event_json(*e);
+            break;
+        }
+    }
+    emit(out);
+    return 0;  // the connection closes with the process
+}
+
+// Rings the doorbell in a tight loop for --ms without publishing anything.
+int run_doorbell(const std::string& instance, int duration_ms) {
+    RawSession s(instance);
+    emit({{"ready", "doorbell"}});
+    std::uint64_t rings = 0;
+    const auto until = Clock::now() + std::chrono::milliseconds(duration_ms);
+    while (Clock::now() < until) {
+        for (int i = 0; i < 64; ++i) s.ring();
+        rings += 64;
+    }
+    emit({{"rings", rings}, {"closed", s.closed(0ms)}});
+    return 0;
+}
+
+// Publishes text prompts of --bytes bytes back to back for --ms, reading the answers.
+int run_big_prompts(const std::string& instance, std::uint64_t bytes, int duration_ms) {
+    RawSession s(instance);
+    RequestFlags f;
+    f.prompt.assign(bytes, 'a');
+    for (std::uint64_t i = 7; i < bytes; i += 8) f.prompt[i] = ' ';
+    f.max_tokens = 1;
+    std::vector<std::byte> payload;
+    if (!ipc::encode_generate_payload(make_request(f), payload)) die("encode failed");
+    if (payload.size() * 2 > s.layout().arena_size) die("the arena holds fewer than two such prompts");
+    const std::uint64_t slots = s.layout().arena_size / payload.size();
+    emit({{"ready", "big-prompts"}});
+    std::uint64_t published = 0, answered = 0;
+    json first_answer;
+    const auto until = Clock::now() + std::chrono::milliseconds(duration_ms);
+    while (Clock::now() < until && !s.closed(0ms)) {
+        while (auto e = s.next_event(0ms)) {
+            if (e->kind == ipc::EventKind::error || e->kind == ipc::EventKind::final) {
+                if (answered++ == 0) first_answer = event_json(*e);
+            }
+        }
+        // One payload slot per outstanding request, so none is overwritten before it is read.
+        if (published - answered >= std::min<std::uint64_t>(slots, s.layout().request_capacity)) {
+            std::this_thread::sleep_for(1ms);
+            continue;
+        }
+        const std::uint64_t at = (published % slots) * payload.size();
+        std::memcpy(s.arena() + at, payload.data(), payload.size());
+        s.stage(generate_descriptor(published + 1, at, payload.size()));
+        s.publish(1);
+        ++published;
+    }
+    emit({{"published", published}, {"answered", answered}, {"first_answer", first_answer}});
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -581,6 +692,17 @@ int main(int argc, char** argv) {
     rewrite->add_option("--ms", duration_ms);
     rewrite->add_option("--seed", seed);
     auto* wrap = app.add_subcommand("wrap", "offsets at 2^64-32 and wrapping lengths");
+    auto* noread = app.add_subcommand("noread", "publish pings or bad descriptors for --ms, read nothing");
+    noread->add_option("--what", what)->required()->check(CLI::IsMember({"pings", "bad"}));
+    noread->add_option("--ms", duration_ms);
+    auto* duplicate = app.add_subcommand("duplicate-id", "two live requests with one id, then exit");
+    add_request_flags(*duplicate, f);
+    auto* doorbell = app.add_subcommand("doorbell", "ring the doorbell for --ms without publishing");
+    doorbell->add_option("--ms", duration_ms);
+    std::uint64_t prompt_bytes = 1u << 20;
+    auto* big = app.add_subcommand("big-prompts", "text prompts of --bytes back to back for --ms");
+    big->add_option("--bytes", prompt_bytes);
+    big->add_option("--ms", duration_ms);
     CLI11_PARSE(app, argc, argv);
 
     ::alarm(static_cast<unsigned>(lifetime_s));  // SIGALRM ends a forgotten child
@@ -591,5 +713,9 @@ int main(int argc, char** argv) {
     if (*garbage) return run_garbage(instance, what, seed);
     if (*rewrite) return run_rewrite(instance, duration_ms, seed);
     if (*wrap) return run_wrap(instance);
+    if (*noread) return run_noread(instance, what, duration_ms);
+    if (*duplicate) return run_duplicate_id(instance, f);
+    if (*doorbell) return run_doorbell(instance, duration_ms);
+    if (*big) return run_big_prompts(instance, prompt_bytes, duration_ms);
     return 2;
 }

@@ -217,7 +217,9 @@ Command add_status(CLI::App& root) {
         for (const auto& p : j["plugins"])
             o << "plugin " << p["kind"].get<std::string>() << ": " << p["name"].get<std::string>() << " "
               << p["version"].get<std::string>() << " (" << p["calls"] << " calls, " << p["errors"] << " errors)\n";
-        o << "clients: " << j["clients"] << "; requests running " << j["requests"]["running"] << ", queued "
+        o << "clients: " << j["clients"];
+        if (j.value("other_users_clients", 0) > 0) o << " (" << j["other_users_clients"] << " of other users)";
+        o << "; requests running " << j["requests"]["running"] << ", queued "
           << j["requests"]["queued"] << "; KV blocks used " << j["kv_blocks"]["used"] << " of "
           << j["kv_blocks"]["total"] << "; " << j["tokens_per_s"].get<double>() << " tok/s\n";
         print_text(o.str());

@@ -18,6 +18,7 @@
 #include "llmq/ipc/instance_directory.hpp"
 #include "llmq/ipc/listener.hpp"
 #include "llmq/ipc/request_decoder.hpp"
+#include "llmq/ipc/request_payload.hpp"
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/log.hpp"
@@ -262,6 +263,16 @@ private:
     Clock::time_point drain_deadline_;
     std::unique_ptr<boost::asio::steady_timer> drain_timer_;
     std::unique_ptr<boost::asio::steady_timer> flush_timer_;
+    std::function<void(const boost::system::error_code&)> flush_tick_;
+    bool flush_armed_ = false;
+    // Starts the 20 ms flush tick unless it runs; it stops itself once no client has a request
+    // or an event waiting, so an idle daemon has no timer wake-ups.
+    void arm_flush() {
+        if (flush_armed_ || stopping_.load() || !flush_timer_) return;
+        flush_armed_ = true;
+        flush_timer_->expires_after(std::chrono::milliseconds(20));
+        flush_timer_->async_wait(flush_tick_);
+    }
     std::thread engine_thread_;
     Clock::time_point started_ = Clock::now();
     int exit_code_ = 0;
@@ -273,7 +284,8 @@ private:
 void Server::engine_loop() {
     Engine& engine = runtime_->engine();
     while (!stopping_.load()) {
-        if (!engine.step()) engine.wait_for_work(std::chrono::milliseconds(1000));
+        // Submit, cancel and stop wake it; an idle engine sleeps without timer wake-ups.
+        if (!engine.step()) engine.wait_for_work(std::chrono::hours(1));
     }
 }
 
@@ -351,6 +363,7 @@ void Server::submit(const std::shared_ptr<ClientState>& client, const ipc::Decod
                                              [this, conn](uint64_t rid) { on_request_done(conn, rid); });
     client->requests[id] = LiveRequest{};
     ++preparing_;
+    arm_flush();
     prompt_worker_->post([this, client, id, req = std::move(req), sink]() mutable {
         auto engine_id = runtime_->engine().submit(std::move(req), sink);
         boost::asio::post(io_, [this, client, id, engine_id = std::move(engine_id)]() mutable {
@@ -369,7 +382,7 @@ void Server::submitted(const std::shared_ptr<ClientState>& client, uint64_t id, 
         ipc::EventError code = s.code() == status_code::unavailable ? ipc::EventError::busy
                                                                       : ipc::EventError::invalid_request;
         metrics_.record_rejected();
-        if (client->open.load()) client->push(ipc::Event::error(id, code, s.message()));
+        if (client->open.load() && !client->push(ipc::Event::error(id, code, s.message()))) arm_flush();
     } else if (it == client->requests.end() || it->second.cancelled || !client->open.load()) {
         runtime_->engine().cancel(*engine_id);
         if (it != client->requests.end()) it->second.engine_id = *engine_id;
@@ -400,6 +413,7 @@ void Server::handle_requests(const std::shared_ptr<ipc::Connection>& c) {
         // Its events wait beside a full ring: read no more requests until it drains them.
         client->deferred = true;
         c->defer_requests();
+        arm_flush();
         return;
     }
     std::vector<ipc::PolledRequest> polled;
@@ -440,6 +454,7 @@ void Server::handle_requests(const std::shared_ptr<ipc::Connection>& c) {
         cut_off(client, why);
         return;
     }
+    if (!client->flush()) arm_flush();  // answers wait beside its full ring
     if (client->region->has_pending_requests()) {
         // This wake-up's share is done; the rest after every other client's turn.
         c->defer_requests();
@@ -703,6 +718,14 @@ int Server::run() {
             longest = std::max<uint64_t>(longest, tok.token_bytes(id).size());
         const int64_t context = runtime_->plan().context_length;
         max_prompt_text_bytes_ = static_cast<uint64_t>(std::max<int64_t>(context - 1, 0)) * longest;
+        // The largest payload that can hold a servable request, so a bigger one is refused by
+        // its descriptor alone, before a byte of it is copied.
+        const uint64_t prompt = std::max<uint64_t>(std::min<uint64_t>(max_prompt_text_bytes_, limits_.max_prompt_bytes),
+                                                   uint64_t{limits_.max_prompt_tokens} * 4);
+        const uint64_t stops = uint64_t{limits_.max_stop_strings} * (4 + limits_.max_stop_bytes);
+        limits_.max_payload_bytes = std::min(limits_.max_payload_bytes, ipc::kPayloadFixedBytes + prompt + stops);
+        limits_.max_payload_why = "the most a request with a prompt that fits the context of " +
+                                  std::to_string(context) + " positions and its stop strings can take";
     }
     prompt_worker_ = std::make_unique<PromptWorker>();
 
@@ -767,8 +790,8 @@ int Server::run() {
     drain_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
     // Events that found a full ring wait in their client's queue; retry them regularly.
     flush_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
-    std::function<void(const boost::system::error_code&)> flush_tick;
-    flush_tick = [&](const boost::system::error_code& ec) {
+    flush_tick_ = [this](const boost::system::error_code& ec) {
+        flush_armed_ = false;
         if (ec || stopping_.load()) return;
         // A client that corrupted its response ring is found by the engine thread while it
         // pushes; close it here instead of waiting for its next doorbell (it may never ring),
@@ -790,19 +813,17 @@ int Server::run() {
                       ") corrupted its region's response ring; closing it");
             c->close("the region's response ring index was corrupted");
         }
-        // Fast while some client has requests in flight or events waiting; an idle daemon
-        // wakes twice a second only.
+        // Again while some client has requests in flight or events waiting (an event pushed
+        // from the engine thread belongs to a request still listed here); else the tick stops
+        // until submit() or a held event starts it again.
         bool busy = false;
         for (auto& [id, c] : clients_) {
-            if (!c->requests.empty()) busy = true;
+            if (!c->requests.empty() || c->deferred) busy = true;
             std::lock_guard lock(c->events_mutex);
             if (!c->pending.empty()) busy = true;
         }
-        flush_timer_->expires_after(std::chrono::milliseconds(busy ? 20 : 500));
-        flush_timer_->async_wait(flush_tick);
+        if (busy) arm_flush();
     };
-    flush_timer_->expires_after(std::chrono::milliseconds(20));
-    flush_timer_->async_wait(flush_tick);
 
     listener_->start();
     engine_thread_ = std::thread([this] { engine_loop(); });

@@ -55,6 +55,12 @@ region_size = 33554432
 request_ring_slots = 128
 response_ring_slots = 4096
 max_clients = 17
+max_handshaking = 9
+max_clients_per_uid = 11
+max_clients_per_pid = 3
+max_requests_per_client = 5
+max_running_per_client = 2
+max_pending_events = 77
 max_prompt_bytes = "2MiB"
 stall_timeout = "1.5s"
 drain_timeout = "2m"
@@ -125,6 +131,12 @@ TEST_CASE("a default Config holds the documented defaults and equals an empty fi
     CHECK(c.ipc.request_ring_slots == 64);
     CHECK(c.ipc.response_ring_slots == 1024);
     CHECK(c.ipc.max_clients == 256);
+    CHECK(c.ipc.max_handshaking == 64);
+    CHECK(c.ipc.max_clients_per_uid == 128);
+    CHECK(c.ipc.max_clients_per_pid == 64);
+    CHECK(c.ipc.max_requests_per_client == 64);
+    CHECK(c.ipc.max_running_per_client == 16);
+    CHECK(c.ipc.max_pending_events == 256);
     CHECK(c.ipc.max_prompt_bytes == 1u << 20);
     CHECK(c.ipc.stall_timeout == 5s);
     CHECK(c.ipc.drain_timeout == 30s);
@@ -179,6 +191,12 @@ TEST_CASE("every key is read into its field") {
     CHECK(c.ipc.request_ring_slots == 128);
     CHECK(c.ipc.response_ring_slots == 4096);
     CHECK(c.ipc.max_clients == 17);
+    CHECK(c.ipc.max_handshaking == 9);
+    CHECK(c.ipc.max_clients_per_uid == 11);
+    CHECK(c.ipc.max_clients_per_pid == 3);
+    CHECK(c.ipc.max_requests_per_client == 5);
+    CHECK(c.ipc.max_running_per_client == 2);
+    CHECK(c.ipc.max_pending_events == 77);
     CHECK(c.ipc.max_prompt_bytes == 2u << 20);
     CHECK(c.ipc.stall_timeout == 1500ms);
     CHECK(c.ipc.drain_timeout == 120s);
@@ -271,7 +289,7 @@ TEST_CASE("print_config documents every key with a comment above it") {
         size_t previous_line = printed.rfind('\n', pos - 2);
         CHECK(printed[previous_line + 1] == '#');
     }
-    CHECK(keys == 47);   // every key of config.hpp
+    CHECK(keys == 53);   // every key of config.hpp
 }
 
 TEST_CASE("validate_config names the key and value of a Config changed in code") {

@@ -94,7 +94,7 @@ struct IpcConfig {
     int max_clients = 256;                         // handshaked connections at once
     int max_handshaking = 64;                      // connections not yet past the hello; the oldest goes
     int max_clients_per_uid = 128;                 // connections of one user (the daemon's own uid too)
-    int max_clients_per_pid = 32;                  // connections of one process
+    int max_clients_per_pid = 64;                  // connections of one process
     int max_requests_per_client = 64;              // live (queued or running) requests of one connection
     int max_running_per_client = 16;               // running sequences of one connection
     int max_pending_events = 256;                  // events held for a client whose ring is full
