@@ -748,7 +748,10 @@ int Server::run() {
     });
     if (!config.metrics.listen.empty()) {
         std::string error;
-        metrics_endpoint_ = MetricsEndpoint::start(io_, config.metrics.listen, [this] { return metrics_json(); }, &error);
+        // An HTTP scraper is nobody in particular: it gets counts, never another user's clients.
+        const ipc::PeerCredentials scraper{0, static_cast<uid_t>(-1), static_cast<gid_t>(-1)};
+        metrics_endpoint_ = MetricsEndpoint::start(
+            io_, config.metrics.listen, [this, scraper] { return metrics_json(scraper); }, &error);
         if (!metrics_endpoint_) {
             log::error(error);
             return 1;
