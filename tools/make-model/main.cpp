@@ -41,6 +41,11 @@ int main(int argc, char** argv) {
     app.add_option("--seed", spec.seed, "random seed")->capture_default_str();
     app.add_option("--rope-theta", spec.rope_theta, "RoPE frequency base")->capture_default_str();
     app.add_option("--rms-eps", spec.rms_eps, "RMSNorm epsilon")->capture_default_str();
+    app.add_flag("--rope-freqs", spec.rope_freqs,
+                 "write rope_freqs.weight with Llama 3.1's long-context factors (Llama 3.1/3.2 style)");
+    app.add_option("--sliding-window", spec.sliding_window,
+                   "write <arch>.attention.sliding_window (Mistral style); 0 = none")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     static const std::map<std::string, llmq::kernels::dtype> dtypes{

@@ -82,6 +82,7 @@ Expected<std::unique_ptr<ModelShard>> ModelShard::create(const LlamaLayout& layo
     s->ff_ = sl.ff_end - sl.ff_begin;
     s->max_tokens_ = max_tokens;
     s->max_logit_rows_ = max_logit_rows;
+    if (layout.rope_freqs) s->rope_freqs_ = reinterpret_cast<const float*>(layout.rope_freqs->data);
 
     for (int32_t l = spec.layer_begin; l < spec.layer_end; ++l) {
         const auto& t = layout.layers[l];
@@ -197,9 +198,9 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
             if (L.bk) kernels::add_inplace(k_ + t * kvw, L.bk, kvw);
             if (L.bv) kernels::add_inplace(v_ + t * kvw, L.bv, kvw);
             kernels::rope(q_ + t * qw, heads_, static_cast<int32_t>(hd), b.positions[t],
-                          hp_.rope_theta, hp_.rope_freq_scale, hp_.rope_neox);
+                          hp_.rope_theta, hp_.rope_freq_scale, hp_.rope_neox, rope_freqs_);
             kernels::rope(k_ + t * kvw, kv_heads_, static_cast<int32_t>(hd), b.positions[t],
-                          hp_.rope_theta, hp_.rope_freq_scale, hp_.rope_neox);
+                          hp_.rope_theta, hp_.rope_freq_scale, hp_.rope_neox, rope_freqs_);
             const int32_t s = b.token_seq[t];
             std::span<const int32_t> table(b.block_tables.data() + s * b.max_blocks, b.max_blocks);
             kv_->store(static_cast<int32_t>(li), table, b.positions[t], k_ + t * kvw, v_ + t * kvw);
@@ -223,6 +224,7 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
         a.max_blocks_per_seq = b.max_blocks;
         a.num_blocks = kv_->shape().num_blocks;
         a.scale = scale;
+        a.sliding_window = hp_.sliding_window;
         LLMQ_TRY(plugins.attention->attention(a));
         LLMQ_TRY(matmul(plugins, att_, T, L.wo, o_));
         if (tp) LLMQ_TRY(tensor_comm->all_reduce_sum(o_, T * E));

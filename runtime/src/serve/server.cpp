@@ -17,7 +17,7 @@
 #include "llmq/ipc/listener.hpp"
 #include "llmq/ipc/request_decoder.hpp"
 #include "llmq/runtime/byte_size.hpp"
-#include "llmq/runtime/chat_template.hpp"
+#include "llmq/runtime/chat_command.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/plugin_commands.hpp"
 
@@ -454,10 +454,7 @@ int Server::run() {
         const bool add_bos = args.value("add_bos", true), special = args.value("special", false);
         return nlohmann::json{{"tokens", runtime_->tokenizer().encode(text, add_bos, special)}};
     });
-    listener_->add_command("chat_template", [this](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
-        const auto family = detect_chat_template(runtime_->tokenizer().vocab().chat_template);
-        return nlohmann::json{{"family", chat_template_family_name(family)}};
-    });
+    register_chat_command(*listener_, *runtime_, config);
     listener_->add_command("ping", [](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         return nlohmann::json{{"pong", true}};
     });
