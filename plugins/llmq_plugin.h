@@ -219,7 +219,11 @@ typedef struct llmq_gemm_ops {
  */
 typedef struct llmq_attention_args {
     uint32_t struct_size;
-    uint32_t reserved0;
+    /* Sliding-window attention (Mistral): when not 0, the query at position p sees only the
+     * keys at positions p - sliding_window + 1 .. p. 0: every earlier key (plain causal).
+     * This was reserved0 (always 0) before; a plugin that cannot mask a window must refuse a
+     * non-zero value with LLMQ_STATUS_UNSUPPORTED. */
+    uint32_t sliding_window;
     llmq_tensor q;
     llmq_tensor out;
     const void *k_cache;

@@ -248,6 +248,28 @@ Result<std::chrono::nanoseconds> Client::ping(std::chrono::milliseconds timeout)
     }
 }
 
+Result<RenderedChat> Client::render_chat(const std::vector<ChatTurn>& turns, bool add_generation_prompt,
+                                         std::string_view template_source, std::chrono::milliseconds timeout) {
+    nlohmann::json messages = nlohmann::json::array();
+    for (const ChatTurn& t : turns) messages.push_back({{"role", t.role}, {"content", t.content}});
+    nlohmann::json args{{"messages", std::move(messages)}, {"add_generation_prompt", add_generation_prompt}};
+    if (!template_source.empty()) args["template"] = std::string(template_source);
+    auto reply = control("chat_template", args, timeout);
+    if (!reply) return reply.error();
+    const nlohmann::json& j = *reply;
+    if (!j.is_object() || !j.contains("text") || !j["text"].is_string() || !j.contains("tokens") ||
+        !j["tokens"].is_array())
+        return make_error(ErrorCode::protocol, "chat_template: the daemon's reply has no text and tokens");
+    RenderedChat out;
+    out.origin = j.value("origin", std::string());
+    out.text = j["text"].get<std::string>();
+    for (const auto& id : j["tokens"]) {
+        if (!id.is_number_integer()) return make_error(ErrorCode::protocol, "chat_template: a token id is not an integer");
+        out.tokens.push_back(id.get<std::int32_t>());
+    }
+    return out;
+}
+
 Result<nlohmann::json> Client::control(std::string_view command, const nlohmann::json& args,
                                        std::chrono::milliseconds timeout) {
     if (disconnected_) return disconnected_error();

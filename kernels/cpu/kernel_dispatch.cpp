@@ -131,7 +131,7 @@ void embedding_row(dtype t, const void* table, int64_t ld, int64_t token, float*
 }
 
 void rope(float* x, int32_t num_heads, int32_t head_dim, int32_t pos, float theta,
-          float freq_scale, bool neox) {
+          float freq_scale, bool neox, const float* freq_factors) {
     // Angles in double: pos * theta^(-2i/d) reaches thousands of radians, where f32 would
     // lose ~1e-4 rad. cos/sin of 64 pair frequencies at a time are applied to every head.
     constexpr int32_t chunk = 64;
@@ -141,7 +141,8 @@ void rope(float* x, int32_t num_heads, int32_t head_dim, int32_t pos, float thet
         const int32_t count = half - i0 < chunk ? half - i0 : chunk;
         for (int32_t c = 0; c < count; ++c) {
             const double exponent = -2.0 * double(i0 + c) / double(head_dim);
-            const double angle = double(pos) * double(freq_scale) * std::pow(double(theta), exponent);
+            double angle = double(pos) * double(freq_scale) * std::pow(double(theta), exponent);
+            if (freq_factors) angle /= double(freq_factors[i0 + c]);
             cosines[c] = std::cos(angle);
             sines[c] = std::sin(angle);
         }

@@ -252,6 +252,8 @@ llmq_status attention(void* raw, const llmq_attention_args* a, llmq_error* error
     p.block_size = a->block_size;
     p.max_blocks_per_seq = a->max_blocks_per_seq;
     p.scale = a->scale;
+    // A window beyond int32 covers every position a cache can hold: the same as none.
+    p.sliding_window = a->sliding_window > 0x7fffffffu ? 0 : static_cast<int32_t>(a->sliding_window);
     self->host->parallel_for(self->host->host_context, int64_t(a->num_seqs) * a->num_heads, run_items, &job);
     return LLMQ_OK;
 }

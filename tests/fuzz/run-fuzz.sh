@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the ipc libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
+# Builds the ipc and chat-template libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
 # and runs each for SECONDS (default 30). Works beside a g++ build; needs clang-14 and
 # libfuzzer-14 (Debian: clang-14, libclang-rt-14-dev).
 #
@@ -25,8 +25,18 @@ echo "building fuzz_control_line"
 $cxx $flags -o "$work/fuzz_control_line" "$root/tests/fuzz/fuzz_control_line.cpp" \
     "$ipc/control_line.cpp" "$ipc/handshake.cpp" "$ipc/result.cpp" "$ipc/region_layout.cpp"
 
+echo "building fuzz_chat_template"
+tok="$root/runtime/src/tokenizer"
+$cxx $flags -I$root/runtime/include -o "$work/fuzz_chat_template" "$root/tests/fuzz/fuzz_chat_template.cpp" \
+    "$tok/jinja_lexer.cpp" "$tok/jinja_parser.cpp" "$tok/jinja_evaluator.cpp" "$tok/jinja_value.cpp" \
+    "$tok/utf8.cpp" "$root/runtime/src/status.cpp"
+mkdir -p "$work/corpus-fuzz_chat_template"
+for seed in "$root"/tests/runtime/tokenizer/chat_templates/*.jinja; do
+    cp "$seed" "$work/corpus-fuzz_chat_template/seed-$(basename "$seed")"
+done
+
 status=0
-for target in fuzz_request_decoder fuzz_control_line; do
+for target in fuzz_request_decoder fuzz_control_line fuzz_chat_template; do
     mkdir -p "$work/corpus-$target"
     echo "running $target for $seconds s"
     (cd "$work" && ./"$target" -max_total_time="$seconds" -max_len=8192 -timeout=10 \

@@ -3,6 +3,7 @@
 // prefill, decode and empty sequences, with GQA, several block sizes, head sizes with vector
 // tails, shuffled (non-contiguous) block tables and f16 and f32 caches.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "conformance.hpp"
@@ -31,7 +32,8 @@ struct attention_case {
 // by ~1e-3 or more.
 constexpr double tolerance = 2e-5;
 
-void run_case(const attention_case& c, uint64_t seed) {
+// window > 0: sliding-window attention (keys older than position - window + 1 are masked).
+void run_case(const attention_case& c, uint64_t seed, int32_t window = 0) {
     random_source rng(seed);
     const int32_t num_seqs = int32_t(c.seqs.size());
     const int64_t D = c.head_dim;
@@ -80,7 +82,7 @@ void run_case(const attention_case& c, uint64_t seed) {
                                               std::size_t(p % c.block_size)) * c.num_kv_heads * D + std::size_t(kvh) * D;
                     double dot = 0.0;
                     for (int64_t d = 0; d < D; ++d) dot += double(q[(std::size_t(token) * c.num_heads + h) * D + d]) * kf[base + d];
-                    scores[p] = dot * scale;
+                    scores[p] = window > 0 && p <= position - window ? -INFINITY : dot * scale;
                 }
                 const double top = *std::max_element(scores.begin(), scores.end());
                 double total = 0.0;
@@ -110,6 +112,7 @@ void run_case(const attention_case& c, uint64_t seed) {
     p.block_size = c.block_size;
     p.max_blocks_per_seq = max_blocks;
     p.scale = scale;
+    p.sliding_window = window;
     const std::vector<double> bound(expected.size(), tolerance);
     const int64_t items = int64_t(num_seqs) * c.num_heads;
     for (isa which : supported_isas()) {
@@ -122,7 +125,7 @@ void run_case(const attention_case& c, uint64_t seed) {
         paged_attention(which, p, cut2, items);
         std::ostringstream context;
         context << "attention " << isa_name(which) << " " << dtype_name(c.kv) << " heads=" << c.num_heads << "/"
-                << c.num_kv_heads << " D=" << c.head_dim << " block=" << c.block_size;
+                << c.num_kv_heads << " D=" << c.head_dim << " block=" << c.block_size << " window=" << window;
         check_within(out.data(), expected.data(), bound.data(), out.size(), context.str());
 
         // A range writes exactly its own (sequence, head) items: the middle range alone.
@@ -170,6 +173,16 @@ TEST_SUITE("kernels") {
     }
     TEST_CASE("paged_attention_handles_the_largest_head_size") {
         run_case({2, 1, paged_attention_max_head_dim, 16, dtype::f16, {{6, 40}, {1, 17}}}, 300);
+    }
+    TEST_CASE("paged_attention_masks_keys_older_than_the_sliding_window") {
+        // Windows of 1 (each query sees only itself), shorter than a block, spanning blocks and
+        // chunks, and longer than every context (the same as none).
+        uint64_t seed = 500;
+        for (int32_t window : {1, 3, 17, 70, 1000})
+            for (int32_t block : {1, 16, 64}) {
+                run_case({4, 2, 32, block, dtype::f32, mixed}, seed++, window);
+                run_case({4, 4, 24, block, dtype::f16, mixed}, seed++, window);
+            }
     }
     TEST_CASE("paged_attention_of_a_single_position_returns_its_value") {
         // Context 1: softmax over one key is 1, so out = v exactly (up to f32 rounding of v).

@@ -137,6 +137,29 @@ TEST_SUITE("kernels") {
         }
     }
 
+    TEST_CASE("rope_divides_each_pair_frequency_by_its_factor") {
+        // GGUF rope_freqs (Llama 3.1): pair i turns at freq_scale * pos * theta^(-2i/d) / f_i.
+        random_source rng(6);
+        const int32_t heads = 2, d = 16, pos = 3000;
+        const float theta = 500000.0f;
+        std::vector<float> factors(d / 2);
+        for (int32_t i = 0; i < d / 2; ++i) factors[i] = 1.0f + 3.5f * float(i) / float(d / 2);
+        for (bool neox : {false, true}) {
+            std::vector<float> x = rng.floats(std::size_t(heads * d), -1.0, 1.0), y = x;
+            rope(y.data(), heads, d, pos, theta, 1.0f, neox, factors.data());
+            std::vector<double> expected(x.size()), bound(x.size(), 2e-7 * 2);
+            for (int32_t h = 0; h < heads; ++h)
+                for (int32_t i = 0; i < d / 2; ++i) {
+                    const double t = pos * std::pow(double(theta), -2.0 * i / d) / double(factors[i]);
+                    const int a = h * d + (neox ? i : 2 * i), b = h * d + (neox ? i + d / 2 : 2 * i + 1);
+                    expected[a] = x[a] * std::cos(t) - x[b] * std::sin(t);
+                    expected[b] = x[a] * std::sin(t) + x[b] * std::cos(t);
+                }
+            check_within(y.data(), expected.data(), bound.data(), y.size(),
+                         std::string("rope with factors neox=") + (neox ? "1" : "0"));
+        }
+    }
+
     TEST_CASE("embedding_row_reads_the_named_row_of_every_dtype") {
         random_source rng(6);
         const int64_t n = 64, rows = 5;

@@ -204,6 +204,8 @@ class LlamaReference:
         self.neox = a in ("qwen2",)
         # Llama 3 style per-frequency divisors (llama.cpp: theta_i /= rope_freqs[i]).
         self.rope_factors = g.tensor("rope_freqs.weight") if g.has("rope_freqs.weight") else None
+        # Mistral's sliding window: query i sees keys j with i - window < j <= i.
+        self.window = int(md.get(a + ".attention.sliding_window", 0))
 
         self.tok_embd = g.tensor("token_embd.weight")                 # [vocab, dim]
         self.vocab = self.tok_embd.shape[0]
@@ -254,6 +256,8 @@ class LlamaReference:
         positions = torch.arange(seq)
         group = self.n_head // self.n_kv
         mask = torch.full((seq, seq), float("-inf"), dtype=torch.float64).triu(1)
+        if self.window > 0:
+            mask = mask + torch.full((seq, seq), float("-inf"), dtype=torch.float64).tril(-self.window)
         for L in self.layers:
             h = self.rms_norm(x, L["attn_norm"])
             q = h @ L["attn_q"].T

@@ -95,6 +95,16 @@ def cases():
              "--arch qwen2 --qkv-bias --dtype f32 --dim 128 --layers 2 --heads 4 --kv-heads 2"
              " --ffn 256 --vocab 300 --rope-theta 1000000 --seed 21", prompt(25, 300, 0, 5),
              tol=TOL_F32),
+        case("llama31_rope_freqs_theta500k_gqa_f32",
+             "--dtype f32 --dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 256 --vocab 300"
+             " --rope-theta 500000 --rope-freqs --seed 23", prompt(29, 300, 0, 7), tol=TOL_F32),
+        case("qwen2_qkv_bias_tied_f16",
+             "--arch qwen2 --qkv-bias --tied --dtype f16 --dim 128 --layers 2 --heads 4"
+             " --kv-heads 2 --ffn 256 --vocab 300 --rope-theta 1000000 --seed 27",
+             prompt(25, 300, 1, 11), tol=TOL_HALF),
+        case("mistral_sliding_window_8_gqa_f32",
+             "--arch mistral --sliding-window 8 --dtype f32 --dim 128 --layers 2 --heads 4"
+             " --kv-heads 2 --ffn 256 --vocab 300 --seed 29", prompt(31, 300, 2, 13), tol=TOL_F32),
         case("f16_llama_spm_vocab_32000_f16kv",
              "--dtype f16 --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --seed 17",
              [1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203],

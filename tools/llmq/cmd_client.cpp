@@ -231,41 +231,45 @@ Command add_chat(CLI::App& root) {
     struct Flags {
         ClientFlags client;
         std::string system;
+        std::string chat_template;
         SamplingFlags sampling;
     };
     auto f = std::make_shared<Flags>();
     f->sampling.max_tokens = 512;
     CLI::App* app = root.add_subcommand("chat", "Hold a conversation with a running llmqd (one line per turn)");
     app->add_option("--system", f->system, "System prompt");
+    app->add_option("--chat-template", f->chat_template,
+                    "Jinja chat template file to use instead of the model's tokenizer.chat_template");
     add_client_flags(*app, f->client);
     add_sampling_flags(*app, f->sampling);
     return [f]() -> int {
+        std::string source;
+        if (!f->chat_template.empty()) {
+            auto text = read_chat_template_file(f->chat_template);
+            if (!text) return fail("chat", text.status().message());
+            // Parse here too, so a broken file is reported before the first turn.
+            auto parsed = ChatTemplate::parse(*text, f->chat_template);
+            if (!parsed) return fail("chat", parsed.status().message());
+            source = std::move(*text);
+        }
         auto client = connect(f->client, "llmq chat");
         if (!client) return fail("chat", client.error().message);
-        auto fam = (*client)->control("chat_template", nlohmann::json::object(), std::chrono::seconds(10));
-        if (!fam) return fail("chat", fam.error().message);
-        const std::string name = (*fam)["family"].get<std::string>();
-        ChatTemplateFamily family = ChatTemplateFamily::plain;
-        for (auto c : {ChatTemplateFamily::llama2, ChatTemplateFamily::llama3, ChatTemplateFamily::chatml})
-            if (name == chat_template_family_name(c)) family = c;
         std::signal(SIGINT, on_sigint);
-        std::vector<ChatMessage> messages;
-        if (!f->system.empty()) messages.push_back({"system", f->system});
+        std::vector<ipc::ChatTurn> turns;
+        if (!f->system.empty()) turns.push_back({"system", f->system});
         std::string line;
         while (true) {
             std::fputs("> ", stderr);
             if (!std::getline(std::cin, line)) break;
             if (line.empty()) continue;
-            messages.push_back({"user", line});
-            const std::string prompt = format_chat(family, messages, true);
-            // Control tokens of the template must become tokens; the user's own text may not
-            // spell them (it would then act as one): the daemon tokenizes with specials on.
-            auto ids = (*client)->control("tokenize", {{"text", prompt}, {"add_bos", true}, {"special", true}},
-                                          std::chrono::seconds(30));
-            if (!ids) return fail("chat", ids.error().message);
+            turns.push_back({"user", line});
+            // The daemon renders the template and tokenizes: only the template's markup
+            // becomes control tokens, the typed line stays text.
+            auto rendered = (*client)->render_chat(turns, true, source, std::chrono::seconds(30));
+            if (!rendered) return fail("chat", rendered.error().message);
             ipc::GenerateRequest req = to_ipc(f->sampling);
             req.prompt_is_tokens = true;
-            req.prompt_tokens = (*ids)["tokens"].get<std::vector<int32_t>>();
+            req.prompt_tokens = std::move(rendered->tokens);
             g_interrupted = 0;
             auto id = (*client)->submit(req);
             if (!id) return fail("chat", id.error().message);
@@ -273,7 +277,7 @@ Command add_chat(CLI::App& root) {
             if (!r) return fail("chat", r.error().message);
             print_text("\n");
             if (r->error_event) return fail("chat", r->error_event->text);
-            messages.push_back({"assistant", r->text});
+            turns.push_back({"assistant", r->text});
         }
         return 0;
     };

@@ -25,6 +25,9 @@ struct RunFlags {
     bool no_bos = false;
     std::string logits_out;
     std::string log_level = "warn";
+    bool chat = false;
+    std::string system;
+    std::string chat_template;
     SamplingFlags sampling;
 };
 
@@ -110,6 +113,12 @@ Command add_run(CLI::App& root) {
     app->add_flag("--no-bos", flags->no_bos, "Do not prepend the BOS token");
     app->add_option("--logits-out", flags->logits_out,
                     "Write the logits of the prompt's last position (f32, raw) to this file");
+    app->add_flag("--chat", flags->chat,
+                  "The prompt is a user's message: render it with the chat template (the model's, "
+                  "[model] chat_template or --chat-template)");
+    app->add_option("--system", flags->system, "System message before the prompt (with --chat)");
+    app->add_option("--chat-template", flags->chat_template,
+                    "Jinja chat template file instead of the model's (implies --chat)");
     app->add_option("--log-level", flags->log_level, "error|warn|info|debug")->capture_default_str();
     add_sampling_flags(*app, flags->sampling);
     return [flags]() -> int {
@@ -123,6 +132,12 @@ Command add_run(CLI::App& root) {
             config = *c;
         }
         if (!flags->model.empty()) config.model.path = flags->model;
+        if (!flags->chat_template.empty()) {
+            config.model.chat_template = flags->chat_template;
+            flags->chat = true;
+        }
+        if (flags->chat && !flags->prompt_tokens.empty())
+            return fail("run", "--chat renders text: give --prompt TEXT, not --prompt-tokens");
         if (config.model.path.empty()) return fail("run", "no model: give --model PATH or [model] path");
         if (flags->prompt.empty() && flags->prompt_tokens.empty())
             return fail("run", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
@@ -131,6 +146,20 @@ Command add_run(CLI::App& root) {
         GenerateRequest req;
         req.prompt = flags->prompt;
         req.prompt_tokens = flags->prompt_tokens;
+        if (flags->chat) {
+            const auto& tpl = (*rt)->chat_template();
+            if (!tpl) return fail("run", tpl.status().message());
+            std::vector<ChatMessage> messages;
+            if (!flags->system.empty()) messages.push_back({"system", flags->system});
+            messages.push_back({"user", flags->prompt});
+            const Tokenizer& tok = (*rt)->tokenizer();
+            auto prompt = (*tpl)->render(messages, chat_render_options(tok, true));
+            if (!prompt) return fail("run", prompt.status().message());
+            req.prompt.clear();
+            req.prompt_tokens = encode_chat_prompt(tok, *prompt);
+            if (flags->no_bos && !req.prompt_tokens.empty() && req.prompt_tokens.front() == tok.bos())
+                req.prompt_tokens.erase(req.prompt_tokens.begin());
+        }
         req.add_bos = !flags->no_bos;
         req.sampling = to_params(flags->sampling);
         auto sink = std::make_shared<StdoutSink>(flags->json, flags->logits_out);

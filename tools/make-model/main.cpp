@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
                    "write trained weights instead of random ones: a JSON manifest and its "
                    "float32 blob (tools/train-demo/train_demo.py); only --dtype and --out apply")
         ->check(CLI::ExistingFile);
+    app.add_flag("--rope-freqs", spec.rope_freqs,
+                 "write rope_freqs.weight with Llama 3.1's long-context factors (Llama 3.1/3.2 style)");
+    app.add_option("--sliding-window", spec.sliding_window,
+                   "write <arch>.attention.sliding_window (Mistral style); 0 = none")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     static const std::map<std::string, llmq::kernels::dtype> dtypes{

@@ -1,6 +1,7 @@
 #include "random_llama.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <string_view>
 #include <vector>
 
@@ -114,6 +115,26 @@ Expected<uint32_t> copy_vocab(GgufWriter& w, const std::string& path) {
 
 }  // namespace
 
+std::vector<float> llama31_rope_factors(uint32_t head_dim, float theta) {
+    constexpr double scale = 8.0, low_freq_factor = 1.0, high_freq_factor = 4.0, original_context = 8192.0;
+    const double low_freq_wavelen = original_context / low_freq_factor;
+    const double high_freq_wavelen = original_context / high_freq_factor;
+    std::vector<float> factors(head_dim / 2);
+    for (uint32_t i = 0; i < head_dim / 2; ++i) {
+        const double freq = std::pow(double(theta), -2.0 * i / head_dim);
+        const double wavelen = 2.0 * M_PI / freq;
+        if (wavelen < high_freq_wavelen) {
+            factors[i] = 1.0f;
+        } else if (wavelen > low_freq_wavelen) {
+            factors[i] = float(scale);
+        } else {
+            const double smooth = (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+            factors[i] = float(1.0 / ((1.0 - smooth) / scale + smooth));
+        }
+    }
+    return factors;
+}
+
 Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) {
     LLMQ_TRY(check_spec(spec));
     GgufWriter w(GgufWriter::Options{.header_only = spec.header_only});
@@ -137,6 +158,7 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
     w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(spec.rms_eps));
     w.set(a + "rope.freq_base", GgufValue::f32(spec.rope_theta));
     w.set(a + "rope.dimension_count", GgufValue::u32(head_dim));
+    if (spec.sliding_window) w.set(a + "attention.sliding_window", GgufValue::u32(spec.sliding_window));
 
     uint32_t n_vocab = 0;
     if (!spec.vocab_from.empty()) {
@@ -172,6 +194,15 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
     LLMQ_TRY(add("token_embd.weight", wt, {dim, vocab}, matmul(dim)));
     LLMQ_TRY(add("output_norm.weight", f32, {dim}, norm));
     if (!spec.tied) LLMQ_TRY(add("output.weight", wt, {dim, vocab}, matmul(dim)));
+    if (spec.rope_freqs) {
+        GgufWriter::RowFill fill;
+        if (!spec.header_only) {
+            fill = [factors = llama31_rope_factors(head_dim, spec.rope_theta)](int64_t, uint8_t* dst) {
+                std::memcpy(dst, factors.data(), factors.size() * sizeof(float));
+            };
+        }
+        LLMQ_TRY(w.add_tensor("rope_freqs.weight", f32, {int64_t{head_dim} / 2}, std::move(fill)));
+    }
     for (uint32_t i = 0; i < spec.layers; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
         LLMQ_TRY(add(b + "attn_norm.weight", f32, {dim}, norm));

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "llmq/kernels/cpu.hpp"
 #include "llmq/runtime/status.hpp"
@@ -32,7 +33,14 @@ struct RandomLlamaSpec {
     uint64_t seed = 1;
     float rope_theta = 10000.0f;
     float rms_eps = 1e-5f;
+    // rope_freqs.weight with Llama 3.1's long-context factors (scale 8, low/high frequency
+    // factors 1 and 4, original context 8192), as converters write them for Llama 3.1/3.2.
+    bool rope_freqs = false;
+    uint32_t sliding_window = 0;  // <arch>.attention.sliding_window; 0 = key not written
 };
+
+// Llama 3.1's per-pair RoPE divisors for head size `head_dim` and base `theta`.
+std::vector<float> llama31_rope_factors(uint32_t head_dim, float theta);
 
 // Checks the spec (positive sizes, dim % heads, heads % kv_heads, even head size, Q8_0 rows a
 // multiple of 32, dtype f32/f16/bf16/q8_0), builds the metadata and writes the file at `path`

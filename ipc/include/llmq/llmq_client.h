@@ -220,11 +220,14 @@ llmq_client_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, ui
  * | tokenize       | {"text": string, "add_bos": bool     | {"tokens": [int]}                        |
  * |                |  (true), "special": bool (false:     |                                          |
  * |                |  control-token text is plain text)}  |                                          |
- * | chat_template  | {} or {"messages": [{"role",         | {"family": "llama2"|"llama3"|"chatml"|   |
- * |                |  "content"}], "add_generation_prompt"|  "plain"}; with messages also "prompt"   |
- * |                |  : bool (true)}                      |  (text) and "tokens" (its ids, BOS and   |
- * |                |                                      |  control tokens included: submit them as |
- * |                |                                      |  prompt_tokens)                          |
+ * | chat_template  | {} or {"messages": [{"role",         | {"origin": where the Jinja template came |
+ * |                |  "content"}], "add_generation_prompt"|  from}; with messages also "text" (the   |
+ * |                |  : bool (true), "template": Jinja    |  rendered prompt) and "tokens" (its ids, |
+ * |                |  source to use instead of the        |  BOS and the template's control tokens   |
+ * |                |  model's (optional)}                 |  included; control-token text inside a   |
+ * |                |                                      |  message stays text): submit them as     |
+ * |                |                                      |  prompt_tokens. A template that cannot   |
+ * |                |                                      |  render is an error naming its line      |
  * | drain          | {}                                   | {"draining": true}: no new requests,     |
  * |                |                                      |  running ones finish, then llmqd exits 0 |
  * | shutdown       | {}                                   | {"stopping": true} (drains, as drain)    |

@@ -43,12 +43,16 @@ void paged_attention(const paged_attention_params& p, int64_t item_begin, int64_
             const float* q = p.q + (token * p.num_heads + h) * D;
             float m = -INFINITY, l = 0.0f;
             for (int64_t i = 0; i < D; ++i) acc[i] = 0.0f;
+            // Keys before `oldest` are outside the sliding window (none without one).
+            const int64_t oldest = p.sliding_window > 0 ? position - p.sliding_window + 1 : 0;
             for (int64_t b = 0; b * p.block_size <= position; ++b) {
                 const int64_t visible =
                     position - b * p.block_size + 1 < p.block_size ? position - b * p.block_size + 1
                                                                    : p.block_size;
+                const int64_t first = oldest - b * p.block_size > 0 ? oldest - b * p.block_size : 0;
+                if (first >= visible) continue;
                 float block_max = -INFINITY;
-                for (int64_t j = 0; j < visible; ++j) {
+                for (int64_t j = first; j < visible; ++j) {
                     const uint8_t* k = slot_of(p.k_cache, p.kv_dtype, p, table[b], j, kv_head);
                     float dot = 0.0f;
                     for (int64_t i = 0; i < D; ++i) dot += q[i] * element(k, p.kv_dtype, i);
@@ -59,7 +63,7 @@ void paged_attention(const paged_attention_params& p, int64_t item_begin, int64_
                 const float correction = std::exp(m - new_max);  // 0 on the first block
                 l *= correction;
                 for (int64_t i = 0; i < D; ++i) acc[i] *= correction;
-                for (int64_t j = 0; j < visible; ++j) {
+                for (int64_t j = first; j < visible; ++j) {
                     const float weight = std::exp(scores[j] - new_max);
                     l += weight;
                     const uint8_t* v = slot_of(p.v_cache, p.kv_dtype, p, table[b], j, kv_head);

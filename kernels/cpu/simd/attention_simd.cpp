@@ -116,13 +116,19 @@ void attend_tile(const paged_attention_params& p, int64_t s, int64_t kv_head, co
 
             for (int r = 0; r < qt; ++r) {
                 const int64_t visible = e[r].position - position0 + 1;  // slots entry r sees
+                // Slots before `first` are older than entry r's sliding window.
+                const int64_t first = p.sliding_window > 0 ? e[r].position - p.sliding_window + 1 - position0 : 0;
                 float chunk_max = NEG_INF;
                 for (int j = 0; j < n; ++j) {
-                    if (j >= visible) scores[r][j] = NEG_INF;
+                    if (j >= visible || j < first) scores[r][j] = NEG_INF;
                     chunk_max = scores[r][j] > chunk_max ? scores[r][j] : chunk_max;
                 }
                 const float new_max = chunk_max > m[r] ? chunk_max : m[r];
-                if (new_max == NEG_INF) continue;  // nothing visible yet (cannot happen: slot 0)
+                if (new_max == NEG_INF) {
+                    // Nothing of entry r's window is in this chunk yet: it adds no weight.
+                    for (int j = 0; j < n; ++j) scores[r][j] = 0.0f;
+                    continue;
+                }
                 const float correction = __builtin_expf(m[r] - new_max);
                 vf sum = vzero();
                 for (int j = 0; j < n; j += W) {

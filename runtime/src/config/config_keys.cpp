@@ -461,6 +461,10 @@ std::vector<KeyRule> make_key_rules() {
     rules.push_back(string_key("model", "name", field(&Config::model, &ModelConfig::name),
                                "at most 128 bytes without control characters", is_model_name,
                                "Name clients see; \"\" = the model file's name without extension"));
+    rules.push_back(string_key("model", "chat_template", field(&Config::model, &ModelConfig::chat_template),
+                               "a file path", is_path_or_empty,
+                               "Jinja chat template file used instead of the model file's "
+                               "tokenizer.chat_template; \"\" = the model's own"));
 
     // [devices]
     rules.push_back(integer_key("devices", "cpu", field(&Config::devices, &DevicesConfig::cpu), 0,

@@ -88,7 +88,8 @@ public:
               const RopeParams& p) override {
         const int64_t row = int64_t(heads) * head_dim;
         for (int64_t t = 0; t < rows; ++t)
-            kernels::rope(x + t * row, heads, head_dim, positions[t], p.theta, p.freq_scale, p.neox);
+            kernels::rope(x + t * row, heads, head_dim, positions[t], p.theta, p.freq_scale, p.neox,
+                          p.freq_factors);
     }
 
     void swiglu(const float* gate, const float* up, float* out, int64_t n) override {

@@ -41,10 +41,6 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     auto layout = load_llama_layout(*m->file_);
     if (!layout) return layout.status();
     m->layout_ = std::move(*layout);
-    if (m->layout_.rope_freqs)
-        return unsupported(config.model.path +
-                           ": rope_freqs (Llama 3.1 long-context RoPE factors) is not applied by "
-                           "this engine yet");
     auto vocab = vocab_from_gguf(*m->file_);
     if (!vocab) return vocab.status();
     auto tok = Tokenizer::create(std::move(*vocab));
@@ -54,7 +50,16 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
         return corrupt(config.model.path + ": the tokenizer has " +
                        std::to_string(m->tokenizer_->vocab_size()) + " tokens, the model " +
                        std::to_string(m->layout_.hp.n_vocab));
-    m->name_ = config.model.name.empty()
+    if (!config.model.chat_template.empty()) {
+        auto source = read_chat_template_file(config.model.chat_template);
+        if (!source) return source.status().with_context("[model] chat_template");
+        m->chat_template_ = select_chat_template(*m->tokenizer_, *source, config.model.chat_template);
+        if (!m->chat_template_) return m->chat_template_.status();
+    } else {
+        m->chat_template_ = select_chat_template(*m->tokenizer_, {}, {});
+        if (!m->chat_template_) log::warn(m->chat_template_.status().message());
+    }
+        m->name_ = config.model.name.empty()
                    ? std::filesystem::path(config.model.path).stem().string()
                    : config.model.name;
 

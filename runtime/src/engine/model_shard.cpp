@@ -107,6 +107,7 @@ Status ModelShard::place_weights(const LlamaLayout& layout) {
         *out = *v;
         return {};
     };
+    if (layout.rope_freqs) LLMQ_TRY(vector(layout.rope_freqs, 0, hd / 2, &rope_freqs_));
     for (int32_t l = spec_.layer_begin; l < spec_.layer_end; ++l) {
         const auto& t = layout.layers[l];
         Layer L;
@@ -174,7 +175,7 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
         LLMQ_TRY(pipe->recv(x_, T * E * sizeof(float), spec_.stage - 1));
     }
 
-    const RopeParams rope{hp_.rope_theta, hp_.rope_freq_scale, hp_.rope_neox};
+    const RopeParams rope{hp_.rope_theta, hp_.rope_freq_scale, hp_.rope_neox, rope_freqs_};
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const int32_t* query_start = be.stage_indices(b.query_start);
     const int32_t* context_len = be.stage_indices(b.context_len);
@@ -212,6 +213,7 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
         a.max_blocks_per_seq = b.max_blocks;
         a.num_blocks = kv_->shape().num_blocks;
         a.scale = scale;
+        a.sliding_window = hp_.sliding_window;
         LLMQ_TRY(plugins.attention->attention(a));
         LLMQ_TRY(matmul(plugins, att_, T, L.wo, o_));
         if (tp) LLMQ_TRY(tensor_comm->all_reduce_sum(o_, T * E));

@@ -194,6 +194,10 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
                     "vocab_size, no 2-D token_embd.weight)");
     }
 
+    auto window = file.get_u32_or(p + "attention.sliding_window", 0);
+    if (!window) return window.status();
+    hp.sliding_window = *window;
+
     hp.tied_output = file.tensor("output.weight") == nullptr;
     hp.qkv_bias = file.tensor("blk.0.attn_q.bias") != nullptr;
     return hp;

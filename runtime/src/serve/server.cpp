@@ -20,7 +20,7 @@
 #include "llmq/ipc/request_decoder.hpp"
 #include "llmq/ipc/request_payload.hpp"
 #include "llmq/runtime/byte_size.hpp"
-#include "llmq/runtime/chat_template.hpp"
+#include "llmq/runtime/chat_command.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_file_fault.hpp"
 #include "llmq/runtime/plugin_commands.hpp"
@@ -245,7 +245,6 @@ private:
     void engine_loop();
     nlohmann::json status_json(const ipc::PeerCredentials& asker);
     nlohmann::json metrics_json(const ipc::PeerCredentials& asker);
-    ipc::Result<nlohmann::json> render_chat_command(const nlohmann::json& args, ChatTemplateFamily family);
     void on_request_done(uint64_t connection, uint64_t request_id);
 
     const ServerOptions& options_;
@@ -579,43 +578,6 @@ nlohmann::json Server::status_json(const ipc::PeerCredentials& asker) {
     return j;
 }
 
-// chat_template with args.messages ([{"role", "content"}], strings) and optional
-// add_generation_prompt (default true): the prompt text and its tokens (control tokens parsed).
-ipc::Result<nlohmann::json> Server::render_chat_command(const nlohmann::json& args, ChatTemplateFamily family) {
-    const auto& list = args["messages"];
-    if (!list.is_array() || list.empty() || list.size() > 4096)
-        return ipc::make_error(ipc::ErrorCode::invalid_argument,
-                               "chat_template: args.messages must be a non-empty array of {role, content}");
-    std::vector<ChatMessage> messages;
-    size_t bytes = 0;
-    for (size_t i = 0; i < list.size(); ++i) {
-        const auto& m = list[i];
-        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-            !m["content"].is_string())
-            return ipc::make_error(ipc::ErrorCode::invalid_argument, "chat_template: args.messages[" +
-                                                                         std::to_string(i) +
-                                                                         "] must have string role and content");
-        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-        bytes += messages.back().role.size() + messages.back().content.size();
-        if (!ipc::is_valid_utf8(messages.back().content.data(), messages.back().content.size()) ||
-            !ipc::is_valid_utf8(messages.back().role.data(), messages.back().role.size()))
-            return ipc::make_error(ipc::ErrorCode::invalid_argument,
-                                   "chat_template: args.messages[" + std::to_string(i) + "] is not valid UTF-8");
-    }
-    if (bytes > options_.config.ipc.max_prompt_bytes)
-        return ipc::make_error(ipc::ErrorCode::invalid_argument,
-                               "chat_template: the messages hold " + std::to_string(bytes) +
-                                   " bytes, more than [ipc] max_prompt_bytes = " +
-                                   std::to_string(options_.config.ipc.max_prompt_bytes));
-    const bool add_generation_prompt =
-        args.contains("add_generation_prompt") && args["add_generation_prompt"].is_boolean()
-            ? args["add_generation_prompt"].get<bool>()
-            : true;
-    std::string prompt = format_chat(family, messages, add_generation_prompt);
-    auto tokens = runtime_->tokenizer().encode(prompt, true, true);
-    return nlohmann::json{{"prompt", std::move(prompt)}, {"tokens", std::move(tokens)}};
-}
-
 // The `metrics` command: the serving counters and histograms, with the gauges an operator
 // watches taken from the status.
 nlohmann::json Server::metrics_json(const ipc::PeerCredentials& asker) {
@@ -776,16 +738,7 @@ int Server::run() {
         const bool add_bos = args.value("add_bos", true), special = args.value("special", false);
         return nlohmann::json{{"tokens", runtime_->tokenizer().encode(text, add_bos, special)}};
     });
-    listener_->add_command("chat_template", [this](ipc::Connection&, const nlohmann::json& args) -> ipc::Result<nlohmann::json> {
-        const auto family = detect_chat_template(runtime_->tokenizer().vocab().chat_template);
-        nlohmann::json reply{{"family", chat_template_family_name(family)}};
-        if (args.is_object() && args.contains("messages")) {
-            auto rendered = render_chat_command(args, family);
-            if (!rendered) return rendered.error();
-            reply.update(*rendered);
-        }
-        return reply;
-    });
+    register_chat_command(*listener_, *runtime_, config);
     listener_->add_command("ping", [](ipc::Connection&, const nlohmann::json&) -> ipc::Result<nlohmann::json> {
         return nlohmann::json{{"pong", true}};
     });

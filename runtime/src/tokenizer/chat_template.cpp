@@ -1,116 +1,47 @@
+// ChatTemplate between the model's files and its tokenizer: which template a model uses,
+// the variables its vocabulary implies, and the tokenization of a rendered prompt.
 #include "llmq/runtime/chat_template.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "llmq/runtime/tokenizer.hpp"
 
 namespace llmq {
 
-namespace {
-
-std::string_view trim(std::string_view s) {
-    constexpr std::string_view space = " \t\n\r\f\v";
-    const size_t begin = s.find_first_not_of(space);
-    if (begin == std::string_view::npos) return {};
-    return s.substr(begin, s.find_last_not_of(space) - begin + 1);
+Expected<std::shared_ptr<const ChatTemplate>> select_chat_template(const Tokenizer& tokenizer,
+                                                                   std::string_view override_source,
+                                                                   std::string override_origin) {
+    if (!override_source.empty()) return ChatTemplate::parse(override_source, std::move(override_origin));
+    const std::string& own = tokenizer.vocab().chat_template;
+    if (own.empty()) return ChatTemplate::plain();
+    return ChatTemplate::parse(own, "the model file's tokenizer.chat_template");
 }
 
-// Llama 2 chat: a leading system message is folded into the first user turn; every user turn
-// after the first starts a new sequence with <s>; assistant turns end with </s>.
-std::string format_llama2(std::span<const ChatMessage> messages) {
-    std::string out;
-    std::string system;
-    bool has_system = false;
-    if (!messages.empty() && messages.front().role == "system") {
-        system = messages.front().content;
-        has_system = true;
-        messages = messages.subspan(1);
-    }
-    auto user_turn = [&](std::string_view content) {
-        std::string text;
-        if (has_system) {
-            text = "<<SYS>>\n" + system + "\n<</SYS>>\n\n";
-            has_system = false;
-        }
-        text += content;
-        if (!out.empty()) out += "<s>";
-        out += "[INST] ";
-        out += trim(text);
-        out += " [/INST]";
-    };
-    for (const ChatMessage& m : messages) {
-        if (m.role == "assistant") {
-            out += " ";
-            out += trim(m.content);
-            out += " </s>";
-        } else {
-            user_turn(m.content);
-        }
-    }
-    if (has_system) user_turn("");  // a conversation of only a system message
-    return out;
+ChatRenderOptions chat_render_options(const Tokenizer& tokenizer, bool add_generation_prompt) {
+    ChatRenderOptions o;
+    o.add_generation_prompt = add_generation_prompt;
+    o.bos_token = tokenizer.token_text(tokenizer.bos());
+    o.eos_token = tokenizer.token_text(tokenizer.eos());
+    return o;
 }
 
-std::string format_llama3(std::span<const ChatMessage> messages, bool add_generation_prompt) {
-    std::string out;
-    for (const ChatMessage& m : messages) {
-        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n";
-        out += trim(m.content);
-        out += "<|eot_id|>";
-    }
-    if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-    return out;
+std::vector<int32_t> encode_chat_prompt(const Tokenizer& tokenizer, const ChatPrompt& prompt) {
+    std::vector<int32_t> ids = tokenizer.encode_marked(prompt.text, prompt.from_data);
+    const int32_t bos = tokenizer.bos();
+    if (tokenizer.vocab().add_bos && bos >= 0 && (ids.empty() || ids.front() != bos)) ids.insert(ids.begin(), bos);
+    return ids;
 }
 
-std::string format_chatml(std::span<const ChatMessage> messages, bool add_generation_prompt) {
-    std::string out;
-    for (const ChatMessage& m : messages) {
-        out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-    }
-    if (add_generation_prompt) out += "<|im_start|>assistant\n";
-    return out;
-}
-
-std::string plain_role(const std::string& role) {
-    if (role == "system") return "System";
-    if (role == "user") return "User";
-    if (role == "assistant") return "Assistant";
-    return role;
-}
-
-std::string format_plain(std::span<const ChatMessage> messages, bool add_generation_prompt) {
-    std::string out;
-    for (const ChatMessage& m : messages) {
-        out += plain_role(m.role) + ": " + m.content + "\n";
-    }
-    if (add_generation_prompt) out += "Assistant:";
-    return out;
-}
-
-}  // namespace
-
-const char* chat_template_family_name(ChatTemplateFamily family) {
-    switch (family) {
-        case ChatTemplateFamily::llama2: return "llama2";
-        case ChatTemplateFamily::llama3: return "llama3";
-        case ChatTemplateFamily::chatml: return "chatml";
-        case ChatTemplateFamily::plain: return "plain";
-    }
-    return "plain";
-}
-
-ChatTemplateFamily detect_chat_template(std::string_view source) {
-    if (source.find("<|start_header_id|>") != std::string_view::npos) return ChatTemplateFamily::llama3;
-    if (source.find("<|im_start|>") != std::string_view::npos) return ChatTemplateFamily::chatml;
-    if (source.find("[INST]") != std::string_view::npos) return ChatTemplateFamily::llama2;
-    return ChatTemplateFamily::plain;
-}
-
-std::string format_chat(ChatTemplateFamily family, std::span<const ChatMessage> messages,
-                        bool add_generation_prompt) {
-    switch (family) {
-        case ChatTemplateFamily::llama2: return format_llama2(messages);
-        case ChatTemplateFamily::llama3: return format_llama3(messages, add_generation_prompt);
-        case ChatTemplateFamily::chatml: return format_chatml(messages, add_generation_prompt);
-        case ChatTemplateFamily::plain: return format_plain(messages, add_generation_prompt);
-    }
-    return format_plain(messages, add_generation_prompt);
+Expected<std::string> read_chat_template_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return not_found("chat template file " + path + " cannot be opened");
+    std::ostringstream s;
+    s << in.rdbuf();
+    std::string text = s.str();
+    if (text.size() > (1u << 20)) return invalid_argument("chat template file " + path + " is larger than 1 MiB");
+    if (text.empty()) return invalid_argument("chat template file " + path + " is empty");
+    return text;
 }
 
 }  // namespace llmq

@@ -75,10 +75,17 @@ Status check_vocab(const TokenizerVocab& v) {
     }
     const std::pair<const char*, int32_t> ids[] = {
         {"bos_token_id", v.bos}, {"eos_token_id", v.eos}, {"unknown_token_id", v.unk},
-        {"padding_token_id", v.pad}, {"eot_token_id", v.eot}};
+        {"padding_token_id", v.pad}, {"eot_token_id", v.eot}, {"eom_token_id", v.eom}};
     for (const auto& [key, id] : ids) {
         if (id < -1 || id >= static_cast<int32_t>(v.tokens.size())) {
             return invalid_argument(where + ": tokenizer.ggml." + key + " = " + std::to_string(id) +
+                                    " is outside the vocabulary of " + n + " tokens");
+        }
+    }
+    for (size_t i = 0; i < v.eos_ids.size(); ++i) {
+        if (v.eos_ids[i] < 0 || v.eos_ids[i] >= static_cast<int32_t>(v.tokens.size())) {
+            return invalid_argument(where + ": tokenizer.ggml.eos_token_ids[" + std::to_string(i) +
+                                    "] = " + std::to_string(v.eos_ids[i]) +
                                     " is outside the vocabulary of " + n + " tokens");
         }
     }
@@ -135,6 +142,8 @@ void Tokenizer::Impl::build_specials() {
     };
     mark_end(vocab.eos);
     mark_end(vocab.eot);
+    mark_end(vocab.eom);
+    for (int32_t id : vocab.eos_ids) mark_end(id);
     for (size_t id = 0; id < vocab.tokens.size(); ++id) {
         const TokenType t = type(static_cast<int32_t>(id));
         const std::string& text = vocab.tokens[id];
@@ -189,6 +198,20 @@ Tokenizer::~Tokenizer() = default;
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special,
                                        bool parse_special) const {
+    return encode_impl(text, add_special, parse_special, {});
+}
+
+std::vector<int32_t> Tokenizer::encode_marked(std::string_view text,
+                                              std::span<const uint8_t> from_data) const {
+    if (from_data.size() != text.size()) return encode(text, false, false);  // no markup known
+    // An all-data prompt must not parse specials anywhere: a span of one entry per byte
+    // keeps from_data non-empty whenever text is.
+    return encode_impl(text, false, true, from_data);
+}
+
+// from_data: empty, or one entry per byte of text (non-zero: data, no specials there).
+std::vector<int32_t> Tokenizer::encode_impl(std::string_view text, bool add_special, bool parse_special,
+                                            std::span<const uint8_t> from_data) const {
     const Impl& m = *impl_;
     const TokenizerVocab& v = m.vocab;
     std::vector<int32_t> out;
@@ -215,7 +238,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special,
         size_t fragment_start = 0;
         size_t pos = 0;
         while (pos < text.size()) {
-            const int32_t id = m.special_at(text.substr(pos));
+            int32_t id = m.special_at(text.substr(pos));
+            if (id >= 0 && !from_data.empty()) {
+                const size_t n = v.tokens[id].size();
+                if (std::any_of(from_data.begin() + pos, from_data.begin() + pos + n,
+                                [](uint8_t data) { return data != 0; }))
+                    id = -1;
+            }
             if (id < 0) {
                 ++pos;
                 continue;

@@ -64,12 +64,19 @@ Expected<TokenizerVocab> vocab_from_gguf(const GgufFile& file) {
         {"tokenizer.ggml.unknown_token_id", &v.unk},
         {"tokenizer.ggml.padding_token_id", &v.pad},
         {"tokenizer.ggml.eot_token_id", &v.eot},
+        {"tokenizer.ggml.eom_token_id", &v.eom},
     };
-    const int32_t spm_defaults[] = {1, 2, 0, -1, -1};
+    const int32_t spm_defaults[] = {1, 2, 0, -1, -1, -1};
     for (size_t i = 0; i < std::size(ids); ++i) {
         auto id = read_token_id(file, ids[i].first, spm ? spm_defaults[i] : -1);
         if (!id) return id.status();
         *ids[i].second = *id;
+    }
+
+    if (file.has("tokenizer.ggml.eos_token_ids")) {
+        auto eos_ids = file.get_i32_array("tokenizer.ggml.eos_token_ids");
+        if (!eos_ids) return eos_ids.status();
+        v.eos_ids = std::move(*eos_ids);
     }
 
     auto add_bos = file.get_bool_or("tokenizer.ggml.add_bos_token", spm);

@@ -22,6 +22,7 @@ constexpr std::string_view kEveryKey = R"(
 path = "/models/llama.gguf"
 context_length = 8192
 name = "llama-test"
+chat_template = "/models/llama.jinja"
 
 [devices]
 cpu = 4
@@ -167,6 +168,7 @@ TEST_CASE("every key is read into its field") {
     CHECK(c.model.path == "/models/llama.gguf");
     CHECK(c.model.context_length == 8192);
     CHECK(c.model.name == "llama-test");
+    CHECK(c.model.chat_template == "/models/llama.jinja");
     CHECK(c.devices.cpu == 4);
     CHECK(c.devices.cpu_threads_per_device == 2);
     CHECK(c.devices.cpu_memory_limit == 6ull << 30);
@@ -289,7 +291,7 @@ TEST_CASE("print_config documents every key with a comment above it") {
         size_t previous_line = printed.rfind('\n', pos - 2);
         CHECK(printed[previous_line + 1] == '#');
     }
-    CHECK(keys == 53);   // every key of config.hpp
+    CHECK(keys == 54);   // every key of config.hpp
 }
 
 TEST_CASE("validate_config names the key and value of a Config changed in code") {

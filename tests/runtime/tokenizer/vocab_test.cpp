@@ -267,3 +267,25 @@ TEST_CASE("vocab_from_gguf names the missing or mistyped key") {
         CHECK(v.status().message().find("tokenizer.ggml.bos_token_id") != std::string::npos);
     }
 }
+
+TEST_CASE("tokenizer.ggml.eos_token_ids: generation stops on every listed id; out of range is refused") {
+    llmq::GgufWriter w;
+    w.add("tokenizer.ggml.model", GgufValue::string("llama"));
+    w.add("tokenizer.ggml.tokens", GgufValue::string_array({"<unk>", "<s>", "</s>", U, "stop", "x"}));
+    const float scores[] = {0, 0, 0, -1, -2, -3};
+    w.add("tokenizer.ggml.scores", GgufValue::array_f32(scores));
+    const int32_t eos_ids[] = {2, 4};
+    w.add("tokenizer.ggml.eos_token_ids", GgufValue::array_i32(eos_ids));
+    auto v = read_back(w, "eos-ids.gguf");
+    REQUIRE_MESSAGE(v.ok(), v.status().to_string());
+    CHECK(v->eos_ids == std::vector<int32_t>{2, 4});
+    auto tok = Tokenizer::create(*v);
+    REQUIRE(tok.ok());
+    CHECK((*tok)->is_end_of_generation(4));
+    CHECK((*tok)->is_end_of_generation(2));
+    CHECK_FALSE((*tok)->is_end_of_generation(5));
+    v->eos_ids.push_back(6);
+    auto bad = Tokenizer::create(*v);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.status().message().find("eos_token_ids[2] = 6") != std::string::npos);
+}

@@ -32,6 +32,19 @@ namespace llmq::ipc {
 
 class ClientRegion;
 
+// One turn of a conversation, for Client::render_chat.
+struct ChatTurn {
+    std::string role;  // "system", "user", "assistant", ...
+    std::string content;
+};
+
+// A conversation rendered by the daemon's chat template.
+struct RenderedChat {
+    std::string origin;           // which template rendered it
+    std::string text;             // the prompt text (markup and messages)
+    std::vector<std::int32_t> tokens;  // the ids to submit (GenerateRequest::prompt_tokens)
+};
+
 struct ConnectOptions {
     std::string instance = "default";
     std::filesystem::path dir;                    // empty: default_ipc_dir(), as llmqd uses
@@ -73,6 +86,16 @@ public:
     // error (its code and message), timeout, disconnected.
     [[nodiscard]] Result<nlohmann::json> control(std::string_view command, const nlohmann::json& args,
                                                  std::chrono::milliseconds timeout);
+
+    // Renders `turns` with the model's chat template (or `template_source`, Jinja, when not
+    // empty) in the daemon and tokenizes it there: control tokens come only from the
+    // template's markup, so message text that spells "<|eot_id|>" stays text. Submit the
+    // tokens with prompt_is_tokens. Errors: the daemon's invalid_argument naming the message
+    // or the template line that cannot render, timeout, disconnected, protocol (a reply
+    // without text and tokens).
+    [[nodiscard]] Result<RenderedChat> render_chat(const std::vector<ChatTurn>& turns, bool add_generation_prompt,
+                                                   std::string_view template_source,
+                                                   std::chrono::milliseconds timeout);
 
     // Notices the daemon sent ({"notice": ...}) since the last call.
     std::vector<nlohmann::json> take_notices();

@@ -131,6 +131,8 @@ struct paged_attention_params {
     int32_t block_size;
     int32_t max_blocks_per_seq;
     float scale;
+    // > 0: the query at position p attends to keys p - sliding_window + 1 .. p only.
+    int32_t sliding_window = 0;
 };
 void paged_attention(isa which, const paged_attention_params& p, int64_t item_begin,
                      int64_t item_end);
@@ -146,9 +148,11 @@ void rms_norm_rows(const float* x, const float* weight, float* y, int64_t rows, 
 // Rotary embedding, in place, on one token's heads: x is [num_heads][head_dim], rotated at
 // position `pos`. Pairs are (i, i + head_dim/2) ("NeoX" style) when neox is true, else
 // adjacent (2i, 2i+1) as GGUF Llama stores Q/K. freq_i = freq_scale * pos * theta^(-2i/d)
-// (freq_scale = 1 / linear scaling factor).
+// (freq_scale = 1 / linear scaling factor). freq_factors, when not null, holds head_dim/2
+// per-pair divisors as GGUF's rope_freqs tensor defines them (Llama 3.1 long-context RoPE):
+// the frequency of pair i is divided by freq_factors[i].
 void rope(float* x, int32_t num_heads, int32_t head_dim, int32_t pos, float theta,
-          float freq_scale, bool neox);
+          float freq_scale, bool neox, const float* freq_factors = nullptr);
 
 // out[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, float* out, int64_t n);

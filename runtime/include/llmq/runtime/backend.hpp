@@ -90,6 +90,9 @@ struct RopeParams {
     float theta = 10000.0f;
     float freq_scale = 1.0f;
     bool neox = false;
+    // [head_dim / 2] per-pair divisors of the frequencies (GGUF's rope_freqs, Llama 3.1), in
+    // the device's memory as place_f32 returns it; null: none.
+    const float* freq_factors = nullptr;
 };
 
 // Where a KV write goes: one layer's K and V pools, each num_blocks blocks of

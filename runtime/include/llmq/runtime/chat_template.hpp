@@ -1,47 +1,104 @@
-// Chat formatting for `llmq chat`: turns a conversation into the prompt text a model was
-// trained on, for the common template families. The model file's `tokenizer.chat_template`
-// (Jinja source) is only inspected for markers, never executed.
+// Chat templates: turning a conversation into the prompt a model was trained on, by rendering
+// the Jinja template the model file carries in `tokenizer.chat_template` (or one given with
+// --chat-template / [model] chat_template).
 //
-// The text returned spells control tokens ("<|eot_id|>", "</s><s>", ...): encode it with
-// Tokenizer::encode(text, add_special = true, parse_special = true), which also adds the BOS
-// token the templates start with (format_chat leaves the very first BOS out). Content that
-// itself spells a control token is parsed as that token too; callers that take content from
-// untrusted users should reject or escape such text first.
+// The renderer is a Jinja subset of our own, enough for the published templates of Llama 2,
+// Llama 3.x, Mistral, Qwen2.5, ChatML, Gemma and Phi-3: text, {{ }}, {% if/elif/else %},
+// {% for %} (loop.index/index0/first/last/length/revindex, else, inline if, break/continue),
+// {% set %} (also ns.attr and block form), {% macro %}, comments, "-" whitespace control and
+// Hugging Face's trim_blocks/lstrip_blocks; literals, lists, dicts, attributes, indexing,
+// slicing, calls, filters (trim, length, count, tojson, upper, lower, capitalize, title,
+// default, first, last, join, replace, string, int, float, list, items, reverse, unique,
+// select, reject, selectattr, rejectattr, map, indent, safe, abs), tests (defined, undefined, none, string,
+// number, integer, float, mapping, iterable, sequence, boolean, true, false, even, odd,
+// divisibleby, equalto, sameas), string methods (strip, lstrip, rstrip, startswith,
+// endswith, split, replace, upper, lower, title, capitalize, find, count, join), dict
+// methods (items, keys, values, get), list.append, and the globals raise_exception(),
+// namespace() and range().
 //
-// Pure functions, any thread.
+// What the model reads as control tokens: the rendered prompt remembers, byte by byte,
+// whether it came from the template's own literals (markup) or from the data the template
+// was given (message text). encode_chat_prompt() turns only markup into control tokens, so
+// a user who types "<|eot_id|>" sends text, not the end of a turn.
+//
+// Ownership and threads: a ChatTemplate owns its parsed form, is immutable after parse() and
+// may render from any number of threads at once.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "llmq/runtime/status.hpp"
 
 namespace llmq {
 
-enum class ChatTemplateFamily {
-    llama2,  // "<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s>"
-    llama3,  // "<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>"
-    chatml,  // "<|im_start|>{role}\n{content}<|im_end|>\n"
-    plain,   // "User: {content}\nAssistant:" for templates llmq does not recognise
-};
-
-// "llama2", "llama3", "chatml", "plain".
-const char* chat_template_family_name(ChatTemplateFamily family);
-
-// The family whose markers the template contains: "<|start_header_id|>" → llama3,
-// "<|im_start|>" → chatml, "[INST]" → llama2 (also Mistral's), anything else (including an
-// empty template) → plain.
-ChatTemplateFamily detect_chat_template(std::string_view jinja_source);
+class Tokenizer;
 
 struct ChatMessage {
-    std::string role;  // "system", "user", "assistant" (others are written as given)
+    std::string role;  // "system", "user", "assistant", "tool", ... (passed to the template)
     std::string content;
 };
 
-// The prompt text for `messages` in order. add_generation_prompt: end with the header that
-// asks the model for the assistant's next turn (llama2 needs none: its user turn ends with
-// "[/INST]"). As the families' reference templates do, llama2 and llama3 trim whitespace
-// around each message's content; chatml and plain keep it.
-std::string format_chat(ChatTemplateFamily family, std::span<const ChatMessage> messages,
-                        bool add_generation_prompt);
+struct ChatRenderOptions {
+    // End with the header that asks the model for the assistant's next turn.
+    bool add_generation_prompt = true;
+    std::string bos_token;  // the template's bos_token / eos_token variables (markup)
+    std::string eos_token;
+};
+
+struct ChatPrompt {
+    std::string text;
+    // One per byte of text: 1 where the byte came from the data (message text), 0 where it
+    // came from the template's markup.
+    std::vector<uint8_t> from_data;
+};
+
+class ChatTemplate {
+public:
+    // Parses Jinja source. `origin` names where it came from in errors ("the model file's
+    // tokenizer.chat_template", a file name). Errors: invalid_argument
+    // "<origin>: chat template line N: <what was expected, what was found>".
+    [[nodiscard]] static Expected<std::shared_ptr<const ChatTemplate>> parse(std::string_view source,
+                                                                             std::string origin);
+    // The template for a model whose file carries none: "User: ...\nAssistant:" lines.
+    static std::shared_ptr<const ChatTemplate> plain();
+
+    // Renders `messages`. Errors: invalid_argument naming the origin and the template line
+    // (an undefined value used, a type error, raise_exception's message, output or loop
+    // limits exceeded).
+    [[nodiscard]] Expected<ChatPrompt> render(std::span<const ChatMessage> messages,
+                                              const ChatRenderOptions& options) const;
+
+    const std::string& origin() const { return origin_; }
+    ~ChatTemplate();
+
+    struct Parsed;
+
+private:
+    ChatTemplate() = default;
+    std::unique_ptr<Parsed> parsed_;
+    std::string origin_;
+};
+
+// The template a model uses: `override_source` when not empty (from --chat-template or
+// [model] chat_template, named `override_origin`), else the tokenizer's chat_template, else
+// plain().
+[[nodiscard]] Expected<std::shared_ptr<const ChatTemplate>> select_chat_template(
+    const Tokenizer& tokenizer, std::string_view override_source, std::string override_origin);
+
+// The options a tokenizer's vocabulary implies (bos_token, eos_token spelled as its tokens).
+ChatRenderOptions chat_render_options(const Tokenizer& tokenizer, bool add_generation_prompt);
+
+// Token ids of a rendered prompt: control tokens only where the markup spells them, the
+// message text tokenized with specials off. Adds the BOS token first when the vocabulary
+// asks for one and the prompt does not already start with it.
+std::vector<int32_t> encode_chat_prompt(const Tokenizer& tokenizer, const ChatPrompt& prompt);
+
+// Reads a template file for --chat-template / [model] chat_template. Errors name the path.
+[[nodiscard]] Expected<std::string> read_chat_template_file(const std::string& path);
 
 }  // namespace llmq

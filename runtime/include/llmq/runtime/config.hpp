@@ -36,6 +36,7 @@ struct ModelConfig {
     std::string path;              // GGUF file; "" = none (give one on the command line)
     uint32_t context_length = 0;   // tokens; 0 = the model's training context (capped by kv_cache)
     std::string name;              // shown to clients; "" = the file name without extension
+    std::string chat_template;     // Jinja file used instead of the model's; "" = the model's
     bool operator==(const ModelConfig&) const = default;
 };
 

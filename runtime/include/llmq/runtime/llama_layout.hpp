@@ -34,6 +34,9 @@ struct LlamaHParams {
     bool rope_neox = false;        // rotate (i, i + d/2) pairs (qwen2) instead of (2i, 2i+1)
     bool tied_output = false;      // no output.weight: the LM head is token_embd
     bool qkv_bias = false;         // attn_q/k/v.bias present (qwen2)
+    // <arch>.attention.sliding_window (Mistral): a query at position p attends to keys at
+    // positions p - sliding_window + 1 .. p only; 0 = no window (full causal attention).
+    uint32_t sliding_window = 0;
 };
 
 struct LlamaLayerTensors {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "llmq/runtime/backend.hpp"
+#include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/device.hpp"
 #include "llmq/runtime/engine.hpp"
@@ -38,6 +39,10 @@ public:
 
     Engine& engine() { return *engine_; }
     const Tokenizer& tokenizer() const { return *tokenizer_; }
+    // The chat template: [model] chat_template when set (a file that cannot be read or
+    // parsed stops the load), else the model file's tokenizer.chat_template (one that does
+    // not parse is this error, so generation still works and chat says why), else plain().
+    const Expected<std::shared_ptr<const ChatTemplate>>& chat_template() const { return chat_template_; }
     const LlamaHParams& hparams() const { return layout_.hp; }
     const MemoryPlan& plan() const { return plan_; }
     PluginHost& plugins() { return *plugins_; }
@@ -52,6 +57,7 @@ private:
     std::shared_ptr<const GgufFile> file_;
     LlamaLayout layout_;
     std::unique_ptr<Tokenizer> tokenizer_;
+    Expected<std::shared_ptr<const ChatTemplate>> chat_template_{ChatTemplate::plain()};
     std::vector<std::unique_ptr<Device>> devices_;
     std::vector<std::unique_ptr<Backend>> backends_;  // one per device the plan uses
     MemoryPlan plan_;

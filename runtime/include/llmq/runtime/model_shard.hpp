@@ -101,6 +101,7 @@ private:
     WeightView embedding_;  // this rank's vocabulary rows
     WeightView lm_head_;
     const float* output_norm_ = nullptr;
+    const float* rope_freqs_ = nullptr;  // [head_dim / 2] per-pair divisors, or null
     std::unique_ptr<KvCacheStorage> kv_;
     int32_t max_tokens_ = 0, max_logit_rows_ = 0;
     // Workspace (device memory), in workspace_.

@@ -54,6 +54,8 @@ struct TokenizerVocab {
     std::vector<int32_t> token_types; // one per token (TokenType values); empty: all normal
     std::vector<std::string> merges;  // "gpt2": "left right", highest priority first
     int32_t bos = -1, eos = -1, unk = -1, pad = -1, eot = -1;
+    int32_t eom = -1;                  // tokenizer.ggml.eom_token_id (<|eom_id|>)
+    std::vector<int32_t> eos_ids;      // tokenizer.ggml.eos_token_ids: more ids that end generation
     bool add_bos = true;           // encode(add_special) prepends bos
     bool add_eos = false;          // encode(add_special) appends eos
     bool add_space_prefix = true;  // "llama": prepend ▁ to the text (and strip it on decode)
@@ -61,6 +63,7 @@ struct TokenizerVocab {
 };
 
 // Reads tokenizer.ggml.* and tokenizer.chat_template from a GGUF file's metadata.
+// tokenizer.ggml.eos_token_ids (an array, when present) lists further end-of-generation ids.
 // Defaults when a key is absent: pre "default"; "llama": bos 1, eos 2, unk 0, add_bos true,
 // add_space_prefix true; "gpt2": no bos/eos/unk, add_bos false, add_space_prefix false.
 // An id stored as 0xFFFFFFFF means none. Errors: not_found for a missing
@@ -97,6 +100,12 @@ public:
     std::vector<int32_t> encode(std::string_view text, bool add_special,
                                 bool parse_special = false) const;
 
+    // Token ids for a rendered chat prompt: `from_data` has one entry per byte of `text`,
+    // non-zero where the byte came from message text. Control and user-defined tokens are
+    // recognised only where every byte of their spelling is template markup; message text
+    // is tokenized as with parse_special off. Adds no BOS/EOS (encode_chat_prompt does).
+    std::vector<int32_t> encode_marked(std::string_view text, std::span<const uint8_t> from_data) const;
+
     // The raw bytes a token stands for: <0xXX> → that byte, SentencePiece ▁ → ' ', byte-level
     // characters → their bytes; "" for control tokens and for ids out of range. Bytes of one
     // token need not be valid UTF-8 on their own.
@@ -110,7 +119,8 @@ public:
     int32_t bos() const;  // -1 when none
     int32_t eos() const;  // -1 when none
     bool valid_id(int32_t id) const { return id >= 0 && id < vocab_size(); }
-    // Generation ends at this token: eos, eot, and control/user-defined tokens such as
+    // Generation ends at this token: eos, eot, eom, every id of eos_ids, and
+    // control/user-defined tokens such as
     // <|eot_id|>, <|eom_id|>, <|im_end|>, <|end_of_text|>, <|endoftext|>, <|end|>,
     // <end_of_turn>.
     bool is_end_of_generation(int32_t id) const;
@@ -129,6 +139,8 @@ public:
 private:
     friend class TokenStreamDecoder;
     explicit Tokenizer(std::unique_ptr<Impl> impl);
+    std::vector<int32_t> encode_impl(std::string_view text, bool add_special, bool parse_special,
+                                     std::span<const uint8_t> from_data) const;
     std::unique_ptr<Impl> impl_;
 };
 

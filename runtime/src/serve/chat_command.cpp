@@ -1,0 +1,81 @@
+#include "llmq/runtime/chat_command.hpp"
+
+#include "llmq/ipc/listener.hpp"
+#include "llmq/ipc/request_decoder.hpp"
+#include "llmq/runtime/chat_template.hpp"
+#include "llmq/runtime/config.hpp"
+#include "llmq/runtime/model_runtime.hpp"
+
+namespace llmq {
+
+namespace {
+
+constexpr size_t max_messages = 4096;
+
+ipc::Result<nlohmann::json> bad(const std::string& why) {
+    return ipc::make_error(ipc::ErrorCode::invalid_argument, "chat_template: " + why);
+}
+
+bool utf8(const std::string& s) { return ipc::is_valid_utf8(s.data(), s.size()); }
+
+}  // namespace
+
+void register_chat_command(ipc::Listener& listener, const ModelRuntime& runtime, const Config& config) {
+    const uint64_t max_bytes = config.ipc.max_prompt_bytes;
+    listener.add_command("chat_template", [&runtime, max_bytes](ipc::Connection&, const nlohmann::json& args)
+                                              -> ipc::Result<nlohmann::json> {
+        if (!args.is_object()) return bad("args must be an object");
+        std::shared_ptr<const ChatTemplate> tpl;
+        if (args.contains("template")) {
+            const auto& t = args["template"];
+            if (!t.is_string()) return bad("args.template must be a string (Jinja source)");
+            const std::string& src = t.get_ref<const std::string&>();
+            if (src.empty() || src.size() > max_bytes || !utf8(src))
+                return bad("args.template is empty, longer than " + std::to_string(max_bytes) +
+                           " bytes or not valid UTF-8");
+            auto parsed = ChatTemplate::parse(src, "the client's template");
+            if (!parsed) return bad(parsed.status().message());
+            tpl = *parsed;
+        } else if (runtime.chat_template()) {
+            tpl = *runtime.chat_template();
+        } else if (!args.contains("messages")) {
+            return nlohmann::json{{"origin", "the model file's tokenizer.chat_template"},
+                                  {"error", runtime.chat_template().status().message()}};
+        } else {
+            return bad(runtime.chat_template().status().message());
+        }
+        nlohmann::json reply{{"origin", tpl->origin()}};
+        if (!args.contains("messages")) return reply;
+
+        const auto& ms = args["messages"];
+        if (!ms.is_array() || ms.size() > max_messages)
+            return bad("args.messages must be an array of at most " + std::to_string(max_messages) + " messages");
+        std::vector<ChatMessage> messages;
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < ms.size(); ++i) {
+            const auto& m = ms[i];
+            const std::string where = "args.messages[" + std::to_string(i) + "]";
+            if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+                !m["content"].is_string())
+                return bad(where + " must be {\"role\": string, \"content\": string}");
+            ChatMessage cm{m["role"].get<std::string>(), m["content"].get<std::string>()};
+            bytes += cm.role.size() + cm.content.size();
+            if (bytes > max_bytes) return bad("args.messages hold more than " + std::to_string(max_bytes) + " bytes");
+            if (!utf8(cm.role) || !utf8(cm.content)) return bad(where + " is not valid UTF-8");
+            messages.push_back(std::move(cm));
+        }
+        bool add_generation_prompt = true;
+        if (args.contains("add_generation_prompt")) {
+            if (!args["add_generation_prompt"].is_boolean()) return bad("args.add_generation_prompt must be a boolean");
+            add_generation_prompt = args["add_generation_prompt"].get<bool>();
+        }
+        auto prompt = tpl->render(messages, chat_render_options(runtime.tokenizer(), add_generation_prompt));
+        if (!prompt) return bad(prompt.status().message());
+        if (prompt->text.size() > max_bytes) return bad("the rendered prompt is longer than " + std::to_string(max_bytes) + " bytes");
+        reply["tokens"] = encode_chat_prompt(runtime.tokenizer(), *prompt);
+        reply["text"] = std::move(prompt->text);
+        return reply;
+    });
+}
+
+}  // namespace llmq
