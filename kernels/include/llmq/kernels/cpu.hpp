@@ -57,13 +57,18 @@ isa usable_isa(isa which);
 // Every pointer to f32 / i32 data must be 4-byte aligned and every pointer to f16 / bf16 data
 // 2-byte aligned (row strides in bytes included); Q8_0 rows may start anywhere.
 
-// Same numbering as llmq_dtype in plugins/llmq_plugin.h.
-enum class dtype : int32_t { f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, i32 = 4, u8 = 5 };
+// Same numbering as llmq_dtype in plugins/llmq_plugin.h. q4_0 .. iq4_xs are GGUF's block
+// quantizations (layouts and meaning in llmq/kernels/quant_blocks.hpp).
+enum class dtype : int32_t {
+    f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, i32 = 4, u8 = 5,
+    q4_0 = 6, q4_1 = 7, q5_0 = 8, q5_1 = 9, q2_k = 10, q3_k = 11, q4_k = 12, q5_k = 13,
+    q6_k = 14, iq4_nl = 15, iq4_xs = 16
+};
 
 inline constexpr int q8_0_block_values = 32;
 inline constexpr int q8_0_block_bytes = 34;  // fp16 scale + 32 x int8
 
-// Bytes of one row of `n` values (n a multiple of 32 for q8_0).
+// Bytes of one row of `n` values (n a multiple of block_values(t) for the block types).
 std::size_t row_bytes(dtype t, int64_t n);
 const char* dtype_name(dtype t);
 
@@ -75,7 +80,8 @@ uint16_t fp32_to_bf16(float f);  // round to nearest even
 // Convert one row of n values of dtype t to f32 / from f32 (q8_0: n multiple of 32;
 // quantisation as GGUF: per block d = max|x| / 127, q = round(x * (1 / d)) to nearest even,
 // d stored as fp16; i32 and u8 convert numerically, rounding and clamping). Every ISA gives
-// bit-identical rows (NaN inputs to q8_0 excepted: their q is unspecified).
+// bit-identical rows (NaN inputs to q8_0 excepted: their q is unspecified). The block types
+// q4_0 .. iq4_xs convert through dequantize_blocks / quantize_blocks (quant_blocks.hpp).
 void row_to_f32(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 
@@ -90,6 +96,12 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 // f32 summation (bounded by a few sqrt(K) ulp of sum |x w| in practice). With M > 3 the
 // calling thread keeps a 1 MiB buffer (the packed block of x), allocated on its first such
 // call and freed when the thread ends.
+// Block-quantized weights (q4_0 .. iq4_xs; K a multiple of the block): with M <= 3 each row of
+// x is quantized per 32 values to int8 (d = max|x| / 127, kept in f32) and the dot products
+// are integer sums scaled per 32 values, so the error is that of the rounding of x, at most
+// sum over the 32-value runs of d / 2 * sum |w| of the run, plus f32 summation; with M > 3
+// the weights are dequantized exactly to f32 a slab of rows at a time into the f32 GEMM.
+// Each calling thread keeps buffers for the quantized x and the slab (grown as needed).
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 
