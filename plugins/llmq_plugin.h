@@ -91,14 +91,31 @@ typedef enum llmq_backend {
 } llmq_backend;
 
 /* Element types. Q8_0 is GGUF's: blocks of 32 values, each block an IEEE half scale d
- * followed by 32 int8 q (34 bytes); value = d * q. */
+ * followed by 32 int8 q (34 bytes); value = d * q.
+ * The values are the ids of llmq's dtype table (kernels/include/llmq/kernels/dtype.hpp),
+ * which gives each type's name and block layout; plugins/abi/llmq_abi_dtypes.hpp checks every
+ * row of that table against these constants at compile time. A new type is a new constant
+ * here (a minor version) and a new row there. */
 typedef enum llmq_dtype {
     LLMQ_DTYPE_F32 = 0,
     LLMQ_DTYPE_F16 = 1,
     LLMQ_DTYPE_BF16 = 2,
     LLMQ_DTYPE_Q8_0 = 3,
     LLMQ_DTYPE_I32 = 4,
-    LLMQ_DTYPE_U8 = 5
+    LLMQ_DTYPE_U8 = 5,
+    /* GGUF's block quantizations: the byte layouts of ggml's
+     * block_q4_0 ... block_iq4_xs; rows of them are whole blocks, strides[rank-1] is 0. */
+    LLMQ_DTYPE_Q4_0 = 6,
+    LLMQ_DTYPE_Q4_1 = 7,
+    LLMQ_DTYPE_Q5_0 = 8,
+    LLMQ_DTYPE_Q5_1 = 9,
+    LLMQ_DTYPE_Q2_K = 10,
+    LLMQ_DTYPE_Q3_K = 11,
+    LLMQ_DTYPE_Q4_K = 12,
+    LLMQ_DTYPE_Q5_K = 13,
+    LLMQ_DTYPE_Q6_K = 14,
+    LLMQ_DTYPE_IQ4_NL = 15,
+    LLMQ_DTYPE_IQ4_XS = 16
 } llmq_dtype;
 
 #define LLMQ_Q8_0_BLOCK_VALUES 32

@@ -11,52 +11,6 @@ namespace llmq::kernels {
 const int8_t iq4_codebook[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                  1,    13,   25,  38,  53,  69,  89,  113};
 
-bool is_block_quantized(dtype t) {
-    return static_cast<int32_t>(t) >= static_cast<int32_t>(dtype::q4_0) &&
-           static_cast<int32_t>(t) <= static_cast<int32_t>(dtype::iq4_xs);
-}
-
-int block_values(dtype t) {
-    switch (t) {
-        case dtype::q8_0:
-        case dtype::q4_0:
-        case dtype::q4_1:
-        case dtype::q5_0:
-        case dtype::q5_1:
-        case dtype::iq4_nl: return 32;
-        case dtype::q2_k:
-        case dtype::q3_k:
-        case dtype::q4_k:
-        case dtype::q5_k:
-        case dtype::q6_k:
-        case dtype::iq4_xs: return 256;
-        default: return 1;
-    }
-}
-
-int block_bytes(dtype t) {
-    switch (t) {
-        case dtype::f32:
-        case dtype::i32: return 4;
-        case dtype::f16:
-        case dtype::bf16: return 2;
-        case dtype::u8: return 1;
-        case dtype::q8_0: return 34;
-        case dtype::q4_0: return 18;
-        case dtype::q4_1: return 20;
-        case dtype::q5_0: return 22;
-        case dtype::q5_1: return 24;
-        case dtype::iq4_nl: return 18;
-        case dtype::q2_k: return 84;
-        case dtype::q3_k: return 110;
-        case dtype::q4_k: return 144;
-        case dtype::q5_k: return 176;
-        case dtype::q6_k: return 210;
-        case dtype::iq4_xs: return 136;
-    }
-    return 0;
-}
-
 namespace detail {
 namespace {
 

@@ -21,6 +21,7 @@
 #include <toml++/toml.h>
 
 #include "llmq/kernels/cpu.hpp"
+#include "llmq_abi_dtypes.hpp"
 #include "llmq_plugin.h"
 
 namespace {
@@ -155,7 +156,7 @@ llmq_status check_attention(const llmq_attention_args* a, llmq_error* error) {
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: args.struct_size is %u, expected at least %zu",
                     a->struct_size, sizeof(llmq_attention_args));
     if (a->kv_dtype != LLMQ_DTYPE_F32 && a->kv_dtype != LLMQ_DTYPE_F16)
-        return fail(error, a->kv_dtype >= 0 && a->kv_dtype <= 5 ? LLMQ_STATUS_UNSUPPORTED : LLMQ_STATUS_INVALID_ARGUMENT,
+        return fail(error, llmq::abi::dtype_of(a->kv_dtype) != nullptr ? LLMQ_STATUS_UNSUPPORTED : LLMQ_STATUS_INVALID_ARGUMENT,
                     "attention: kv_dtype %d; %s reads f32 or f16 caches", a->kv_dtype, plugin_name);
     if (a->num_seqs < 0 || a->num_tokens < 0)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: num_seqs %d and num_tokens %d must be >= 0",
@@ -181,7 +182,7 @@ llmq_status check_attention(const llmq_attention_args* a, llmq_error* error) {
         a->block_tables == nullptr)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
                     "attention: k_cache, v_cache, query_start, context_len and block_tables must all be set");
-    const uintptr_t kv_element = a->kv_dtype == LLMQ_DTYPE_F16 ? 2 : 4;
+    const auto kv_element = static_cast<uintptr_t>(llmq::abi::dtype_of(a->kv_dtype)->element_bytes());
     if (reinterpret_cast<uintptr_t>(a->k_cache) % kv_element != 0 || reinterpret_cast<uintptr_t>(a->v_cache) % kv_element != 0)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: k_cache and v_cache must be aligned to their %u-byte elements",
                     unsigned(kv_element));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "llmq/kernels/cpu.hpp"
+#include "llmq_abi_dtypes.hpp"
 #include "llmq_plugin.h"
 
 namespace {
@@ -52,9 +53,7 @@ __attribute__((format(printf, 3, 4))) llmq_status fail(llmq_error* error, llmq_s
     return status;
 }
 
-const char* dtype_label(int32_t t) {
-    return t >= 0 && t <= 5 ? k::dtype_name(static_cast<k::dtype>(t)) : "unknown";
-}
+const char* dtype_label(int32_t t) { return k::dtype_name(t); }
 
 // ---- configuration
 
@@ -192,19 +191,13 @@ llmq_status check_matmul(const llmq_matmul_args* a, llmq_error* error) {
     if (a->y.dtype != LLMQ_DTYPE_F32)
         return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: y.dtype is %s, %s writes f32", dtype_label(a->y.dtype),
                     plugin_name);
-    int64_t element = 0;
-    switch (a->w.dtype) {
-        case LLMQ_DTYPE_F32: element = 4; break;
-        case LLMQ_DTYPE_F16:
-        case LLMQ_DTYPE_BF16: element = 2; break;
-        case LLMQ_DTYPE_Q8_0: element = 0; break;
-        case LLMQ_DTYPE_I32:
-        case LLMQ_DTYPE_U8:
-            return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: w.dtype %s is not a weight type (f32, f16, bf16, q8_0)",
-                        dtype_label(a->w.dtype));
-        default:
-            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: w.dtype %d is not an llmq_dtype", a->w.dtype);
-    }
+    const k::dtype_info* wt = llmq::abi::dtype_of(a->w.dtype);
+    if (wt == nullptr)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: w.dtype %d is not an llmq_dtype", a->w.dtype);
+    if (!wt->weight)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: w.dtype %s is not a weight type (%s)", wt->name,
+                    k::weight_dtype_names().c_str());
+    const int64_t element = wt->element_bytes();  // 0 for block-quantized rows
     const int64_t M = a->x.shape[0], K = a->x.shape[1], N = a->w.shape[0];
     if (a->w.shape[1] != K)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
@@ -214,12 +207,13 @@ llmq_status check_matmul(const llmq_matmul_args* a, llmq_error* error) {
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
                     "matmul: y is [%" PRId64 ", %" PRId64 "], x · wᵀ is [%" PRId64 ", %" PRId64 "]", a->y.shape[0],
                     a->y.shape[1], M, N);
-    if (a->w.dtype == LLMQ_DTYPE_Q8_0 && K % k::q8_0_block_values != 0)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: w is q8_0 with K = %" PRId64 ", not a multiple of 32",
-                    K);
+    if (K % wt->block_values != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "matmul: w is %s with K = %" PRId64 ", not a multiple of %d (its block)", wt->name, K,
+                    wt->block_values);
     if ((s = check_rows(a->x, "x", 4, K * 4, error)) != LLMQ_OK) return s;
     if ((s = check_rows(a->y, "y", 4, N * 4, error)) != LLMQ_OK) return s;
-    const int64_t w_row = static_cast<int64_t>(k::row_bytes(static_cast<k::dtype>(a->w.dtype), K));
+    const int64_t w_row = static_cast<int64_t>(k::row_bytes(wt->id, K));
     if ((s = check_rows(a->w, "w", element, w_row, error)) != LLMQ_OK) return s;
     return LLMQ_OK;
 }

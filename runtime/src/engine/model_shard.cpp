@@ -7,7 +7,7 @@ namespace llmq {
 
 namespace {
 
-// Byte offset of column `col` inside a row of `t` (Q8_0: whole 32-value blocks).
+// Byte offset of column `col` inside a row of `t` (quantized types: whole blocks).
 int64_t column_offset(kernels::dtype t, int64_t col) {
     return static_cast<int64_t>(kernels::row_bytes(t, col));
 }
@@ -48,7 +48,7 @@ llmq_tensor tensor_2d(const void* data, kernels::dtype t, int64_t rows, int64_t 
     x.shape[1] = cols;
     x.shape[2] = x.shape[3] = 1;
     x.strides[0] = stride_bytes;
-    x.strides[1] = t == kernels::dtype::q8_0 ? 0 : (t == kernels::dtype::f32 ? 4 : 2);
+    x.strides[1] = kernels::dtype_info_of(t).element_bytes();  // 0 for block-quantized rows
     x.device_type = d.backend();
     x.device_index = d.info().index;
     return x;

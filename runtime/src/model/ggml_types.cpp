@@ -47,6 +47,22 @@ constexpr std::array<TypeEntry, 31> type_table{{
     {35, {"TQ2_0", 256, 66}},
 }};
 
+// Every weight dtype of the kernels' table names a GGML type whose block layout is its own.
+constexpr bool dtype_table_matches_ggml() {
+    for (const kernels::dtype_info& d : kernels::dtype_table) {
+        if (!d.weight) continue;
+        bool found = false;
+        for (const TypeEntry& e : type_table) {
+            if (static_cast<int64_t>(e.id) != d.ggml_type) continue;
+            found = e.traits.block_values == d.block_values && e.traits.block_bytes == d.block_bytes;
+        }
+        if (!found) return false;
+    }
+    return true;
+}
+static_assert(dtype_table_matches_ggml(),
+              "a weight row of llmq/kernels/dtype.hpp names a GGML type id whose block layout differs");
+
 }  // namespace
 
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t ggml_type) {
@@ -62,23 +78,14 @@ std::string ggml_type_name(uint32_t ggml_type) {
 }
 
 std::optional<kernels::dtype> ggml_type_to_dtype(uint32_t ggml_type) {
-    switch (static_cast<GgmlType>(ggml_type)) {
-        case GgmlType::f32: return kernels::dtype::f32;
-        case GgmlType::f16: return kernels::dtype::f16;
-        case GgmlType::bf16: return kernels::dtype::bf16;
-        case GgmlType::q8_0: return kernels::dtype::q8_0;
-        default: return std::nullopt;
-    }
+    if (const kernels::dtype_info* d = kernels::find_dtype_by_ggml_type(ggml_type)) return d->id;
+    return std::nullopt;
 }
 
 std::optional<uint32_t> dtype_to_ggml_type(kernels::dtype t) {
-    switch (t) {
-        case kernels::dtype::f32: return static_cast<uint32_t>(GgmlType::f32);
-        case kernels::dtype::f16: return static_cast<uint32_t>(GgmlType::f16);
-        case kernels::dtype::bf16: return static_cast<uint32_t>(GgmlType::bf16);
-        case kernels::dtype::q8_0: return static_cast<uint32_t>(GgmlType::q8_0);
-        default: return std::nullopt;
-    }
+    const kernels::dtype_info& d = kernels::dtype_info_of(t);
+    if (!d.weight || d.ggml_type == kernels::no_ggml_type) return std::nullopt;
+    return static_cast<uint32_t>(d.ggml_type);
 }
 
 }  // namespace llmq

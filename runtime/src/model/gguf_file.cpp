@@ -229,8 +229,8 @@ Status GgufParser::read_tensor_info(uint64_t index, const GgufFile::Options& opt
     } else if (!options.allow_unsupported_types) {
         return unsupported("GGUF file " + file_.path_ + ": " + what + " has type " +
                            traits->name +
-                           ", which llmq cannot compute with (it supports F32, F16, BF16 and "
-                           "Q8_0); convert the model to Q8_0 or F16, e.g. with llama-quantize");
+                           ", which llmq cannot compute with (it supports " + kernels::weight_dtype_names() +
+                           "); convert the model to Q8_0 or F16, e.g. with llama-quantize");
     }
     if (static_cast<uint64_t>(t.shape[0]) % traits->block_values != 0) {
         return fail(what + " of type " + traits->name + " has rows of " +

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "llmq/kernels/cpu.hpp"
+#include "llmq_abi_dtypes.hpp"
 
 namespace llmq {
 
@@ -36,9 +37,7 @@ private:
     uint64_t s_;
 };
 
-const char* dtype_label(int32_t t) {
-    return t >= 0 && t <= 5 ? k::dtype_name(static_cast<k::dtype>(t)) : "unknown";
-}
+const char* dtype_label(int32_t t) { return k::dtype_name(t); }
 
 std::string fmt(double v) {
     char b[32];
@@ -55,11 +54,11 @@ std::vector<uint8_t> make_weights(int32_t dtype, int64_t N, int64_t K, Random& r
     for (int64_t n = 0; n < N; ++n) {
         uint8_t* dst = w.data() + row * static_cast<size_t>(n);
         if (t == k::dtype::q8_0) {
-            for (int64_t b = 0; b < K / LLMQ_Q8_0_BLOCK_VALUES; ++b) {
-                uint8_t* block = dst + b * LLMQ_Q8_0_BLOCK_BYTES;
+            for (int64_t b = 0; b < K / k::q8_0_block_values; ++b) {
+                uint8_t* block = dst + b * k::q8_0_block_bytes;
                 const uint16_t d = k::fp32_to_fp16(r.uniform(0.005f, 0.02f));
                 std::memcpy(block, &d, 2);
-                for (int i = 0; i < LLMQ_Q8_0_BLOCK_VALUES; ++i)
+                for (int i = 0; i < k::q8_0_block_values; ++i)
                     block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(r.uniform(-127.0f, 128.0f)));
             }
             continue;
@@ -140,7 +139,12 @@ double CanaryTolerances::for_dtype(int32_t dtype) const {
         case LLMQ_DTYPE_F16: return f16;
         case LLMQ_DTYPE_BF16: return bf16;
         case LLMQ_DTYPE_Q8_0: return q8_0;
-        default: return f32;
+        default: {
+            // The other block types: their GEMMs round x to int8 per 32 values as a Q8_0 dot
+            // product would, so two correct plugins may differ as much.
+            const k::dtype_info* d = abi::dtype_of(dtype);
+            return d != nullptr && d->is_quantized() ? q8_0 : f32;
+        }
     }
 }
 
@@ -157,8 +161,8 @@ CanaryShapes canary_shapes_for_model(const LlamaLayout& layout, int32_t tensor, 
             c.what = std::string("blk.0.") + name;
             c.K = w->shape[0] / (row_parallel ? t : 1);
             c.N = w->shape[1] / (row_parallel ? 1 : t);
-            c.w_dtype = static_cast<int32_t>(w->dtype);
-            if (c.w_dtype == LLMQ_DTYPE_Q8_0 && c.K % LLMQ_Q8_0_BLOCK_VALUES != 0) return;
+            c.w_dtype = abi::dtype_id(w->dtype);
+            if (c.K % k::dtype_info_of(w->dtype).block_values != 0) return;
             if (c.K <= 0 || c.N <= 0) return;
             c.N = trimmed_rows(c.N, c.K);
             shapes.gemm.push_back(std::move(c));
@@ -224,13 +228,18 @@ Expected<CanaryShapes> canary_shapes_from_json(const nlohmann::json& j) {
         int64_t dtype = 0;
         LLMQ_TRY(integer(o, "K", 1, int64_t(1) << 20, &c.K));
         LLMQ_TRY(integer(o, "N", 1, int64_t(1) << 24, &c.N));
-        LLMQ_TRY(integer(o, "w_dtype", 0, 3, &dtype));
+        LLMQ_TRY(integer(o, "w_dtype", 0, k::dtype_count - 1, &dtype));
         c.w_dtype = static_cast<int32_t>(dtype);
+        const k::dtype_info& wt = *abi::dtype_of(c.w_dtype);
+        if (!wt.weight)
+            return invalid_argument(std::string("canary shapes: w_dtype ") + wt.name + " is not a weight type (" +
+                                    k::weight_dtype_names() + ")");
         if (c.K * c.N > 4 * max_canary_weight_values)
             return invalid_argument("canary shapes: a gemm weight of " + std::to_string(c.K * c.N) +
                                     " values is too large");
-        if (c.w_dtype == LLMQ_DTYPE_Q8_0 && c.K % LLMQ_Q8_0_BLOCK_VALUES != 0)
-            return invalid_argument("canary shapes: q8_0 K must be a multiple of 32");
+        if (c.K % wt.block_values != 0)
+            return invalid_argument(std::string("canary shapes: ") + wt.name + " K must be a multiple of " +
+                                    std::to_string(wt.block_values));
         c.what = o.value("what", std::string("gemm"));
         c.M.clear();
         if (!o.contains("M") || !o["M"].is_array() || o["M"].empty() || o["M"].size() > 8)
@@ -365,8 +374,9 @@ Status CanaryRun::run_case(size_t index, PluginInstance& candidate, PluginInstan
     std::vector<float> got, want;
     if (kind_ == LLMQ_PLUGIN_KIND_GEMM) {
         const GemmInput& c = *gemm_[index];
-        const int64_t w_row = static_cast<int64_t>(k::row_bytes(static_cast<k::dtype>(c.w_dtype), c.K));
-        const int64_t w_element = c.w_dtype == LLMQ_DTYPE_Q8_0 ? 0 : w_row / std::max<int64_t>(c.K, 1);
+        const k::dtype_info& wt = *abi::dtype_of(c.w_dtype);  // validated where the case was made
+        const int64_t w_row = static_cast<int64_t>(k::row_bytes(wt.id, c.K));
+        const int64_t w_element = wt.element_bytes();
         auto run = [&](PluginInstance& p, std::vector<float>& y) -> Status {
             y.assign(static_cast<size_t>(c.M * c.N), std::numeric_limits<float>::quiet_NaN());
             llmq_matmul_args a{};

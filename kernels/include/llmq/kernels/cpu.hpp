@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "llmq/kernels/dtype.hpp"
+
 namespace llmq::kernels {
 
 // ------------------------------------------------------------------ features and ISA
@@ -57,20 +59,8 @@ isa usable_isa(isa which);
 // Every pointer to f32 / i32 data must be 4-byte aligned and every pointer to f16 / bf16 data
 // 2-byte aligned (row strides in bytes included); Q8_0 rows may start anywhere.
 
-// Same numbering as llmq_dtype in plugins/llmq_plugin.h. q4_0 .. iq4_xs are GGUF's block
-// quantizations (layouts and meaning in llmq/kernels/quant_blocks.hpp).
-enum class dtype : int32_t {
-    f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, i32 = 4, u8 = 5,
-    q4_0 = 6, q4_1 = 7, q5_0 = 8, q5_1 = 9, q2_k = 10, q3_k = 11, q4_k = 12, q5_k = 13,
-    q6_k = 14, iq4_nl = 15, iq4_xs = 16
-};
-
-inline constexpr int q8_0_block_values = 32;
-inline constexpr int q8_0_block_bytes = 34;  // fp16 scale + 32 x int8
-
-// Bytes of one row of `n` values (n a multiple of block_values(t) for the block types).
-std::size_t row_bytes(dtype t, int64_t n);
-const char* dtype_name(dtype t);
+// The dtypes themselves (ids, names, block layouts, row_bytes, dtype_name) are the table in
+// llmq/kernels/dtype.hpp.
 
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);  // round to nearest even

@@ -59,11 +59,11 @@ namespace llmq::kernels {
 extern const int8_t iq4_codebook[16];
 
 // True for the block-quantized weight types of this header (q4_0 .. iq4_xs); false for f32,
-// f16, bf16, q8_0 (handled with the plain dtypes), i32, u8.
-bool is_block_quantized(dtype t);
-// Values and bytes of one block (1 / element size for the plain dtypes, 32 / 34 for q8_0).
-int block_values(dtype t);
-int block_bytes(dtype t);
+// f16, bf16, q8_0 (which the GEMM handles with the plain dtypes), i32, u8.
+constexpr bool is_block_quantized(dtype t) { return dtype_info_of(t).is_quantized() && t != dtype::q8_0; }
+// Values and bytes of one block, from the dtype table (1 / element size for plain dtypes).
+constexpr int block_values(dtype t) { return dtype_info_of(t).block_values; }
+constexpr int block_bytes(dtype t) { return dtype_info_of(t).block_bytes; }
 
 // Dequantizes n values (n a multiple of block_values(t)) of block type t, exactly as above.
 // Any bytes are valid input (a NaN or infinite scale gives NaN or infinite values; nothing is

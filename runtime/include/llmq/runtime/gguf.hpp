@@ -75,9 +75,10 @@ struct GgmlTypeTraits {
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t ggml_type);
 // "F16", "Q4_K", or "unknown(77)".
 std::string ggml_type_name(uint32_t ggml_type);
-// The kernel dtype llmq computes with for this GGML type (F32, F16, BF16, Q8_0), or nullopt.
+// The kernel dtype llmq computes with for this GGML type (a weight row of the dtype table in
+// llmq/kernels/dtype.hpp: F32, F16, BF16, Q8_0, ...), or nullopt.
 std::optional<kernels::dtype> ggml_type_to_dtype(uint32_t ggml_type);
-// The GGML type id of a kernel dtype (f32/f16/bf16/q8_0), or nullopt for i32/u8.
+// The GGML type id of a weight dtype, or nullopt for a dtype that is no weight (i32, u8).
 std::optional<uint32_t> dtype_to_ggml_type(kernels::dtype t);
 
 // ------------------------------------------------------------------ metadata values
