@@ -102,7 +102,20 @@ typedef enum llmq_dtype {
     LLMQ_DTYPE_BF16 = 2,
     LLMQ_DTYPE_Q8_0 = 3,
     LLMQ_DTYPE_I32 = 4,
-    LLMQ_DTYPE_U8 = 5
+    LLMQ_DTYPE_U8 = 5,
+    /* GGUF's block quantizations: the byte layouts of ggml's
+     * block_q4_0 ... block_iq4_xs; rows of them are whole blocks, strides[rank-1] is 0. */
+    LLMQ_DTYPE_Q4_0 = 6,
+    LLMQ_DTYPE_Q4_1 = 7,
+    LLMQ_DTYPE_Q5_0 = 8,
+    LLMQ_DTYPE_Q5_1 = 9,
+    LLMQ_DTYPE_Q2_K = 10,
+    LLMQ_DTYPE_Q3_K = 11,
+    LLMQ_DTYPE_Q4_K = 12,
+    LLMQ_DTYPE_Q5_K = 13,
+    LLMQ_DTYPE_Q6_K = 14,
+    LLMQ_DTYPE_IQ4_NL = 15,
+    LLMQ_DTYPE_IQ4_XS = 16
 } llmq_dtype;
 
 #define LLMQ_Q8_0_BLOCK_VALUES 32

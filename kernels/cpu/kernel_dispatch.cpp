@@ -7,6 +7,7 @@
 #include "llmq/kernels/q8_0_int8.hpp"
 #include "reference/reference_kernels.hpp"
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/quant_blocks.hpp"
 
 namespace llmq::kernels {
 
@@ -15,6 +16,7 @@ using detail::table_for;
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     if (M <= 0 || n_begin >= n_end) return;
+    if (is_block_quantized(wt)) return table_for(which).quant_gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
     table_for(which).gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
 }
 

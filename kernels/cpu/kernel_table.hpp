@@ -42,6 +42,10 @@ struct kernel_table {
     // Sums `count` 64-bit words read as eight interleaved sequential streams (the memory
     // bandwidth probe's loop, with this ISA's widest loads).
     uint64_t (*sum_words)(const uint64_t* words, std::size_t count);
+
+    // GEMM for block-quantized weights (is_block_quantized(wt)); same contract as gemm.
+    void (*quant_gemm)(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
+                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 };
 
 // Defined in reference/kernel_table_reference.cpp (always built).

@@ -3,9 +3,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <map>
 
 #include "import_manifest.hpp"
+#include "llmq/runtime/weight_mix.hpp"
 #include "random_llama.hpp"
 
 int main(int argc, char** argv) {
@@ -32,8 +32,12 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile)
         ->excludes(vocab);
     app.add_option("--context", spec.context, "training context length")->capture_default_str();
-    app.add_option("--dtype", dtype, "weight dtype (norms are always f32)")
-        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))
+    app.add_option("--dtype", dtype,
+                   "weight dtype, or a mix as llama.cpp's Q4_K_M / Q5_K_M (norms are always f32): " +
+                       llmq::weight_mix_names())
+        ->check([](const std::string& name) {
+            return llmq::find_weight_mix(name) ? std::string() : "not one of " + llmq::weight_mix_names();
+        })
         ->capture_default_str();
     app.add_flag("--tied", spec.tied, "no output.weight: the LM head is token_embd");
     app.add_flag("--qkv-bias", spec.qkv_bias, "add attn_q/k/v biases (Qwen2 style)");
@@ -54,12 +58,8 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
-    static const std::map<std::string, llmq::kernels::dtype> dtypes{
-        {"f32", llmq::kernels::dtype::f32},
-        {"f16", llmq::kernels::dtype::f16},
-        {"bf16", llmq::kernels::dtype::bf16},
-        {"q8_0", llmq::kernels::dtype::q8_0}};
-    spec.dtype = dtypes.at(dtype);
+    spec.mix = dtype;
+    spec.dtype = llmq::find_weight_mix(dtype)->base;
 
     auto start = std::chrono::steady_clock::now();
     llmq::Status s = manifest.empty() ? llmq::write_random_llama(spec, out)

@@ -7,6 +7,7 @@
 
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/gguf_writer.hpp"
+#include "llmq/runtime/weight_mix.hpp"
 #include "synthetic_vocab.hpp"
 
 namespace llmq {
@@ -64,6 +65,10 @@ private:
     kernels::dtype dtype_;
 };
 
+const WeightMix* mix_of(const RandomLlamaSpec& s) {
+    return find_weight_mix(s.mix.empty() ? kernels::dtype_name(s.dtype) : s.mix);
+}
+
 Status check_spec(const RandomLlamaSpec& s) {
     auto bad = [](const std::string& m) { return invalid_argument("model spec: " + m); };
     if (s.arch != "llama" && s.arch != "mistral" && s.arch != "qwen2") {
@@ -85,10 +90,14 @@ Status check_spec(const RandomLlamaSpec& s) {
         return bad("the head size dim/heads = " + std::to_string(s.dim / s.heads) +
                    " must be even (RoPE rotates pairs)");
     }
-    if (!dtype_to_ggml_type(s.dtype)) return bad("dtype must be f32, f16, bf16 or q8_0");
-    if (s.dtype == kernels::dtype::q8_0 &&
-        (s.dim % kernels::q8_0_block_values != 0 || s.ffn % kernels::q8_0_block_values != 0)) {
-        return bad("q8_0 needs dim and ffn to be multiples of 32");
+    const WeightMix* mix = mix_of(s);
+    if (mix == nullptr) return bad("dtype must be one of " + weight_mix_names());
+    for (kernels::dtype t : {mix->base, mix->output, mix->more_bits}) {
+        const auto block = static_cast<uint32_t>(kernels::dtype_info_of(t).block_values);
+        if (s.dim % block != 0 || s.ffn % block != 0) {
+            return bad(std::string(kernels::dtype_name(t)) + " needs dim and ffn to be multiples of " +
+                       std::to_string(block));
+        }
     }
     if (!(s.rms_eps > 0.0f) || !(s.rope_theta > 0.0f)) {
         return bad("rms-eps and rope-theta must be positive");
@@ -143,12 +152,8 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
 
     w.set("general.architecture", GgufValue::string(spec.arch));
     w.set("general.name", GgufValue::string(spec.name));
-    // general.file_type as llama.cpp numbers it: all F32 = 0, mostly F16 = 1, Q8_0 = 7, BF16 = 32.
-    uint32_t file_type = spec.dtype == kernels::dtype::f16    ? 1
-                         : spec.dtype == kernels::dtype::q8_0 ? 7
-                         : spec.dtype == kernels::dtype::bf16 ? 32
-                                                              : 0;
-    w.set("general.file_type", GgufValue::u32(file_type));
+    const WeightMix& mix = *mix_of(spec);
+    w.set("general.file_type", GgufValue::u32(mix.file_type));
     w.set(a + "context_length", GgufValue::u32(spec.context));
     w.set(a + "embedding_length", GgufValue::u32(spec.dim));
     w.set(a + "block_count", GgufValue::u32(spec.layers));
@@ -176,8 +181,11 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
     }
     w.set(a + "vocab_size", GgufValue::u32(n_vocab));
 
-    const uint32_t wt = *dtype_to_ggml_type(spec.dtype);
     const uint32_t f32 = static_cast<uint32_t>(GgmlType::f32);
+    // The GGML type of a matmul weight (or embedding) called `name`.
+    auto weight = [&](const std::string& name) {
+        return *dtype_to_ggml_type(weight_mix_dtype(mix, name, spec.layers, spec.tied));
+    };
     auto add = [&](const std::string& name, uint32_t type, std::vector<int64_t> shape,
                    Distribution d) -> Status {
         kernels::dtype dt = *ggml_type_to_dtype(type);
@@ -185,15 +193,18 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
         if (!spec.header_only) fill = RowGenerator(spec.seed, name, d, shape[0], dt);
         return w.add_tensor(name, type, std::move(shape), std::move(fill));
     };
+    auto add_weight = [&](const std::string& name, std::vector<int64_t> shape, Distribution d) {
+        return add(name, weight(name), std::move(shape), d);
+    };
     auto matmul = [](int64_t inputs) { return Distribution{0.0f, 1.0f / std::sqrt(float(inputs))}; };
     const Distribution norm{1.0f, 0.1f};
     const Distribution bias{0.0f, 0.1f};
     const int64_t dim = spec.dim, ffn = spec.ffn, vocab = n_vocab;
     const int64_t kv_dim = int64_t{spec.kv_heads} * head_dim;
 
-    LLMQ_TRY(add("token_embd.weight", wt, {dim, vocab}, matmul(dim)));
+    LLMQ_TRY(add_weight("token_embd.weight", {dim, vocab}, matmul(dim)));
     LLMQ_TRY(add("output_norm.weight", f32, {dim}, norm));
-    if (!spec.tied) LLMQ_TRY(add("output.weight", wt, {dim, vocab}, matmul(dim)));
+    if (!spec.tied) LLMQ_TRY(add_weight("output.weight", {dim, vocab}, matmul(dim)));
     if (spec.rope_freqs) {
         GgufWriter::RowFill fill;
         if (!spec.header_only) {
@@ -206,19 +217,19 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
     for (uint32_t i = 0; i < spec.layers; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
         LLMQ_TRY(add(b + "attn_norm.weight", f32, {dim}, norm));
-        LLMQ_TRY(add(b + "attn_q.weight", wt, {dim, dim}, matmul(dim)));
-        LLMQ_TRY(add(b + "attn_k.weight", wt, {dim, kv_dim}, matmul(dim)));
-        LLMQ_TRY(add(b + "attn_v.weight", wt, {dim, kv_dim}, matmul(dim)));
+        LLMQ_TRY(add_weight(b + "attn_q.weight", {dim, dim}, matmul(dim)));
+        LLMQ_TRY(add_weight(b + "attn_k.weight", {dim, kv_dim}, matmul(dim)));
+        LLMQ_TRY(add_weight(b + "attn_v.weight", {dim, kv_dim}, matmul(dim)));
         if (spec.qkv_bias) {
             LLMQ_TRY(add(b + "attn_q.bias", f32, {dim}, bias));
             LLMQ_TRY(add(b + "attn_k.bias", f32, {kv_dim}, bias));
             LLMQ_TRY(add(b + "attn_v.bias", f32, {kv_dim}, bias));
         }
-        LLMQ_TRY(add(b + "attn_output.weight", wt, {dim, dim}, matmul(dim)));
+        LLMQ_TRY(add_weight(b + "attn_output.weight", {dim, dim}, matmul(dim)));
         LLMQ_TRY(add(b + "ffn_norm.weight", f32, {dim}, norm));
-        LLMQ_TRY(add(b + "ffn_gate.weight", wt, {dim, ffn}, matmul(dim)));
-        LLMQ_TRY(add(b + "ffn_up.weight", wt, {dim, ffn}, matmul(dim)));
-        LLMQ_TRY(add(b + "ffn_down.weight", wt, {ffn, dim}, matmul(ffn)));
+        LLMQ_TRY(add_weight(b + "ffn_gate.weight", {dim, ffn}, matmul(dim)));
+        LLMQ_TRY(add_weight(b + "ffn_up.weight", {dim, ffn}, matmul(dim)));
+        LLMQ_TRY(add_weight(b + "ffn_down.weight", {ffn, dim}, matmul(ffn)));
     }
     return w.write(path);
 }

@@ -27,6 +27,7 @@ struct RandomLlamaSpec {
     std::string vocab_from;    // GGUF whose tokenizer.* keys are copied ("" = synthesize)
     uint32_t context = 2048;
     kernels::dtype dtype = kernels::dtype::f32;  // matmul weights and embeddings; norms F32
+    std::string mix;           // a weight mix of weight_mix.hpp ("q4_k_m"); overrides dtype
     bool tied = false;         // no output.weight: the LM head is token_embd
     bool qkv_bias = false;     // attn_q/k/v.bias in every layer
     bool header_only = false;  // metadata and tensor table only (for planning)
@@ -42,8 +43,8 @@ struct RandomLlamaSpec {
 // Llama 3.1's per-pair RoPE divisors for head size `head_dim` and base `theta`.
 std::vector<float> llama31_rope_factors(uint32_t head_dim, float theta);
 
-// Checks the spec (positive sizes, dim % heads, heads % kv_heads, even head size, Q8_0 rows a
-// multiple of 32, dtype f32/f16/bf16/q8_0), builds the metadata and writes the file at `path`
+// Checks the spec (positive sizes, dim % heads, heads % kv_heads, even head size, rows of
+// quantized weights a multiple of their block, a known dtype or mix), builds the metadata and writes the file at `path`
 // (streamed; memory stays small whatever the model size). Errors: invalid_argument for a bad
 // spec, errors of GgufFile::open for vocab_from, io_error for the output.
 [[nodiscard]] Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path);

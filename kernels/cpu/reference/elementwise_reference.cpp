@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "float16_conversion.hpp"
+#include "llmq/kernels/quant_blocks.hpp"
 #include "reference_kernels.hpp"
 
 namespace llmq::kernels::reference {
@@ -84,6 +85,7 @@ void row_to_f32(dtype t, const void* src, float* dst, int64_t n) {
             for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
             return;
         }
+        default: return dequantize_blocks(t, src, dst, n);
     }
 }
 
@@ -149,6 +151,7 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
             for (int64_t i = 0; i < n; ++i) d[i] = uint8_t(round_clamped(src[i], 0.0f, 255.0f));
             return;
         }
+        default: return quantize_blocks(t, src, dst, n);
     }
 }
 

@@ -25,6 +25,16 @@ void add_inplace(float* y, const float* x, int64_t n);
 void row_to_f32(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 
+// Block-quantized weights (quant_gemm_reference.cpp): the GEMM, and the quantization of
+// activation rows for its integer path (quant_activations.hpp).
+void quant_gemm(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
+                int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+void quantize_activations(const float* x, int64_t K, int8_t* q, float* d, float* sum16);
+// The same GEMM with no buffers (each chunk of weights dequantized on the stack, f32 dots):
+// what every path falls back to when its buffers cannot be allocated.
+void quant_gemm_unbuffered(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
+                           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+
 double fma_loop(int64_t iterations);
 uint64_t sum_words(const uint64_t* words, std::size_t count);
 

@@ -18,6 +18,7 @@ const kernel_table& scalar_table() {
         reference::row_from_f32,
         reference::fma_loop,
         reference::sum_words,
+        reference::quant_gemm,
     };
     return table;
 }

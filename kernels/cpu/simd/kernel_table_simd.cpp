@@ -31,6 +31,7 @@ const kernel_table& LLMQ_KERNELS_PASTE(LLMQ_KERNELS_ISA_NS, _table)() {
         v::row_from_f32_entry,
         v::fma_loop_entry,
         v::sum_words_entry,
+        v::quant_gemm_entry,
     };
     return table;
 }

@@ -31,5 +31,8 @@ void row_to_f32_entry(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32_entry(dtype t, const float* src, void* dst, int64_t n);
 double fma_loop_entry(int64_t iterations);
 uint64_t sum_words_entry(const uint64_t* words, std::size_t count);
+// quant_gemm_simd.cpp
+void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
+                      int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

@@ -71,8 +71,8 @@ private:
         if (kind == Kind::matmul && !t->supported()) {
             return unsupported("GGUF file " + file_.path() + ": tensor '" + t->name +
                                "' has type " + type +
-                               ", which llmq cannot compute with; weights must be F32, F16, "
-                               "BF16 or Q8_0 (convert the model to Q8_0 or F16)");
+                               ", which llmq cannot compute with; weights must be one of " +
+                               kernels::weight_dtype_names() + " (convert the model, e.g. with llmq quantize)");
         }
         return t;
     }

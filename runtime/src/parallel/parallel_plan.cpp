@@ -1,6 +1,7 @@
 #include "llmq/runtime/parallel_plan.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 
 #include "llmq/kernels/cpu.hpp"
@@ -16,7 +17,9 @@ uint64_t cols_bytes(const GgufTensor* t, int64_t cols) {
     return t ? static_cast<uint64_t>(t->rows()) * kernels::row_bytes(t->dtype, cols) : 0;
 }
 
-bool is_q8(const GgufTensor* t) { return t && t->dtype == kernels::dtype::q8_0; }
+// Values per block of a tensor's type (1 for plain types): row-parallel splits must cut rows
+// on whole blocks.
+int64_t block_of(const GgufTensor* t) { return t ? kernels::dtype_info_of(t->dtype).block_values : 1; }
 }  // namespace
 
 TensorSlice tensor_slice(const LlamaHParams& hp, int32_t tensor, int32_t rank) {
@@ -50,17 +53,22 @@ Status check_tensor_split(const LlamaLayout& layout, int32_t tensor) {
     if (hp.n_ff % tensor != 0)
         return invalid_argument("[parallel] " + t + ": the FFN size " + std::to_string(hp.n_ff) +
                                 " does not divide by " + std::to_string(tensor));
-    // Row-parallel weights are split inside rows: Q8_0 rows split only on 32-value blocks.
+    // Row-parallel weights are split inside rows: quantized rows split only on whole blocks.
+    auto upper = [](kernels::dtype d) {
+        std::string s = kernels::dtype_name(d);
+        for (char& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
+        return s;
+    };
     for (const auto& l : layout.layers) {
-        if (is_q8(l.wo) && ((hp.n_head / tensor) * hp.head_dim) % 32 != 0)
-            return invalid_argument("[parallel] " + t +
-                                    ": Q8_0 attention output rows cannot be split into " +
-                                    std::to_string((hp.n_head / tensor) * hp.head_dim) +
-                                    "-value pieces (needs multiples of 32)");
-        if (is_q8(l.ffn_down) && (hp.n_ff / tensor) % 32 != 0)
-            return invalid_argument("[parallel] " + t + ": Q8_0 FFN down rows cannot be split into " +
-                                    std::to_string(hp.n_ff / tensor) +
-                                    "-value pieces (needs multiples of 32)");
+        const int64_t piece = int64_t(hp.n_head / tensor) * hp.head_dim;
+        if (piece % block_of(l.wo) != 0)
+            return invalid_argument("[parallel] " + t + ": " + upper(l.wo->dtype) +
+                                    " attention output rows cannot be split into " + std::to_string(piece) +
+                                    "-value pieces (needs multiples of " + std::to_string(block_of(l.wo)) + ")");
+        if ((hp.n_ff / tensor) % block_of(l.ffn_down) != 0)
+            return invalid_argument("[parallel] " + t + ": " + upper(l.ffn_down->dtype) +
+                                    " FFN down rows cannot be split into " + std::to_string(hp.n_ff / tensor) +
+                                    "-value pieces (needs multiples of " + std::to_string(block_of(l.ffn_down)) + ")");
     }
     return {};
 }

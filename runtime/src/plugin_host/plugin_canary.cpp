@@ -139,7 +139,12 @@ double CanaryTolerances::for_dtype(int32_t dtype) const {
         case LLMQ_DTYPE_F16: return f16;
         case LLMQ_DTYPE_BF16: return bf16;
         case LLMQ_DTYPE_Q8_0: return q8_0;
-        default: return f32;
+        default: {
+            // The other block types: their GEMMs round x to int8 per 32 values as a Q8_0 dot
+            // product would, so two correct plugins may differ as much.
+            const k::dtype_info* d = abi::dtype_of(dtype);
+            return d != nullptr && d->is_quantized() ? q8_0 : f32;
+        }
     }
 }
 

@@ -295,18 +295,18 @@ TEST_CASE("gguf_rejects_unknown_tensor_type") {
 
 TEST_CASE("gguf_rejects_unsupported_tensor_type_unless_asked") {
     RawGguf f;
-    f.header(1, 0).tensor_info("blk.0.ffn_up.weight", {256}, static_cast<uint32_t>(GgmlType::q4_k), 0);
-    f.pad_to(32).zeros(144);
-    expect_refused(f.bytes, status_code::unsupported, {"blk.0.ffn_up.weight", "Q4_K", "convert"});
+    f.header(1, 0).tensor_info("blk.0.ffn_up.weight", {256}, static_cast<uint32_t>(GgmlType::iq2_xxs), 0);
+    f.pad_to(32).zeros(66);
+    expect_refused(f.bytes, status_code::unsupported, {"blk.0.ffn_up.weight", "IQ2_XXS", "convert"});
 
     ScratchDir dir;
-    auto file = GgufFile::open(dir.write("q4k.gguf", f.bytes),
+    auto file = GgufFile::open(dir.write("iq2.gguf", f.bytes),
                                GgufFile::Options{.allow_unsupported_types = true});
     REQUIRE_MESSAGE(file.ok(), file.status().to_string());
     const GgufTensor* t = (*file)->tensor("blk.0.ffn_up.weight");
     REQUIRE(t != nullptr);
     CHECK_FALSE(t->supported());
-    CHECK(t->size_bytes == 144);
+    CHECK(t->size_bytes == 66);
 }
 
 TEST_CASE("gguf_rejects_row_that_is_not_whole_blocks") {
@@ -382,4 +382,26 @@ TEST_CASE("gguf_getters_name_key_and_file_on_wrong_type") {
     CHECK(*g.get_f32_or("llama.rope.freq_base", 10000.0f) == 10000.0f);
     // A present key of the wrong type is an error even with a fallback.
     CHECK_FALSE(g.get_u32_or("llama.block_count", 2).ok());
+}
+
+TEST_CASE("gguf_rejects_k_quant_rows_that_are_not_whole_blocks") {
+    RawGguf f;
+    f.header(1, 0).tensor_info("blk.0.ffn_down.weight", {320, 2}, static_cast<uint32_t>(GgmlType::q4_k), 0);
+    f.pad_to(32).zeros(2 * 144);
+    expect_refused(f.bytes, status_code::corrupt, {"blk.0.ffn_down.weight", "Q4_K", "multiple of its block of 256"});
+}
+
+TEST_CASE("gguf_rejects_block_data_past_the_end_of_the_file") {
+    // One Q6_K block whose scales and d (the last 18 of its 210 bytes) lie past the file's end.
+    RawGguf f;
+    f.header(1, 0).tensor_info("output.weight", {256}, static_cast<uint32_t>(GgmlType::q6_k), 0);
+    f.pad_to(32).zeros(192);
+    expect_refused(f.bytes, status_code::corrupt, {"output.weight"});
+}
+
+TEST_CASE("gguf_rejects_a_tensor_type_id_out_of_range") {
+    RawGguf f;
+    f.header(1, 0).tensor_info("blk.0.attn_q.weight", {256}, 4000, 0);
+    f.pad_to(32).zeros(256);
+    expect_refused(f.bytes, status_code::corrupt, {"blk.0.attn_q.weight", "unknown tensor type id 4000"});
 }

@@ -232,8 +232,8 @@ TEST_CASE("llama_layout_refuses_wrong_tensor_types") {
     half_norm.tensor("blk.0.ffn_norm.weight", F16, {64});
     expect_refused(half_norm, status_code::unsupported, {"blk.0.ffn_norm.weight", "F16", "must be F32"});
     LlamaFile q4k_ok_shape(256, 1, 4, 2, 256, 300);
-    q4k_ok_shape.tensor("blk.0.ffn_up.weight", static_cast<uint32_t>(GgmlType::q4_k), {256, 256});
-    expect_refused(q4k_ok_shape, status_code::unsupported, {"blk.0.ffn_up.weight", "Q4_K", "Q8_0"});
+    q4k_ok_shape.tensor("blk.0.ffn_up.weight", static_cast<uint32_t>(GgmlType::iq2_xxs), {256, 256});
+    expect_refused(q4k_ok_shape, status_code::unsupported, {"blk.0.ffn_up.weight", "IQ2_XXS", "q8_0", "q4_k"});
 }
 
 TEST_CASE("llama_layout_refuses_bad_head_counts") {

@@ -242,6 +242,22 @@ TEST_CASE("make_model_command_line") {
     CHECK(run("--out " + dir.file("bad.gguf") + " --heads 3") != 0);
     CHECK(contains(output(), "not divisible by heads 3"));
     CHECK(run("--out " + dir.file("bad.gguf") + " --dtype q4_k") != 0);
+    CHECK(contains(output(), "multiples of 256"));
+
+    // A Q4_K_M-style mix: Q4_K weights, a Q6_K LM head, Q6_K attn_v / ffn_down where
+    // use_more_bits picks the layer (layer 1 of 2), F32 norms.
+    REQUIRE(run("--out " + dir.file("mix.gguf") + " --dim 256 --layers 2 --heads 2 --kv-heads 1 "
+                "--ffn 512 --vocab 300 --dtype q4_k_m") == 0);
+    auto mixed = GgufFile::open(dir.file("mix.gguf"));
+    REQUIRE_MESSAGE(mixed.ok(), mixed.status().to_string());
+    CHECK((*mixed)->tensor("output.weight")->dtype == kernels::dtype::q6_k);
+    CHECK((*mixed)->tensor("token_embd.weight")->dtype == kernels::dtype::q4_k);
+    CHECK((*mixed)->tensor("blk.0.ffn_up.weight")->dtype == kernels::dtype::q4_k);
+    CHECK((*mixed)->tensor("blk.0.ffn_down.weight")->dtype == kernels::dtype::q4_k);
+    CHECK((*mixed)->tensor("blk.1.ffn_down.weight")->dtype == kernels::dtype::q6_k);
+    CHECK((*mixed)->tensor("blk.1.attn_v.weight")->dtype == kernels::dtype::q6_k);
+    CHECK((*mixed)->tensor("blk.0.attn_norm.weight")->dtype == kernels::dtype::f32);
+    CHECK(load_llama_layout(**mixed).ok());
 }
 
 // --import: a manifest and float32 blob (as tools/train-demo writes them) become a GGUF whose

@@ -70,7 +70,8 @@ uint16_t fp32_to_bf16(float f);  // round to nearest even
 // Convert one row of n values of dtype t to f32 / from f32 (q8_0: n multiple of 32;
 // quantisation as GGUF: per block d = max|x| / 127, q = round(x * (1 / d)) to nearest even,
 // d stored as fp16; i32 and u8 convert numerically, rounding and clamping). Every ISA gives
-// bit-identical rows (NaN inputs to q8_0 excepted: their q is unspecified).
+// bit-identical rows (NaN inputs to q8_0 excepted: their q is unspecified). The block types
+// q4_0 .. iq4_xs convert through dequantize_blocks / quantize_blocks (quant_blocks.hpp).
 void row_to_f32(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 
@@ -85,6 +86,12 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 // f32 summation (bounded by a few sqrt(K) ulp of sum |x w| in practice). With M > 16 the
 // calling thread keeps a 1 MiB buffer (the packed block of x), allocated on its first such
 // call and freed when the thread ends. (Q8_0 with int8 dot products: kernels/q8_0_int8.hpp.)
+// Block-quantized weights (q4_0 .. iq4_xs; K a multiple of the block): with M <= 3 each row of
+// x is quantized per 32 values to int8 (d = max|x| / 127, kept in f32) and the dot products
+// are integer sums scaled per 32 values, so the error is that of the rounding of x, at most
+// sum over the 32-value runs of d / 2 * sum |w| of the run, plus f32 summation; with M > 3
+// the weights are dequantized exactly to f32 a slab of rows at a time into the f32 GEMM.
+// Each calling thread keeps buffers for the quantized x and the slab (grown as needed).
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 // The driver gemm() runs for these arguments, in words ("direct row tiles", "small-M direct

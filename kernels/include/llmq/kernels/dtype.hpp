@@ -44,7 +44,19 @@ inline constexpr int32_t no_ggml_type = -1;
     ROW(2, bf16, BF16, "bf16", 1,  2,  floating,  30,           true)                         \
     ROW(3, q8_0, Q8_0, "q8_0", 32, 34, quantized, 8,            true)  /* fp16 d + 32 x int8 */ \
     ROW(4, i32,  I32,  "i32",  1,  4,  integer,   26,           false)                        \
-    ROW(5, u8,   U8,   "u8",   1,  1,  integer,   no_ggml_type, false)
+    ROW(5, u8,   U8,   "u8",   1,  1,  integer,   no_ggml_type, false)                        \
+    /* GGUF's block quantizations: layouts and meaning in llmq/kernels/quant_blocks.hpp */     \
+    ROW(6,  q4_0,   Q4_0,   "q4_0",   32,  18,  quantized, 2,  true)                          \
+    ROW(7,  q4_1,   Q4_1,   "q4_1",   32,  20,  quantized, 3,  true)                          \
+    ROW(8,  q5_0,   Q5_0,   "q5_0",   32,  22,  quantized, 6,  true)                          \
+    ROW(9,  q5_1,   Q5_1,   "q5_1",   32,  24,  quantized, 7,  true)                          \
+    ROW(10, q2_k,   Q2_K,   "q2_k",   256, 84,  quantized, 10, true)                          \
+    ROW(11, q3_k,   Q3_K,   "q3_k",   256, 110, quantized, 11, true)                          \
+    ROW(12, q4_k,   Q4_K,   "q4_k",   256, 144, quantized, 12, true)                          \
+    ROW(13, q5_k,   Q5_K,   "q5_k",   256, 176, quantized, 13, true)                          \
+    ROW(14, q6_k,   Q6_K,   "q6_k",   256, 210, quantized, 14, true)                          \
+    ROW(15, iq4_nl, IQ4_NL, "iq4_nl", 32,  18,  quantized, 20, true)                          \
+    ROW(16, iq4_xs, IQ4_XS, "iq4_xs", 256, 136, quantized, 23, true)
 // clang-format on
 
 #define LLMQ_KERNELS_DTYPE_ENUMERATOR(id, e, abi, name, bv, bb, kind, ggml, weight) e = id,

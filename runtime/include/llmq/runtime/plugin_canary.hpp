@@ -1,6 +1,6 @@
 // The canary: before a plugin replaces another while the daemon serves, it must compute what
 // the plugin it replaces computes, on inputs shaped like the loaded model's, within a
-// tolerance per dtype ([plugins] tolerance_f32/f16/bf16/q8_0).
+// tolerance per dtype ([plugins] tolerance_f32/f16/bf16/q8_0; q8_0 also for the other block types).
 //
 // GEMM cases take K, N and the weight dtype from the model's matmul weights (attention
 // projections and FFN of layer 0: every layer has the same shapes) with M = 1 (decode) and
