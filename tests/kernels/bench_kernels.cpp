@@ -10,7 +10,7 @@
 // layers, so a GEMV is timed over enough copies of its matrix to exceed the last-level cache
 // (as many layers would); the measured rate is the rate from memory, not from cache.
 //
-//   bench_kernels [--threads N] [--isa NAME] [--quick] [--clock wall|cpu]
+//   bench_kernels [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu]
 //
 // --clock cpu times every figure and every limit by the threads' own CPU time instead of the
 // wall clock: on a machine shared with other work it leaves out the time the threads were
@@ -97,12 +97,13 @@ std::vector<uint8_t> make_weights(dtype t, int64_t N, int64_t K) {
 
 int main(int argc, char** argv) {
     int threads = 2;
-    std::string only_isa;
+    std::string only_isa, only_dtype;
     bool quick = false;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
         else if (!std::strcmp(argv[i], "--quick")) quick = true;
+        else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else if (!std::strcmp(argv[i], "--clock") && i + 1 < argc && !std::strcmp(argv[i + 1], "cpu")) {
             bench_clock = probe_clock::thread_cpu;
             ++i;
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
             ++i;
         }
         else {
-            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--quick] [--clock wall|cpu]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu]\n", argv[0]);
             return 2;
         }
     }
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
     const int64_t K = 2048;
     const std::vector<int64_t> Ns = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{2048, 5632, 32000};
     const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{64} : std::vector<int64_t>{64, 512};
-    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0};
+    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0, dtype::q4_k, dtype::q6_k};
 
     std::printf("llmq kernel benchmark: %d thread(s), best ISA %s, timed by %s\n", threads, isa_name(best_isa()),
                 bench_clock == probe_clock::wall ? "wall clock" : "thread CPU time");
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
         std::printf("%-10s %-5s %5s %6s %5s %10s %10s %8s %8s\n", "weights", "op", "M", "N", "K",
                     "ms", "rate", "ratio", "vs f32");
         for (dtype wt : dtypes) {
+            if (!only_dtype.empty() && only_dtype != dtype_name(wt)) continue;
             for (int64_t N : Ns) {
                 // ---- GEMV from memory: rotate over enough copies to exceed the caches.
                 const std::size_t matrix_bytes = row_bytes(wt, K) * std::size_t(N);
