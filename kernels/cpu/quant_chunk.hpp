@@ -30,8 +30,19 @@ int chunk_bytes_of(dtype t);
 // `blocks` into `out` (defined in quant_decode.cpp; any ISA may call it).
 void unpack_chunk(dtype t, const uint8_t* blocks, int values, quant_chunk& out);
 
-// The 6-bit scale and min of group g < 8 of a q4_k / q5_k block, from its 12 packed bytes.
-void scale_min_k4(const uint8_t* packed, int g, int& scale, int& min);
+// The 6-bit scale and min of group g < 8 of a q4_k / q5_k block, from its 12 packed bytes
+// (internal linkage, so every ISA library inlines its own copy).
+namespace {
+inline void scale_min_k4(const uint8_t* s, int g, int& scale, int& min) {
+    if (g < 4) {
+        scale = s[g] & 63;
+        min = s[g + 4] & 63;
+    } else {
+        scale = (s[g + 4] & 15) | (s[g - 4] >> 6) << 4;
+        min = (s[g + 4] >> 4) | (s[g] >> 6) << 4;
+    }
+}
+}  // namespace
 
 // The values of a chunk as f32 (`values` of them), in the order of operations above.
 void chunk_to_f32(const quant_chunk& c, int values, float* dst);

@@ -156,15 +156,6 @@ void iq4_xs(const uint8_t* b, quant_chunk& c) {
 
 int chunk_bytes_of(dtype t) { return chunk_values / block_values(t) * block_bytes(t); }
 
-void scale_min_k4(const uint8_t* s, int g, int& scale, int& min) {
-    if (g < 4) {
-        scale = s[g] & 63;
-        min = s[g + 4] & 63;
-    } else {
-        scale = (s[g + 4] & 15) | (s[g - 4] >> 6) << 4;
-        min = (s[g + 4] >> 4) | (s[g] >> 6) << 4;
-    }
-}
 
 void unpack_chunk(dtype t, const uint8_t* blocks, int values, quant_chunk& out) {
     switch (t) {

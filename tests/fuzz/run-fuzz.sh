@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the ipc and chat-template libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
+# Builds the ipc, chat-template and block-decoder libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
 # and runs each for SECONDS (default 30). Works beside a g++ build; needs clang-14 and
 # libfuzzer-14 (Debian: clang-14, libclang-rt-14-dev).
 #
@@ -35,8 +35,12 @@ for seed in "$root"/tests/runtime/tokenizer/chat_templates/*.jinja; do
     cp "$seed" "$work/corpus-fuzz_chat_template/seed-$(basename "$seed")"
 done
 
+echo "building fuzz_block_decoders"
+$cxx $flags -I"$root/kernels/include" -o "$work/fuzz_block_decoders" "$root/tests/fuzz/fuzz_block_decoders.cpp" \
+    "$root/kernels/cpu/quant_decode.cpp" "$root/kernels/cpu/quant_encode.cpp"
+
 status=0
-for target in fuzz_request_decoder fuzz_control_line fuzz_chat_template; do
+for target in fuzz_request_decoder fuzz_control_line fuzz_chat_template fuzz_block_decoders; do
     mkdir -p "$work/corpus-$target"
     echo "running $target for $seconds s"
     (cd "$work" && ./"$target" -max_total_time="$seconds" -max_len=8192 -timeout=10 \

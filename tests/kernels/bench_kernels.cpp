@@ -10,7 +10,7 @@
 // layers, so a GEMV is timed over enough copies of its matrix to exceed the last-level cache
 // (as many layers would); the measured rate is the rate from memory, not from cache.
 //
-//   bench_kernels [--threads N] [--isa NAME] [--quick] [--clock wall|cpu] [--m-sweep]
+//   bench_kernels [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep]
 //
 // --m-sweep: instead, the GEMM of M = 1..512 rows (batched decode to prefill) on the TinyLlama
 // 2048 x 2048 projection for f16 and Q8_0 weights, on the best ISA (or --isa), weights from
@@ -148,13 +148,14 @@ void m_sweep(int threads, isa which, double bandwidth) {
 
 int main(int argc, char** argv) {
     int threads = 2;
-    std::string only_isa;
+    std::string only_isa, only_dtype;
     bool quick = false, sweep = false;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
         else if (!std::strcmp(argv[i], "--quick")) quick = true;
         else if (!std::strcmp(argv[i], "--m-sweep")) sweep = true;
+        else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else if (!std::strcmp(argv[i], "--clock") && i + 1 < argc && !std::strcmp(argv[i + 1], "cpu")) {
             bench_clock = probe_clock::thread_cpu;
             ++i;
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
             ++i;
         }
         else {
-            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--quick] [--clock wall|cpu] [--m-sweep]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep]\n", argv[0]);
             return 2;
         }
     }
@@ -171,7 +172,7 @@ int main(int argc, char** argv) {
     const int64_t K = 2048;
     const std::vector<int64_t> Ns = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{2048, 5632, 32000};
     const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{64} : std::vector<int64_t>{64, 512};
-    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0};
+    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0, dtype::q4_k, dtype::q6_k};
 
     std::printf("llmq kernel benchmark: %d thread(s), best ISA %s, timed by %s\n", threads, isa_name(best_isa()),
                 bench_clock == probe_clock::wall ? "wall clock" : "thread CPU time");
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
         std::printf("%-10s %-5s %5s %6s %5s %10s %10s %8s %8s\n", "weights", "op", "M", "N", "K",
                     "ms", "rate", "ratio", "vs f32");
         for (dtype wt : dtypes) {
+            if (!only_dtype.empty() && only_dtype != dtype_name(wt)) continue;
             for (int64_t N : Ns) {
                 // ---- GEMV from memory: rotate over enough copies to exceed the caches.
                 const std::size_t matrix_bytes = row_bytes(wt, K) * std::size_t(N);
