@@ -3,7 +3,9 @@ a client of uid 65534 sees its own clients and only a count of the others, and t
 user sees everyone. Needs root (to run a client as another user); skipped otherwise."""
 
 import grp
+import json
 import os
+import subprocess
 import sys
 
 from integration_harness import Harness, check, read_json_line
@@ -22,7 +24,9 @@ def main():
         os.chmod(h.ipc_dir, 0o750)
         model = h.make_model('small')
         daemon = h.start_daemon(model, {'ipc': {'group': grp.getgrgid(NOBODY).gr_name, 'allowed_users': [str(NOBODY)]}})
-        mine = h.fault_client('late')  # a client of the daemon's own user, named "fault late"
+        # A client of the daemon's own user, named "fault late", that stays connected until its
+        # stdin closes (with stdin at EOF it would submit, finish and leave at once).
+        mine = h.fault_client('late', stdin=subprocess.PIPE)
         check(read_json_line(mine, 10) == {'ready': 'late'}, 'the root client did not connect')
 
         def as_nobody():
@@ -30,8 +34,6 @@ def main():
             os.setgroups([])
             os.setuid(NOBODY)
 
-        import json
-        import subprocess
         r = subprocess.run([h.args.llmq, 'status', '--json'], env=h.env, capture_output=True, text=True,
                            timeout=15, preexec_fn=as_nobody)
         check(r.returncode == 0, f'uid {NOBODY} could not ask for status: {r.stderr.strip()}')
