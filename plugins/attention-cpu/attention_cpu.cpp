@@ -23,6 +23,7 @@
 #include "llmq/kernels/cpu.hpp"
 #include "llmq_abi_dtypes.hpp"
 #include "llmq_plugin.h"
+#include "llmq_plugin_checks.hpp"
 
 namespace {
 
@@ -36,16 +37,7 @@ struct instance {
     k::isa isa = k::isa::scalar;
 };
 
-__attribute__((format(printf, 3, 4))) llmq_status fail(llmq_error* error, llmq_status status,
-                                                        const char* format, ...) {
-    if (error != nullptr) {
-        va_list args;
-        va_start(args, format);
-        std::vsnprintf(error->message, sizeof error->message, format, args);
-        va_end(args);
-    }
-    return status;
-}
+using llmq::plugin_checks::fail;
 
 // ---- configuration
 

@@ -11,19 +11,11 @@
 
 #include "llmq_abi_dtypes.hpp"
 #include "llmq_plugin.h"
+#include "llmq_plugin_checks.hpp"
 
 namespace llmq::cuda_plugin {
 
-__attribute__((format(printf, 3, 4))) inline llmq_status fail(llmq_error* error, llmq_status status,
-                                                               const char* format, ...) {
-    if (error != nullptr) {
-        va_list args;
-        va_start(args, format);
-        std::vsnprintf(error->message, sizeof error->message, format, args);
-        va_end(args);
-    }
-    return status;
-}
+using plugin_checks::fail;
 
 // Names and element sizes come from the dtype table (llmq/kernels/dtype.hpp).
 inline const char* dtype_label(int32_t t) { return kernels::dtype_name(t); }

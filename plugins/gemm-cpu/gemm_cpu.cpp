@@ -25,6 +25,7 @@
 #include "llmq/kernels/cpu.hpp"
 #include "llmq_abi_dtypes.hpp"
 #include "llmq_plugin.h"
+#include "llmq_plugin_checks.hpp"
 
 namespace {
 
@@ -32,8 +33,6 @@ namespace k = llmq::kernels;
 
 constexpr const char* plugin_name = "gemm-cpu";
 constexpr const char* plugin_version = "1.0.0";
-constexpr int64_t max_dimension = int64_t(1) << 31;
-constexpr int64_t max_stride = int64_t(1) << 40;
 
 struct instance {
     const llmq_host* host = nullptr;
@@ -42,16 +41,7 @@ struct instance {
     std::vector<uint16_t> x_bf16;  // x rounded to bf16 for bf16_dot (one caller at a time)
 };
 
-__attribute__((format(printf, 3, 4))) llmq_status fail(llmq_error* error, llmq_status status,
-                                                        const char* format, ...) {
-    if (error != nullptr) {
-        va_list args;
-        va_start(args, format);
-        std::vsnprintf(error->message, sizeof error->message, format, args);
-        va_end(args);
-    }
-    return status;
-}
+using llmq::plugin_checks::fail;
 
 const char* dtype_label(int32_t t) { return k::dtype_name(t); }
 
@@ -144,18 +134,7 @@ llmq_status check_matrix(const llmq_tensor& t, const char* name, llmq_error* err
     if (t.device_type != LLMQ_BACKEND_CPU)
         return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: %s.device_type is %d, %s takes CPU tensors only", name,
                     t.device_type, plugin_name);
-    if (t.rank != 2) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.rank is %d, expected 2", name, t.rank);
-    for (int d = 0; d < 2; ++d) {
-        if (t.shape[d] < 0 || t.shape[d] > max_dimension)
-            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.shape[%d] is %" PRId64 ", outside [0, 2^31]",
-                        name, d, t.shape[d]);
-        if (t.strides[d] < 0 || t.strides[d] > max_stride)
-            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.strides[%d] is %" PRId64 ", outside [0, 2^40]",
-                        name, d, t.strides[d]);
-    }
-    if (t.data == nullptr && t.shape[0] > 0 && t.shape[1] > 0)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.data is NULL", name);
-    return LLMQ_OK;
+    return llmq::plugin_checks::check_matrix_layout(t, "matmul", name, error);
 }
 
 // Rows of `row_bytes` bytes, elements `element` bytes apart (0 for Q8_0), rows stride[0] apart.

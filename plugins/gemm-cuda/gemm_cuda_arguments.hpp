@@ -12,8 +12,8 @@ namespace llmq::gemm_cuda {
 
 using cuda_plugin::fail;
 
-inline constexpr int64_t max_dimension = int64_t(1) << 31;
-inline constexpr int64_t max_stride = int64_t(1) << 40;
+using plugin_checks::max_dimension;
+using plugin_checks::max_stride;
 
 // A checked call: the shape key for the plan cache plus the pointers.
 struct gemm_call {
@@ -26,18 +26,7 @@ struct gemm_call {
 
 inline llmq_status check_matrix(const llmq_tensor& t, int32_t device, const char* name, llmq_error* error) {
     if (llmq_status s = cuda_plugin::check_on_device(t, device, "matmul", name, error); s != LLMQ_OK) return s;
-    if (t.rank != 2) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.rank is %d, expected 2", name, t.rank);
-    for (int d = 0; d < 2; ++d) {
-        if (t.shape[d] < 0 || t.shape[d] > max_dimension)
-            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.shape[%d] is %" PRId64 ", outside [0, 2^31]",
-                        name, d, t.shape[d]);
-        if (t.strides[d] < 0 || t.strides[d] > max_stride)
-            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.strides[%d] is %" PRId64 ", outside [0, 2^40]",
-                        name, d, t.strides[d]);
-    }
-    if (t.data == nullptr && t.shape[0] > 0 && t.shape[1] > 0)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: %s.data is NULL", name);
-    return LLMQ_OK;
+    return plugin_checks::check_matrix_layout(t, "matmul", name, error);
 }
 
 // Rows of `row_bytes`, elements `element` bytes apart (0: Q8_0, rows 2-byte aligned).
