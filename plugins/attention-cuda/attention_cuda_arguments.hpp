@@ -50,6 +50,9 @@ inline llmq_status check_attention(const llmq_attention_args* a, int32_t device,
     if (a->struct_size < sizeof(llmq_attention_args))
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: args.struct_size is %u, expected at least %zu",
                     a->struct_size, sizeof(llmq_attention_args));
+    if (a->sliding_window != 0)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED,
+                    "attention: sliding_window %u; attention-cuda has no sliding-window mask yet", a->sliding_window);
     if (!cuda_plugin::is_activation(a->kv_dtype))
         return fail(error, a->kv_dtype >= 0 && a->kv_dtype <= 5 ? LLMQ_STATUS_UNSUPPORTED : LLMQ_STATUS_INVALID_ARGUMENT,
                     "attention: kv_dtype %s; attention-cuda reads bf16, f16 or f32 caches",

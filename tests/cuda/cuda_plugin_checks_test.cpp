@@ -213,6 +213,10 @@ TEST_CASE("attention_cuda_arguments_follow_the_gpu_contract") {
     CHECK(llmq::attention_cuda::check_attention(&b, 0, &error) == LLMQ_STATUS_UNSUPPORTED);
     CHECK(std::string(error.message).find("kv_dtype q8_0") != std::string::npos);
     b = a;
+    b.sliding_window = 4096;  // the ABI: a plugin that cannot mask a window refuses it
+    CHECK(llmq::attention_cuda::check_attention(&b, 0, &error) == LLMQ_STATUS_UNSUPPORTED);
+    CHECK(std::string(error.message).find("sliding_window 4096") != std::string::npos);
+    b = a;
     b.num_kv_heads = 5;
     CHECK(llmq::attention_cuda::check_attention(&b, 0, &error) == LLMQ_STATUS_INVALID_ARGUMENT);
     b = a;
