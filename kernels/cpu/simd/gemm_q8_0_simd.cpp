@@ -19,7 +19,8 @@
 // rows are read from memory once for all M rows (rows of x, quantised, are small and stay in
 // L2): M rows cost one weight read plus M x the arithmetic, with no cliff at any M.
 #include <cmath>
-#include <vector>
+#include <cstdlib>
+#include <new>
 
 #include "simd_entries.hpp"
 #include "simd_vector.hpp"
@@ -43,16 +44,40 @@ constexpr bool use_vnni = false;
 #endif
 
 // x rows quantised: q (int8, or u8 = q + 128 for VNNI) rows of K bytes, d per block.
+// Plain malloc'd buffers, not std::vector: a template instantiated in this file would be
+// compiled with this ISA's flags, and the linker could pick that copy for callers running on
+// a CPU without the ISA (kernels_isa_variants_keep_their_symbols_to_themselves checks it).
 struct quantised_x {
-    std::vector<int8_t> q;
-    std::vector<float> d;
+    int8_t* q = nullptr;
+    float* d = nullptr;
+    std::size_t q_capacity = 0, d_capacity = 0;
+    quantised_x() = default;
+    quantised_x(const quantised_x&) = delete;
+    quantised_x& operator=(const quantised_x&) = delete;
+    ~quantised_x() {
+        std::free(q);
+        std::free(d);
+    }
+    // Room for q_values and d_values (contents not kept); false when memory ran out.
+    bool reserve(std::size_t q_values, std::size_t d_values) {
+        if (q_values > q_capacity) {
+            std::free(q);
+            q = static_cast<int8_t*>(std::malloc(q_values));
+            q_capacity = q ? q_values : 0;
+        }
+        if (d_values > d_capacity) {
+            std::free(d);
+            d = static_cast<float*>(std::malloc(d_values * sizeof(float)));
+            d_capacity = d ? d_values : 0;
+        }
+        return q != nullptr && d != nullptr;
+    }
 };
 thread_local quantised_x qx;
 
 void quantise_rows(const float* x, int64_t M, int64_t K, int64_t ldx, quantised_x& out) {
     const int64_t blocks = K / BLOCK;
-    out.q.resize(std::size_t(M * K));
-    out.d.resize(std::size_t(M * blocks));
+    if (!out.reserve(std::size_t(M * K), std::size_t(M * blocks))) throw std::bad_alloc();
     for (int64_t m = 0; m < M; ++m) {
         const float* row = x + m * ldx;
         for (int64_t b = 0; b < blocks; ++b) {
@@ -77,7 +102,7 @@ void quantise_rows(const float* x, int64_t M, int64_t K, int64_t ldx, quantised_
             __m256i p = _mm256_packs_epi16(p01, p23);
             p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
             if (use_vnni) p = _mm256_xor_si256(p, _mm256_set1_epi8(char(0x80)));
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q.data() + m * K + b * BLOCK), p);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + m * K + b * BLOCK), p);
         }
     }
 }
@@ -170,8 +195,8 @@ void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uin
             const int nr = static_cast<int>(n_end - n < QNR ? n_end - n : QNR);
             const uint8_t* rows = w + n * ldw;
             for (int64_t m = 0; m < mc; m += QMR) {
-                const int8_t* xq = qx.q.data() + m * K;
-                const float* xd = qx.d.data() + m * blocks;
+                const int8_t* xq = qx.q + m * K;
+                const float* xd = qx.d + m * blocks;
                 float* yt = y + (m0 + m) * ldy + n;
                 switch (mc - m < QMR ? mc - m : QMR) {
 #if defined(__AVX512F__)
