@@ -46,4 +46,18 @@ inline llmq_status check_matrix_layout(const llmq_tensor& t, const char* op, con
     return LLMQ_OK;
 }
 
+// The shapes of y = x · wᵀ agree: x [M, K], w [N, K], y [M, N].
+inline llmq_status check_matmul_shapes(const llmq_matmul_args& a, llmq_error* error) {
+    const int64_t M = a.x.shape[0], K = a.x.shape[1], N = a.w.shape[0];
+    if (a.w.shape[1] != K)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "matmul: x is [%" PRId64 ", %" PRId64 "] but w is [%" PRId64 ", %" PRId64 "]: inner sizes differ", M, K,
+                    N, a.w.shape[1]);
+    if (a.y.shape[0] != M || a.y.shape[1] != N)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "matmul: y is [%" PRId64 ", %" PRId64 "], x · wᵀ is [%" PRId64 ", %" PRId64 "]", a.y.shape[0],
+                    a.y.shape[1], M, N);
+    return LLMQ_OK;
+}
+
 }  // namespace llmq::plugin_checks

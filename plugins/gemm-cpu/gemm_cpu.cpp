@@ -177,15 +177,8 @@ llmq_status check_matmul(const llmq_matmul_args* a, llmq_error* error) {
         return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: w.dtype %s is not a weight type (%s)", wt->name,
                     k::weight_dtype_names().c_str());
     const int64_t element = wt->element_bytes();  // 0 for block-quantized rows
-    const int64_t M = a->x.shape[0], K = a->x.shape[1], N = a->w.shape[0];
-    if (a->w.shape[1] != K)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
-                    "matmul: x is [%" PRId64 ", %" PRId64 "] but w is [%" PRId64 ", %" PRId64 "]: inner sizes differ", M, K,
-                    N, a->w.shape[1]);
-    if (a->y.shape[0] != M || a->y.shape[1] != N)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
-                    "matmul: y is [%" PRId64 ", %" PRId64 "], x · wᵀ is [%" PRId64 ", %" PRId64 "]", a->y.shape[0],
-                    a->y.shape[1], M, N);
+    const int64_t K = a->x.shape[1], N = a->w.shape[0];
+    if (llmq_status s = llmq::plugin_checks::check_matmul_shapes(*a, error); s != LLMQ_OK) return s;
     if (K % wt->block_values != 0)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
                     "matmul: w is %s with K = %" PRId64 ", not a multiple of %d (its block)", wt->name, K,

@@ -77,14 +77,7 @@ inline llmq_status check_matmul(const llmq_matmul_args* a, int32_t device, gemm_
                     cuda_plugin::dtype_label(yt), cuda_plugin::dtype_label(xt), cuda_plugin::dtype_label(xt),
                     xt == LLMQ_DTYPE_F32 ? "" : " or f32");
     const int64_t M = a->x.shape[0], K = a->x.shape[1], N = a->w.shape[0];
-    if (a->w.shape[1] != K)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
-                    "matmul: x is [%" PRId64 ", %" PRId64 "] but w is [%" PRId64 ", %" PRId64 "]: inner sizes differ", M, K,
-                    N, a->w.shape[1]);
-    if (a->y.shape[0] != M || a->y.shape[1] != N)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
-                    "matmul: y is [%" PRId64 ", %" PRId64 "], x · wᵀ is [%" PRId64 ", %" PRId64 "]", a->y.shape[0],
-                    a->y.shape[1], M, N);
+    if (llmq_status s = plugin_checks::check_matmul_shapes(*a, error); s != LLMQ_OK) return s;
     if (wt == LLMQ_DTYPE_Q8_0 && K % LLMQ_Q8_0_BLOCK_VALUES != 0)
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: w is q8_0 with K = %" PRId64 ", not a multiple of 32",
                     K);
