@@ -14,6 +14,7 @@ Command add_tokenize(CLI::App& root);
 Command add_inspect(CLI::App& root);
 Command add_plan(CLI::App& root);
 Command add_quantize(CLI::App& root);  // convert a GGUF model's weights
+Command add_perplexity(CLI::App& root); // score a text file
 Command add_generate(CLI::App& root);   // through a running llmqd
 Command add_status(CLI::App& root);
 Command add_chat(CLI::App& root);

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     add(llmq::cli::add_inspect);
     add(llmq::cli::add_plan);
     add(llmq::cli::add_quantize);
+    add(llmq::cli::add_perplexity);
     add(llmq::cli::add_generate);
     add(llmq::cli::add_status);
     add(llmq::cli::add_chat);

@@ -230,6 +230,7 @@ def windows(ids, ctx):
 
 
 @torch.no_grad()
+@torch.no_grad()
 def perplexity(model, ids, ctx):
     model.eval()
     nll, n = 0.0, 0
@@ -308,6 +309,9 @@ def main():
     p.add_argument("--ctx", type=int, default=256)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop training after this much wall time (the schedule follows the time "
+                        "used, so a loaded machine trains fewer steps but still finishes its decay)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1611)
@@ -337,10 +341,18 @@ def main():
     other = [t for t in model.parameters() if t.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": other, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
-    warm = max(1, args.steps // 30)
     gen = torch.Generator().manual_seed(args.seed)
+    train_started = time.time()
+    budget = args.minutes * 60.0 if args.minutes else None
+    steps_done = 0
     for step in range(args.steps):
-        lr = args.lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+        progress = step / args.steps
+        if budget:
+            progress = max(progress, (time.time() - train_started) / budget)
+            if progress >= 1.0:
+                break
+        warmup = min(1.0, 30.0 * max(progress, (step + 1) / args.steps))  # the first 1/30
+        lr = args.lr * warmup * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
         starts = torch.randint(0, len(train_ids) - args.ctx - 1, (args.batch,), generator=gen)
@@ -351,6 +363,7 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        steps_done = step + 1
         if step < 3 or step % 25 == 0 or step == args.steps - 1:
             print("step %d/%d loss %.3f lr %.2e (%.0f s)" % (step, args.steps, loss.item(), lr,
                                                          time.time() - started), flush=True)
@@ -362,7 +375,7 @@ def main():
     write_manifest(manifest, model, args, vocab)
     with open(os.path.join(work, "kjv-demo.train.json"), "w") as f:
         json.dump({"perplexity": ppl, "predicted_tokens": n, "ctx": args.ctx,
-                   "parameters": n_params, "steps": args.steps, "batch": args.batch,
+                   "parameters": n_params, "steps": steps_done, "batch": args.batch,
                    "threads": args.threads, "seconds": round(train_seconds, 1),
                    "final_loss": loss.item()}, f, indent=1)
     if args.make_model:

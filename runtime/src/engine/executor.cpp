@@ -178,8 +178,10 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
         b.context_len.push_back(s.position + s.count);
         b.max_blocks = std::max<int32_t>(b.max_blocks, static_cast<int32_t>(s.block_table->size()));
         if (s.want_logits) {
-            b.logit_rows.push_back(b.num_tokens - 1);
-            ++logit_rows;
+            for (int32_t t = s.count - std::min(std::max(s.logit_tokens, 1), s.count); t < s.count; ++t) {
+                b.logit_rows.push_back(b.num_tokens - s.count + t);
+                ++logit_rows;
+            }
         }
         ++b.num_seqs;
         acc += s.count;
@@ -267,6 +269,12 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
     for (const auto& s : seqs) total_tokens += s.count;
     if (total_tokens > options_.max_tokens_per_step)
         return internal_error("step of " + std::to_string(total_tokens) + " tokens exceeds the limit");
+    int64_t wanted_rows = 0;
+    for (const auto& s : seqs)
+        if (s.want_logits) wanted_rows += std::min(std::max(s.logit_tokens, 1), std::max(1, s.count));
+    if (wanted_rows > options_.max_seqs_per_step)
+        return internal_error("step wants the logits of " + std::to_string(wanted_rows) +
+                              " tokens; the workspace holds " + std::to_string(options_.max_seqs_per_step));
     int32_t logit_rows = 0;
     std::vector<MicroBatch> batches = make_batches(seqs, &logit_rows);
     logits.resize(static_cast<size_t>(logit_rows) * hp_.n_vocab);

@@ -28,6 +28,7 @@ struct StepSequence {
     int32_t position = 0;
     const std::vector<int32_t>* block_table = nullptr;
     bool want_logits = false;  // the logits of its last token
+    int32_t logit_tokens = 1;  // with want_logits: of its last logit_tokens tokens (1..count)
 };
 
 struct ExecutorOptions {
@@ -59,8 +60,9 @@ public:
                                                       MpiWorld* world = nullptr);
     ~Executor();
 
-    // Run one step. logits (host memory) receives [sequences wanting logits][n_vocab], in
-    // sequence order. A failed step leaves the communicators rebuilt for the next one.
+    // Run one step. logits (host memory) receives [logit rows][n_vocab]: the rows of each
+    // sequence wanting logits (its last logit_tokens tokens, in order), in sequence order;
+    // at most max_seqs_per_step rows in all (the workspace holds that many). A failed step leaves the communicators rebuilt for the next one.
     // Thread: one caller at a time (the engine loop).
     [[nodiscard]] Status forward(std::span<const StepSequence> sequences, std::vector<float>& logits);
 
