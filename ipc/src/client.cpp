@@ -44,8 +44,9 @@ Error Client::disconnected_error() const {
 
 Result<std::unique_ptr<Client>> Client::connect(const ConnectOptions& options) {
     if (auto ok = validate_instance_name(options.instance); !ok) return ok.error();
-    const std::filesystem::path dir = options.dir.empty() ? default_ipc_dir() : options.dir;
-    const std::filesystem::path path = instance_socket_path(dir, options.instance);
+    const std::vector<std::filesystem::path> dirs =
+        options.dir.empty() ? client_ipc_dirs() : std::vector<std::filesystem::path>{options.dir};
+    const std::filesystem::path path = find_instance_socket(dirs, options.instance);
     const std::string shown = path.string();
     sockaddr_un address{};
     if (shown.size() >= sizeof address.sun_path) {
@@ -75,7 +76,9 @@ Result<std::unique_ptr<Client>> Client::connect(const ConnectOptions& options) {
             return make_error(ErrorCode::not_found,
                               "no llmqd serves instance '" + options.instance + "' (" + shown +
                                   (err == ENOENT ? " does not exist" : " refuses connections") +
-                                  "); start llmqd, or pass the right --instance or LLMQ_IPC_DIR");
+                                  "); start llmqd, or pass the right --instance or LLMQ_IPC_DIR" +
+                                  (dirs.size() > 1 ? " (looked in " + dirs.front().string() + " and " +
+                                                         dirs.back().string() + ")" : std::string()));
         }
         errno = err;
         return errno_error("connecting to " + shown);
