@@ -41,9 +41,10 @@ Command add_quantize(CLI::App& root) {
     app->add_option("IN", f->in, "GGUF model (F32, F16, BF16 or any type llmq reads)")->required();
     app->add_option("OUT", f->out, "GGUF file to write")->required();
     app->add_option("TYPE", f->type, "weight type or mix: " + weight_mix_names())->required();
+    set_example(*app, "  llmq quantize model-f16.gguf model-q4_k_m.gguf q4_k_m");
     return [f]() -> int {
         const WeightMix* mix = find_weight_mix(f->type);
-        if (mix == nullptr) return fail("quantize", "TYPE '" + f->type + "' is not one of " + weight_mix_names());
+        if (mix == nullptr) return usage_error("quantize", "TYPE '" + f->type + "' is not one of " + weight_mix_names());
         auto file = GgufFile::open(f->in);
         if (!file) return fail("quantize", file.status().message());
         const GgufFile& g = **file;
