@@ -6,6 +6,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "line_editor.hpp"
 #include "llmq/ipc/client.hpp"
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_template.hpp"
@@ -256,6 +257,32 @@ Command add_status(CLI::App& root) {
     };
 }
 
+namespace {
+
+constexpr const char* kChatHelp =
+    "  /help           this list\n"
+    "  /system [TEXT]  set the system message (empty: none); it starts a new conversation\n"
+    "  /clear          forget the conversation (the system message stays)\n"
+    "  /bye            leave (so does Ctrl-D)\n"
+    "  Ctrl-C          cancel the reply being written\n";
+
+void say(const std::string& text) {
+    std::fputs(text.c_str(), stderr);
+    std::fflush(stderr);
+}
+
+// The chat template the daemon will use, in words, for the greeting.
+std::string template_origin(ipc::Client& client, const std::string& file) {
+    if (!file.empty()) return file + " (--chat-template)";
+    auto t = client.control("chat_template", nlohmann::json::object(), std::chrono::seconds(10));
+    if (!t) return "unknown (" + t.error().message + ")";
+    std::string origin = t->value("origin", "unknown");
+    if (t->contains("error")) origin += " — " + (*t)["error"].get<std::string>();
+    return origin;
+}
+
+}  // namespace
+
 Command add_chat(CLI::App& root) {
     struct Flags {
         ClientFlags client;
@@ -265,12 +292,15 @@ Command add_chat(CLI::App& root) {
     };
     auto f = std::make_shared<Flags>();
     f->sampling.max_tokens = 512;
-    CLI::App* app = root.add_subcommand("chat", "Hold a conversation with a running llmqd (one line per turn)");
+    CLI::App* app = root.add_subcommand("chat", "Hold a conversation with a running llmqd (line editing, history, /help)");
     app->add_option("--system", f->system, "System prompt");
     app->add_option("--chat-template", f->chat_template,
                     "Jinja chat template file to use instead of the model's tokenizer.chat_template");
     add_client_flags(*app, f->client);
     add_sampling_flags(*app, f->sampling);
+    set_example(*app, "  llmq chat --system \"Answer in one sentence.\"\n"
+                      "  llmq chat --chat-template chatml.jinja --temp 0.2\n\n"
+                      "In the session:\n" + std::string(kChatHelp));
     return [f]() -> int {
         std::string source;
         if (!f->chat_template.empty()) {
@@ -283,18 +313,58 @@ Command add_chat(CLI::App& root) {
         }
         auto client = connect(f->client, "llmq chat");
         if (!client) return fail("chat", client.error().message);
-        std::signal(SIGINT, on_sigint);
+        // Without SA_RESTART, so that Ctrl-C interrupts a read at the prompt.
+        struct sigaction action {};
+        action.sa_handler = on_sigint;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGINT, &action, nullptr);
+        LineEditor editor(&g_interrupted, default_history_file());
+        say("llmq chat on instance " + f->client.instance + ", chat template: " +
+            template_origin(**client, f->chat_template) + "\n/help lists the commands; /bye or Ctrl-D leaves.\n");
+        std::string system = f->system;
         std::vector<ipc::ChatTurn> turns;
-        if (!f->system.empty()) turns.push_back({"system", f->system});
         std::string line;
-        while (true) {
-            std::fputs("> ", stderr);
-            if (!std::getline(std::cin, line)) break;
-            if (line.empty()) continue;
-            turns.push_back({"user", line});
+        for (;;) {
+            const LineEditor::Result read = editor.read(">>> ", &line);
+            if (read == LineEditor::Result::end_of_input) {
+                if (editor.editing()) say("\n");
+                break;
+            }
+            if (read == LineEditor::Result::interrupted) {
+                say("\n(Ctrl-C cancels a reply; to leave, type /bye or press Ctrl-D)\n");
+                continue;
+            }
+            const size_t first = line.find_first_not_of(" \t\r");
+            if (first == std::string::npos) continue;
+            line = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+            if (line[0] == '/') {
+                const std::string command = line.substr(0, line.find(' '));
+                const std::string rest = command.size() < line.size() ? line.substr(command.size() + 1) : "";
+                if (command == "/bye" || command == "/exit" || command == "/quit") break;
+                if (command == "/help" || command == "/?") {
+                    say(kChatHelp);
+                } else if (command == "/clear") {
+                    turns.clear();
+                    say("(conversation cleared)\n");
+                } else if (command == "/system") {
+                    system = rest;
+                    turns.clear();
+                    say(system.empty() ? "(no system message; new conversation)\n"
+                                       : "(system message set; new conversation)\n");
+                } else {
+                    const std::string near = closest_name(command, {"/help", "/system", "/clear", "/bye"});
+                    say("unknown command " + command + (near.empty() ? "" : " (did you mean " + near + "?)") +
+                        "; /help lists them\n");
+                }
+                continue;
+            }
+            std::vector<ipc::ChatTurn> conversation;
+            if (!system.empty()) conversation.push_back({"system", system});
+            conversation.insert(conversation.end(), turns.begin(), turns.end());
+            conversation.push_back({"user", line});
             // The daemon renders the template and tokenizes: only the template's markup
             // becomes control tokens, the typed line stays text.
-            auto rendered = (*client)->render_chat(turns, true, source, std::chrono::seconds(30));
+            auto rendered = (*client)->render_chat(conversation, true, source, std::chrono::seconds(30));
             if (!rendered) return fail("chat", rendered.error().message);
             ipc::GenerateRequest req = to_ipc(f->sampling);
             req.prompt_is_tokens = true;
@@ -306,9 +376,13 @@ Command add_chat(CLI::App& root) {
             if (!r) return fail("chat", r.error().message);
             print_text("\n");
             if (r->error_event) return fail("chat", r->error_event->text);
+            if (r->final_event && r->final_event->finish_reason() == ipc::FinishReason::cancelled)
+                say("(reply cancelled)\n");
+            g_interrupted = 0;
+            turns.push_back({"user", line});
             turns.push_back({"assistant", r->text});
         }
-        return 0;
+        return kExitOk;
     };
 }
 
