@@ -6,6 +6,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "progress_display.hpp"
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/gguf.hpp"
@@ -213,10 +214,13 @@ Command add_plan(CLI::App& root) {
         if (config.model.path.empty()) return usage_error("plan", "no model: give --model PATH");
         if (f->tensor) config.parallel.tensor = *f->tensor;
         if (f->pipeline) config.parallel.pipeline = *f->pipeline;
+        ProgressDisplay progress(f->json);
+        progress({"planning", "reading the header", 0, 3, false});
         GgufFile::Options opts;
         opts.require_data = false;
         auto file = GgufFile::open(config.model.path, opts);
         if (!file) return fail("plan", file.status().message());
+        progress({"planning", "reading the model layout", 1, 3, false});
         auto layout = load_llama_layout(**file);
         if (!layout) return fail("plan", layout.status().message());
         std::vector<DeviceInfo> devices;
@@ -227,8 +231,10 @@ Command add_plan(CLI::App& root) {
         } else {
             devices = cpu_device_infos(cpu_device_options(config.devices));
         }
+        progress({"planning", "splitting over the devices", 2, 3, false});
         auto plan = plan_memory(*layout, devices, planner_input(config));
         if (!plan) return fail("plan", plan.status().message());
+        progress({"planning", "done", 3, 3, false});
         if (f->json) {
             nlohmann::json j = plan->to_json();
             j["model"] = config.model.path;

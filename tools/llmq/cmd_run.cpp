@@ -7,6 +7,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "progress_display.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_runtime.hpp"
@@ -136,7 +137,8 @@ Command add_run(CLI::App& root) {
         if (config.model.path.empty()) return usage_error("run", "no model: give --model PATH or [model] path");
         if (flags->prompt.empty() && flags->prompt_tokens.empty())
             return usage_error("run", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
-        auto rt = ModelRuntime::load(config);
+        ProgressDisplay progress(flags->json);
+        auto rt = ModelRuntime::load(config, nullptr, progress.callback());
         if (!rt) return fail("run", rt.status().message());
         GenerateRequest req;
         req.prompt = flags->prompt;
