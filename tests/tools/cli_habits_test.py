@@ -89,7 +89,9 @@ def main():
     os.mkdir(ipc, 0o700)
     env = dict(os.environ, LLMQ_IPC_DIR=ipc)
     log = open(os.path.join(tmp, 'llmqd.log'), 'w')
-    daemon = subprocess.Popen([llmqd, '--model', model, '--instance', 'habits'], env=env, stdout=log, stderr=log)
+    # llmqd takes the same short flags (-m, -c, -t); its --config has no short flag either.
+    daemon = subprocess.Popen([llmqd, '-m', model, '-c', '256', '-t', '1', '--instance', 'habits'], env=env,
+                              stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 30 * TIME_SCALE
         while llmq_run('status', '--instance', 'habits', env=env).returncode != 0:
@@ -110,6 +112,9 @@ def main():
         r = llmq_run('status', '--instance', 'habits', env=env)
         c.check(re.search(r'weights [\d.]+ [KMG]iB, kv [\d.]+ [KMG]iB', r.stdout) and ' B,' not in r.stdout,
                 f'status writes sizes in human units: {r.stdout}')
+        c.check('context 256' in r.stdout, f'llmqd -c 256 sets the context: {r.stdout}')
+        text = open(os.path.join(tmp, 'llmqd.log')).read()
+        c.check('loading model: planning memory (step 3 of 5)' in text, f'llmqd logs the load\'s steps: {text[:600]}')
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)

@@ -607,7 +607,12 @@ int Server::run() {
 
     // Load while the Asio thread watches for signals.
     std::thread signal_thread([this] { io_.run(); });
-    auto rt = ModelRuntime::load(config, world_);
+    // The load's steps in the log (the last one is the "model ... loaded" line below).
+    auto rt = ModelRuntime::load(config, world_, [](const ProgressEvent& e) {
+        if (e.done < e.total)
+            log::info(std::string(e.stage) + ": " + std::string(e.detail) + " (step " + std::to_string(e.done + 1) +
+                      " of " + std::to_string(e.total) + ")");
+    });
     io_.stop();
     signal_thread.join();
     io_.restart();
