@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "progress_display.hpp"
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/gguf_writer.hpp"
 #include "llmq/runtime/weight_mix.hpp"
@@ -94,13 +95,13 @@ Command add_quantize(CLI::App& root) {
         Status s = w.write(f->out);
         if (!s.ok()) return fail("quantize", s.message());
         if (*converted < total) (*display)({"quantizing", "", total, total, true});  // empty tensors
-        if (f->json) {
-            std::error_code ec;
-            const auto bytes = std::filesystem::file_size(f->out, ec);
+        std::error_code ec;
+        const uint64_t bytes = std::filesystem::file_size(f->out, ec);
+        if (f->json)
             print_line(nlohmann::json{{"out", f->out}, {"type", mix->name}, {"bytes", ec ? 0 : bytes}}.dump());
-        } else {
-            print_line("llmq quantize: wrote " + f->out + " (" + mix->name + ")");
-        }
+        else
+            print_line("llmq quantize: wrote " + f->out + " (" + mix->name + ", " + format_bytes(ec ? 0 : bytes) +
+                       ")");
         return kExitOk;
     };
 }
