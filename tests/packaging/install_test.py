@@ -172,6 +172,14 @@ def main():
         if args.part == 'second-user':
             user, group = TEST_USER, grp.getgrgid(pwd.getpwnam(TEST_USER).pw_gid).gr_name
             config += f'[ipc]\ngroup = "{group}"\n'
+        # As shipped, before the config exists: a usage error (2) naming the file, which the unit
+        # does not restart.
+        at = command.index('--config') + 1
+        shipped = [root + command[0]] + [config_path if i == at else a for i, a in enumerate(command) if i > 0]
+        r = subprocess.run(shipped, env=env, capture_output=True, text=True, timeout=30)
+        check(r.returncode == 2 and config_path in r.stderr,
+              lambda: f'llmqd without its config: exit {r.returncode}, {r.stderr.strip()}')
+        check(service.get('RestartPreventExitStatus') == ['2'], 'the unit would restart a daemon that exits 2')
         os.makedirs(os.path.dirname(config_path), exist_ok=True)
         with open(config_path, 'w') as f:
             f.write(config)

@@ -1,12 +1,13 @@
 #include "cli_common.hpp"
 
-#include "llmq/runtime/edit_distance.hpp"
-
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <iterator>
 #include <limits>
 #include <random>
+
+#include "llmq/runtime/edit_distance.hpp"
 
 namespace llmq::cli {
 
@@ -103,22 +104,30 @@ std::string stats_line(size_t prompt_tokens, double prefill_tokens_per_s, size_t
 }
 
 std::string duration_text(double seconds) {
-    const auto s = static_cast<uint64_t>(seconds < 0 ? 0 : seconds);
+    const unsigned long long s = seconds < 0 ? 0 : static_cast<unsigned long long>(seconds);
+    // The two largest units: "12 min 3 s", "3 h 12 min", "2 d 5 h".
+    struct Unit {
+        unsigned long long seconds;
+        const char* name;
+    };
+    constexpr Unit units[] = {{86400, "d"}, {3600, "h"}, {60, "min"}, {1, "s"}};
     char text[48];
-    if (s < 60) std::snprintf(text, sizeof text, "%llu s", static_cast<unsigned long long>(s));
-    else if (s < 3600) std::snprintf(text, sizeof text, "%llu min %llu s", static_cast<unsigned long long>(s / 60), static_cast<unsigned long long>(s % 60));
-    else if (s < 86400) std::snprintf(text, sizeof text, "%llu h %llu min", static_cast<unsigned long long>(s / 3600), static_cast<unsigned long long>(s % 3600 / 60));
-    else std::snprintf(text, sizeof text, "%llu d %llu h", static_cast<unsigned long long>(s / 86400), static_cast<unsigned long long>(s % 86400 / 3600));
+    for (size_t i = 0; i + 1 < std::size(units); ++i) {
+        if (s < units[i].seconds) continue;
+        std::snprintf(text, sizeof text, "%llu %s %llu %s", s / units[i].seconds, units[i].name,
+                      s % units[i].seconds / units[i + 1].seconds, units[i + 1].name);
+        return text;
+    }
+    std::snprintf(text, sizeof text, "%llu s", s);
     return text;
 }
 
 std::string closest_name(const std::string& word, const std::vector<std::string>& candidates) {
     // A name within a third of its length (at least 2 edits) is a likely typo.
-    auto distance = [](const std::string& x, const std::string& y) { return edit_distance(x, y); };
     std::string best;
     size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
     for (const auto& c : candidates) {
-        if (const size_t d = distance(word, c); d < best_distance) {
+        if (const size_t d = edit_distance(word, c); d < best_distance) {
             best = c;
             best_distance = d;
         }
