@@ -68,7 +68,9 @@ int report_usage(CLI::App& root, int argc, char** argv, const CLI::ParseError& e
         if (arg.rfind("--", 0) != 0 && name.size() != 1) continue;  // -p5 style: leave to CLI11
         if (app->get_option_no_throw(arg) != nullptr || root.get_option_no_throw(arg) != nullptr) continue;
         if (std::isdigit(static_cast<unsigned char>(name[0]))) continue;  // a negative number value
-        std::cerr << path << ": unknown flag '" << arg << "'" << did_you_mean(llmq::cli::closest_name(arg, flag_names(*app)))
+        // A one-letter flag is one edit from every other: no guess for those.
+        const std::string guess = arg.size() > 2 ? llmq::cli::closest_name(arg, flag_names(*app)) : "";
+        std::cerr << path << ": unknown flag '" << arg << "'" << did_you_mean(guess)
                   << "; see " << path << " --help\n";
         return llmq::cli::kExitUsage;
     }
