@@ -25,10 +25,21 @@ if [ -z "$model" ]; then
   fi
 fi
 
-export LLMQ_IPC_DIR=${LLMQ_IPC_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/llmq-demo.XXXXXX")}
+# A private socket folder, removed at the end with everything in it (the daemon removes its
+# socket and lock on SIGTERM; the folder is ours).
+made_ipc_dir=
+if [ -z "${LLMQ_IPC_DIR:-}" ]; then
+  made_ipc_dir=$(mktemp -d "${TMPDIR:-/tmp}/llmq-demo.XXXXXX")
+  export LLMQ_IPC_DIR=$made_ipc_dir
+fi
+daemon=
+cleanup() {
+  if [ -n "$daemon" ]; then kill -TERM "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi
+  if [ -n "$made_ipc_dir" ]; then rm -rf "$made_ipc_dir"; fi
+}
+trap cleanup EXIT
 "$build/runtime/src/daemon/llmqd" --model "$model" --log-level info &
 daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
   "$build/tools/llmq/llmq" status >/dev/null 2>&1 && break
   sleep 0.1

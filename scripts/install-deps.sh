@@ -8,6 +8,7 @@ packages=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   python3-numpy python3-torch
   curl prometheus
+  libedit-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -44,8 +45,9 @@ Error Client::disconnected_error() const {
 
 Result<std::unique_ptr<Client>> Client::connect(const ConnectOptions& options) {
     if (auto ok = validate_instance_name(options.instance); !ok) return ok.error();
-    const std::filesystem::path dir = options.dir.empty() ? default_ipc_dir() : options.dir;
-    const std::filesystem::path path = instance_socket_path(dir, options.instance);
+    const std::vector<std::filesystem::path> dirs =
+        options.dir.empty() ? client_ipc_dirs() : std::vector<std::filesystem::path>{options.dir};
+    const std::filesystem::path path = find_instance_socket(dirs, options.instance);
     const std::string shown = path.string();
     sockaddr_un address{};
     if (shown.size() >= sizeof address.sun_path) {
@@ -72,10 +74,19 @@ Result<std::unique_ptr<Client>> Client::connect(const ConnectOptions& options) {
                                                       std::to_string(options.timeout.count()) + " ms");
         }
         if (err == ENOENT || err == ECONNREFUSED) {
+            std::string looked;
+            if (dirs.size() > 1) {
+                looked = " (looked in " + dirs.front().string() + " and " + dirs.back().string();
+                // A system service's folder that this user cannot enter: say so, it is the likely cause.
+                if (::access(dirs.back().c_str(), X_OK) != 0 && errno == EACCES)
+                    looked += "; " + dirs.back().string() + " is closed to this user: the service's [ipc] group "
+                              "decides who may enter it";
+                looked += ")";
+            }
             return make_error(ErrorCode::not_found,
                               "no llmqd serves instance '" + options.instance + "' (" + shown +
                                   (err == ENOENT ? " does not exist" : " refuses connections") +
-                                  "); start llmqd, or pass the right --instance or LLMQ_IPC_DIR");
+                                  "); start llmqd, or pass the right --instance or LLMQ_IPC_DIR" + looked);
         }
         errno = err;
         return errno_error("connecting to " + shown);

@@ -31,6 +31,23 @@ std::filesystem::path default_ipc_dir() {
     return "/tmp/llmq-" + std::to_string(::geteuid());
 }
 
+std::vector<std::filesystem::path> client_ipc_dirs() {
+    if (const char* dir = env("LLMQ_IPC_DIR")) return {dir};
+    std::vector<std::filesystem::path> dirs{default_ipc_dir()};
+    if (dirs.front() != kSystemIpcDir) dirs.emplace_back(kSystemIpcDir);
+    return dirs;
+}
+
+std::filesystem::path find_instance_socket(const std::vector<std::filesystem::path>& dirs,
+                                           std::string_view instance) {
+    for (const auto& dir : dirs) {
+        const auto path = instance_socket_path(dir, instance);
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return path;
+    }
+    return instance_socket_path(dirs.front(), instance);
+}
+
 Result<void> validate_instance_name(std::string_view instance) {
     bool ok = !instance.empty() && instance.size() <= 64 && instance.front() != '.';
     for (const char c : instance) {
@@ -79,6 +96,21 @@ Result<void> prepare_instance_dir(const std::filesystem::path& dir, std::optiona
         return refuse("is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
                           std::to_string(::geteuid()) + ")",
                       "remove it or set [ipc] dir elsewhere");
+    }
+    // A directory of ours that at most its group could read (0700, 0750: systemd's
+    // RuntimeDirectory=) may be given the configured mode and group: nobody else can have put
+    // anything in it. Anything looser is refused, not silently narrowed.
+    const bool only_we_write = (st.st_mode & 07777 & ~0750) == 0;
+    if (only_we_write && group && st.st_gid != *group) {
+        if (::chown(dir.c_str(), static_cast<uid_t>(-1), *group) != 0) {
+            return errno_error("ipc dir " + shown + ": giving it to group " + std::to_string(*group) +
+                               " (is this user a member?)");
+        }
+        st.st_gid = *group;
+    }
+    if (only_we_write && (st.st_mode & 07777) != want) {
+        if (::chmod(dir.c_str(), want) != 0) return errno_error("ipc dir " + shown + ": setting mode " + octal(want));
+        st.st_mode = (st.st_mode & ~07777) | want;
     }
     if ((st.st_mode & 07777) != want) {
         return refuse("has mode " + octal(st.st_mode) + ", expected " + octal(want),

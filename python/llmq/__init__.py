@@ -68,7 +68,8 @@ class _ClosedOnExit:
 
 class Client(_ClosedOnExit):
     """A connection to llmqd. instance: its name ("default"); dir: its socket folder (default
-    $LLMQ_IPC_DIR, else the user's runtime folder); timeout: seconds for connecting."""
+    $LLMQ_IPC_DIR, else the user's runtime folder and then /run/llmq); timeout: seconds for
+    connecting."""
 
     def __init__(self, instance=None, dir=None, client_name='llmq-python', timeout=5.0):
         self._lib = _abi.library()

@@ -171,6 +171,49 @@ TEST_CASE("a configured group opens the directory and socket to that group") {
     CHECK((st.st_mode & 07777) == 0660);
 }
 
+TEST_CASE("an existing 0700 directory (systemd's RuntimeDirectory) takes the configured group's mode") {
+    TempDir tmp;
+    const auto dir = tmp.path() / "run-llmq";
+    REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+    REQUIRE(::chmod(dir.c_str(), 0700) == 0);
+    boost::asio::io_context io;
+    ListenerOptions o;
+    o.dir = dir;
+    o.group = ::getegid();
+    auto listener = Listener::open(io, o);
+    REQUIRE_MESSAGE(listener.ok(), (listener.ok() ? "" : listener.error().message));
+    struct stat st {};
+    REQUIRE(::stat(dir.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0750);
+    CHECK(st.st_gid == ::getegid());
+}
+
+TEST_CASE("clients look in their own directory, then /run/llmq, unless LLMQ_IPC_DIR names one") {
+    const char* saved_ipc = std::getenv("LLMQ_IPC_DIR");
+    const char* saved_xdg = std::getenv("XDG_RUNTIME_DIR");
+    const std::string keep_ipc = saved_ipc ? saved_ipc : "";
+    const std::string keep_xdg = saved_xdg ? saved_xdg : "";
+    ::unsetenv("LLMQ_IPC_DIR");
+    ::setenv("XDG_RUNTIME_DIR", "/run/user/42", 1);
+    CHECK(client_ipc_dirs() == std::vector<std::filesystem::path>{"/run/user/42/llmq", "/run/llmq"});
+    ::setenv("LLMQ_IPC_DIR", "/somewhere/ipc", 1);
+    CHECK(client_ipc_dirs() == std::vector<std::filesystem::path>{"/somewhere/ipc"});
+    if (saved_ipc) ::setenv("LLMQ_IPC_DIR", keep_ipc.c_str(), 1); else ::unsetenv("LLMQ_IPC_DIR");
+    if (saved_xdg) ::setenv("XDG_RUNTIME_DIR", keep_xdg.c_str(), 1); else ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+TEST_CASE("a client takes the first directory that holds the instance's socket") {
+    TempDir tmp;
+    const auto user = tmp.path() / "user", system = tmp.path() / "system";
+    boost::asio::io_context io;
+    auto listener = open_listener(io, system);
+    REQUIRE_MESSAGE(listener.ok(), (listener.ok() ? "" : listener.error().message));
+    REQUIRE(::mkdir(user.c_str(), 0700) == 0);
+    std::ofstream(instance_socket_path(user, "default")) << "a plain file is not a socket";
+    CHECK(find_instance_socket({user, system}, "default") == instance_socket_path(system, "default"));
+    CHECK(find_instance_socket({user, system}, "none") == instance_socket_path(user, "none"));
+}
+
 TEST_CASE("the default directory follows LLMQ_IPC_DIR, then XDG_RUNTIME_DIR, then /tmp/llmq-<uid>") {
     const char* saved_ipc = std::getenv("LLMQ_IPC_DIR");
     const char* saved_xdg = std::getenv("XDG_RUNTIME_DIR");

@@ -54,7 +54,7 @@ def main(argv):
             f.write('[kv_cache]\ndtype = "f32"\n[scheduler]\nmax_running_sequences = 4\n')
         ids = json.loads(run([llmq, "tokenize", "--model", model, "--text", TEXT, "--json"]))
         got = json.loads(run([llmq, "perplexity", "--model", model, "--file", text_file,
-                              "--config", config, "--ctx", str(CTX), "--json"]).strip().splitlines()[-1])
+                              "--config", config, "--ctx-size", str(CTX), "--json"]).strip().splitlines()[-1])
 
         m = ref.LlamaReference(model)
         nll, n, windows = 0.0, 0, 0

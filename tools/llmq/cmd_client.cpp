@@ -6,7 +6,9 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "line_editor.hpp"
 #include "llmq/ipc/client.hpp"
+#include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_template.hpp"
 
 namespace llmq::cli {
@@ -54,8 +56,8 @@ ipc::GenerateRequest to_ipc(const SamplingFlags& f) {
     r.sampling.repetition_penalty = f.repeat_penalty;
     r.sampling.presence_penalty = f.presence_penalty;
     r.sampling.frequency_penalty = f.frequency_penalty;
-    if (f.seed) {
-        r.sampling.seed = *f.seed;
+    if (f.seed >= 0) {  // -1: the daemon picks a random seed
+        r.sampling.seed = static_cast<uint64_t>(f.seed);
         r.sampling.seed_set = true;
     }
     r.max_tokens = f.max_tokens;
@@ -112,6 +114,16 @@ ipc::Result<StreamResult> stream(ipc::Client& client, uint64_t id, bool json, bo
     }
 }
 
+// Prefill and decode rates of a final event, as `llmq run` computes them.
+struct Rates {
+    double prefill_tokens_per_s = 0, decode_tokens_per_s = 0;
+};
+Rates rates_of(const ipc::Event& f) {
+    const double prefill_s = f.prefill_us / 1e6, decode_s = f.decode_us / 1e6;
+    return {prefill_s > 0 ? f.prompt_tokens / prefill_s : 0.0,
+            decode_s > 0 && f.generated_tokens > 1 ? (f.generated_tokens - 1) / decode_s : 0.0};
+}
+
 nlohmann::json final_json(const StreamResult& r, const std::vector<int32_t>& prompt_tokens) {
     nlohmann::json j;
     j["prompt_tokens"] = prompt_tokens;
@@ -125,14 +137,19 @@ nlohmann::json final_json(const StreamResult& r, const std::vector<int32_t>& pro
     }
     const ipc::Event& f = *r.final_event;
     j["finish_reason"] = finish_name(f.finish_reason());
-    const double prefill_s = f.prefill_us / 1e6, decode_s = f.decode_us / 1e6;
+    const Rates rates = rates_of(f);
     j["timings"] = {{"queue_ms", f.queued_us / 1e3},
                     {"prefill_ms", f.prefill_us / 1e3},
                     {"decode_ms", f.decode_us / 1e3},
-                    {"prefill_tokens_per_s", prefill_s > 0 ? f.prompt_tokens / prefill_s : 0.0},
-                    {"decode_tokens_per_s",
-                     decode_s > 0 && f.generated_tokens > 1 ? (f.generated_tokens - 1) / decode_s : 0.0}};
+                    {"prefill_tokens_per_s", rates.prefill_tokens_per_s},
+                    {"decode_tokens_per_s", rates.decode_tokens_per_s}};
     return j;
+}
+
+std::string tokens_per_s_text(double rate) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f tok/s", rate);
+    return text;
 }
 
 }  // namespace
@@ -153,9 +170,11 @@ Command add_generate(CLI::App& root) {
     app->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
     add_client_flags(*app, f->client);
     add_sampling_flags(*app, f->sampling);
+    set_example(*app, "  llmq generate -p \"Once upon a time\" -n 64 --temp 0.7\n"
+                      "  llmq generate --instance gpu -p \"Hello\" --json");
     return [f]() -> int {
         if (f->prompt.empty() && f->prompt_tokens.empty())
-            return fail("generate", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
+            return usage_error("generate", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
         auto client = connect(f->client, "llmq generate");
         if (!client) return fail("generate", client.error().message);
         std::signal(SIGINT, on_sigint);
@@ -178,10 +197,20 @@ Command add_generate(CLI::App& root) {
         if (!id) return fail("generate", id.error().message);
         auto r = stream(**client, *id, f->json, true);
         if (!r) return fail("generate", r.error().message);
-        if (f->json) print_line(final_json(*r, prompt_tokens).dump(-1, ' ', false, kReplace));
-        else print_text("\n");
+        if (f->json) {
+            print_line(final_json(*r, prompt_tokens).dump(-1, ' ', false, kReplace));
+        } else {
+            print_text("\n");
+            if (r->final_event) {
+                const ipc::Event& e = *r->final_event;
+                const Rates rates = rates_of(e);
+                std::fputs((stats_line(e.prompt_tokens, rates.prefill_tokens_per_s, e.generated_tokens,
+                                       rates.decode_tokens_per_s, finish_name(e.finish_reason())) + "\n").c_str(),
+                           stderr);
+            }
+        }
         if (r->error_event) return fail("generate", std::string(ipc::event_error_name(r->error_event->error_code())) + ": " + r->error_event->text);
-        return r->final_event->finish_reason() == ipc::FinishReason::cancelled ? 130 : 0;
+        return r->final_event->finish_reason() == ipc::FinishReason::cancelled ? kExitInterrupted : kExitOk;
     };
 }
 
@@ -194,6 +223,7 @@ Command add_status(CLI::App& root) {
     CLI::App* app = root.add_subcommand("status", "Show what a running llmqd is doing");
     app->add_flag("--json", f->json, "Print JSON");
     add_client_flags(*app, f->client);
+    set_example(*app, "  llmq status\n  llmq status --instance gpu --json");
     return [f]() -> int {
         auto client = connect(f->client, "llmq status");
         if (!client) return fail("status", client.error().message);
@@ -206,14 +236,14 @@ Command add_status(CLI::App& root) {
         }
         std::ostringstream o;
         o << "llmqd pid " << j["pid"] << ", instance " << j["instance"].get<std::string>()
-          << (j["draining"].get<bool>() ? " (draining)" : "") << ", up " << static_cast<int>(j["uptime_s"].get<double>()) << " s\n";
+          << (j["draining"].get<bool>() ? " (draining)" : "") << ", up " << duration_text(j["uptime_s"].get<double>()) << "\n";
         o << "model: " << j["model"]["name"].get<std::string>() << " (" << j["model"]["architecture"].get<std::string>()
           << ", " << j["model"]["layers"] << " layers, context " << j["model"]["context_length"] << ")\n";
         o << "plan: tensor " << j["plan"]["tensor"] << " x pipeline " << j["plan"]["pipeline"] << "\n";
         for (const auto& d : j["plan"]["devices"])
             o << "  " << d["device"].get<std::string>() << ": layers " << d["layers"][0] << "-"
-              << (d["layers"][1].get<int>() - 1) << ", weights " << d["weight_bytes"] << " B, kv "
-              << d["kv_bytes"] << " B\n";
+              << (d["layers"][1].get<int>() - 1) << ", weights " << format_bytes(d["weight_bytes"].get<uint64_t>())
+              << ", kv " << format_bytes(d["kv_bytes"].get<uint64_t>()) << "\n";
         for (const auto& p : j["plugins"])
             o << "plugin " << p["kind"].get<std::string>() << ": " << p["name"].get<std::string>() << " "
               << p["version"].get<std::string>() << " (" << p["calls"] << " calls, " << p["errors"] << " errors)\n";
@@ -221,11 +251,37 @@ Command add_status(CLI::App& root) {
         if (j.value("other_users_clients", 0) > 0) o << " (" << j["other_users_clients"] << " of other users)";
         o << "; requests running " << j["requests"]["running"] << ", queued "
           << j["requests"]["queued"] << "; KV blocks used " << j["kv_blocks"]["used"] << " of "
-          << j["kv_blocks"]["total"] << "; " << j["tokens_per_s"].get<double>() << " tok/s\n";
+          << j["kv_blocks"]["total"] << "; " << tokens_per_s_text(j["tokens_per_s"].get<double>()) << "\n";
         print_text(o.str());
         return 0;
     };
 }
+
+namespace {
+
+constexpr const char* kChatHelp =
+    "  /help           this list\n"
+    "  /system [TEXT]  set the system message (empty: none); it starts a new conversation\n"
+    "  /clear          forget the conversation (the system message stays)\n"
+    "  /bye            leave (so does Ctrl-D)\n"
+    "  Ctrl-C          cancel the reply being written\n";
+
+void say(const std::string& text) {
+    std::fputs(text.c_str(), stderr);
+    std::fflush(stderr);
+}
+
+// The chat template the daemon will use, in words, for the greeting.
+std::string template_origin(ipc::Client& client, const std::string& file) {
+    if (!file.empty()) return file + " (--chat-template)";
+    auto t = client.control("chat_template", nlohmann::json::object(), std::chrono::seconds(10));
+    if (!t) return "unknown (" + t.error().message + ")";
+    std::string origin = t->value("origin", "unknown");
+    if (t->contains("error")) origin += " — " + (*t)["error"].get<std::string>();
+    return origin;
+}
+
+}  // namespace
 
 Command add_chat(CLI::App& root) {
     struct Flags {
@@ -236,12 +292,15 @@ Command add_chat(CLI::App& root) {
     };
     auto f = std::make_shared<Flags>();
     f->sampling.max_tokens = 512;
-    CLI::App* app = root.add_subcommand("chat", "Hold a conversation with a running llmqd (one line per turn)");
+    CLI::App* app = root.add_subcommand("chat", "Hold a conversation with a running llmqd (line editing, history, /help)");
     app->add_option("--system", f->system, "System prompt");
     app->add_option("--chat-template", f->chat_template,
                     "Jinja chat template file to use instead of the model's tokenizer.chat_template");
     add_client_flags(*app, f->client);
     add_sampling_flags(*app, f->sampling);
+    set_example(*app, "  llmq chat --system \"Answer in one sentence.\"\n"
+                      "  llmq chat --chat-template chatml.jinja --temp 0.2\n\n"
+                      "In the session:\n" + std::string(kChatHelp));
     return [f]() -> int {
         std::string source;
         if (!f->chat_template.empty()) {
@@ -254,18 +313,58 @@ Command add_chat(CLI::App& root) {
         }
         auto client = connect(f->client, "llmq chat");
         if (!client) return fail("chat", client.error().message);
-        std::signal(SIGINT, on_sigint);
+        // Without SA_RESTART, so that Ctrl-C interrupts a read at the prompt.
+        struct sigaction action {};
+        action.sa_handler = on_sigint;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGINT, &action, nullptr);
+        LineEditor editor(&g_interrupted, default_history_file());
+        say("llmq chat on instance " + f->client.instance + ", chat template: " +
+            template_origin(**client, f->chat_template) + "\n/help lists the commands; /bye or Ctrl-D leaves.\n");
+        std::string system = f->system;
         std::vector<ipc::ChatTurn> turns;
-        if (!f->system.empty()) turns.push_back({"system", f->system});
         std::string line;
-        while (true) {
-            std::fputs("> ", stderr);
-            if (!std::getline(std::cin, line)) break;
-            if (line.empty()) continue;
-            turns.push_back({"user", line});
+        for (;;) {
+            const LineEditor::Result read = editor.read(">>> ", &line);
+            if (read == LineEditor::Result::end_of_input) {
+                if (editor.editing()) say("\n");
+                break;
+            }
+            if (read == LineEditor::Result::interrupted) {
+                say("\n(Ctrl-C cancels a reply; to leave, type /bye or press Ctrl-D)\n");
+                continue;
+            }
+            const size_t first = line.find_first_not_of(" \t\r");
+            if (first == std::string::npos) continue;
+            line = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+            if (line[0] == '/') {
+                const std::string command = line.substr(0, line.find(' '));
+                const std::string rest = command.size() < line.size() ? line.substr(command.size() + 1) : "";
+                if (command == "/bye" || command == "/exit" || command == "/quit") break;
+                if (command == "/help" || command == "/?") {
+                    say(kChatHelp);
+                } else if (command == "/clear") {
+                    turns.clear();
+                    say("(conversation cleared)\n");
+                } else if (command == "/system") {
+                    system = rest;
+                    turns.clear();
+                    say(system.empty() ? "(no system message; new conversation)\n"
+                                       : "(system message set; new conversation)\n");
+                } else {
+                    const std::string near = closest_name(command, {"/help", "/system", "/clear", "/bye"});
+                    say("unknown command " + command + (near.empty() ? "" : " (did you mean " + near + "?)") +
+                        "; /help lists them\n");
+                }
+                continue;
+            }
+            std::vector<ipc::ChatTurn> conversation;
+            if (!system.empty()) conversation.push_back({"system", system});
+            conversation.insert(conversation.end(), turns.begin(), turns.end());
+            conversation.push_back({"user", line});
             // The daemon renders the template and tokenizes: only the template's markup
             // becomes control tokens, the typed line stays text.
-            auto rendered = (*client)->render_chat(turns, true, source, std::chrono::seconds(30));
+            auto rendered = (*client)->render_chat(conversation, true, source, std::chrono::seconds(30));
             if (!rendered) return fail("chat", rendered.error().message);
             ipc::GenerateRequest req = to_ipc(f->sampling);
             req.prompt_is_tokens = true;
@@ -277,9 +376,13 @@ Command add_chat(CLI::App& root) {
             if (!r) return fail("chat", r.error().message);
             print_text("\n");
             if (r->error_event) return fail("chat", r->error_event->text);
+            if (r->final_event && r->final_event->finish_reason() == ipc::FinishReason::cancelled)
+                say("(reply cancelled)\n");
+            g_interrupted = 0;
+            turns.push_back({"user", line});
             turns.push_back({"assistant", r->text});
         }
-        return 0;
+        return kExitOk;
     };
 }
 

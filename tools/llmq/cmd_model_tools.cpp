@@ -6,6 +6,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "progress_display.hpp"
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/gguf.hpp"
@@ -28,6 +29,7 @@ Command add_tokenize(CLI::App& root) {
     app->add_flag("--no-bos", f->no_bos, "Do not prepend BOS");
     app->add_flag("--special", f->special, "Parse control tokens written in the text");
     app->add_flag("--json", f->json, "Print a JSON array");
+    set_example(*app, "  llmq tokenize -m model.gguf --text \"Hello world\" --json");
     return [f]() -> int {
         GgufFile::Options opts;
         opts.require_data = false;
@@ -49,6 +51,44 @@ Command add_tokenize(CLI::App& root) {
     };
 }
 
+namespace {
+
+// What a user asks of a model file before its shapes: its name, its tokenizer, the special
+// tokens (id and text) and the chat template, from the GGUF metadata.
+nlohmann::json model_metadata(const GgufFile& g) {
+    auto text = [&](const char* key) -> std::string {
+        const GgufValue* v = g.find(key);
+        return v && v->as_string() ? *v->as_string() : "";
+    };
+    nlohmann::json j;
+    j["name"] = text("general.name");
+    j["tokenizer"] = {{"model", text("tokenizer.ggml.model")}, {"pre", text("tokenizer.ggml.pre")}};
+    const GgufValue* tokens = g.find("tokenizer.ggml.tokens");
+    j["tokenizer"]["tokens"] = tokens ? tokens->array_size() : 0;
+    nlohmann::json special = nlohmann::json::object();
+    for (const char* role : {"bos", "eos", "eot", "eom", "unknown", "padding", "sep", "mask"}) {
+        const GgufValue* id = g.find(std::string("tokenizer.ggml.") + role + "_token_id");
+        if (!id || !id->as_u64()) continue;
+        const uint64_t n = *id->as_u64();
+        nlohmann::json t{{"id", n}};
+        if (tokens && n < tokens->strings().size()) t["text"] = tokens->strings()[n];
+        special[role] = t;
+    }
+    j["special_tokens"] = special;
+    j["chat_template"] = text("tokenizer.chat_template");
+    return j;
+}
+
+// A chat template in a few words: its length and the first line (templates are long).
+std::string template_summary(const std::string& tpl) {
+    if (tpl.empty()) return "none in the file (chat needs --chat-template or [model] chat_template)";
+    std::string first = tpl.substr(0, tpl.find('\n'));
+    if (first.size() > 72) first = first.substr(0, 69) + "...";
+    return std::to_string(tpl.size()) + " characters: " + first + (tpl.find('\n') != std::string::npos ? " ..." : "");
+}
+
+}  // namespace
+
 Command add_inspect(CLI::App& root) {
     struct Flags {
         std::string path;
@@ -57,7 +97,8 @@ Command add_inspect(CLI::App& root) {
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand("inspect", "Show a GGUF model's architecture, shapes and types");
     app->add_option("path", f->path, "GGUF file")->required();
-    app->add_flag("--json", f->json, "Print JSON");
+    app->add_flag("--json", f->json, "Print JSON (the chat template in full)");
+    set_example(*app, "  llmq inspect model.gguf\n  llmq inspect model.gguf --json");
     return [f]() -> int {
         GgufFile::Options opts;
         opts.require_data = false;
@@ -85,6 +126,7 @@ Command add_inspect(CLI::App& root) {
         j["truncated"] = truncated;
         const std::string cut = "truncated: " + std::to_string(g.data_bytes_present()) + " of " +
                                 std::to_string(g.data_bytes()) + " bytes of tensor data present";
+        j["metadata"] = model_metadata(g);
         j["tensor_count"] = g.tensors().size();
         j["tensor_bytes"] = total;
         for (const auto& [type, e] : by_type) j["types"][type] = {{"tensors", e.first}, {"bytes", e.second}};
@@ -112,6 +154,19 @@ Command add_inspect(CLI::App& root) {
         std::ostringstream o;
         o << g.path() << ": GGUF v" << g.version()
           << (g.has_data() ? "" : truncated ? " (" + cut + ")" : " (header only)") << "\n";
+        const nlohmann::json& meta = j["metadata"];
+        o << "name: " << (meta["name"].get<std::string>().empty() ? "(none)" : meta["name"].get<std::string>()) << "\n"
+          << "tokenizer: " << meta["tokenizer"]["model"].get<std::string>()
+          << (meta["tokenizer"]["pre"].get<std::string>().empty() ? "" : " (pre-tokenizer " + meta["tokenizer"]["pre"].get<std::string>() + ")")
+          << ", " << meta["tokenizer"]["tokens"].get<uint64_t>() << " tokens\n";
+        if (!meta["special_tokens"].empty()) {
+            o << "special tokens:";
+            for (const auto& [role, t] : meta["special_tokens"].items())
+                o << " " << role << " " << t["id"].get<uint64_t>()
+                  << (t.contains("text") ? " " + nlohmann::json(t["text"]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "");
+            o << "\n";
+        }
+        o << "chat template: " << template_summary(meta["chat_template"].get<std::string>()) << "\n";
         if (hp) {
             o << "architecture: " << hp->arch << "\n"
               << "  vocab " << hp->n_vocab << ", dim " << hp->n_embd << ", layers " << hp->n_layer
@@ -137,34 +192,35 @@ Command add_inspect(CLI::App& root) {
 
 Command add_plan(CLI::App& root) {
     struct Flags {
-        std::string model, config, devices;
+        ModelFlags model;
+        std::string devices;
         std::optional<int32_t> tensor, pipeline;
         bool json = false;
     };
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand(
         "plan", "Show how a model would be split over devices and whether it fits (loads nothing)");
-    app->add_option("--model,-m", f->model, "GGUF file (a header-only file is enough)");
-    app->add_option("--config,-c", f->config, "llmq TOML config file");
+    add_model_flags(*app, f->model, "GGUF file (a header-only file is enough)", false);
     app->add_option("--devices", f->devices, "Devices to plan for, e.g. 4x80GiB (default: this host's)");
     app->add_option("--tensor", f->tensor, "Tensor-parallel size")->check(CLI::Range(1, 4096));
     app->add_option("--pipeline", f->pipeline, "Pipeline-parallel size")->check(CLI::Range(1, 4096));
     app->add_flag("--json", f->json, "Print JSON");
+    set_example(*app, "  llmq plan -m llama70b.gguf --devices 4x80GiB\n"
+                      "  llmq plan -m model.gguf -c 32768 --tensor 2 --json");
     return [f]() -> int {
-        Config config;
-        if (!f->config.empty()) {
-            auto c = load_config_file(f->config);
-            if (!c) return fail("plan", c.status().message());
-            config = *c;
-        }
-        if (!f->model.empty()) config.model.path = f->model;
-        if (config.model.path.empty()) return fail("plan", "no model: give --model PATH");
+        auto loaded = model_config(f->model);
+        if (!loaded) return fail("plan", loaded.status().message());
+        Config config = std::move(*loaded);
+        if (config.model.path.empty()) return usage_error("plan", "no model: give --model PATH");
         if (f->tensor) config.parallel.tensor = *f->tensor;
         if (f->pipeline) config.parallel.pipeline = *f->pipeline;
+        ProgressDisplay progress(f->json);
+        progress({"planning", "reading the header", 0, 3, false});
         GgufFile::Options opts;
         opts.require_data = false;
         auto file = GgufFile::open(config.model.path, opts);
         if (!file) return fail("plan", file.status().message());
+        progress({"planning", "reading the model layout", 1, 3, false});
         auto layout = load_llama_layout(**file);
         if (!layout) return fail("plan", layout.status().message());
         std::vector<DeviceInfo> devices;
@@ -175,8 +231,10 @@ Command add_plan(CLI::App& root) {
         } else {
             devices = cpu_device_infos(cpu_device_options(config.devices));
         }
+        progress({"planning", "splitting over the devices", 2, 3, false});
         auto plan = plan_memory(*layout, devices, planner_input(config));
         if (!plan) return fail("plan", plan.status().message());
+        progress({"planning", "done", 3, 3, false});
         if (f->json) {
             nlohmann::json j = plan->to_json();
             j["model"] = config.model.path;
@@ -185,7 +243,7 @@ Command add_plan(CLI::App& root) {
         } else {
             print_text(plan->to_text());
         }
-        return plan->fits ? 0 : 2;
+        return plan->fits ? kExitOk : kExitRuntimeError;
     };
 }
 

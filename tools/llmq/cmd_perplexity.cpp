@@ -1,7 +1,8 @@
 // llmq perplexity: how well a model predicts a text. The text is tokenized as a prompt
-// would be (BOS when the vocabulary asks for it) and cut into consecutive windows of --ctx
+// would be (BOS when the vocabulary asks for it) and cut into consecutive windows of --ctx-size
 // tokens; in each window every token but the first is predicted from the tokens before it
-// in its window. Perplexity = exp(mean negative log-likelihood), the log-softmax in double.
+// in its window (the window is --ctx-size, as llama.cpp's perplexity takes it). Perplexity =
+// exp(mean negative log-likelihood), the log-softmax in double.
 // Windows run through the executor in chunks of at most one step's logit rows, the KV cache
 // carrying each window's earlier chunks, so any context that fits the cache can be scored.
 #include <algorithm>
@@ -22,9 +23,11 @@ namespace llmq::cli {
 
 namespace {
 
+constexpr uint32_t kDefaultWindow = 512;
+
 struct Flags {
-    std::string model, file, config;
-    int32_t ctx = 512;
+    ModelFlags model;
+    std::string file;
     int32_t max_windows = 0;
     bool json = false;
     bool no_bos = false;
@@ -45,32 +48,26 @@ Command add_perplexity(CLI::App& root) {
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand(
         "perplexity", "Score a text file: the model's perplexity over consecutive windows");
-    app->footer("Example:\n  llmq perplexity --model models/kjv-demo.gguf --file heldout.txt --ctx 128");
-    app->add_option("--model,-m", f->model, "GGUF model file (overrides [model] path)");
+    set_example(*app, "llmq perplexity -m models/kjv-demo.gguf -f models/kjv-demo-heldout.txt -c 128");
+    add_model_flags(*app, f->model, "GGUF model file (overrides [model] path)", true);
     app->add_option("--file,-f", f->file, "UTF-8 text to score")->required();
-    app->add_option("--ctx", f->ctx, "Tokens per window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
     app->add_option("--max-windows", f->max_windows, "Score only the first N windows (0: all)");
-    app->add_option("--config", f->config, "llmq TOML config file");
     app->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token to the text");
     app->add_flag("--json", f->json, "Print one JSON object");
     return [f]() -> int {
         log::set_level(log::level::warn);
-        Config config;
-        if (!f->config.empty()) {
-            auto c = load_config_file(f->config);
-            if (!c) return fail("perplexity", c.status().message());
-            config = *c;
-        }
-        if (!f->model.empty()) config.model.path = f->model;
-        if (config.model.path.empty()) return fail("perplexity", "no model: give --model PATH or [model] path");
+        // The window is --ctx-size (default 512); one window must fit one sequence's KV.
+        const uint32_t window = f->model.ctx_size.value_or(kDefaultWindow);
+        ModelFlags mf = f->model;
+        mf.ctx_size = window;
+        auto config = model_config(mf);
+        if (!config) return fail("perplexity", config.status().message());
+        if (config->model.path.empty()) return fail("perplexity", "no model: give --model PATH or [model] path");
         std::ifstream in(f->file, std::ios::binary);
         if (!in) return fail("perplexity", f->file + ": cannot be read");
         std::ostringstream text;
         text << in.rdbuf();
-        // One window must fit one sequence's KV.
-        if (config.model.context_length == 0 || config.model.context_length < static_cast<uint32_t>(f->ctx))
-            config.model.context_length = static_cast<uint32_t>(f->ctx);
-        auto rt = ModelRuntime::load(config);
+        auto rt = ModelRuntime::load(*config);
         if (!rt) return fail("perplexity", rt.status().message());
         Executor& ex = (*rt)->executor();
         const int64_t V = (*rt)->hparams().n_vocab;
@@ -82,14 +79,14 @@ Command add_perplexity(CLI::App& root) {
         double nll = 0;
         int64_t predicted = 0, windows = 0;
         std::vector<float> logits;
-        for (size_t w0 = 0; w0 + 1 < ids.size(); w0 += static_cast<size_t>(f->ctx)) {
+        for (size_t w0 = 0; w0 + 1 < ids.size(); w0 += static_cast<size_t>(window)) {
             if (f->max_windows > 0 && windows == f->max_windows) break;
-            const int32_t len = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(f->ctx), ids.size() - w0));
+            const int32_t len = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(window), ids.size() - w0));
             if (len < 2) break;
             std::vector<int32_t> table;
             if (!ex.blocks().allocate((len + block - 1) / block, table))
                 return fail("perplexity", "the KV cache cannot hold a window of " + std::to_string(len) +
-                                              " tokens; lower --ctx or raise [kv_cache] memory");
+                                              " tokens; lower --ctx-size or raise [kv_cache] memory");
             Status st;
             for (int32_t off = 0; off < len && st.ok(); off += chunk) {
                 StepSequence s;
@@ -122,14 +119,14 @@ Command add_perplexity(CLI::App& root) {
             j["predicted_tokens"] = predicted;
             j["tokens"] = ids.size();
             j["windows"] = windows;
-            j["ctx"] = f->ctx;
+            j["ctx"] = window;
             j["seconds"] = seconds;
             print_line(j.dump());
         } else {
             char line[256];
             std::snprintf(line, sizeof line,
-                          "perplexity %.4f over %lld predicted tokens (%lld windows of %d; %.1f s, %.0f tokens/s)",
-                          ppl, static_cast<long long>(predicted), static_cast<long long>(windows), f->ctx,
+                          "perplexity %.4f over %lld predicted tokens (%lld windows of %u; %.1f s, %.0f tokens/s)",
+                          ppl, static_cast<long long>(predicted), static_cast<long long>(windows), window,
                           seconds, seconds > 0 ? static_cast<double>(predicted) / seconds : 0.0);
             print_line(line);
         }

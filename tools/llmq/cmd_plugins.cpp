@@ -101,6 +101,10 @@ Command add_plugins(CLI::App& root) {
     reload->add_option("kind", f->kind, "gemm | attention | vision (default: all)");
     reload->add_option("--timeout", f->common.timeout_s, "Seconds to wait for the reload")->capture_default_str();
     add_common(*reload, f->common);
+    set_example(*app, "  llmq plugins list\n  llmq plugins swap gemm ./build/plugins/llmq-gemm-cpu.so\n  llmq plugins reload attention");
+    set_example(*list, "  llmq plugins list --json");
+    set_example(*swap, "  llmq plugins swap gemm gemm-cpu\n  llmq plugins swap attention /opt/llmq/llmq-attention-fast.so");
+    set_example(*reload, "  llmq plugins reload\n  llmq plugins reload gemm");
 
     return [f, list, swap, reload]() -> int {
         const PluginFlags& c = f->common;

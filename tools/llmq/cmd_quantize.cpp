@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "progress_display.hpp"
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/gguf_writer.hpp"
 #include "llmq/runtime/weight_mix.hpp"
@@ -34,6 +37,7 @@ int64_t layer_count(const GgufFile& g) {
 Command add_quantize(CLI::App& root) {
     struct Flags {
         std::string in, out, type;
+        bool json = false;
     };
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand("quantize", "Convert a GGUF model's weights to another type (" +
@@ -41,9 +45,11 @@ Command add_quantize(CLI::App& root) {
     app->add_option("IN", f->in, "GGUF model (F32, F16, BF16 or any type llmq reads)")->required();
     app->add_option("OUT", f->out, "GGUF file to write")->required();
     app->add_option("TYPE", f->type, "weight type or mix: " + weight_mix_names())->required();
+    app->add_flag("--json", f->json, "Progress as JSON lines on stderr; the result as JSON on stdout");
+    set_example(*app, "  llmq quantize model-f16.gguf model-q4_k_m.gguf q4_k_m");
     return [f]() -> int {
         const WeightMix* mix = find_weight_mix(f->type);
-        if (mix == nullptr) return fail("quantize", "TYPE '" + f->type + "' is not one of " + weight_mix_names());
+        if (mix == nullptr) return usage_error("quantize", "TYPE '" + f->type + "' is not one of " + weight_mix_names());
         auto file = GgufFile::open(f->in);
         if (!file) return fail("quantize", file.status().message());
         const GgufFile& g = **file;
@@ -53,6 +59,11 @@ Command add_quantize(CLI::App& root) {
         for (const auto& [key, value] : g.metadata()) w.add(key, value);
         w.set("general.file_type", GgufValue::u32(mix->file_type));
         const int64_t layers = layer_count(g);
+        // Progress counts the bytes of the source tensors as their rows are converted.
+        auto display = std::make_shared<ProgressDisplay>(f->json);
+        auto converted = std::make_shared<uint64_t>(0);
+        uint64_t total = 0;
+        for (const GgufTensor& t : g.tensors()) total += t.size_bytes;
         const bool tied = g.tensor("output.weight") == nullptr;
         for (const GgufTensor& t : g.tensors()) {
             kernels::dtype target = kernels::dtype::f32;
@@ -71,17 +82,27 @@ Command add_quantize(CLI::App& root) {
             const uint8_t* data = t.data;
             const size_t src_row = t.row_bytes();
             auto row = std::make_shared<std::vector<float>>(static_cast<size_t>(n));
+            const std::string name = t.name;
             GgufWriter::RowFill fill = [=](int64_t r, uint8_t* dst) {
                 kernels::row_to_f32(source, data + static_cast<size_t>(r) * src_row, row->data(), n);
                 kernels::row_from_f32(target, row->data(), dst, n);
+                *converted += src_row;
+                (*display)({"quantizing", name, *converted, total, true});
             };
             Status s = w.add_tensor(t.name, *dtype_to_ggml_type(target), t.shape, std::move(fill));
             if (!s.ok()) return fail("quantize", t.name + ": " + s.message());
         }
         Status s = w.write(f->out);
         if (!s.ok()) return fail("quantize", s.message());
-        print_line("llmq quantize: wrote " + f->out + " (" + mix->name + ")");
-        return 0;
+        if (*converted < total) (*display)({"quantizing", "", total, total, true});  // empty tensors
+        std::error_code ec;
+        const uint64_t bytes = std::filesystem::file_size(f->out, ec);
+        if (f->json)
+            print_line(nlohmann::json{{"out", f->out}, {"type", mix->name}, {"bytes", ec ? 0 : bytes}}.dump());
+        else
+            print_line("llmq quantize: wrote " + f->out + " (" + mix->name + ", " + format_bytes(ec ? 0 : bytes) +
+                       ")");
+        return kExitOk;
     };
 }
 

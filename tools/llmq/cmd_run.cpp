@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <random>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "progress_display.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_runtime.hpp"
@@ -17,10 +17,9 @@ namespace llmq::cli {
 namespace {
 
 struct RunFlags {
-    std::string model;
+    ModelFlags model;
     std::string prompt;
     std::vector<int32_t> prompt_tokens;
-    std::string config;
     bool json = false;
     bool no_bos = false;
     std::string logits_out;
@@ -94,7 +93,7 @@ SamplingParams to_params(const SamplingFlags& f) {
     p.repetition_penalty = f.repeat_penalty;
     p.presence_penalty = f.presence_penalty;
     p.frequency_penalty = f.frequency_penalty;
-    p.seed = f.seed ? *f.seed : (static_cast<uint64_t>(std::random_device{}()) << 32 | std::random_device{}());
+    p.seed = resolve_seed(f.seed);
     p.seed_set = true;
     p.stop = f.stop;
     p.ignore_eos = f.ignore_eos;
@@ -104,11 +103,10 @@ SamplingParams to_params(const SamplingFlags& f) {
 Command add_run(CLI::App& root) {
     auto flags = std::make_shared<RunFlags>();
     CLI::App* app = root.add_subcommand("run", "Generate text in this process (no daemon)");
-    app->add_option("--model,-m", flags->model, "GGUF model file (overrides [model] path)");
+    add_model_flags(*app, flags->model, "GGUF model file (overrides [model] path)", true);
     app->add_option("--prompt,-p", flags->prompt, "Prompt text");
     app->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt as token ids (instead of text)")
         ->delimiter(',');
-    app->add_option("--config,-c", flags->config, "llmq TOML config file");
     app->add_flag("--json", flags->json, "JSON Lines: one object per token, then a summary");
     app->add_flag("--no-bos", flags->no_bos, "Do not prepend the BOS token");
     app->add_option("--logits-out", flags->logits_out,
@@ -121,27 +119,26 @@ Command add_run(CLI::App& root) {
                     "Jinja chat template file instead of the model's (implies --chat)");
     app->add_option("--log-level", flags->log_level, "error|warn|info|debug")->capture_default_str();
     add_sampling_flags(*app, flags->sampling);
+    set_example(*app, "  llmq run -m model.gguf -p \"Once upon a time\" -n 64 --temp 0.7 --seed 1\n"
+                      "  llmq run -m model.gguf --chat --system \"Be brief.\" -p \"Hi\"");
     return [flags]() -> int {
         log::level lvl;
-        if (!log::parse_level(flags->log_level, &lvl)) return fail("run", "--log-level: unknown level " + flags->log_level);
+        if (!log::parse_level(flags->log_level, &lvl)) return usage_error("run", "--log-level: unknown level " + flags->log_level);
         log::set_level(lvl);
-        Config config;
-        if (!flags->config.empty()) {
-            auto c = load_config_file(flags->config);
-            if (!c) return fail("run", c.status().message());
-            config = *c;
-        }
-        if (!flags->model.empty()) config.model.path = flags->model;
+        auto loaded = model_config(flags->model);
+        if (!loaded) return fail("run", loaded.status().message());
+        Config config = std::move(*loaded);
         if (!flags->chat_template.empty()) {
             config.model.chat_template = flags->chat_template;
             flags->chat = true;
         }
         if (flags->chat && !flags->prompt_tokens.empty())
-            return fail("run", "--chat renders text: give --prompt TEXT, not --prompt-tokens");
-        if (config.model.path.empty()) return fail("run", "no model: give --model PATH or [model] path");
+            return usage_error("run", "--chat renders text: give --prompt TEXT, not --prompt-tokens");
+        if (config.model.path.empty()) return usage_error("run", "no model: give --model PATH or [model] path");
         if (flags->prompt.empty() && flags->prompt_tokens.empty())
-            return fail("run", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
-        auto rt = ModelRuntime::load(config);
+            return usage_error("run", "no prompt: give --prompt TEXT or --prompt-tokens IDS");
+        ProgressDisplay progress(flags->json);
+        auto rt = ModelRuntime::load(config, nullptr, progress.callback());
         if (!rt) return fail("run", rt.status().message());
         GenerateRequest req;
         req.prompt = flags->prompt;
@@ -172,13 +169,9 @@ Command add_run(CLI::App& root) {
             print_line(finish_json(info).dump(-1, ' ', false, kReplace));
         } else {
             print_text("\n");
-            char line[200];
-            std::snprintf(line, sizeof line,
-                          "[%zu prompt tokens, %.1f tok/s prefill; %zu generated, %.1f tok/s decode; %s]\n",
-                          info.prompt_tokens.size(), info.timings.prefill_tokens_per_s,
-                          info.tokens.size(), info.timings.decode_tokens_per_s,
-                          finish_reason_name(info.reason));
-            std::fputs(line, stderr);
+            std::fputs((stats_line(info.prompt_tokens.size(), info.timings.prefill_tokens_per_s, info.tokens.size(),
+                                   info.timings.decode_tokens_per_s, finish_reason_name(info.reason)) + "\n").c_str(),
+                       stderr);
         }
         if (info.reason == FinishReason::error) return fail("run", info.error);
         return 0;

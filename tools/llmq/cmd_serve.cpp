@@ -1,4 +1,5 @@
 // llmq serve: run the daemon in this process, with llmqd's flags.
+#include "cli_common.hpp"
 #include "commands.hpp"
 #include "llmq/runtime/daemon.hpp"
 
@@ -12,6 +13,7 @@ Command add_serve(CLI::App& root) {
     CLI::App* app = root.add_subcommand("serve", "Run llmqd in the foreground (same flags as llmqd)");
     app->prefix_command();  // pass every following argument through
     app->allow_extras();
+    set_example(*app, "  llmq serve --config llmq.toml\n  llmq serve --model model.gguf --log-level info");
     return [app, args]() -> int {
         std::vector<std::string> rest = app->remaining();
         std::vector<char*> argv;

@@ -17,6 +17,7 @@ Command add_quantize(CLI::App& root);  // convert a GGUF model's weights
 Command add_perplexity(CLI::App& root); // score a text file
 Command add_generate(CLI::App& root);   // through a running llmqd
 Command add_status(CLI::App& root);
+Command add_list(CLI::App& root);       // the instances this user can reach
 Command add_chat(CLI::App& root);
 Command add_plugins(CLI::App& root);
 Command add_serve(CLI::App& root);      // = llmqd

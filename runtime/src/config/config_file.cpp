@@ -8,6 +8,7 @@
 
 #include "config_keys.hpp"
 #include "llmq/runtime/config.hpp"
+#include "llmq/runtime/edit_distance.hpp"
 #include "toml_text.hpp"
 
 namespace llmq {
@@ -39,21 +40,6 @@ const KeyRule* find_key(std::string_view section, std::string_view key) {
 bool is_section(std::string_view name) {
     return std::any_of(section_rules().begin(), section_rules().end(),
                        [&](const auto& s) { return s.name == name; });
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
 }
 
 // " (did you mean X?)" when one candidate is close, else "".

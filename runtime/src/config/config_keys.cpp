@@ -678,6 +678,15 @@ std::vector<RelationRule> make_relation_rules() {
                         ", which also holds the rings; raise region_size";
              return "";
          }},
+        {"ipc", "allowed_users",
+         [](const Config& c) -> std::string {
+             // Without a group the socket's directory is 0700: no other user can reach the
+             // socket, so the list could never let anyone in.
+             if (c.ipc.allowed_users.empty() || !c.ipc.group.empty()) return "";
+             return "needs [ipc] group: without it the socket's directory is 0700, so no other "
+                    "user can reach the socket; set group to one these users are in (the list "
+                    "then narrows that group)";
+         }},
         {"ipc", "dir",
          [](const Config& c) -> std::string {
              if (c.ipc.dir.empty()) return "";

@@ -30,8 +30,15 @@ CpuDeviceOptions cpu_device_options(const DevicesConfig& d) {
     return o;
 }
 
-Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config, MpiWorld* world) {
+Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config, MpiWorld* world,
+                                                          const ProgressFn& progress) {
     const auto start = std::chrono::steady_clock::now();
+    // The load's steps, in order; the last one reports the end.
+    constexpr uint64_t kSteps = 5;
+    auto step = [&](uint64_t done, std::string_view what) {
+        if (progress) progress({"loading model", what, done, kSteps, false});
+    };
+    step(0, "reading the model file");
     if (config.model.path.empty())
         return invalid_argument("[model] path is empty: name a GGUF model file");
     std::unique_ptr<ModelRuntime> m(new ModelRuntime());
@@ -41,6 +48,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     auto layout = load_llama_layout(*m->file_);
     if (!layout) return layout.status();
     m->layout_ = std::move(*layout);
+    step(1, "reading the tokenizer");
     auto vocab = vocab_from_gguf(*m->file_);
     if (!vocab) return vocab.status();
     auto tok = Tokenizer::create(std::move(*vocab));
@@ -64,6 +72,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
                    : config.model.name;
 
     // Devices, then the plan, before any weight is touched.
+    step(2, "planning memory");
     CpuDeviceOptions device_options = cpu_device_options(config.devices);
     if (world) device_options.count = 1;  // one device per rank
     m->devices_ = make_cpu_devices(device_options);
@@ -100,6 +109,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     if (world) used.push_back(m->devices_[0].get());
     else
         for (int32_t i = 0; i < m->plan_.parallel.devices(); ++i) used.push_back(m->devices_[i].get());
+    step(3, "loading plugins");
     PluginChoice choice;
     choice.dir = config.plugins.dir;
     choice.gemm = config.plugins.gemm;
@@ -129,6 +139,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
         backends.push_back(backend->get());
         m->backends_.push_back(std::move(*backend));
     }
+    step(4, "placing weights");
     auto exec = Executor::create(m->layout_, backends, *m->plugins_, eo, world);
     if (!exec) return exec.status();
     m->executor_ = std::move(*exec);
@@ -145,6 +156,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     m->engine_ = std::make_unique<Engine>(*m->tokenizer_, *m->executor_, en);
     m->load_seconds_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    step(kSteps, "ready");
     return m;
 }
 

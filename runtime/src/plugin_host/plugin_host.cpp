@@ -27,6 +27,12 @@ std::string default_plugin_dir() {
             std::filesystem::is_directory(build_dir))
             return build_dir;
     }
+    // An installed binary (<prefix>/bin or <prefix>/sbin) uses the plugins of its own prefix,
+    // so that a moved tree (or one installed with --destdir) never loads another install's.
+    if (!ec) {
+        auto beside = self.parent_path().parent_path() / LLMQ_INSTALL_PLUGIN_SUBDIR;
+        if (std::filesystem::is_directory(beside, ec)) return beside.string();
+    }
     return LLMQ_INSTALL_PLUGIN_DIR;
 }
 

@@ -108,6 +108,9 @@ std::string plugin_probe_executable() {
             const auto rel = std::filesystem::relative(self, root, ec);
             if (!ec && !rel.empty() && rel.native().rfind("..", 0) != 0) return build;
         }
+        // An installed binary uses the probe of its own prefix (see default_plugin_dir).
+        const auto installed = self.parent_path().parent_path() / LLMQ_INSTALL_PROBE_SUBPATH;
+        if (std::filesystem::is_regular_file(installed, ec)) return installed.string();
     }
     return LLMQ_INSTALL_PROBE_PATH;
 }

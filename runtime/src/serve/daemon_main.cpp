@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/log.hpp"
@@ -22,15 +23,23 @@ int daemon_main(int argc, char** argv, const char* program) {
                  program};
     std::string config_path, model, instance, log_level;
     bool print_config_flag = false;
-    app.add_option("--config,-c", config_path, "TOML config file (every key optional)");
+    std::optional<uint32_t> ctx_size;
+    std::optional<int> threads;
+    // The short flags of llmq run (and llama.cpp): -c is the context, so --config has none.
+    app.add_option("--config", config_path, "TOML config file (every key optional)");
     app.add_option("--model,-m", model, "GGUF model (overrides [model] path)");
+    app.add_option("--ctx-size,-c", ctx_size, "Context length in tokens (overrides [model] context_length)")
+        ->check(CLI::Range(1u, 1u << 24));
+    app.add_option("--threads,-t", threads, "CPU threads per device (overrides [devices] cpu_threads_per_device)")
+        ->check(CLI::Range(1, 4096));
     app.add_option("--instance", instance, "Instance name (overrides [ipc] instance)");
     app.add_option("--log-level", log_level, "error|warn|info|debug (overrides [log] level)");
     app.add_flag("--print-config", print_config_flag, "Print every key with its value and exit");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        const int rc = app.exit(e);  // prints the help, the version or the error
+        return rc == 0 ? 0 : 2;      // a usage error, as llmq's
     }
     Config config;
     if (!config_path.empty()) {
@@ -42,6 +51,8 @@ int daemon_main(int argc, char** argv, const char* program) {
         config = *c;
     }
     if (!model.empty()) config.model.path = model;
+    if (ctx_size) config.model.context_length = *ctx_size;
+    if (threads) config.devices.cpu_threads_per_device = *threads;
     if (!instance.empty()) config.ipc.instance = instance;
     if (!log_level.empty() && !log::parse_level(log_level, &config.log.level)) {
         std::cerr << program << ": --log-level " << log_level << ": not one of error|warn|info|debug\n";

@@ -22,6 +22,7 @@
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/chat_command.hpp"
 #include "llmq/runtime/log.hpp"
+#include "llmq/runtime/request_log.hpp"
 #include "llmq/runtime/model_file_fault.hpp"
 #include "llmq/runtime/plugin_commands.hpp"
 #include "llmq/runtime/metrics_endpoint.hpp"
@@ -132,6 +133,7 @@ public:
     }
     void on_finish(const FinishInfo& info) override {
         record_metrics(info);
+        log::info(request_finished_line({id_, client_->connection->id(), client_->connection->peer().pid}, info));
         if (client_->open.load()) {
             const auto& t = info.timings;
             if (info.reason == FinishReason::error) {
@@ -605,7 +607,12 @@ int Server::run() {
 
     // Load while the Asio thread watches for signals.
     std::thread signal_thread([this] { io_.run(); });
-    auto rt = ModelRuntime::load(config, world_);
+    // The load's steps in the log (the last one is the "model ... loaded" line below).
+    auto rt = ModelRuntime::load(config, world_, [](const ProgressEvent& e) {
+        if (e.done < e.total)
+            log::info(std::string(e.stage) + ": " + std::string(e.detail) + " (step " + std::to_string(e.done + 1) +
+                      " of " + std::to_string(e.total) + ")");
+    });
     io_.stop();
     signal_thread.join();
     io_.restart();

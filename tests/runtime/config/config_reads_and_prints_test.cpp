@@ -259,6 +259,7 @@ TEST_CASE("print_config round-trips values built in code that no file spelled") 
     c.kv_cache.memory = 3ull << 40;
     c.ipc.stall_timeout = 1001ms;
     c.ipc.drain_timeout = 0ms;
+    c.ipc.group = "llmq";
     c.ipc.allowed_users = {"1000", "bob"};
     c.model.name = "quote \" backslash \\ unicode \xc3\xa9";
     c.log.file = "/tmp/tab\there\nnewline\x01";

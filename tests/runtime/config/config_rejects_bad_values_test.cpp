@@ -204,6 +204,10 @@ TEST_CASE("rules between keys name the key, its value and the other key") {
     CHECK(config_error("[ipc]\ndir = \"" + long_dir + "\"\n") ==
           "llmq.toml:2: [ipc] dir = \"" + long_dir + "\": is too long: the socket path " +
               long_dir + "/llmq-default.sock has 119 bytes, UNIX sockets allow 107");
+    CHECK(config_error("[ipc]\nallowed_users = [\"alice\"]\n") ==
+          "llmq.toml:2: [ipc] allowed_users = [\"alice\"]: needs [ipc] group: without it the "
+          "socket's directory is 0700, so no other user can reach the socket; set group to one "
+          "these users are in (the list then narrows that group)");
     CHECK(config_error("[devices]\ncpu = 0\ncuda = \"auto\"\n").empty());
     CHECK(config_error("[scheduler]\nmax_tokens_per_step = 256\nprefill_chunk = 256\n").empty());
 }
@@ -211,7 +215,7 @@ TEST_CASE("rules between keys name the key, its value and the other key") {
 TEST_CASE("values that are right but unusual are accepted") {
     CHECK(config_error("[devices]\nmemory_fraction = 1\n").empty());             // integer for a float
     CHECK(config_error("[devices]\ncpu_memory_limit = 0\n").empty());
-    CHECK(config_error("[ipc]\nallowed_users = [\"alice\", 1000, \"svc$\"]\n").empty());
+    CHECK(config_error("[ipc]\ngroup = \"llmq\"\nallowed_users = [\"alice\", 1000, \"svc$\"]\n").empty());
     CHECK(config_error("[ipc]\ngroup = \"1001\"\n").empty());
     CHECK(config_error("[ipc]\ndrain_timeout = \"0s\"\n").empty());
     CHECK(config_error("[parallel]\ntensor = \"auto\"\npipeline = 4096\n").empty());

@@ -47,7 +47,7 @@ struct RenderedChat {
 
 struct ConnectOptions {
     std::string instance = "default";
-    std::filesystem::path dir;                    // empty: default_ipc_dir(), as llmqd uses
+    std::filesystem::path dir;                    // empty: client_ipc_dirs() (llmqd's default, then /run/llmq)
     std::string client_name = "llmq-client";      // shown in llmqd's logs and status
     std::chrono::milliseconds timeout{5000};      // for the connection and handshake
     std::chrono::microseconds spin{50};           // busy-wait before sleeping on the futex

@@ -19,6 +19,7 @@
 #include "llmq/runtime/memory_planner.hpp"
 #include "llmq/runtime/mpi_world.hpp"
 #include "llmq/runtime/plugin_host.hpp"
+#include "llmq/runtime/progress.hpp"
 #include "llmq/runtime/tokenizer.hpp"
 
 namespace llmq {
@@ -33,8 +34,10 @@ public:
     // Load config.model.path. Thread: any; the engine is then driven by one thread.
     // With an MPI world every process calls load with the same config: each holds one
     // device and one shard, and the plan counts one device per rank.
+    // `progress` (optional) hears the load's steps, stage "loading model".
     static Expected<std::unique_ptr<ModelRuntime>> load(const Config& config,
-                                                        MpiWorld* world = nullptr);
+                                                        MpiWorld* world = nullptr,
+                                                        const ProgressFn& progress = {});
     ~ModelRuntime();
 
     Engine& engine() { return *engine_; }

@@ -138,7 +138,9 @@ struct PluginChoice {
 };
 
 // The default plugin folder: $LLMQ_PLUGIN_DIR, else the build's plugin folder when this
-// binary runs from the build tree, else the install folder.
+// binary runs from the build tree, else the plugin folder of the prefix this binary is installed
+// in (<prefix>/sbin/llmqd → <prefix>/<libdir>/llmq/plugins) when it exists, else the configured
+// install folder.
 std::string default_plugin_dir();
 // "gemm-cpu" → "<dir>/llmq-gemm-cpu.so"; a value containing '/' is taken as a path.
 std::string plugin_path(const std::string& dir, const std::string& name_or_path);

@@ -54,8 +54,8 @@ struct ProbeReport {
 };
 
 // The probe executable: $LLMQ_PLUGIN_PROBE; else llmq-plugin-probe beside the running
-// executable; else the build tree's when this binary runs from the build tree; else the
-// install path. Returns the path even when it does not exist (the spawn then says so).
+// executable; else the build tree's when this binary runs from the build tree; else the one of
+// the prefix this binary is installed in; else the configured install path. Returns the path even when it does not exist (the spawn then says so).
 std::string plugin_probe_executable();
 
 // Spawn the probe and wait for it (at most request.timeout). Refusals (the plugin's fault)
