@@ -9,6 +9,8 @@ packages=(
   python3-numpy python3-torch
   curl prometheus
   libedit-dev
+  # the demo model: its training text (the KJV) and a BLAS for python3-torch on the CPU
+  bible-kjv libopenblas0-pthread
 )
 missing=()
 for p in "${packages[@]}"; do
