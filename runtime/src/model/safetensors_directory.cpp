@@ -29,6 +29,7 @@ using json = nlohmann::json;
 
 constexpr size_t max_config_bytes = size_t{16} << 20;
 constexpr int max_config_depth = 32;
+constexpr uint32_t max_head_dim = 1u << 16;  // far above any model's (Llama: 128, Gemma: 256)
 
 // The shards' mappings and the widened 1-D tensors: what an assembled file's data lives in.
 struct Backing {
@@ -306,8 +307,9 @@ private:
             if (!original) return original.status();
             if (!(*high > *low))
                 return corrupt("config " + r.file() + ": high_freq_factor must be above low_freq_factor");
-            if (head_dim_ == 0 || head_dim_ % 2 != 0)
-                return corrupt("config " + c.file() + ": the head dimension is not a positive even number");
+            if (head_dim_ == 0 || head_dim_ % 2 != 0 || head_dim_ > max_head_dim)
+                return corrupt("config " + c.file() + ": the head dimension " + std::to_string(head_dim_) +
+                               " is not an even number between 2 and " + std::to_string(max_head_dim));
             s.factor = *factor;
             s.low_freq_factor = *low;
             s.high_freq_factor = *high;

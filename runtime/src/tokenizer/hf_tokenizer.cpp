@@ -167,6 +167,9 @@ private:
         auto added = tok.find("added_tokens");
         if (added != tok.end() && !added->is_null() && !added->is_array()) return fail("added_tokens is not an array");
 
+        if (vocab_size >= max_vocab)
+            return corrupt(dir_ + "/config.json: vocab_size " + std::to_string(vocab_size) + " is above llmq's limit of " +
+                           std::to_string(max_vocab - 1) + " tokens");
         uint64_t n = vocab_size;
         auto id_of = [&](const json& v, const std::string& what) -> Expected<uint64_t> {
             if (!v.is_number_unsigned() || v.get<uint64_t>() >= max_vocab)
