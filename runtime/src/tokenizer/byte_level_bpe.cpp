@@ -39,7 +39,7 @@ Expected<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::create(const TokenizerVoca
     ByteLevelBpe& bpe = *owner;
     bpe.vocab_ = &vocab;
     bpe.style_ = *style;
-    bpe.whole_chunk_first_ = *style != PretokenizerStyle::gpt2;
+    bpe.whole_chunk_first_ = *style != PretokenizerStyle::gpt2 && *style != PretokenizerStyle::deepseek_v3;
     for (size_t id = 0; id < vocab.tokens.size(); ++id) {
         const auto type = vocab.token_types.empty()
                               ? TokenType::normal

@@ -24,18 +24,28 @@ constexpr int max_json_depth = 32;
 // More ids than this is no vocabulary (Llama 3 has 128256, Gemma 256000).
 constexpr uint64_t max_vocab = uint64_t{1} << 24;
 
-// The regexes of Split pre-tokenizers llmq implements (pretokenizer.hpp), by the
-// tokenizer.ggml.pre name llama.cpp gives them.
-struct KnownSplit {
-    std::string_view regex;
+// The Split patterns llmq implements (pretokenizer.hpp): a Sequence of Splits with these
+// regexes, in order, then a ByteLevel without its own regex, is the tokenizer.ggml.pre that
+// llama.cpp names.
+struct KnownSplits {
+    std::array<std::string_view, 3> regexes;  // unused entries empty
     const char* pre;
 };
-constexpr std::array<KnownSplit, 3> known_splits{{
-    {R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re",
-     "llama-bpe"},
-    {R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re",
-     "qwen2"},
-    {R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re", "gpt2"},
+constexpr std::string_view llama3_regex =
+    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
+constexpr std::string_view qwen2_regex =
+    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
+constexpr std::string_view gpt2_regex = R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re";
+constexpr std::string_view tekken_regex =
+    R"re([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
+constexpr std::array<KnownSplits, 5> known_splits{{
+    {{llama3_regex, {}, {}}, "llama-bpe"},
+    {{qwen2_regex, {}, {}}, "qwen2"},
+    {{gpt2_regex, {}, {}}, "gpt2"},
+    {{tekken_regex, {}, {}}, "tekken"},
+    {{R"re(\p{N}{1,3})re", R"re([一-龥぀-ゟ゠-ヿ]+)re",
+      R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
+     "deepseek-v3"},
 }};
 
 // j[key] when j is an object holding a string there, else "" (never throws on hostile input).
@@ -275,29 +285,38 @@ private:
             return Status();
         }
         if (type_of(p) == "Sequence" && p.contains("pretokenizers") && p["pretokenizers"].is_array() &&
-            p["pretokenizers"].size() == 2) {
-            const json& split = p["pretokenizers"][0];
-            const json& bl = p["pretokenizers"][1];
-            if (type_of(split) == "Split" && type_of(bl) == "ByteLevel") {
-                const json* regex = nullptr;
-                if (split.contains("pattern") && split["pattern"].is_object() && split["pattern"].contains("Regex") &&
-                    split["pattern"]["Regex"].is_string())
-                    regex = &split["pattern"]["Regex"];
-                if (!regex) return refuse("pre_tokenizer Split has no Regex pattern");
+            p["pretokenizers"].size() >= 2 && p["pretokenizers"].size() <= 4 &&
+            type_of(p["pretokenizers"].back()) == "ByteLevel") {
+            const json& list = p["pretokenizers"];
+            std::vector<std::string> regexes;
+            for (size_t i = 0; i + 1 < list.size(); ++i) {
+                const json& split = list[i];
+                if (type_of(split) != "Split") break;
+                if (!split.contains("pattern") || !split["pattern"].is_object() ||
+                    str(split["pattern"], "Regex").empty())
+                    return refuse("pre_tokenizer Split " + std::to_string(i) + " has no Regex pattern");
                 const bool isolated = split.contains("behavior") && split["behavior"] == "Isolated";
                 const bool inverted = split.contains("invert") && split["invert"] == true;
                 if (!isolated || inverted)
                     return refuse("pre_tokenizer Split has behavior " + shorten(split.value("behavior", json()).dump()) +
                                   (inverted ? ", inverted" : "") + "; llmq does Isolated splits");
-                for (const KnownSplit& k : known_splits) {
-                    if (regex->get_ref<const std::string&>() == k.regex) {
-                        LLMQ_TRY(byte_level_ok(bl, false));
-                        pre_ = k.pre;
-                        return Status();
-                    }
+                regexes.push_back(str(split["pattern"], "Regex"));
+            }
+            if (regexes.size() + 1 == list.size()) {
+                for (const KnownSplits& k : known_splits) {
+                    size_t n = 0;
+                    while (n < k.regexes.size() && !k.regexes[n].empty()) ++n;
+                    if (n != regexes.size() || !std::equal(regexes.begin(), regexes.end(), k.regexes.begin()))
+                        continue;
+                    LLMQ_TRY(byte_level_ok(list.back(), false));
+                    pre_ = k.pre;
+                    return Status();
                 }
-                return refuse("pre_tokenizer Split regex " + shorten(regex->dump()) +
-                              " is not one llmq implements (it knows Llama 3's, Qwen2's and GPT-2's)");
+                std::string shown;
+                for (const std::string& r : regexes) shown += (shown.empty() ? "" : ", ") + json(r).dump();
+                return refuse("pre_tokenizer Split regex " + shorten(shown) +
+                              " is not one llmq implements (it knows those of GPT-2, Llama 3, Qwen2, Tekken and "
+                              "DeepSeek V3)");
             }
         }
         std::string shape = type_of(p);

@@ -340,6 +340,37 @@ TEST_CASE("safetensors_config_defects_are_refused_naming_the_key") {
     refused([](nlohmann::json& c) { c = nlohmann::json::array(); }, status_code::corrupt, {"not an object"});
 }
 
+TEST_CASE("safetensors_tokenizer_pre_tokenizers_map_to_the_gguf_names") {
+    auto split = [](const char* regex) {
+        return nlohmann::json{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}};
+    };
+    const nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}};
+    const char* tekken =
+        R"re([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
+    const char* deepseek3_main =
+        R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
+    const std::pair<nlohmann::json, const char*> cases[] = {
+        {{{"type", "Sequence"}, {"pretokenizers", {split(tekken), byte_level}}}, "tekken"},
+        {{{"type", "Sequence"},
+          {"pretokenizers", {split(R"re(\p{N}{1,3})re"), split("[一-龥぀-ゟ゠-ヿ]+"), split(deepseek3_main), byte_level}}},
+         "deepseek-v3"},
+        {{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "gpt2"},
+    };
+    for (const auto& [pre_tokenizer, name] : cases) {
+        CAPTURE(name);
+        TinyHfModel m;
+        m.tokenizer["pre_tokenizer"] = pre_tokenizer;
+        ScratchDir dir;
+        m.write(dir);
+        auto f = open_model_file(dir.file(""));
+        REQUIRE_MESSAGE(f.ok(), f.status().to_string());
+        auto vocab = vocab_from_gguf(**f);
+        REQUIRE(vocab.ok());
+        CHECK(vocab->pre == name);
+        CHECK(Tokenizer::create(std::move(*vocab)).ok());
+    }
+}
+
 TEST_CASE("safetensors_tokenizer_defects_are_refused_naming_the_field") {
     auto refused = [](void (*edit)(nlohmann::json&), status_code code, std::vector<std::string> needles) {
         TinyHfModel m;
