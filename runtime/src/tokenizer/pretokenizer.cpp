@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -34,6 +35,41 @@ std::vector<Char> split_characters(std::string_view text) {
     }
     return chars;
 }
+
+// The letters of DeepSeek LLM's second pattern: Unicode's cased letters (LC) as its
+// tokenizer.json lists them, code point ranges in order.
+constexpr std::pair<char32_t, char32_t> deepseek_cased_letters[] = {
+    {0x00041, 0x0005A}, {0x00061, 0x0007A}, {0x000B5, 0x000B5}, {0x000C0, 0x000D6}, {0x000D8, 0x000F6},
+    {0x000F8, 0x001BA}, {0x001BC, 0x001BF}, {0x001C4, 0x00293}, {0x00295, 0x002AF}, {0x00370, 0x00373},
+    {0x00376, 0x00377}, {0x0037B, 0x0037D}, {0x0037F, 0x0037F}, {0x00386, 0x00386}, {0x00388, 0x0038A},
+    {0x0038C, 0x0038C}, {0x0038E, 0x003A1}, {0x003A3, 0x003F5}, {0x003F7, 0x00481}, {0x0048A, 0x0052F},
+    {0x00531, 0x00556}, {0x010A0, 0x010C5}, {0x013A0, 0x013F5}, {0x013F8, 0x013FD}, {0x01C90, 0x01CBA},
+    {0x01CBD, 0x01CBF}, {0x01D00, 0x01D2B}, {0x01D6B, 0x01D77}, {0x01D79, 0x01D9A}, {0x01E00, 0x01F15},
+    {0x01F18, 0x01F1D}, {0x01F20, 0x01F45}, {0x01F48, 0x01F4D}, {0x01F50, 0x01F57}, {0x01F59, 0x01F59},
+    {0x01F5B, 0x01F5B}, {0x01F5D, 0x01F5D}, {0x01F5F, 0x01F7D}, {0x01F80, 0x01FB4}, {0x01FB6, 0x01FBC},
+    {0x01FBE, 0x01FBE}, {0x01FC2, 0x01FC4}, {0x01FC6, 0x01FCC}, {0x01FD0, 0x01FD3}, {0x01FD6, 0x01FDB},
+    {0x01FE0, 0x01FEC}, {0x01FF2, 0x01FF4}, {0x01FF6, 0x01FFC}, {0x02102, 0x02102}, {0x02107, 0x02107},
+    {0x0210A, 0x02113}, {0x02115, 0x02115}, {0x02119, 0x0211D}, {0x02124, 0x02124}, {0x02126, 0x02126},
+    {0x02128, 0x02128}, {0x0212A, 0x0212D}, {0x0212F, 0x02134}, {0x02139, 0x02139}, {0x0213C, 0x0213F},
+    {0x02145, 0x02149}, {0x0214E, 0x0214E}, {0x02183, 0x02184}, {0x02C00, 0x02C7B}, {0x02C7E, 0x02CE4},
+    {0x02CEB, 0x02CEE}, {0x02CF2, 0x02CF3}, {0x0A640, 0x0A66D}, {0x0A680, 0x0A69B}, {0x0A722, 0x0A76F},
+    {0x0A771, 0x0A787}, {0x0A78B, 0x0A78E}, {0x0AB70, 0x0ABBF}, {0x0FB00, 0x0FB06}, {0x0FB13, 0x0FB17},
+    {0x0FF21, 0x0FF3A}, {0x0FF41, 0x0FF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB},
+    {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+
+bool in_ranges(char32_t cp, std::span<const std::pair<char32_t, char32_t>> ranges) {
+    for (const auto& [first, last] : ranges)
+        if (cp >= first && cp <= last) return true;
+    return false;
+}
+
+// DeepSeek LLM's third pattern's class: [!-/:-~！-／：-～‘-‟　-。]
+constexpr std::pair<char32_t, char32_t> deepseek_punctuation[] = {
+    {0x21, 0x2F}, {0x3A, 0x7E}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E}, {0x2018, 0x201F}, {0x3000, 0x3002},
+};
+// [一-龥ࠀ-一가-퟿]: U+4E00..U+9FA5, U+0800..U+4E00 and U+AC00..U+D7FF
+constexpr std::pair<char32_t, char32_t> deepseek_cjk_hangul[] = {{0x0800, 0x9FA5}, {0xAC00, 0xD7FF}};
 
 // Matches the patterns of the header at one position at a time. Each method returns the end
 // (an index into chars) of the match at `i`, or `i` when its alternative does not match.
@@ -228,6 +264,47 @@ public:
         return whitespace_run(i);
     }
 
+    // DeepSeek LLM's and DeepSeek Coder's patterns.
+    size_t one_newline(size_t i) const { return newline(i) ? i + 1 : i; }  // [\r\n]
+    // \s?X+ where X is `in_class`; i when no X follows.
+    template <typename Pred>
+    size_t optional_space_then_run(size_t i, Pred in_class) const {
+        size_t j = i;
+        if (space(j) && j + 1 < n_ && in_class(j + 1)) ++j;
+        if (!(j < n_ && in_class(j))) return i;
+        while (j < n_ && in_class(j)) ++j;
+        return j;
+    }
+    size_t deepseek_llm_letters(size_t i) const {
+        return optional_space_then_run(i, [&](size_t k) { return in_ranges(c_[k].cp, deepseek_cased_letters); });
+    }
+    size_t deepseek_llm_punctuation(size_t i) const {
+        return optional_space_then_run(i, [&](size_t k) { return in_ranges(c_[k].cp, deepseek_punctuation); });
+    }
+    // \s+$: the whitespace that ends the chunk.
+    size_t trailing_space(size_t i) const {
+        size_t j = i;
+        while (space(j)) ++j;
+        return j == n_ && j > i ? j : i;
+    }
+    size_t cjk_hangul_run(size_t i) const {
+        size_t j = i;
+        while (j < n_ && in_ranges(c_[j].cp, deepseek_cjk_hangul)) ++j;
+        return j;
+    }
+    size_t number_run(size_t i) const {  // \p{N}+
+        size_t j = i;
+        while (number(j)) ++j;
+        return j;
+    }
+    size_t one_number(size_t i) const { return number(i) ? i + 1 : i; }  // \p{N}
+    size_t space_letters(size_t i) const {  // \s?\p{L}+
+        return optional_space_then_run(i, [&](size_t k) { return letter(k); });
+    }
+    size_t space_punctuation(size_t i) const {  // \s?\p{P}+
+        return optional_space_then_run(i, [&](size_t k) { return c_[k].sub == Subcategory::P; });
+    }
+
     // \s*[\r\n]+: the whitespace run up to and including its last line break; i without one.
     size_t newline_run(size_t i) const {
         if (!space(i)) return i;
@@ -285,18 +362,28 @@ Expected<PretokenizerStyle> pretokenizer_style(std::string_view pre) {
     if (pre == "qwen2") return PretokenizerStyle::qwen2;
     if (pre == "tekken") return PretokenizerStyle::tekken;
     if (pre == "deepseek-v3") return PretokenizerStyle::deepseek_v3;
+    if (pre == "deepseek-llm") return PretokenizerStyle::deepseek_llm;
+    if (pre == "deepseek-coder") return PretokenizerStyle::deepseek_coder;
     return unsupported("tokenizer: pre-tokenizer tokenizer.ggml.pre = \"" + std::string(pre) +
                        "\" is not supported; llmq knows default, gpt2, gpt-2, llama3, llama-v3, "
-                       "llama-bpe, smaug-bpe, qwen2, tekken and deepseek-v3");
+                       "llama-bpe, smaug-bpe, qwen2, tekken, deepseek-llm, deepseek-coder and deepseek-v3");
 }
 
 void pretokenize(PretokenizerStyle style, std::string_view text,
                  std::vector<std::string_view>& out) {
     const std::vector<Char> chars = split_characters(text);
-    if (style == PretokenizerStyle::deepseek_v3) {
+    std::vector<Pattern> passes;
+    if (style == PretokenizerStyle::deepseek_v3)
+        passes = {&Matcher::digits_up_to_3, &Matcher::cjk_kana_run, &Matcher::deepseek3_main};
+    else if (style == PretokenizerStyle::deepseek_llm)
+        passes = {&Matcher::one_newline,    &Matcher::deepseek_llm_letters, &Matcher::deepseek_llm_punctuation,
+                  &Matcher::trailing_space, &Matcher::cjk_hangul_run,       &Matcher::number_run};
+    else if (style == PretokenizerStyle::deepseek_coder)
+        passes = {&Matcher::one_newline, &Matcher::space_letters, &Matcher::space_punctuation,
+                  &Matcher::cjk_hangul_run, &Matcher::one_number};
+    if (!passes.empty()) {
         std::vector<Span> chunks{{0, chars.size()}};
-        for (Pattern p : {&Matcher::digits_up_to_3, &Matcher::cjk_kana_run, &Matcher::deepseek3_main})
-            chunks = split_pass(chars, chunks, p);
+        for (Pattern p : passes) chunks = split_pass(chars, chunks, p);
         for (const auto& [b, e] : chunks) {
             const size_t begin = chars[b].offset;
             const size_t end = e < chars.size() ? chars[e].offset : text.size();
@@ -313,7 +400,9 @@ void pretokenize(PretokenizerStyle style, std::string_view text,
             case PretokenizerStyle::llama3: j = m.llama3(i, 3); break;
             case PretokenizerStyle::qwen2: j = m.llama3(i, 1); break;
             case PretokenizerStyle::tekken: j = m.tekken(i); break;
-            case PretokenizerStyle::deepseek_v3: break;  // above
+            case PretokenizerStyle::deepseek_v3:
+            case PretokenizerStyle::deepseek_llm:
+            case PretokenizerStyle::deepseek_coder: break;  // above
         }
         const size_t begin = chars[i].offset;
         const size_t end = j < chars.size() ? chars[j].offset : text.size();
