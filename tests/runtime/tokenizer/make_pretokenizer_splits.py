@@ -128,8 +128,12 @@ def main():
     for c in cases:
         for style in ("tekken", "deepseek-v3", "deepseek-llm", "deepseek-coder"):
             assert "".join(c[style]) == c["text"], (style, c)
-    print(json.dumps({"generated_by": "tests/runtime/tokenizer/make_pretokenizer_splits.py (regex %s)"
-                      % regex.__version__, "cases": cases}, ensure_ascii=False, indent=0))
+    # one case a line, as expected_ids.json
+    print('{"generated_by": %s,' % json.dumps("tests/runtime/tokenizer/make_pretokenizer_splits.py (regex %s)"
+                                             % regex.__version__))
+    print('"cases": [')
+    print(",\n".join(json.dumps(c, ensure_ascii=False) for c in cases))
+    print("]}")
 
 
 if __name__ == "__main__":
