@@ -5,6 +5,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <unordered_set>
+#include <vector>
 #include <sys/stat.h>
 
 namespace llmq {
@@ -23,9 +26,24 @@ public:
     bool number_float(json::number_float_t v, const json::string_t& s) { return dom_.number_float(v, s); }
     bool string(json::string_t& v) { return dom_.string(v); }
     bool binary(json::binary_t& v) { return dom_.binary(v); }
-    bool start_object(std::size_t n) { return enter() && dom_.start_object(n); }
-    bool key(json::string_t& k) { return dom_.key(k); }
-    bool end_object() { --depth_; return dom_.end_object(); }
+    bool start_object(std::size_t n) {
+        keys_.emplace_back();
+        return enter() && dom_.start_object(n);
+    }
+    // A key twice in one object: nlohmann would keep the last value silently, which hides what
+    // the first one said (a tensor listed twice); refuse it.
+    bool key(json::string_t& k) {
+        if (!keys_.back().insert(k).second) {
+            duplicate_ = k;
+            return false;
+        }
+        return dom_.key(k);
+    }
+    bool end_object() {
+        --depth_;
+        keys_.pop_back();
+        return dom_.end_object();
+    }
     bool start_array(std::size_t n) { return enter() && dom_.start_array(n); }
     bool end_array() { --depth_; return dom_.end_array(); }
     template <class Exception>
@@ -35,6 +53,7 @@ public:
     }
 
     bool too_deep() const { return too_deep_; }
+    const std::optional<std::string>& duplicate() const { return duplicate_; }
     const std::string& error() const { return error_; }
 
 private:
@@ -51,6 +70,8 @@ private:
     int depth_ = 0;
     bool too_deep_ = false;
     std::string error_;
+    std::vector<std::unordered_set<std::string>> keys_;  // of each open object
+    std::optional<std::string> duplicate_;
 };
 
 }  // namespace
@@ -61,6 +82,12 @@ Expected<json> parse_bounded_json(std::string_view text, const std::string& what
     const bool ok = json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, true);
     if (sax.too_deep())
         return corrupt(what + ": JSON nested deeper than " + std::to_string(max_depth) + " levels");
+    if (sax.duplicate()) {
+        const std::string& k = *sax.duplicate();
+        const std::string shown =
+            json(k.size() > 120 ? k.substr(0, 120) : k).dump(-1, ' ', false, json::error_handler_t::replace);
+        return corrupt(what + ": key " + shown + " appears twice in one object");
+    }
     if (!ok || root.is_discarded())
         return corrupt(what + ": not valid JSON: " + (sax.error().empty() ? "parse failed" : sax.error()));
     return root;

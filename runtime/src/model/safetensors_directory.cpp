@@ -409,8 +409,8 @@ private:
             auto name = gguf_name(st_tensor.name, n_layer_, &problem);
             if (!name)
                 return unsupported("safetensors file " + path + ": tensor " + quote(st_tensor.name) + " " +
-                                   (problem.empty() ? "is not part of a " + std::string("llama/mistral/qwen2") +
-                                                          " model as llmq runs it (unknown tensor name)"
+                                   (problem.empty() ? std::string("is not part of a llama, mistral or qwen2 model "
+                                                                  "as llmq runs it (unknown tensor name)")
                                                     : problem));
             if (name->empty()) continue;
             if (*name == "output.weight" && tied_) continue;  // tie_word_embeddings: the embedding serves

@@ -231,6 +231,11 @@ TEST_CASE("safetensors_header_defects_are_refused_naming_file_and_tensor") {
                                   "b.weight": {"dtype": "F32", "shape": [8], "data_offsets": [16, 48]}})",
                               data, {"'a.weight'", "overlaps tensor 'b.weight'"});
     }
+    SUBCASE("a tensor listed twice") {
+        expect_header_refused(R"({"t": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                                  "t": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+                              data, {"model.safetensors", "key \"t\" appears twice"});
+    }
     SUBCASE("unknown dtype") {
         expect_header_refused(R"({"model.norm.weight": {"dtype": "Q4", "shape": [16], "data_offsets": [0, 8]}})", data,
                               {"model.norm.weight", "unknown dtype 'Q4'"});

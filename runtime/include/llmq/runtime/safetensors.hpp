@@ -45,8 +45,8 @@ struct SafetensorsTensor {
 struct SafetensorsHeader {
     uint64_t data_offset = 0;  // 8 + N: where the data section starts in the file
     uint64_t data_bytes = 0;   // bytes of the file after the header
-    std::vector<SafetensorsTensor> tensors;  // in the header's order
-    std::vector<std::pair<std::string, std::string>> metadata;  // "__metadata__"
+    std::vector<SafetensorsTensor> tensors;  // sorted by name
+    std::vector<std::pair<std::string, std::string>> metadata;  // "__metadata__", sorted by key
 };
 
 // Header limits: the format's own 100 MB cap on N, and a nesting depth no real header needs.
