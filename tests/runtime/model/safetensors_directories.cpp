@@ -376,6 +376,49 @@ TEST_CASE("safetensors_tokenizer_pre_tokenizers_map_to_the_gguf_names") {
     }
 }
 
+TEST_CASE("safetensors_tokenizer_added_tokens_padding_and_special_ids") {
+    TinyHfModel m;
+    m.config["vocab_size"] = 260;
+    m.config["eos_token_id"] = nlohmann::json::array({257, 1});
+    for (auto& t : m.tensors) {
+        if (t.name == "model.embed_tokens.weight" || t.name == "lm_head.weight") {
+            t.shape = {260, 16};
+            t.bytes = test::tensor_bytes("BF16", 260 * 16, 7);
+        }
+    }
+    m.tokenizer["added_tokens"] = {
+        {{"id", 256}, {"content", "<|begin|>"}, {"special", true}},
+        {{"id", 257}, {"content", "<|end|>"}, {"special", true}},
+        {{"id", 258}, {"content", "<tool>"}, {"special", false}},
+    };
+    m.tokenizer["post_processor"] = {
+        {"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", "<|begin|>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
+    ScratchDir dir;
+    m.write(dir);
+    const nlohmann::json tc = {{"eos_token", {{"content", "<|end|>"}, {"special", true}}}, {"pad_token", nullptr},
+                               {"chat_template", {{{"name", "tool_use"}, {"template", "T"}}, {{"name", "default"}, {"template", "D"}}}}};
+    const std::string text = tc.dump();
+    dir.write("tokenizer_config.json", std::vector<uint8_t>(text.begin(), text.end()));
+    auto f = open_model_file(dir.file(""));
+    REQUIRE_MESSAGE(f.ok(), f.status().to_string());
+    auto v = vocab_from_gguf(**f);
+    REQUIRE(v.ok());
+    REQUIRE(v->tokens.size() == 260);
+    CHECK(v->tokens[256] == "<|begin|>");
+    CHECK(v->token_types[256] == static_cast<int32_t>(TokenType::control));
+    CHECK(v->token_types[258] == static_cast<int32_t>(TokenType::user_defined));
+    CHECK(v->tokens[259] == "[PAD259]");
+    CHECK(v->token_types[259] == static_cast<int32_t>(TokenType::unused));
+    CHECK(v->bos == 256);  // from the post-processor's template
+    CHECK(v->add_bos);
+    CHECK(v->eos == 257);
+    CHECK(v->eos_ids == std::vector<int32_t>{257, 1});
+    CHECK(v->chat_template == "D");
+    auto L = load_llama_layout(**f);
+    CHECK_MESSAGE(L.ok(), L.status().to_string());
+}
+
 TEST_CASE("safetensors_tokenizer_defects_are_refused_naming_the_field") {
     auto refused = [](void (*edit)(nlohmann::json&), status_code code, std::vector<std::string> needles) {
         TinyHfModel m;
