@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the ipc, chat-template and block-decoder libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
+# Builds the ipc, chat-template, block-decoder and safetensors-header libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
 # and runs each for SECONDS (default 30). Works beside a g++ build; needs clang-14 and
 # libfuzzer-14 (Debian: clang-14, libclang-rt-14-dev).
 #
@@ -39,8 +39,17 @@ echo "building fuzz_block_decoders"
 $cxx $flags -I"$root/kernels/include" -o "$work/fuzz_block_decoders" "$root/tests/fuzz/fuzz_block_decoders.cpp" \
     "$root/kernels/cpu/quant_decode.cpp" "$root/kernels/cpu/quant_encode.cpp"
 
+echo "building fuzz_safetensors_header"
+$cxx $flags -I"$root/runtime/include" -I"$root/kernels/include" -o "$work/fuzz_safetensors_header" \
+    "$root/tests/fuzz/fuzz_safetensors_header.cpp" "$root/runtime/src/model/safetensors_header.cpp" \
+    "$root/runtime/src/model/bounded_json.cpp" "$root/runtime/src/status.cpp"
+mkdir -p "$work/corpus-fuzz_safetensors_header"
+# seed: a one-tensor file (header of 56 bytes, then 8 bytes of data)
+printf '\070\0\0\0\0\0\0\0{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}  \0\0\0\0\0\0\0\0' \
+    > "$work/corpus-fuzz_safetensors_header/seed-one-tensor"
+
 status=0
-for target in fuzz_request_decoder fuzz_control_line fuzz_chat_template fuzz_block_decoders; do
+for target in fuzz_request_decoder fuzz_control_line fuzz_chat_template fuzz_block_decoders fuzz_safetensors_header; do
     mkdir -p "$work/corpus-$target"
     echo "running $target for $seconds s"
     (cd "$work" && ./"$target" -max_total_time="$seconds" -max_len=8192 -timeout=10 \

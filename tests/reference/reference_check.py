@@ -214,21 +214,19 @@ def check_case(c, llmq, maker, tmp, vocab_dir):
     return not problems, msg
 
 
-def main(argv):
-    if len(argv) != 2:
-        print("usage: reference_check.py LLMQ_CLI LLMQ_MAKE_MODEL", file=sys.stderr)
-        return 2
-    llmq, maker = argv
-    vocab_dir = os.environ.get("LLMQ_SHARED_VOCAB_DIR")
+def run_cases(case_list, check, prefix, errors=()):
+    """Runs check(case, tmp) for each case in a fresh temporary folder, prints one line per
+    case and the totals; 1 when any case failed, else 0. check returns (ok or None for a
+    skip, message); an exception of `errors` (or the usual run errors) fails the case."""
     passed = failed = 0
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="llmq-reference-") as tmp:
-        for c in cases():
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for c in case_list:
             t0 = time.monotonic()
             try:
-                ok, msg = check_case(c, llmq, maker, tmp, vocab_dir)
+                ok, msg = check(c, tmp)
             except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError, KeyError,
-                    ref.GGUFError) as e:
+                    *errors) as e:
                 ok, msg = False, "error: %s" % e
             status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
             print("%s %s (%.1f s): %s" % (status, c["name"], time.monotonic() - t0, msg),
@@ -238,6 +236,16 @@ def main(argv):
     print("total %.1f s" % (time.monotonic() - start))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: reference_check.py LLMQ_CLI LLMQ_MAKE_MODEL", file=sys.stderr)
+        return 2
+    llmq, maker = argv
+    vocab_dir = os.environ.get("LLMQ_SHARED_VOCAB_DIR")
+    return run_cases(cases(), lambda c, tmp: check_case(c, llmq, maker, tmp, vocab_dir),
+                     "llmq-reference-", (ref.GGUFError,))
 
 
 if __name__ == "__main__":

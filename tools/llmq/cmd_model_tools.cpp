@@ -12,6 +12,7 @@
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/llama_layout.hpp"
 #include "llmq/runtime/memory_planner.hpp"
+#include "llmq/runtime/model_file.hpp"
 #include "llmq/runtime/model_runtime.hpp"
 #include "llmq/runtime/tokenizer.hpp"
 
@@ -24,7 +25,7 @@ Command add_tokenize(CLI::App& root) {
     };
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand("tokenize", "Print the token ids of a text");
-    app->add_option("--model,-m", f->model, "GGUF model or vocabulary file")->required();
+    app->add_option("--model,-m", f->model, "GGUF model or vocabulary file, or safetensors directory")->required();
     app->add_option("--text", f->text, "Text to tokenize")->required();
     app->add_flag("--no-bos", f->no_bos, "Do not prepend BOS");
     app->add_flag("--special", f->special, "Parse control tokens written in the text");
@@ -33,7 +34,7 @@ Command add_tokenize(CLI::App& root) {
     return [f]() -> int {
         GgufFile::Options opts;
         opts.require_data = false;
-        auto file = GgufFile::open(f->model, opts);
+        auto file = open_model_file(f->model, opts);
         if (!file) return fail("tokenize", file.status().message());
         auto vocab = vocab_from_gguf(**file);
         if (!vocab) return fail("tokenize", vocab.status().message());
@@ -95,14 +96,14 @@ Command add_inspect(CLI::App& root) {
         bool json = false;
     };
     auto f = std::make_shared<Flags>();
-    CLI::App* app = root.add_subcommand("inspect", "Show a GGUF model's architecture, shapes and types");
-    app->add_option("path", f->path, "GGUF file")->required();
+    CLI::App* app = root.add_subcommand("inspect", "Show a model's architecture, shapes and types (GGUF file or safetensors directory)");
+    app->add_option("path", f->path, "GGUF file or Hugging Face safetensors directory")->required();
     app->add_flag("--json", f->json, "Print JSON (the chat template in full)");
-    set_example(*app, "  llmq inspect model.gguf\n  llmq inspect model.gguf --json");
+    set_example(*app, "  llmq inspect model.gguf\n  llmq inspect model.gguf --json\n  llmq inspect ./Llama-3.2-1B/");
     return [f]() -> int {
         GgufFile::Options opts;
         opts.require_data = false;
-        auto file = GgufFile::open(f->path, opts);
+        auto file = open_model_file(f->path, opts);
         if (!file) return fail("inspect", file.status().message());
         const GgufFile& g = **file;
         std::map<std::string, std::pair<uint64_t, uint64_t>> by_type;  // type → count, bytes
@@ -116,7 +117,8 @@ Command add_inspect(CLI::App& root) {
         auto hp = read_llama_hparams(g);
         nlohmann::json j;
         j["path"] = g.path();
-        j["gguf_version"] = g.version();
+        j["format"] = g.format();
+        if (g.format() == "GGUF") j["gguf_version"] = g.version();
         j["has_data"] = g.has_data();
         j["data_offset"] = g.data_offset();
         j["data_bytes"] = g.data_bytes();
@@ -152,7 +154,7 @@ Command add_inspect(CLI::App& root) {
             return truncated ? fail("inspect", g.path() + ": " + cut) : 0;
         }
         std::ostringstream o;
-        o << g.path() << ": GGUF v" << g.version()
+        o << g.path() << (g.format() == "GGUF" ? ": GGUF v" + std::to_string(g.version()) : ": " + g.format() + " directory")
           << (g.has_data() ? "" : truncated ? " (" + cut + ")" : " (header only)") << "\n";
         const nlohmann::json& meta = j["metadata"];
         o << "name: " << (meta["name"].get<std::string>().empty() ? "(none)" : meta["name"].get<std::string>()) << "\n"
@@ -200,7 +202,7 @@ Command add_plan(CLI::App& root) {
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand(
         "plan", "Show how a model would be split over devices and whether it fits (loads nothing)");
-    add_model_flags(*app, f->model, "GGUF file (a header-only file is enough)", false);
+    add_model_flags(*app, f->model, "GGUF file (a header-only file is enough) or safetensors directory", false);
     app->add_option("--devices", f->devices, "Devices to plan for, e.g. 4x80GiB (default: this host's)");
     app->add_option("--tensor", f->tensor, "Tensor-parallel size")->check(CLI::Range(1, 4096));
     app->add_option("--pipeline", f->pipeline, "Pipeline-parallel size")->check(CLI::Range(1, 4096));
@@ -218,7 +220,7 @@ Command add_plan(CLI::App& root) {
         progress({"planning", "reading the header", 0, 3, false});
         GgufFile::Options opts;
         opts.require_data = false;
-        auto file = GgufFile::open(config.model.path, opts);
+        auto file = open_model_file(config.model.path, opts);
         if (!file) return fail("plan", file.status().message());
         progress({"planning", "reading the model layout", 1, 3, false});
         auto layout = load_llama_layout(**file);

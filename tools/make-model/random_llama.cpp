@@ -7,6 +7,7 @@
 
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/gguf_writer.hpp"
+#include "llmq/runtime/llama_layout.hpp"
 #include "llmq/runtime/weight_mix.hpp"
 #include "synthetic_vocab.hpp"
 
@@ -125,23 +126,7 @@ Expected<uint32_t> copy_vocab(GgufWriter& w, const std::string& path) {
 }  // namespace
 
 std::vector<float> llama31_rope_factors(uint32_t head_dim, float theta) {
-    constexpr double scale = 8.0, low_freq_factor = 1.0, high_freq_factor = 4.0, original_context = 8192.0;
-    const double low_freq_wavelen = original_context / low_freq_factor;
-    const double high_freq_wavelen = original_context / high_freq_factor;
-    std::vector<float> factors(head_dim / 2);
-    for (uint32_t i = 0; i < head_dim / 2; ++i) {
-        const double freq = std::pow(double(theta), -2.0 * i / head_dim);
-        const double wavelen = 2.0 * M_PI / freq;
-        if (wavelen < high_freq_wavelen) {
-            factors[i] = 1.0f;
-        } else if (wavelen > low_freq_wavelen) {
-            factors[i] = float(scale);
-        } else {
-            const double smooth = (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
-            factors[i] = float(1.0 / ((1.0 - smooth) / scale + smooth));
-        }
-    }
-    return factors;
+    return llama3_rope_factors(head_dim, theta, Llama3RopeScaling{});
 }
 
 Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) {

@@ -5,6 +5,7 @@
 
 #include "llmq/runtime/byte_size.hpp"
 #include "llmq/runtime/log.hpp"
+#include "llmq/runtime/model_file.hpp"
 
 namespace llmq {
 
@@ -42,7 +43,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     if (config.model.path.empty())
         return invalid_argument("[model] path is empty: name a GGUF model file");
     std::unique_ptr<ModelRuntime> m(new ModelRuntime());
-    auto file = GgufFile::open(config.model.path);
+    auto file = open_model_file(config.model.path);
     if (!file) return file.status();
     m->file_ = *file;
     auto layout = load_llama_layout(*m->file_);
@@ -68,7 +69,8 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
         if (!m->chat_template_) log::warn(m->chat_template_.status().message());
     }
         m->name_ = config.model.name.empty()
-                   ? std::filesystem::path(config.model.path).stem().string()
+                   ? (m->file_->format() == "GGUF" ? std::filesystem::path(m->file_->path()).stem().string()
+                                                   : std::filesystem::path(m->file_->path()).filename().string())
                    : config.model.name;
 
     // Devices, then the plan, before any weight is touched.

@@ -420,6 +420,34 @@ Expected<std::shared_ptr<const GgufFile>> GgufFile::open(const std::string& path
     return std::shared_ptr<const GgufFile>(std::move(file));
 }
 
+Expected<std::shared_ptr<const GgufFile>> GgufFile::assemble(
+    std::string path, std::string format, std::vector<std::pair<std::string, GgufValue>> kv,
+    std::vector<GgufTensor> tensors, bool has_data, std::shared_ptr<const void> backing) {
+    std::shared_ptr<GgufFile> file(new GgufFile());
+    file->path_ = std::move(path);
+    file->format_ = std::move(format);
+    file->backing_ = std::move(backing);
+    file->has_data_ = has_data;
+    file->kv_ = std::move(kv);
+    file->tensors_ = std::move(tensors);
+    for (const GgufTensor& t : file->tensors_) file->data_bytes_ += t.size_bytes;
+    file->data_bytes_present_ = has_data ? file->data_bytes_ : 0;
+    for (size_t i = 0; i < file->kv_.size(); ++i) {
+        if (!file->kv_index_.emplace(file->kv_[i].first, i).second)
+            return corrupt(file->describe() + ": duplicate metadata key " + quote(file->kv_[i].first));
+    }
+    for (size_t i = 0; i < file->tensors_.size(); ++i) {
+        if (!file->tensor_index_.emplace(file->tensors_[i].name, i).second)
+            return corrupt(file->describe() + ": duplicate tensor " + quote(file->tensors_[i].name));
+    }
+    LLMQ_TRY(check_known_keys(*file));
+    return std::shared_ptr<const GgufFile>(std::move(file));
+}
+
+std::string GgufFile::describe() const {
+    return format_ == "GGUF" ? "GGUF file " + path_ : format_ + " directory " + path_;
+}
+
 GgufFile::~GgufFile() {
     if (map_ == nullptr) return;
     unregister_model_mapping(map_);

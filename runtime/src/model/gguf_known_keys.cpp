@@ -29,6 +29,7 @@ constexpr KnownKey known_keys[] = {
     {"tokenizer.ggml.add_eos_token", GgufType::boolean},
     {"tokenizer.ggml.add_space_prefix", GgufType::boolean},
     {"tokenizer.chat_template", GgufType::string},
+    {"llmq.rope.neox", GgufType::boolean},
 };
 
 // Special token ids: UINT32, and an index into tokenizer.ggml.tokens. There is no "none"
@@ -55,7 +56,7 @@ std::string type_of(const KnownKey& k) {
 
 Status check_known_keys(const GgufFile& file) {
     auto fail = [&](std::string_view key, const std::string& problem) {
-        return corrupt("GGUF file " + file.path() + ": metadata key '" + std::string(key) + "' " +
+        return corrupt(file.describe() + ": metadata key '" + std::string(key) + "' " +
                        problem);
     };
     for (const KnownKey& k : known_keys) {

@@ -17,11 +17,11 @@ std::string describe(const GgufValue& v) {
 
 // All getters share these two messages so a user sees the same wording for every key.
 #define LLMQ_MISSING(key)                                                                   \
-    not_found("GGUF file " + path_ + ": metadata key '" + std::string(key) +             \
+    not_found(describe() + ": metadata key '" + std::string(key) +             \
               "' is missing")
 #define LLMQ_WRONG(key, value, expected)                                                   \
-    corrupt("GGUF file " + path_ + ": metadata key '" + std::string(key) + "' is " +     \
-            describe(value) + ", expected " + (expected))
+    corrupt(describe() + ": metadata key '" + std::string(key) + "' is " +     \
+            llmq::describe(value) + ", expected " + (expected))
 
 Expected<uint32_t> GgufFile::get_u32(std::string_view key) const {
     const GgufValue* v = find(key);
@@ -107,7 +107,7 @@ Expected<std::vector<int32_t>> GgufFile::get_i32_array(std::string_view key) con
         auto x = v->int_at(i);
         if (!x || *x < std::numeric_limits<int32_t>::min() ||
             *x > std::numeric_limits<int32_t>::max()) {
-            return corrupt("GGUF file " + path_ + ": metadata key '" + std::string(key) +
+            return corrupt(describe() + ": metadata key '" + std::string(key) +
                            "' element " + std::to_string(i) + " does not fit in 32 bits");
         }
         out[i] = static_cast<int32_t>(*x);

@@ -3,6 +3,7 @@
 #include "llmq/runtime/llama_layout.hpp"
 
 #include <array>
+#include <cmath>
 
 namespace llmq {
 namespace {
@@ -30,6 +31,11 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 enum class Kind { norm, matmul };
 
+// 'blk.0.attn_q.weight', and where it came from in a file assembled from another format.
+std::string named(const GgufTensor& t) {
+    return "'" + t.name + "'" + (t.origin.empty() ? "" : " (" + t.origin + ")");
+}
+
 class LayoutReader {
 public:
     LayoutReader(const GgufFile& file, const LlamaHParams& hp) : file_(file), hp_(hp) {}
@@ -40,7 +46,7 @@ public:
                                         Kind kind, const std::string& why) const {
         const GgufTensor* t = file_.tensor(name);
         if (!t) {
-            return corrupt("GGUF file " + file_.path() + ": tensor '" + name +
+            return corrupt(file_.describe() + ": tensor '" + name +
                            "' is missing (expected shape " + shape_str(expected) + ", " + why +
                            "); the file is not a complete " + hp_.arch + " model");
         }
@@ -59,18 +65,18 @@ private:
     Expected<const GgufTensor*> check(const GgufTensor* t, std::vector<int64_t> expected,
                                       Kind kind, const std::string& why) const {
         if (t->shape != expected) {
-            return corrupt("GGUF file " + file_.path() + ": tensor '" + t->name + "' has shape " +
+            return corrupt(file_.describe() + ": tensor " + named(*t) + " has shape " +
                            t->shape_string() + ", expected " + shape_str(expected) + " (" + why +
                            ")");
         }
         std::string type = ggml_type_name(t->ggml_type);
         if (kind == Kind::norm && t->ggml_type != static_cast<uint32_t>(GgmlType::f32)) {
-            return unsupported("GGUF file " + file_.path() + ": tensor '" + t->name +
-                               "' has type " + type + "; norm weights and biases must be F32");
+            return unsupported(file_.describe() + ": tensor " + named(*t) +
+                               " has type " + type + "; norm weights and biases must be F32");
         }
         if (kind == Kind::matmul && !t->supported()) {
-            return unsupported("GGUF file " + file_.path() + ": tensor '" + t->name +
-                               "' has type " + type +
+            return unsupported(file_.describe() + ": tensor " + named(*t) +
+                               " has type " + type +
                                ", which llmq cannot compute with; weights must be one of " +
                                kernels::weight_dtype_names() + " (convert the model, e.g. with llmq quantize)");
         }
@@ -86,7 +92,7 @@ private:
 Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
     LlamaHParams hp;
     auto fail = [&](const std::string& problem) {
-        return corrupt("GGUF file " + file.path() + ": " + problem);
+        return corrupt(file.describe() + ": " + problem);
     };
     auto arch = file.get_string("general.architecture");
     if (!arch) return arch.status();
@@ -96,10 +102,13 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
         if (hp.arch == a.name) info = &a;
     }
     if (!info) {
-        return unsupported("GGUF file " + file.path() + ": architecture '" + hp.arch +
+        return unsupported(file.describe() + ": architecture '" + hp.arch +
                            "' is not supported; llmq runs llama, mistral and qwen2 models");
     }
     hp.rope_neox = info->rope_neox;
+    auto half_split = file.get_bool_or("llmq.rope.neox", false);
+    if (!half_split) return half_split.status();
+    if (*half_split) hp.rope_neox = true;
     const std::string p = hp.arch + ".";
 
     auto get = [&](const std::string& key, uint32_t* out) -> Status {
@@ -130,7 +139,7 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
         uint32_t v_len = 0;
         LLMQ_TRY(get("attention.value_length", &v_len));
         if (v_len != hp.head_dim) {
-            return unsupported("GGUF file " + file.path() + ": attention.value_length " +
+            return unsupported(file.describe() + ": attention.value_length " +
                                std::to_string(v_len) + " differs from key_length " +
                                std::to_string(hp.head_dim) + "; llmq needs them equal");
         }
@@ -146,7 +155,7 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
     hp.n_rot = hp.head_dim;
     if (file.has(p + "rope.dimension_count")) LLMQ_TRY(get("rope.dimension_count", &hp.n_rot));
     if (hp.n_rot != hp.head_dim) {
-        return unsupported("GGUF file " + file.path() + ": rope.dimension_count " +
+        return unsupported(file.describe() + ": rope.dimension_count " +
                            std::to_string(hp.n_rot) + " differs from the head dimension " +
                            std::to_string(hp.head_dim) + "; partial rotary embeddings are not supported");
     }
@@ -174,7 +183,7 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
     } else if (*scaling == "linear") {
         hp.rope_freq_scale = *factor == 0.0f ? 1.0f : 1.0f / *factor;
     } else {
-        return unsupported("GGUF file " + file.path() + ": rope scaling '" + *scaling +
+        return unsupported(file.describe() + ": rope scaling '" + *scaling +
                            "' is not supported (llmq does none and linear)");
     }
 
@@ -258,7 +267,7 @@ Expected<LlamaLayout> load_llama_layout(const GgufFile& file) {
         } else {
             for (const char* bias : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
                 if (file.tensor(b + bias)) {
-                    return corrupt("GGUF file " + file.path() + ": tensor '" + b + bias +
+                    return corrupt(file.describe() + ": tensor '" + b + bias +
                                    "' is present but blk.0.attn_q.bias is not; q/k/v biases "
                                    "must be in every layer or in none");
                 }
@@ -267,6 +276,26 @@ Expected<LlamaLayout> load_llama_layout(const GgufFile& file) {
         L.layers.push_back(t);
     }
     return L;
+}
+
+std::vector<float> llama3_rope_factors(uint32_t head_dim, double theta, const Llama3RopeScaling& s) {
+    const double low_freq_wavelen = s.original_context / s.low_freq_factor;
+    const double high_freq_wavelen = s.original_context / s.high_freq_factor;
+    std::vector<float> factors(head_dim / 2);
+    for (uint32_t i = 0; i < head_dim / 2; ++i) {
+        const double freq = std::pow(theta, -2.0 * i / head_dim);
+        const double wavelen = 2.0 * M_PI / freq;
+        if (wavelen < high_freq_wavelen) {
+            factors[i] = 1.0f;
+        } else if (wavelen > low_freq_wavelen) {
+            factors[i] = static_cast<float>(s.factor);
+        } else {
+            const double smooth = (s.original_context / wavelen - s.low_freq_factor) /
+                                  (s.high_freq_factor - s.low_freq_factor);
+            factors[i] = static_cast<float>(1.0 / ((1.0 - smooth) / s.factor + smooth));
+        }
+    }
+    return factors;
 }
 
 namespace {

@@ -23,6 +23,7 @@
 #include "llmq/ipc/listener.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/gguf.hpp"
+#include "llmq/runtime/model_file.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_runtime.hpp"
 #include "llmq/runtime/plugin_swap.hpp"
@@ -48,7 +49,7 @@ CanaryShapes shapes_for(ModelRuntime& runtime) {
     GgufFile::Options o;
     o.require_data = false;
     o.allow_unsupported_types = true;
-    auto file = GgufFile::open(runtime.model_path(), o);
+    auto file = open_model_file(runtime.model_path(), o);
     if (file) {
         auto layout = load_llama_layout(**file);
         if (layout)

@@ -39,7 +39,9 @@ Expected<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::create(const TokenizerVoca
     ByteLevelBpe& bpe = *owner;
     bpe.vocab_ = &vocab;
     bpe.style_ = *style;
-    bpe.whole_chunk_first_ = *style != PretokenizerStyle::gpt2;
+    // llama.cpp's ignore_merges: the Llama 3, Qwen2 and Tekken families, not GPT-2's or DeepSeek's.
+    bpe.whole_chunk_first_ = *style == PretokenizerStyle::llama3 || *style == PretokenizerStyle::qwen2 ||
+                             *style == PretokenizerStyle::tekken;
     for (size_t id = 0; id < vocab.tokens.size(); ++id) {
         const auto type = vocab.token_types.empty()
                               ? TokenType::normal

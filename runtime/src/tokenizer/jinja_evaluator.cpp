@@ -4,6 +4,7 @@
 // iterations, call depth) because a template may come from a client.
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 
 #include "jinja_ast.hpp"
 #include "llmq/runtime/chat_template.hpp"
@@ -985,6 +986,20 @@ Expected<ChatPrompt> ChatTemplate::render(std::span<const ChatMessage> messages,
         Value d = Value::make_dict();
         for (const auto& [k, v] : c.kwargs) d.dict->set(k, v);
         return d;
+    }));
+    ev.define("strftime_now", Value::function([now = options.now](jinja::Call& c) -> Expected<Value> {
+        if (c.args.size() != 1 || !c.args[0].is(Value::Type::string))
+            return invalid_argument("strftime_now takes one format string");
+        const std::string& format = c.args[0].s.bytes;
+        if (format.size() > 256) return invalid_argument("strftime_now's format is longer than 256 bytes");
+        const std::time_t t = now >= 0 ? static_cast<std::time_t>(now) : std::time(nullptr);
+        std::tm local{};
+        if (::localtime_r(&t, &local) == nullptr) return invalid_argument("strftime_now: the time is out of range");
+        char out[1024];
+        const size_t n = std::strftime(out, sizeof out, format.c_str(), &local);
+        if (n == 0 && !format.empty())
+            return invalid_argument("strftime_now's result for \"" + format + "\" is empty or longer than 1024 bytes");
+        return Value::markup(std::string(out, n));
     }));
     ev.define("range", Value::function([](jinja::Call& c) -> Expected<Value> {
         int64_t a[3] = {0, 0, 1};

@@ -21,6 +21,30 @@ constexpr CategoryRange category_ranges[] = {
 #include "unicode_category_ranges.inc"
 };
 
+struct SubcategoryRange {
+    uint32_t first;
+    uint32_t last;
+    Subcategory category;
+};
+
+constexpr Subcategory Lu = Subcategory::Lu, Ll = Subcategory::Ll, Lt = Subcategory::Lt,
+                      Lm = Subcategory::Lm, Lo = Subcategory::Lo, M = Subcategory::M,
+                      P = Subcategory::P, S = Subcategory::S;
+
+constexpr SubcategoryRange subcategory_ranges[] = {
+#include "unicode_subcategory_ranges.inc"
+};
+
+// The category of the range of `table` (sorted, non-overlapping) that holds cp, else `none`.
+template <typename Range, size_t Count, typename Category>
+Category find_range(const Range (&table)[Count], char32_t cp, Category none) {
+    const auto* it = std::upper_bound(std::begin(table), std::end(table), cp,
+                                      [](char32_t v, const Range& r) { return v < r.first; });
+    if (it == std::begin(table)) return none;
+    --it;
+    return cp <= it->last ? it->category : none;
+}
+
 bool is_white_space(char32_t cp) {
     switch (cp) {
         case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
@@ -40,12 +64,9 @@ CharClass char_class(char32_t cp) {
         return is_white_space(cp) ? CharClass::whitespace : CharClass::other;
     }
     if (is_white_space(cp)) return CharClass::whitespace;
-    const auto* end = std::end(category_ranges);
-    const auto* it = std::upper_bound(std::begin(category_ranges), end, cp,
-                                      [](char32_t v, const CategoryRange& r) { return v < r.first; });
-    if (it == std::begin(category_ranges)) return CharClass::other;
-    --it;
-    return cp <= it->last ? it->category : CharClass::other;
+    return find_range(category_ranges, cp, CharClass::other);
 }
+
+Subcategory subcategory(char32_t cp) { return find_range(subcategory_ranges, cp, Subcategory::none); }
 
 }  // namespace llmq

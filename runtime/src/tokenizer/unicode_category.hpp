@@ -1,4 +1,5 @@
-// The character classes the pre-tokenization patterns need: \p{L}, \p{N} and \s.
+// The character classes the pre-tokenization patterns need: \p{L}, \p{N} and \s, and the
+// finer categories of the Tekken and DeepSeek V3 patterns.
 //
 // Internal to runtime/src/tokenizer. Pure functions over a constant table, any thread.
 #pragma once
@@ -13,5 +14,11 @@ enum class CharClass : unsigned char {
 };
 
 CharClass char_class(char32_t code_point);
+
+// The finer general categories the Tekken and DeepSeek V3 patterns name: the letter
+// subcategories, marks (M*), punctuation (P*) and symbols (S*); none for anything else.
+enum class Subcategory : unsigned char { none, Lu, Ll, Lt, Lm, Lo, M, P, S };
+
+Subcategory subcategory(char32_t code_point);
 
 }  // namespace llmq

@@ -15,11 +15,11 @@ Expected<int32_t> read_token_id(const GgufFile& file, std::string_view key, int3
     if (!v) return fallback;
     const auto i = v->as_i64();
     if (!v->is_integer() || !i) {
-        return corrupt("GGUF file " + file.path() + ": metadata key '" + std::string(key) + "' is " +
+        return corrupt(file.describe() + ": metadata key '" + std::string(key) + "' is " +
                        v->to_display_string(4) + ", expected a token id (an integer)");
     }
     if (*i < 0 || *i > std::numeric_limits<int32_t>::max()) {
-        return corrupt("GGUF file " + file.path() + ": metadata key '" + std::string(key) + "' = " +
+        return corrupt(file.describe() + ": metadata key '" + std::string(key) + "' = " +
                        std::to_string(*i) + " is not a token id");
     }
     return static_cast<int32_t>(*i);

@@ -184,6 +184,34 @@ TEST_CASE("expressions: filters, methods, tests, slicing, set, namespace, loops"
     CHECK(r("{{ bos_token }}{{ eos_token }}{{ add_generation_prompt }}") == "<s></s>True");
 }
 
+TEST_CASE("strftime_now formats the render's moment as Llama 3.2's date line asks") {
+    // Llama 3.2's published template computes its "Today Date" line this way.
+    const std::string source =
+        "{%- if not date_string is defined %}\n"
+        "    {%- if strftime_now is defined %}\n"
+        "        {%- set date_string = strftime_now(\"%d %b %Y\") %}\n"
+        "    {%- else %}\n"
+        "        {%- set date_string = \"26 Jul 2024\" %}\n"
+        "    {%- endif %}\n"
+        "{%- endif %}\n"
+        "{{- \"Today Date: \" + date_string }}";
+    auto o = options("", "");
+    o.now = 1733140800;  // 2024-12-02 12:00 UTC: the same date in every time zone within 11 hours
+    auto r = render(source, {{"user", "Hi"}}, o);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    CHECK(*r == "Today Date: 02 Dec 2024");
+    o.now = -1;  // the current time: a date of that shape, not the template's fallback
+    r = render(source, {{"user", "Hi"}}, o);
+    REQUIRE(r.ok());
+    CHECK(r->size() == std::string("Today Date: 02 Dec 2024").size());
+    CHECK(r->find("26 Jul 2024") == std::string::npos);
+    for (const char* bad : {"{{ strftime_now() }}", "{{ strftime_now(3) }}"}) {
+        auto e = render(bad, {{"user", "Hi"}}, o);
+        REQUIRE_FALSE(e.ok());
+        CHECK(e.status().message().find("strftime_now takes one format string") != std::string::npos);
+    }
+}
+
 TEST_CASE("errors name the template line and what is wrong") {
     const std::vector<ChatMessage> m = {{"user", "Hi"}};
     const auto o = options("", "");

@@ -14,7 +14,7 @@
 // divisibleby, equalto, sameas), string methods (strip, lstrip, rstrip, startswith,
 // endswith, split, replace, upper, lower, title, capitalize, find, count, join), dict
 // methods (items, keys, values, get), list.append, and the globals raise_exception(),
-// namespace() and range().
+// namespace(), range() and strftime_now(format) (Llama 3.2's date line; C strftime, local time).
 //
 // What the model reads as control tokens: the rendered prompt remembers, byte by byte,
 // whether it came from the template's own literals (markup) or from the data the template
@@ -48,6 +48,9 @@ struct ChatRenderOptions {
     bool add_generation_prompt = true;
     std::string bos_token;  // the template's bos_token / eos_token variables (markup)
     std::string eos_token;
+    // The moment strftime_now(format) formats (in local time, as transformers' datetime.now()),
+    // in seconds since 1970; -1 means the time of the call. Tests pin it.
+    int64_t now = -1;
 };
 
 struct ChatPrompt {

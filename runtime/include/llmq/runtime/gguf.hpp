@@ -193,6 +193,10 @@ struct GgufTensor {
     uint64_t offset = 0;         // from the start of the data section
     uint64_t size_bytes = 0;
     const uint8_t* data = nullptr;  // into the mapping; nullptr for a header-only file
+    // Where the tensor came from when the file was assembled from another format
+    // ("model.layers.0.self_attn.q_proj.weight in model-00001-of-00002.safetensors"); empty
+    // for a GGUF file. Error messages name it beside `name`.
+    std::string origin;
 
     // F32, F16, BF16 or Q8_0: llmq can compute with it.
     bool supported() const;
@@ -227,12 +231,25 @@ public:
         return open(path, Options{});
     }
 
+    // A GgufFile built in memory by the reader of another format (safetensors.hpp): `kv` and
+    // `tensors` as open() would have read them from the GGUF file that format converts to,
+    // tensor data pointing into memory that `backing` owns (kept alive, and released, with the
+    // file). `path` and `format` ("safetensors") name it in messages. Checks what open() checks
+    // of a header: duplicate keys and tensor names, the known keys' types and token ids.
+    [[nodiscard]] static Expected<std::shared_ptr<const GgufFile>> assemble(
+        std::string path, std::string format, std::vector<std::pair<std::string, GgufValue>> kv,
+        std::vector<GgufTensor> tensors, bool has_data, std::shared_ptr<const void> backing);
+
     ~GgufFile();
     GgufFile(const GgufFile&) = delete;
     GgufFile& operator=(const GgufFile&) = delete;
 
     const std::string& path() const { return path_; }
-    uint32_t version() const { return version_; }
+    // "GGUF" for a file open() read, else the format assemble() was given.
+    const std::string& format() const { return format_; }
+    // "GGUF file PATH" or "safetensors directory PATH", to start error messages with.
+    std::string describe() const;
+    uint32_t version() const { return version_; }  // 0 for an assembled file
     uint64_t alignment() const { return alignment_; }
     uint64_t file_size() const { return file_size_; }
     // Absolute offset of the data section (aligned).
@@ -280,6 +297,8 @@ private:
     friend class GgufParser;
 
     std::string path_;
+    std::string format_ = "GGUF";
+    std::shared_ptr<const void> backing_;  // what an assembled file's tensor data lives in
     uint32_t version_ = 0;
     uint64_t alignment_ = 32;
     uint64_t file_size_ = 0;

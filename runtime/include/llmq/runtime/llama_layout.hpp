@@ -31,7 +31,9 @@ struct LlamaHParams {
     float rms_eps = 1e-5f;
     float rope_theta = 10000.0f;
     float rope_freq_scale = 1.0f;  // 1 / linear scaling factor
-    bool rope_neox = false;        // rotate (i, i + d/2) pairs (qwen2) instead of (2i, 2i+1)
+    // Rotate (i, i + d/2) pairs instead of (2i, 2i+1): qwen2, and any file whose metadata sets
+    // llmq.rope.neox = true (a Hugging Face Llama directory, whose q/k rows are in that order).
+    bool rope_neox = false;
     bool tied_output = false;      // no output.weight: the LM head is token_embd
     bool qkv_bias = false;         // attn_q/k/v.bias present (qwen2)
     // <arch>.attention.sliding_window (Mistral): a query at position p attends to keys at
@@ -71,6 +73,20 @@ struct LlamaLayout {
     // Parameters of those tensors.
     uint64_t parameter_count() const;
 };
+
+// Llama 3.1's long-context RoPE (Hugging Face rope_scaling with rope_type "llama3").
+struct Llama3RopeScaling {
+    double factor = 8.0;
+    double low_freq_factor = 1.0;
+    double high_freq_factor = 4.0;
+    double original_context = 8192.0;  // original_max_position_embeddings
+};
+
+// The per-pair divisors of the RoPE frequencies theta^(-2i/head_dim), i < head_dim/2, that
+// `s` describes: 1 for wavelengths below original_context / high_freq_factor, `factor` above
+// original_context / low_freq_factor, interpolated between. This is what a rope_freqs.weight
+// tensor holds.
+std::vector<float> llama3_rope_factors(uint32_t head_dim, double theta, const Llama3RopeScaling& s);
 
 // Reads and checks the hyperparameters alone (no tensors): missing/ill-typed keys, zero
 // sizes, n_embd % n_head, n_head % n_head_kv, unsupported rope scaling.
