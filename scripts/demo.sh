@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: install, build, start llmqd on a model (a generated one unless you name a GGUF
-# file) and stream a generation from it through shared memory with `llmq generate`.
+# The main job: install, build, start llmqd on a model (the committed demo model unless you
+# name another) and stream a generation from it through shared memory with `llmq generate`.
 #
 #   scripts/demo.sh [MODEL.gguf] [PROMPT]
 set -euo pipefail
@@ -10,20 +10,11 @@ scripts/install-deps.sh
 if [ ! -f "$build/build.ninja" ]; then meson setup "$build" --buildtype=release; fi
 ninja -C "$build" -j"$(nproc)"
 
-model=${1:-}
-prompt=${2:-"The quick brown fox"}
-if [ -z "$model" ]; then
-  # The default model: a small random Llama with the real Llama 2 vocabulary when the shared
-  # vocabulary is beside the checkout, else a synthetic one. Its weights are random, so its
-  # text is too; name a real GGUF file to read sense.
-  model="$build/default-model.gguf"
-  if [ ! -f "$model" ]; then
-    vocab=()
-    [ -f ../shared/vocab/llama-spm.gguf ] && vocab=(--vocab-from ../shared/vocab/llama-spm.gguf)
-    "$build/tools/make-model/llmq-make-model" --out "$model" --dim 512 --layers 8 --heads 8 \
-      --kv-heads 4 --ffn 1376 --dtype f16 "${vocab[@]}"
-  fi
-fi
+# The default model: models/kjv-demo.gguf, a 2M-parameter Llama trained on the King James
+# Bible by tools/train-demo/train_demo.py (models/kjv-demo.json says how); name a GGUF file or
+# a safetensors directory to use another.
+model=${1:-models/kjv-demo.gguf}
+prompt=${2:-"And God said"}
 
 # A private socket folder, removed at the end with everything in it (the daemon removes its
 # socket and lock on SIGTERM; the folder is ours).
@@ -45,6 +36,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 echo "== llmq generate (streamed through shared memory)"
-"$build/tools/llmq/llmq" generate --prompt "$prompt" --max-tokens 48 --temperature 0.7 --seed 42
+"$build/tools/llmq/llmq" generate --prompt "$prompt" --max-tokens 64 --temperature 0.7 --seed 42
 echo "== llmq status"
 "$build/tools/llmq/llmq" status

@@ -30,7 +30,7 @@ def run(cmd, timeout=600):
 
 
 def perplexity(llmq, model, text_file, ctx):
-    out = run([llmq, "perplexity", "--model", model, "--file", text_file, "--ctx", str(ctx), "--json"])
+    out = run([llmq, "perplexity", "--model", model, "--file", text_file, "--ctx-size", str(ctx), "--json"])
     return json.loads(out.strip().splitlines()[-1])
 
 
