@@ -576,7 +576,7 @@ std::vector<KeyRule> make_key_rules() {
                                 "Deepest JSON nesting of a control command"));
     rules.push_back(integer_key("ipc", "idle_spin_us", field(&Config::ipc, &IpcConfig::idle_spin_us), 0, 10000,
                                 "Microseconds llmqd spins on its clients' rings after its last work before it "
-                                "sleeps (answers from idle without a wake-up; vain spins take at most 1 % of a "
+                                "sleeps (answers from idle without a wake-up; vain spins take at most 0.5 % of a "
                                 "core); 0: never"));
 
     // [plugins]
