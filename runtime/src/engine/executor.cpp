@@ -1,4 +1,5 @@
 #include "llmq/runtime/executor.hpp"
+#include "llmq/runtime/pipeline_schedule.hpp"
 
 #include <algorithm>
 #include <latch>
@@ -155,9 +156,9 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
     const int32_t n = static_cast<int32_t>(seqs.size());
     int64_t total_tokens = 0;
     for (const auto& s : seqs) total_tokens += s.count;
-    // Contiguous runs of sequences, about equal in tokens; one per stage (when there are
-    // enough sequences) keeps every stage busy.
-    const int32_t parts = std::max<int32_t>(1, std::min<int32_t>(n, options_.plan.pipeline));
+    // Contiguous runs of sequences, about equal in tokens, as many as pipeline_micro_batches
+    // finds cheapest for this step (pipeline_schedule.hpp).
+    const int32_t parts = pipeline_micro_batches(options_.plan.pipeline, n, total_tokens);
     std::vector<MicroBatch> batches(parts);
     int32_t logit_rows = 0, part = 0;
     int64_t acc = 0;

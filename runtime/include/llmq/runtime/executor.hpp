@@ -2,7 +2,8 @@
 // ranks inside pipeline stages, communicators between them made by the devices' backends
 // (Backend::local_group in one process, Backend::world_group across MPI ranks). A step's
 // sequences are split into micro-batches so that, with several stages, stage s works on
-// micro-batch m while stage s+1 works on m-1. Each shard's part of a step runs on its
+// micro-batch m while stage s+1 works on m-1; how many is pipeline_micro_batches' choice
+// (pipeline_schedule.hpp: more than the stages for a prefill, one for a small decode step). Each shard's part of a step runs on its
 // device's worker thread; the executor waits for all of them.
 #pragma once
 
