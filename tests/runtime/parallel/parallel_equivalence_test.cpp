@@ -169,8 +169,9 @@ TEST_CASE("planner_uses_every_device_by_default_and_refuses_tensor_1_with_number
 }
 
 // Eight sequences of different lengths over two stages: the prefill step is cut into more
-// micro-batches than stages (pipeline_micro_batches), the decode steps into one; every
-// sequence's greedy tokens must be those of one device.
+// micro-batches than stages (pipeline_micro_batches), and the decode steps of two groups of
+// four run overlapped (Engine::decode_in_flight); every sequence's greedy tokens must be those
+// of one device.
 TEST_CASE("pipeline_with_more_micro_batches_than_stages_matches_one_device") {
     RandomLlamaSpec spec;
     spec.dim = 128;
@@ -198,6 +199,8 @@ TEST_CASE("pipeline_with_more_micro_batches_than_stages_matches_one_device") {
             REQUIRE(rt->engine().submit(request(prompt, 6, 0.0f, 1), sinks.back()).ok());
         }
         run_until_done(rt->engine(), sinks);
+        // With two stages the decode steps of two groups of sequences were in flight at once.
+        CHECK(rt->executor().peak_steps_in_flight() == (pp > 1 ? 2 : 1));
         std::vector<std::vector<int32_t>> tokens;
         for (const auto& s : sinks) tokens.push_back(s->info().tokens);
         return tokens;
