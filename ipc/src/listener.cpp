@@ -104,6 +104,24 @@ public:
         });
     }
 
+    // The doorbell spin (Listener::poll_requests): serves a ready, not deferred connection
+    // whose ring holds a descriptor, as a doorbell wake-up would. True when it did.
+    bool poll_ring() {
+        if (state_ != State::ready || deferred_) return false;
+        if (!region_->has_pending_requests() && !region_->faulted()) return false;
+        noise_ = 0;  // a ring the spin beat to its descriptor is not noise
+        serve_requests();
+        return true;
+    }
+    // Listener::arm_doorbells: false when a descriptor is already waiting (flag left clear).
+    bool arm_doorbell() {
+        if (state_ != State::ready || deferred_) return true;  // a deferred one is resumed by the daemon
+        return region_->arm_doorbell();
+    }
+    void disarm_doorbell() {
+        if (state_ == State::ready) region_->disarm_doorbell();
+    }
+
     bool in_handshake() const { return state_ == State::handshake; }
     bool served() const { return state_ == State::ready; }
     Clock::time_point last_activity() const { return last_activity_; }
@@ -587,6 +605,35 @@ std::vector<std::shared_ptr<Connection>> Listener::connections() const {
     out.reserve(impl_->connections.size());
     for (const auto& [id, connection] : impl_->connections) out.push_back(connection);
     return out;
+}
+
+std::size_t Listener::poll_requests() {
+    // Serving may close a connection (and erase it from the map): pick first, then serve.
+    std::shared_ptr<ConnectionImpl> one;
+    std::vector<std::shared_ptr<ConnectionImpl>> more;
+    for (const auto& [id, connection] : impl_->connections) {
+        if (!connection->served() || !connection->region()->has_pending_requests()) continue;
+        if (!one) one = connection;
+        else more.push_back(connection);
+    }
+    if (!one) return 0;
+    std::size_t served = one->poll_ring() ? 1 : 0;
+    for (const auto& c : more) served += c->poll_ring() ? 1 : 0;
+    return served;
+}
+
+bool Listener::arm_doorbells() {
+    for (const auto& [id, connection] : impl_->connections) {
+        if (!connection->arm_doorbell()) {
+            disarm_doorbells();
+            return false;
+        }
+    }
+    return true;
+}
+
+void Listener::disarm_doorbells() {
+    for (const auto& [id, connection] : impl_->connections) connection->disarm_doorbell();
 }
 
 const std::filesystem::path& Listener::socket_path() const { return impl_->socket_path; }

@@ -264,3 +264,36 @@ TEST_CASE("several clients are served side by side") {
         CHECK(text == std::string(static_cast<std::size_t>(i + 1), static_cast<char>('a' + i)));
     }
 }
+
+TEST_CASE("while the daemon spins with its doorbells disarmed, clients publish without ringing") {
+    TempDir tmp;
+    EchoDaemon daemon(tmp.path() / "run");
+    auto client = Client::connect(options_for(tmp.path() / "run"));
+    REQUIRE(client.ok());
+    auto& c = **client;
+    REQUIRE(c.ping(3000ms).ok());  // connected on the daemon's side too
+
+    daemon.on_io([&] { daemon.listener().disarm_doorbells(); });
+    // No doorbell: the daemon, asleep in epoll, never hears of this ping...
+    auto unheard = c.ping(100ms);
+    REQUIRE_FALSE(unheard.ok());
+    CHECK(unheard.error().code == ErrorCode::timeout);
+    // ...until its spin looks at the ring.
+    CHECK(daemon.on_io([&] { return daemon.listener().poll_requests(); }) == 1);
+    CHECK(next(c).kind == EventKind::pong);
+    CHECK(daemon.on_io([&] { return daemon.listener().poll_requests(); }) == 0);
+
+    // A descriptor published while disarmed makes arm_doorbells() refuse to sleep.
+    GenerateRequest r;
+    r.prompt_text = "ok";
+    REQUIRE(c.submit(r).ok());
+    CHECK_FALSE(daemon.on_io([&] { return daemon.listener().arm_doorbells(); }));
+    CHECK(daemon.on_io([&] { return daemon.listener().poll_requests(); }) == 1);
+    CHECK(next(c).kind == EventKind::token);
+    CHECK(next(c).kind == EventKind::token);
+    CHECK(next(c).kind == EventKind::final);
+
+    // Armed again, a ping rings and is answered by the doorbell alone.
+    CHECK(daemon.on_io([&] { return daemon.listener().arm_doorbells(); }));
+    CHECK(c.ping(3000ms).ok());
+}

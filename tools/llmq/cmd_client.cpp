@@ -244,6 +244,12 @@ Command add_status(CLI::App& root) {
             o << "  " << d["device"].get<std::string>() << ": layers " << d["layers"][0] << "-"
               << (d["layers"][1].get<int>() - 1) << ", weights " << format_bytes(d["weight_bytes"].get<uint64_t>())
               << ", kv " << format_bytes(d["kv_bytes"].get<uint64_t>()) << "\n";
+        if (j.contains("cpu_kernels")) {
+            const auto& k = j["cpu_kernels"];
+            o << "cpu kernels: " << k["isa"].get<std::string>() << " (" << k["weights"].get<std::string>()
+              << " weights: decode " << k["gemm_decode"].get<std::string>() << ", prefill "
+              << k["gemm_prefill"].get<std::string>() << ")\n";
+        }
         for (const auto& p : j["plugins"])
             o << "plugin " << p["kind"].get<std::string>() << ": " << p["name"].get<std::string>() << " "
               << p["version"].get<std::string>() << " (" << p["calls"] << " calls, " << p["errors"] << " errors)\n";

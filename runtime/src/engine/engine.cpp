@@ -340,6 +340,21 @@ bool Engine::step() {
     }
     if (work.empty()) return !cancels.empty();
 
+    // Decode only, several pipeline stages, nobody waiting: keep one group of sequences per
+    // stage in flight across steps, so that every stage works (decode_in_flight).
+    if (executor_.overlaps_steps() && work.size() >= 2 && waiting_.empty() &&
+        std::all_of(work.begin(), work.end(), [](const Work& w) {
+            return w.count == 1 && w.seq->computed + 1 == static_cast<int32_t>(w.seq->tokens.size());
+        })) {
+        std::vector<Sequence*> seqs;
+        for (const auto& w : work) seqs.push_back(w.seq);
+        decode_in_flight(seqs);
+        drop_finished(running_);
+        std::lock_guard lock(mutex_);
+        counters_.running = static_cast<int32_t>(running_.size());
+        return true;
+    }
+
     // ---- run it
     std::vector<StepSequence> step;
     step.reserve(work.size());
@@ -363,16 +378,31 @@ bool Engine::step() {
     }
 
     // ---- sample and stream
+    std::vector<Sequence*> seqs;
+    std::vector<int32_t> counts;
+    for (const auto& w : work) {
+        seqs.push_back(w.seq);
+        counts.push_back(w.count);
+    }
+    const StepTokens done = sample_and_stream(seqs, counts, step, logits_);
+    drop_finished(running_);
+    record_step(done);
+    return true;
+}
+
+Engine::StepTokens Engine::sample_and_stream(const std::vector<Sequence*>& seqs, const std::vector<int32_t>& counts,
+                                             const std::vector<StepSequence>& step, std::vector<float>& logits) {
     const int32_t V = static_cast<int32_t>(executor_.hparams().n_vocab);
     size_t row = 0;
-    uint64_t generated = 0, prefilled = 0;
-    const auto after = clock_type::now();
-    for (size_t i = 0; i < work.size(); ++i) {
-        Sequence& s = *work[i].seq;
-        s.computed += work[i].count;
-        if (s.computed <= s.prompt_len) prefilled += work[i].count;
+    StepTokens done;
+    done.at = clock_type::now();
+    const auto after = done.at;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        Sequence& s = *seqs[i];
+        s.computed += counts[i];
+        if (s.computed <= s.prompt_len) done.prefilled += counts[i];
         if (!step[i].want_logits) continue;
-        std::span<float> lg(logits_.data() + row * V, V);
+        std::span<float> lg(logits.data() + row * V, V);
         ++row;
         if (s.sink->wants_logits()) s.sink->on_logits(lg);
         const int32_t token = s.sampler->sample(lg, s.tokens);
@@ -381,7 +411,7 @@ bool Engine::step() {
             continue;
         }
         s.tokens.push_back(token);
-        ++generated;
+        ++done.generated;
         if (!s.has_first_token) {
             s.has_first_token = true;
             s.first_token = after;
@@ -399,18 +429,90 @@ bool Engine::step() {
             static_cast<int32_t>(s.tokens.size()) >= options_.context_length)
             finish(s, FinishReason::length);
     }
-    drop_finished(running_);
-    {
-        std::lock_guard lock(mutex_);
-        counters_.tokens_generated += generated;
-        counters_.tokens_prefilled += prefilled;
-        ++counters_.steps;
-        counters_.running = static_cast<int32_t>(running_.size());
-        rate_window_.emplace_back(after, counters_.tokens_generated);
-        while (rate_window_.size() > 2 && after - rate_window_.front().first > std::chrono::seconds(5))
-            rate_window_.pop_front();
+    return done;
+}
+
+void Engine::decode_in_flight(const std::vector<Sequence*>& seqs) {
+    // Rounds: tokens each sequence may decode before the scheduler looks at the queue again.
+    constexpr int kRounds = 8;
+    const size_t groups = std::min<size_t>(static_cast<size_t>(executor_.options().plan.pipeline), seqs.size());
+    struct Group {
+        std::vector<Sequence*> seqs;
+        std::vector<StepSequence> step;
+        Executor::InFlightPtr flight;
+        std::vector<float> logits;
+    };
+    std::vector<Group> group(groups);
+    for (size_t i = 0; i < seqs.size(); ++i) group[i * groups / seqs.size()].seqs.push_back(seqs[i]);
+    const int32_t bs = executor_.options().block_size;
+    auto launch = [&](Group& g) {
+        g.step.clear();
+        for (Sequence* s : g.seqs) {
+            StepSequence q;
+            q.tokens = s->tokens.data() + s->computed;
+            q.count = 1;
+            q.position = s->computed;
+            q.block_table = &s->blocks;
+            q.want_logits = true;
+            g.step.push_back(q);
+        }
+        auto flight = executor_.launch(g.step);
+        if (!flight) {
+            for (Sequence* s : g.seqs) finish(*s, FinishReason::error, flight.status().message());
+            g.seqs.clear();
+            return;
+        }
+        g.flight = std::move(*flight);
+    };
+    for (auto& g : group) launch(g);
+    bool more = true;
+    for (int round = 0;; ++round) {
+        bool any = false;
+        for (auto& g : group) {
+            if (!g.flight) continue;
+            any = true;
+            const Status st = executor_.wait(*g.flight, g.logits);
+            g.flight.reset();
+            if (!st.ok()) {
+                log::error("engine step failed: " + st.message());
+                for (Sequence* s : g.seqs) finish(*s, FinishReason::error, st.message());
+                g.seqs.clear();
+                continue;
+            }
+            record_step(sample_and_stream(g.seqs, std::vector<int32_t>(g.seqs.size(), 1), g.step, g.logits));
+            if (round + 1 >= kRounds || !more) continue;
+            {
+                // New requests and cancellations wait for the next step(), at most a round.
+                std::lock_guard lock(mutex_);
+                if (!incoming_.empty() || !cancels_.empty()) more = false;
+            }
+            if (!more) continue;
+            // This group's next token while the others are still on the later stages. A
+            // sequence that finished, stalls or needs a block that is not free leaves the
+            // rounds; the next step() deals with it as usual (preemption included).
+            std::vector<Sequence*> next;
+            for (Sequence* s : g.seqs) {
+                if (s->finished || !s->sink->ready()) continue;
+                const int32_t need = (s->computed + 1 + bs - 1) / bs - static_cast<int32_t>(s->blocks.size());
+                if (need > 0 && !executor_.blocks().allocate(need, s->blocks)) continue;
+                next.push_back(s);
+            }
+            g.seqs = std::move(next);
+            if (!g.seqs.empty()) launch(g);
+        }
+        if (!any) break;
     }
-    return true;
+}
+
+void Engine::record_step(const StepTokens& done) {
+    std::lock_guard lock(mutex_);
+    counters_.tokens_generated += done.generated;
+    counters_.tokens_prefilled += done.prefilled;
+    ++counters_.steps;
+    counters_.running = static_cast<int32_t>(running_.size());
+    rate_window_.emplace_back(done.at, counters_.tokens_generated);
+    while (rate_window_.size() > 2 && done.at - rate_window_.front().first > std::chrono::seconds(5))
+        rate_window_.pop_front();
 }
 
 }  // namespace llmq

@@ -1,7 +1,9 @@
 #include "llmq/runtime/executor.hpp"
+#include "llmq/runtime/pipeline_schedule.hpp"
 
 #include <algorithm>
 #include <latch>
+#include <utility>
 
 namespace llmq {
 
@@ -155,9 +157,9 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
     const int32_t n = static_cast<int32_t>(seqs.size());
     int64_t total_tokens = 0;
     for (const auto& s : seqs) total_tokens += s.count;
-    // Contiguous runs of sequences, about equal in tokens; one per stage (when there are
-    // enough sequences) keeps every stage busy.
-    const int32_t parts = std::max<int32_t>(1, std::min<int32_t>(n, options_.plan.pipeline));
+    // Contiguous runs of sequences, about equal in tokens, as many as pipeline_micro_batches
+    // finds cheapest for this step (pipeline_schedule.hpp).
+    const int32_t parts = pipeline_micro_batches(options_.plan.pipeline, n, total_tokens);
     std::vector<MicroBatch> batches(parts);
     int32_t logit_rows = 0, part = 0;
     int64_t acc = 0;
@@ -208,27 +210,40 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
     return batches;
 }
 
-Status Executor::run_batches(const std::vector<MicroBatch>& batches, float* logits) {
+// A step posted to the devices and not yet waited for.
+struct Executor::InFlight {
+    explicit InFlight(size_t shards) : results(shards), done(static_cast<std::ptrdiff_t>(shards)) {}
+    std::vector<MicroBatch> batches;
+    std::vector<float> logits;
+    decltype(std::declval<PluginHost&>().snapshot()) plugin_set;  // held to the end of the step
+    std::vector<Status> results;
+    std::latch done;
+};
+
+void Executor::post_batches(InFlight& f) {
     const auto& plan = options_.plan;
     const int64_t V = hp_.n_vocab;
-    auto plugin_set = plugins_->snapshot();  // held to the end of the step
-    std::vector<Status> results(shards_.size());
-    std::latch done(static_cast<std::ptrdiff_t>(shards_.size()));
+    f.plugin_set = plugins_->snapshot();
+    float* logits = f.logits.data();
+    peak_in_flight_ = std::max(peak_in_flight_, ++in_flight_);
+    // Every device gets this step's task after those of the steps launched before it, in the
+    // same order on every device: stage s+1 receives the micro-batches of one step after
+    // another in the order stage s sends them.
     for (size_t i = 0; i < shards_.size(); ++i) {
         ModelShard* shard = shards_[i].get();
         Communicator* tc = tensor_comms_[i].get();
         Communicator* pc = pipe_comms_[i].get();
         const int32_t index = plan.device_of(shard->spec().stage, shard->spec().rank);
-        const auto& per_device = plugin_set->devices[world_ ? 0 : index];
-        shard->device().post([&, shard, tc, pc, i, index] {
+        const auto& per_device = f.plugin_set->devices[world_ ? 0 : index];
+        shard->device().post([this, &f, &per_device, shard, tc, pc, i, index, logits, V] {
             Status s;
-            for (const auto& b : batches) {
+            for (const auto& b : f.batches) {
                 s = shard->forward(b, per_device, tc, pc, logits);
                 if (!s.ok()) break;
             }
             // MPI: the logits travel from their producer to rank 0, one micro-batch at a time.
             if (s.ok() && world_ && logits_producer() != 0) {
-                for (const auto& b : batches) {
+                for (const auto& b : f.batches) {
                     const size_t bytes = b.logit_rows.size() * V * sizeof(float);
                     if (bytes == 0) continue;
                     float* at = logits + static_cast<int64_t>(b.logits_offset) * V;
@@ -238,31 +253,72 @@ Status Executor::run_batches(const std::vector<MicroBatch>& batches, float* logi
                 }
             }
             if (!s.ok()) {
-                results[i] = s;
+                f.results[i] = s;
                 if (!world_) {
                     tensor_groups_[shard->spec().stage]->abort();
                     pipe_groups_[shard->spec().rank]->abort();
                 }
             }
-            done.count_down();
+            f.done.count_down();
         });
     }
-    done.wait();
-    for (const auto& s : results) {
-        if (!s.ok()) {
-            rebuild_groups();
-            // The first real failure is the cause; the others are peers woken by the abort.
-            for (const auto& r : results)
-                if (!r.ok() && r.code() != status_code::unavailable) return r;
-            return s;
-        }
-    }
-    return {};
 }
 
-Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>& logits) {
+Status Executor::finish_batches(InFlight& f) {
+    f.done.wait();
+    --in_flight_;
+    Status failed;
+    for (const auto& s : f.results) {
+        if (s.ok()) continue;
+        // The first real failure is the cause; the others are peers woken by the abort.
+        failed = s;
+        for (const auto& r : f.results)
+            if (!r.ok() && r.code() != status_code::unavailable) {
+                failed = r;
+                break;
+            }
+        break;
+    }
+    if (!failed.ok()) needs_rebuild_ = true;
+    // The groups are rebuilt only once no other step still runs on them.
+    if (needs_rebuild_ && in_flight_ == 0) {
+        rebuild_groups();
+        needs_rebuild_ = false;
+    }
+    return failed;
+}
+
+Status Executor::run_batches(std::vector<MicroBatch> batches, std::vector<float>& logits) {
+    InFlight f(shards_.size());
+    f.batches = std::move(batches);
+    f.logits = std::move(logits);
+    post_batches(f);
+    Status s = finish_batches(f);
+    logits = std::move(f.logits);
+    return s;
+}
+
+Expected<Executor::InFlightPtr> Executor::launch(std::span<const StepSequence> seqs) {
+    if (world_) return invalid_argument("launch: steps in flight are for in-process device groups");
+    LLMQ_TRY(check_step(seqs));
+    InFlightPtr f(new InFlight(shards_.size()));
+    int32_t logit_rows = 0;
+    f->batches = make_batches(seqs, &logit_rows);
+    f->logits.resize(static_cast<size_t>(logit_rows) * hp_.n_vocab);
+    post_batches(*f);
+    return f;
+}
+
+Status Executor::wait(InFlight& flight, std::vector<float>& logits) {
+    Status s = finish_batches(flight);
+    logits.swap(flight.logits);
+    return s;
+}
+
+void Executor::InFlightDeleter::operator()(InFlight* f) const { delete f; }
+
+Status Executor::check_step(std::span<const StepSequence> seqs) const {
     const int32_t n = static_cast<int32_t>(seqs.size());
-    if (n == 0) return {};
     if (n > options_.max_seqs_per_step)
         return internal_error("step of " + std::to_string(n) + " sequences exceeds the limit");
     int64_t total_tokens = 0;
@@ -275,6 +331,12 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
     if (wanted_rows > options_.max_seqs_per_step)
         return internal_error("step wants the logits of " + std::to_string(wanted_rows) +
                               " tokens; the workspace holds " + std::to_string(options_.max_seqs_per_step));
+    return {};
+}
+
+Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>& logits) {
+    if (seqs.empty()) return {};
+    LLMQ_TRY(check_step(seqs));
     int32_t logit_rows = 0;
     std::vector<MicroBatch> batches = make_batches(seqs, &logit_rows);
     logits.resize(static_cast<size_t>(logit_rows) * hp_.n_vocab);
@@ -284,7 +346,7 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
         LLMQ_TRY(world_comm_->broadcast(&count, sizeof count, 0));
         LLMQ_TRY(world_comm_->broadcast(words.data(), words.size() * sizeof(int32_t), 0));
     }
-    return run_batches(batches, logits.data());
+    return run_batches(std::move(batches), logits);
 }
 
 Status Executor::follow() {
@@ -301,7 +363,7 @@ Status Executor::follow() {
         int64_t rows = 0;
         for (const auto& b : *batches) rows += static_cast<int64_t>(b.logit_rows.size());
         follower_logits_.resize(static_cast<size_t>(rows) * hp_.n_vocab);
-        LLMQ_TRY(run_batches(*batches, follower_logits_.data()));
+        LLMQ_TRY(run_batches(std::move(*batches), follower_logits_));
     }
 }
 

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "llmq/ipc/instance_directory.hpp"
+#include "llmq/kernels/cpu.hpp"
 #include "llmq/ipc/listener.hpp"
 #include "llmq/ipc/request_decoder.hpp"
 #include "llmq/ipc/request_payload.hpp"
@@ -27,6 +28,7 @@
 #include "llmq/runtime/plugin_commands.hpp"
 #include "llmq/runtime/metrics_endpoint.hpp"
 #include "llmq/runtime/serving_metrics.hpp"
+#include "llmq/runtime/spin_budget.hpp"
 #include "prompt_worker.hpp"
 
 namespace llmq {
@@ -200,6 +202,7 @@ private:
     void check_drain();
     void stop();
     void engine_loop();
+    void serve_io();
     nlohmann::json status_json(const ipc::PeerCredentials& asker);
     nlohmann::json metrics_json(const ipc::PeerCredentials& asker);
     void on_request_done(uint64_t connection, uint64_t request_id);
@@ -242,6 +245,43 @@ void Server::engine_loop() {
     while (!stopping_.load()) {
         // Submit, cancel and stop wake it; an idle engine sleeps without timer wake-ups.
         if (!engine.step()) engine.wait_for_work(std::chrono::hours(1));
+    }
+}
+
+// The Asio thread once serving: handlers as they come and, between them, a spin on the
+// clients' rings (doorbells disarmed) of at most [ipc] idle_spin_us, paid for by SpinBudget
+// when it finds nothing; then the doorbells are armed and the thread sleeps in epoll. With
+// idle_spin_us = 0 the doorbells stay armed and this is io_.run().
+void Server::serve_io() {
+    const auto window = std::chrono::microseconds(options_.config.ipc.idle_spin_us);
+    if (window.count() == 0) {
+        io_.run();
+        return;
+    }
+    SpinBudget budget(window);
+    while (!io_.stopped()) {
+        if (io_.poll() + listener_->poll_requests() != 0) continue;
+        const Clock::time_point spin_start = Clock::now();
+        const std::chrono::nanoseconds allowed = budget.allowance(spin_start);
+        bool found = false;
+        if (allowed.count() > 0) {
+            listener_->disarm_doorbells();  // a client connected since the last spin starts armed
+            for (unsigned i = 1; !found; ++i) {
+                // The rings are plain memory reads; the reactor (sockets, timers, posts from
+                // other threads) is an epoll_wait system call, so it is asked every 16th turn.
+                if (listener_->poll_requests() != 0) found = true;
+                else if (i % 16 == 0 && (io_.poll() != 0 || io_.stopped())) found = true;
+                else if (i % 16 == 0 && Clock::now() - spin_start >= allowed) break;
+#if defined(__x86_64__) || defined(__i386__)
+                else __builtin_ia32_pause();
+#endif
+            }
+            if (found) continue;
+            budget.charge(Clock::now() - spin_start);
+        }
+        if (!listener_->arm_doorbells()) continue;  // a request slipped in: serve it, spin again
+        io_.run_one();
+        listener_->disarm_doorbells();
     }
 }
 
@@ -493,6 +533,21 @@ nlohmann::json Server::status_json(const ipc::PeerCredentials& asker) {
                                 {"memory_capacity_bytes", d->info().memory_capacity},
                                 {"memory_used_bytes", d->memory_used()}});
     j["plan"] = runtime_->plan().to_json();
+    {
+        // The kernel path run-time dispatch picked on this CPU (LLMQ_CPU_ISA may cap it), and
+        // the GEMM driver it runs for the model's weights at decode (1 row) and prefill sizes.
+        namespace k = kernels;
+        const k::isa isa = k::best_isa();
+        nlohmann::json supported = nlohmann::json::array();
+        for (int i = 0; std::string(k::isa_name(static_cast<k::isa>(i))) != "unknown"; ++i)
+            if (k::isa_supported(static_cast<k::isa>(i))) supported.push_back(k::isa_name(static_cast<k::isa>(i)));
+        const auto& layers = runtime_->layout().layers;
+        const k::dtype weights = !layers.empty() && layers[0].wq ? layers[0].wq->dtype : k::dtype::f32;
+        j["cpu_kernels"] = {{"isa", k::isa_name(isa)}, {"supported", supported},
+                            {"weights", k::dtype_name(weights)},
+                            {"gemm_decode", k::gemm_path(isa, weights, 1)},
+                            {"gemm_prefill", k::gemm_path(isa, weights, 512)}};
+    }
     j["plugins"] = nlohmann::json::array();
     auto set = runtime_->plugins().snapshot();
     if (!set->devices.empty()) {
@@ -746,7 +801,7 @@ int Server::run() {
     listener_->start();
     engine_thread_ = std::thread([this] { engine_loop(); });
     log::info("serving");
-    io_.run();
+    serve_io();
 
     stopping_.store(true);
     prompt_worker_->stop();  // before the engine goes: its jobs submit there

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "../engine/engine_fixture.hpp"
+#include "llmq/runtime/pipeline_schedule.hpp"
 
 using namespace llmq;
 using namespace llmq::test;
@@ -165,4 +166,51 @@ TEST_CASE("planner_uses_every_device_by_default_and_refuses_tensor_1_with_number
     CHECK(m.find("usable") != std::string::npos);
     CHECK(m.find("and fits") != std::string::npos);
     CHECK(m.find("tensor = 1") != std::string::npos);
+}
+
+// Eight sequences of different lengths over two stages: the prefill step is cut into more
+// micro-batches than stages (pipeline_micro_batches), and the decode steps of two groups of
+// four run overlapped (Engine::decode_in_flight); every sequence's greedy tokens must be those
+// of one device.
+TEST_CASE("pipeline_with_more_micro_batches_than_stages_matches_one_device") {
+    RandomLlamaSpec spec;
+    spec.dim = 128;
+    spec.layers = 4;
+    spec.heads = 4;
+    spec.kv_heads = 2;
+    spec.ffn = 256;
+    spec.vocab = 512;
+    spec.dtype = kernels::dtype::f32;
+    TempDir dir;
+    auto model = make_model(dir, spec, "m.gguf");
+    auto run = [&](int cpu, int pp) {
+        Config c = config_for(model);
+        c.devices.cpu = cpu;
+        c.devices.cpu_threads_per_device = 1;
+        c.parallel.tensor = 1;
+        c.parallel.pipeline = pp;
+        auto rt = load(c);
+        REQUIRE(rt->plan().parallel.pipeline == pp);
+        std::vector<std::shared_ptr<CollectSink>> sinks;
+        for (int s = 0; s < 8; ++s) {
+            std::vector<int32_t> prompt;
+            for (int t = 0; t < 5 + 7 * s; ++t) prompt.push_back(1 + (37 * s + 11 * t) % 500);
+            sinks.push_back(std::make_shared<CollectSink>());
+            REQUIRE(rt->engine().submit(request(prompt, 6, 0.0f, 1), sinks.back()).ok());
+        }
+        run_until_done(rt->engine(), sinks);
+        // With two stages the decode steps of two groups of sequences were in flight at once.
+        CHECK(rt->executor().peak_steps_in_flight() == (pp > 1 ? 2 : 1));
+        std::vector<std::vector<int32_t>> tokens;
+        for (const auto& s : sinks) tokens.push_back(s->info().tokens);
+        return tokens;
+    };
+    REQUIRE(llmq::pipeline_micro_batches(2, 8, 8 * 5 + 7 * 28) > 2);
+    const auto one = run(1, 1);
+    const auto two = run(2, 2);
+    for (size_t s = 0; s < one.size(); ++s) {
+        CAPTURE(s);
+        CHECK(one[s].size() == 6);
+        CHECK(two[s] == one[s]);
+    }
 }

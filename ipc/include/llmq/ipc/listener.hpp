@@ -149,6 +149,18 @@ public:
     // Closes every connection, with on_disconnect for each.
     void close_all(std::string_view reason);
 
+    // The doorbell spin, for a caller that runs the io_context itself and busy-waits between
+    // handlers (llmqd's Asio thread; the same thread only). disarm_doorbells() clears every
+    // region's daemon_sleeping flag, so clients publish without ringing; poll_requests() then
+    // calls on_requests for each connection (handshaked, not deferred) whose ring holds a
+    // descriptor and returns how many it served; arm_doorbells() sets the flags again before
+    // the caller sleeps, returning false (every flag cleared again) when a descriptor slipped
+    // in meanwhile: poll instead of sleeping. Regions start armed; a deferred connection is
+    // left as it is (resume_requests() serves it).
+    std::size_t poll_requests();
+    [[nodiscard]] bool arm_doorbells();
+    void disarm_doorbells();
+
     std::vector<std::shared_ptr<Connection>> connections() const;
     const std::filesystem::path& socket_path() const;
     const std::filesystem::path& directory() const;

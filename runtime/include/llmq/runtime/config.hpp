@@ -104,6 +104,7 @@ struct IpcConfig {
     std::chrono::milliseconds drain_timeout{30000};// SIGTERM waits this long for running requests
     uint64_t control_max_line = 64ull << 10;       // bytes of one control-command line
     int control_max_depth = 32;                    // JSON nesting of one control command
+    int idle_spin_us = 100;                        // spin on the rings this long before sleeping (0: never)
     bool operator==(const IpcConfig&) const = default;
 };
 

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -122,11 +123,27 @@ struct CpuDeviceOptions {
 // for planning.
 std::vector<DeviceInfo> cpu_device_infos(const CpuDeviceOptions& options);
 
-// Build the CPU devices of this host. Cores are dealt out in order; when there are more
-// devices than cores they share cores (tests stand 4 devices on 2 cores).
+// Build the CPU devices of this host over usable_cores(). Cores are dealt out in order, each
+// device's threads pinned to its own; threads_per_device is capped at the cores / devices
+// share (with a warning), so devices never oversubscribe cores when the cores suffice; when
+// there are more devices than cores they get one thread each and share cores (tests stand 4
+// devices on 2 cores).
 std::vector<std::unique_ptr<Device>> make_cpu_devices(const CpuDeviceOptions& options);
 
-// Physical memory and online cores of this host.
+// The cores this process may run threads on: its sched_getaffinity set (taskset, cpusets), in
+// order, cut to the first N when its cgroup allows only N cores' worth of CPU time.
+std::vector<int> usable_cores();
+
+// The CPU limit of the process's cgroups in whole cores (rounded up), or 0 when none: cgroup
+// v2 cpu.max ("QUOTA PERIOD" or "max ...") and v1 cpu.cfs_quota_us / cpu.cfs_period_us, of
+// the process's cgroup and every ancestor; the tightest wins. The first form reads
+// /proc/self/cgroup and /sys/fs/cgroup, or the files that LLMQ_PROC_SELF_CGROUP and
+// LLMQ_CGROUP_ROOT name (a test hook); the second takes the text of /proc/self/cgroup and the
+// mount root (v1 controllers under ROOT/cpu,cpuacct or ROOT/cpu).
+int cgroup_cpu_limit();
+int cgroup_cpu_limit(const std::string& proc_self_cgroup, const std::filesystem::path& cgroup_root);
+
+// Physical memory of this host, and usable_cores().size().
 uint64_t host_physical_memory();
 int host_online_cores();
 

@@ -82,6 +82,21 @@ private:
     void finish(Sequence& s, FinishReason reason, std::string error = {});
     void preempt(Sequence& s);
     void emit_token(Sequence& s, int32_t token, float logprob);
+    // What one step produced, for the counters.
+    struct StepTokens {
+        uint64_t generated = 0, prefilled = 0;
+        std::chrono::steady_clock::time_point at;
+    };
+    // Advances each sequence by its count, samples those whose step[i] wants logits (rows of
+    // `logits` in order; the sampler may change them) and streams the tokens.
+    StepTokens sample_and_stream(const std::vector<Sequence*>& seqs, const std::vector<int32_t>& counts,
+                                 const std::vector<StepSequence>& step, std::vector<float>& logits);
+    void record_step(const StepTokens& done);
+    // Decode steps with a pipeline kept full (Executor::launch/wait): the sequences are cut
+    // into one group per stage, and each group's next token is launched as soon as its last
+    // one is sampled, while the other groups are still on the later stages. A few rounds, fewer
+    // once a request arrives or is cancelled; then step() schedules as usual.
+    void decode_in_flight(const std::vector<Sequence*>& seqs);
 
     const Tokenizer& tokenizer_;
     Executor& executor_;

@@ -2,7 +2,8 @@
 // ranks inside pipeline stages, communicators between them made by the devices' backends
 // (Backend::local_group in one process, Backend::world_group across MPI ranks). A step's
 // sequences are split into micro-batches so that, with several stages, stage s works on
-// micro-batch m while stage s+1 works on m-1. Each shard's part of a step runs on its
+// micro-batch m while stage s+1 works on m-1; how many is pipeline_micro_batches' choice
+// (pipeline_schedule.hpp: more than the stages for a prefill, one for a small decode step). Each shard's part of a step runs on its
 // device's worker thread; the executor waits for all of them.
 #pragma once
 
@@ -66,6 +67,24 @@ public:
     // Thread: one caller at a time (the engine loop).
     [[nodiscard]] Status forward(std::span<const StepSequence> sequences, std::vector<float>& logits);
 
+    // Steps in flight at once, so that with several pipeline stages one step's micro-batches
+    // run on the later stages while the next step's run on the earlier ones (the engine keeps
+    // two groups of decoding sequences in flight; see Engine::decode_in_flight). launch()
+    // checks the step, copies everything it needs from `sequences` (tokens, block tables) and
+    // posts it to every device after the steps launched before it; wait() blocks until it is
+    // done and swaps its logits into `logits` ([sequences wanting logits][n_vocab]). Every
+    // launched step must be waited for before the executor is destroyed. In-process only
+    // (overlaps_steps()). Thread: the engine loop, like forward().
+    struct InFlight;
+    struct InFlightDeleter {
+        void operator()(InFlight* f) const;
+    };
+    using InFlightPtr = std::unique_ptr<InFlight, InFlightDeleter>;
+    bool overlaps_steps() const { return !world_ && options_.plan.pipeline > 1; }
+    int peak_steps_in_flight() const { return peak_in_flight_; }  // most at once so far
+    [[nodiscard]] Expected<InFlightPtr> launch(std::span<const StepSequence> sequences);
+    [[nodiscard]] Status wait(InFlight& flight, std::vector<float>& logits);
+
     // MPI ranks other than 0: run the steps rank 0 broadcasts until it calls stop_followers().
     [[nodiscard]] Status follow();
     // Rank 0: tell the followers to return from follow(). No-op in-process.
@@ -81,12 +100,18 @@ private:
     Executor() = default;
     void rebuild_groups();
     std::vector<MicroBatch> make_batches(std::span<const StepSequence> sequences, int32_t* logit_rows) const;
-    Status run_batches(const std::vector<MicroBatch>& batches, float* logits);
+    Status check_step(std::span<const StepSequence> sequences) const;
+    void post_batches(InFlight& flight);
+    Status finish_batches(InFlight& flight);
+    Status run_batches(std::vector<MicroBatch> batches, std::vector<float>& logits);
     int32_t logits_producer() const;  // world rank of (last stage, tensor rank 0)
 
     MpiWorld* world_ = nullptr;
     std::unique_ptr<Communicator> world_comm_;
     std::vector<float> follower_logits_;
+    int in_flight_ = 0;           // steps posted and not yet waited for (engine thread)
+    int peak_in_flight_ = 0;
+    bool needs_rebuild_ = false;  // a step failed: rebuild the groups once none is in flight
 
     LlamaHParams hp_;
     ExecutorOptions options_;

@@ -47,6 +47,7 @@ public:
     // not parse is this error, so generation still works and chat says why), else plain().
     const Expected<std::shared_ptr<const ChatTemplate>>& chat_template() const { return chat_template_; }
     const LlamaHParams& hparams() const { return layout_.hp; }
+    const LlamaLayout& layout() const { return layout_; }
     const MemoryPlan& plan() const { return plan_; }
     PluginHost& plugins() { return *plugins_; }
     Executor& executor() { return *executor_; }
