@@ -255,6 +255,7 @@ void gemm_dequantized(const float* x, int64_t M, int64_t K, int64_t ldx, const u
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* w = static_cast<const uint8_t*>(w_);
+    if (M <= MAX_ROWS && quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
     switch (M) {
         case 1: return gemm_integer<1>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
         case 2: return gemm_integer<2>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
