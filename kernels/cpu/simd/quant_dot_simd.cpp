@@ -26,6 +26,7 @@
 //
 // Versus the reference the integer sums are the same; only the f32 rounding and order differ.
 #include "../quant_activations.hpp"
+#include "../reference/reference_kernels.hpp"
 #include "llmq/kernels/quant_blocks.hpp"
 #include "simd_entries.hpp"
 #include "simd_vector.hpp"
@@ -96,6 +97,23 @@ inline g16 g16_from_s8(__m128i b, __m256 scale) {
 }
 #endif
 
+#if defined(__AVX512VNNI__)
+constexpr bool vnni = true;
+#else
+constexpr bool vnni = false;
+#endif
+
+// Lanes sum 4 products of w and x, both signed (no VNNI: |w| times x with w's sign, so that
+// vpmaddubsw's u8 operand is |w| <= 128 and no pair sum saturates).
+inline vi dot_signed(vi start, vi w, vi x) {
+#if defined(__AVX512F__)
+    const __m512i xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
+    return dot(start, _mm512_abs_epi8(w), xs);
+#else
+    return dot(start, _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+#endif
+}
+
 constexpr int SLOTS = SUPER / SLOT;
 constexpr int LANES = SLOT / 4;  // int32 lanes of a slot
 inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -140,6 +158,7 @@ struct q45_k {
     static constexpr int bytes = five ? 176 : 144;
     static constexpr int bias = 0;
     static constexpr bool has_min = true;
+    static constexpr bool signed_weights = false, tail = false;
 #if defined(__AVX512F__)
     // Slot 2p + h (h: 0 low nibbles, 1 high) holds runs 4p + h (bytes 0..31) and 4p + 2 + h
     // (bytes 32..63): one 64-byte load of qs gives two slots.
@@ -220,6 +239,7 @@ struct q6_k {
     static constexpr int bytes = 210;
     static constexpr int bias = 32;
     static constexpr bool has_min = false;
+    static constexpr bool signed_weights = false, tail = false;
     static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     static constexpr lane_table lanes = [] {
         lane_table t{};
@@ -266,6 +286,45 @@ struct q6_k {
     }
 };
 
+// q8_0, eight 34-byte blocks at a time: F = [d of block 0..7, 0 ...], X = [dx of run 0..7,
+// 0 ...]. With VNNI the signed values are offset to unsigned (w ^ 0x80 = w + 128) and x's
+// bias lanes take 128 sum(q) back; without, signed_weights picks the sign trick.
+struct q8_0 {
+    static constexpr int bytes = 8 * q8_0_block_bytes;
+    static constexpr int bias = vnni ? 128 : 0;
+    static constexpr bool has_min = false;
+    static constexpr bool signed_weights = !vnni, tail = true;
+    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    static constexpr lane_table lanes = [] {
+        lane_table t{};
+        for (int s = 0; s < SLOTS; ++s)
+            for (int i = 0; i < LANES; ++i) t.index[s][i] = (s * SLOT + 4 * i) / 32;
+        return t;
+    }();
+
+    static __m256i values(const uint8_t* block) {
+        const __m256i v = load256(block + 2);
+        return vnni ? _mm256_xor_si256(v, _mm256_set1_epi8(char(0x80))) : v;
+    }
+    static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
+        alignas(16) uint16_t halves[8];
+        for (int i = 0; i < 8; ++i) std::memcpy(&halves[i], b + q8_0_block_bytes * i, 2);
+        const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(halves)));
+#if defined(__AVX512F__)
+        F = {_mm512_castps256_ps512(d)};  // upper lanes unused
+        for (int s = 0; s < SLOTS; ++s)
+            w[s] = _mm512_inserti64x4(_mm512_castsi256_si512(values(b + 68 * s)), values(b + 68 * s + 34), 1);
+#else
+        F = {d, _mm256_setzero_ps()};
+        for (int s = 0; s < SLOTS; ++s) w[s] = values(b + 34 * s);
+#endif
+    }
+    static void x_factors(const float* dx, const float*, float* X) {
+        for (int g = 0; g < 8; ++g) X[g] = dx[g];
+        for (int g = 8; g < 16; ++g) X[g] = 0.0f;
+    }
+};
+
 // ---- x, quantized and laid out for the dots (see the top)
 
 struct x_layout {
@@ -288,29 +347,45 @@ struct x_layout {
 };
 thread_local x_layout x_rows;
 
+// One run of 32 values of x: q, and returns d (sum of q in *sum).
+inline float quantize_run(const float* xb, int8_t* q, int32_t* sum) {
+    vf amax = vzero();
+    for (int i = 0; i < 32; i += W) amax = vmax(amax, vabs(vload(xb + i)));
+    const float d = vhmax(amax) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int i = 0; i < 32; i += W) vstore_q8(q + i, vmul(vload(xb + i), vset1(id)));
+    int32_t s = 0;
+    for (int i = 0; i < 32; ++i) s += q[i];
+    *sum = s;
+    return d;
+}
+
+inline void bias_lanes(const int8_t* q, int values, int bias, int32_t* bias4) {
+    for (int l = 0; l < values / 4; ++l) bias4[l] = -bias * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+}
+
+// Full blocks of 256 in the type's order; a tail (K % 256, q8_0 only) in natural order, with
+// the d of its run j at X[16 * (K / 256) + j].
 template <class T>
 void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X) {
-    for (int64_t b0 = 0; b0 < K; b0 += SUPER) {
+    const int64_t full = K / SUPER * SUPER;
+    for (int64_t b0 = 0; b0 < full; b0 += SUPER) {
         float dx[8], ds[8];
         alignas(32) int8_t natural[SUPER];
         for (int g = 0; g < 8; ++g) {
-            const float* xb = x + b0 + 32 * g;
-            vf amax = vzero();
-            for (int i = 0; i < 32; i += W) amax = vmax(amax, vabs(vload(xb + i)));
-            const float d = vhmax(amax) / 127.0f;
-            const float id = d != 0.0f ? 1.0f / d : 0.0f;
-            int8_t* qg = natural + 32 * g;
-            for (int i = 0; i < 32; i += W) vstore_q8(qg + i, vmul(vload(xb + i), vset1(id)));
-            int32_t sum = 0;
-            for (int i = 0; i < 32; ++i) sum += qg[i];
-            dx[g] = d;
-            ds[g] = d * float(sum);
+            int32_t sum;
+            dx[g] = quantize_run(x + b0 + 32 * g, natural + 32 * g, &sum);
+            ds[g] = dx[g] * float(sum);
         }
         int8_t* qb = q + b0;
         for (int p = 0; p < 8; ++p) std::memcpy(qb + 32 * p, natural + 32 * T::order[p], 32);
-        for (int l = 0; l < SUPER / 4; ++l)
-            bias4[b0 / 4 + l] = -T::bias * (qb[4 * l] + qb[4 * l + 1] + qb[4 * l + 2] + qb[4 * l + 3]);
+        bias_lanes(qb, SUPER, T::bias, bias4 + b0 / 4);
         T::x_factors(dx, ds, X + b0 / 16);
+    }
+    for (int64_t k = full; k < K; k += 32) {
+        int32_t sum;
+        X[full / 16 + (k - full) / 32] = quantize_run(x + k, q + k, &sum);
+        bias_lanes(q + k, 32, T::bias, bias4 + k / 4);
     }
 }
 
@@ -344,9 +419,11 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
         // each other.
         vf acc[rows][2];
         g16 acc_min[rows];
+        [[maybe_unused]] __m256 tail[rows];
         for (int r = 0; r < rows; ++r) {
             acc[r][0] = acc[r][1] = vzero();
             acc_min[r] = g16_zero();
+            if constexpr (T::tail) tail[r] = _mm256_setzero_ps();
         }
         for (int64_t b = 0; b < blocks; ++b) {
             const uint8_t* block = row + b * T::bytes;
@@ -362,14 +439,41 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
                 for (int s = 0; s < SLOTS; ++s) {
                     const int64_t k = b * SUPER + s * SLOT;
                     const vi start = T::bias != 0 ? load_slot(xb[r] + k / 4) : zero_i();
-                    const vi sums = dot(start, wq[s], load_slot(xq[r] + k));
+                    const vi xv = load_slot(xq[r] + k);
+                    vi sums;
+                    if constexpr (T::signed_weights) sums = dot_signed(start, wq[s], xv);
+                    else sums = dot(start, wq[s], xv);
                     acc[r][s & 1] = vfma(to_float(sums), lanes_of(f, T::lanes.index[s]), acc[r][s & 1]);
                 }
                 if constexpr (T::has_min) acc_min[r] = g16_add(acc_min[r], f);
             }
         }
+        if constexpr (T::tail) {
+            // The last K % 256 values (q8_0): one 32-value block at a time.
+            for (int64_t k = blocks * SUPER, j = 0; k < K; k += 32, ++j) {
+                const uint8_t* block = row + blocks * T::bytes + j * q8_0_block_bytes;
+                const __m256i wv = T::values(block);
+                const float d = half_to_float(block);
+                for (int r = 0; r < rows; ++r) {
+                    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[r] + k));
+                    __m256i sums;
+#if defined(__AVX512VNNI__)
+                    sums = _mm256_dpbusd_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[r] + k / 4)), wv, xv);
+#else
+                    sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv)),
+                                             _mm256_set1_epi16(1));
+#endif
+                    tail[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d * xf[r][blocks * 16 + j]), tail[r]);
+                }
+            }
+        }
         for (int r = 0; r < rows; ++r) {
             float sum = vhsum(vadd(acc[r][0], acc[r][1]));
+            if constexpr (T::tail) {
+                __m128 t = _mm_add_ps(_mm256_castps256_ps128(tail[r]), _mm256_extractf128_ps(tail[r], 1));
+                t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+                sum += _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+            }
             if constexpr (T::has_min) sum -= g16_sum_upper(acc_min[r]);
             y[r * ldy + n] = sum;
         }
@@ -402,18 +506,29 @@ void gemm_type(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
 
 bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
                int64_t ldy, int64_t n_begin, int64_t n_end) {
-    if (K % SUPER != 0) return false;
     switch (wt) {
-        case dtype::q4_k: case dtype::q5_k: case dtype::q6_k: break;
+        case dtype::q4_k: case dtype::q5_k: case dtype::q6_k:
+            if (K % SUPER != 0) return false;
+            break;
+        case dtype::q8_0:
+            if (K % 32 != 0) return false;
+            break;
         default: return false;
     }
     if (!x_rows.resize(M, K)) return false;
     switch (wt) {
         case dtype::q4_k: gemm_type<q45_k<false>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q5_k: gemm_type<q45_k<true>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
-        default: gemm_type<q6_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::q6_k: gemm_type<q6_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        default: gemm_type<q8_0>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
     }
     return true;
+}
+
+void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
+                    int64_t ldy, int64_t n_begin, int64_t n_end) {
+    if (!quant_dot(x, M, K, ldx, w, dtype::q8_0, ldw, y, ldy, n_begin, n_end))  // no memory for x's layout
+        reference::gemm_q8_0_int8(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
 }
 
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

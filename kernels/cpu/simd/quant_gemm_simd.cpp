@@ -1,7 +1,7 @@
 // GEMM / GEMV for block-quantized weights (quant_blocks.hpp) on one ISA; the same two paths as
 // the scalar reference (reference/quant_gemm_reference.cpp):
 //
-//  * decode (M <= quant_integer_max_rows): x is quantized per 32 values once per call
+//  * decode (M <= quant_integer_max_rows(wt)): x is quantized per 32 values once per call
 //    (quant_activations.hpp). Each weight row is read once, a chunk of 256 values at a time:
 //    the chunk's bytes are unpacked in registers into signed int8 values (quant_chunk.hpp) and
 //    every x row is dotted with them by vpmaddubsw on (|q|, sign(x, q)) (products of a u8 and
@@ -27,7 +27,7 @@ namespace {
 
 using detail::chunk_values;
 using detail::quant_chunk;
-constexpr int MAX_ROWS = int(detail::quant_integer_max_rows);
+constexpr int MAX_ROWS = int(detail::quant_integer_tile_rows);
 
 // ---- activations
 
@@ -255,7 +255,11 @@ void gemm_dequantized(const float* x, int64_t M, int64_t K, int64_t ldx, const u
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* w = static_cast<const uint8_t*>(w_);
-    if (M <= MAX_ROWS && quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
+    if (M <= detail::quant_integer_max_rows(wt)) {
+        if (quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
+        // No decoder of its own or no memory for x: the chunk path (the reference's for more rows).
+        if (M > MAX_ROWS) return reference::quant_gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
+    }
     switch (M) {
         case 1: return gemm_integer<1>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
         case 2: return gemm_integer<2>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);

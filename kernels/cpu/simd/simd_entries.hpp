@@ -13,7 +13,7 @@ namespace llmq::kernels::LLMQ_KERNELS_ISA_NS {
 
 void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
-// Q8_0 weights times x quantised to Q8_0 on the fly, int8 dot products (gemm_q8_0_simd.cpp).
+// Q8_0 weights times x quantised to Q8_0 on the fly, int8 dot products (quant_dot_simd.cpp).
 void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
                     int64_t ldy, int64_t n_begin, int64_t n_end);
 #if defined(__AVX512BF16__)
