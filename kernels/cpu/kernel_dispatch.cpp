@@ -41,7 +41,7 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
     if (used == isa::scalar) return "scalar reference";
     if (M <= gemm_integer_max_rows(wt)) {
         const bool vnni = used == isa::avx512_bf16;
-        if (wt == dtype::q8_0 || wt == dtype::q4_k || wt == dtype::q5_k || wt == dtype::q6_k)
+        if (gemm_integer_max_rows(wt) > 3)  // the types with a decoder of their own
             return vnni ? "int8 dots in registers, AVX-512 VNNI (vpdpbusd)" : "int8 dots in registers, vpmaddubsw";
         return "int8 dots on an unpacked chunk, vpmaddubsw";
     }

@@ -25,7 +25,7 @@ struct shape {
 // chunk for the 32-value types: K not a multiple of 256).
 const shape shapes[] = {{1, 1, 1},  {1, 9, 3},   {2, 5, 1},  {3, 17, 5}, {1, 70, 8},  {4, 7, 2},
                         {9, 13, 5}, {40, 9, 3},  {3, 3, 40}, {1, 33, 11}, {16, 6, 3}, {17, 7, 2},
-                        {5, 11, 9}, {64, 5, 2},  {65, 3, 1}};
+                        {5, 11, 9}, {32, 4, 2},  {33, 5, 1}, {64, 5, 2}, {65, 3, 1}};
 
 struct weights {
     std::vector<uint8_t> bytes;

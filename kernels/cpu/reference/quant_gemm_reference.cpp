@@ -101,8 +101,8 @@ void quant_gemm(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
     detail::quant_chunk chunk;
     for (int64_t n = n_begin; n < n_end; ++n) {
         const uint8_t* row = bytes + n * ldw;
-        float sums[16] = {};
-        static_assert(detail::quant_integer_max_rows(dtype::q4_k) <= 16);
+        float sums[32] = {};  // gemm_integer_max_rows of every type is at most 32
+        static_assert(detail::quant_integer_max_rows(dtype::q4_k) <= 32 && detail::quant_integer_max_rows(dtype::q5_k) <= 32);
         for (int64_t k = 0; k < K; k += detail::chunk_values) {
             const int values = int(K - k >= detail::chunk_values ? detail::chunk_values : K - k);
             detail::unpack_chunk(wt, row + k / per_block * block_bytes(wt), values, chunk);

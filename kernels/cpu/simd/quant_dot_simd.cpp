@@ -160,6 +160,7 @@ inline __m128i scales_mins_k4(const uint8_t* packed) {
 template <bool five>
 struct q45_k {
     static constexpr int bytes = five ? 176 : 144;
+    static constexpr int group = 32;  // values per factor of F
     static constexpr int bias = 0;
     static constexpr bool has_min = true;
     static constexpr bool signed_weights = false, tail = false;
@@ -241,6 +242,7 @@ struct q45_k {
 // q6_k: F = d * the 16 int8 scales (one per group of 16), X = dx of each group's run.
 struct q6_k {
     static constexpr int bytes = 210;
+    static constexpr int group = 16;
     static constexpr int bias = 32;
     static constexpr bool has_min = false;
     static constexpr bool signed_weights = false, tail = false;
@@ -282,6 +284,121 @@ struct q6_k {
                 const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), three);
                 w[4 * h + r] = _mm256_or_si256(low[r], _mm256_slli_epi16(high, 4));
             }
+        }
+#endif
+    }
+    static void x_factors(const float* dx, const float*, float* X) {
+        for (int g = 0; g < 16; ++g) X[g] = dx[g / 2];
+    }
+};
+
+// The lane table of the types whose factors are one per group of 16 values in natural order.
+constexpr lane_table groups_of_16 = [] {
+    lane_table t{};
+    for (int s = 0; s < SLOTS; ++s)
+        for (int i = 0; i < LANES; ++i) t.index[s][i] = (s * SLOT + 4 * i) / 16;
+    return t;
+}();
+
+// q3_k: unsigned values q2 + 4 * (high bit) in 0..7 with bias 4 (the format subtracts 4 where
+// the high bit is clear); F = d * (s - 32) of the 16 groups, X = dx of each group's run.
+struct q3_k {
+    static constexpr int bytes = 110;
+    static constexpr int group = 16;
+    static constexpr int bias = 4;
+    static constexpr bool has_min = false;
+    static constexpr bool signed_weights = false, tail = false;
+    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    static constexpr lane_table lanes = groups_of_16;
+
+    // The 16 6-bit scales (less 32, as int8) from the 12 packed bytes at p.
+    static __m128i scales(const uint8_t* p) {
+        uint64_t low8;
+        uint32_t high4;
+        std::memcpy(&low8, p, 8);
+        std::memcpy(&high4, p + 8, 4);
+        const __m128i b = _mm_cvtsi64_si128(int64_t(low8));
+        // low 4 bits: group g < 8 the low nibble of byte g, g >= 8 the high nibble of byte g - 8
+        const __m128i nibble = _mm_set1_epi8(15);
+        const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(b, nibble), _mm_and_si128(_mm_srli_epi16(b, 4), nibble));
+        // high 2 bits of group 4q + r: bits 2q of byte 8 + r (dword q of four copies, byte r)
+        const __m128i high = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(int32_t(high4)), _mm_setr_epi32(0, 2, 4, 6)),
+                                           _mm_set1_epi8(3));
+        return _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
+    }
+    static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
+        const float d = half_to_float(b + 108);
+        // Value 128h + 32s + j: bits 2s of qs[32h + j] (qs at b + 32), high bit = bit 4h + s of
+        // hmask[j] (hmask at b), placed at bit 2.
+#if defined(__AVX512F__)
+        F = g16_from_s8(scales(b + 96), _mm512_set1_ps(d));
+        const __m512i hm = _mm512_broadcast_i64x4(load256(b));
+        const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+        for (int p = 0; p < 4; ++p) {  // slot p: h = p / 2, s = 2 (p % 2) and s + 1
+            const int h = p / 2, s0 = 2 * (p % 2);
+            const __m512i qs = _mm512_broadcast_i64x4(load256(b + 32 + 32 * h));
+            const __m512i q2 = _mm512_and_si512(_mm512_srlv_epi64(qs, _mm512_setr_epi64(2 * s0, 2 * s0, 2 * s0, 2 * s0, 2 * s0 + 2, 2 * s0 + 2, 2 * s0 + 2, 2 * s0 + 2)), three);
+            const int bit = 4 * h + s0;  // to bit 2: right by bit - 2 (bit 0, 1: left)
+            const __m512i amount = _mm512_setr_epi64(bit, bit, bit, bit, bit + 1, bit + 1, bit + 1, bit + 1);
+            const __m512i two = _mm512_set1_epi64(2);
+            const __m512i high = _mm512_or_si512(_mm512_srlv_epi64(hm, _mm512_sub_epi64(amount, two)),
+                                                 _mm512_sllv_epi64(hm, _mm512_sub_epi64(two, amount)));
+            w[p] = _mm512_ternarylogic_epi32(q2, high, four, 0xf8);  // q2 | (high & 4)
+        }
+#else
+        F = g16_from_s8(scales(b + 96), _mm256_set1_ps(d));
+        const __m256i hm = load256(b);
+        const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+        for (int j = 0; j < 8; ++j) {  // slot j: h = j / 4, s = j % 4
+            const int h = j / 4, sh = j % 4;
+            const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(load256(b + 32 + 32 * h), 2 * sh), three);
+            const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + sh), one);
+            w[j] = _mm256_or_si256(q2, _mm256_slli_epi16(high, 2));
+        }
+#endif
+    }
+    static void x_factors(const float* dx, const float*, float* X) {
+        for (int g = 0; g < 16; ++g) X[g] = dx[g / 2];
+    }
+};
+
+// iq4_xs: the codebook value of each nibble, + 128 as u8 under VNNI (bias 128), signed with
+// the sign trick otherwise; F = d * (ls - 32) of the 8 runs, each twice (groups of 16).
+struct iq4_xs {
+    static constexpr int bytes = 136;
+    static constexpr int group = 16;
+    static constexpr int bias = vnni ? 128 : 0;
+    static constexpr bool has_min = false;
+    static constexpr bool signed_weights = !vnni, tail = false;
+    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    static constexpr lane_table lanes = groups_of_16;
+
+    static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
+        const float d = half_to_float(b);
+        const int scales_h = b[2] | b[3] << 8;
+        alignas(16) int8_t ls[16];
+        for (int g = 0; g < 8; ++g)
+            ls[2 * g] = ls[2 * g + 1] = int8_t((((b[4 + g / 2] >> (4 * (g % 2))) & 15) | ((scales_h >> (2 * g)) & 3) << 4) - 32);
+        const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(iq4_codebook));
+        const __m128i codebook = vnni ? _mm_xor_si128(table, _mm_set1_epi8(char(0x80))) : table;
+        // Run g: nibbles of qs[16g .. 16g + 15] (qs at b + 8), low ones first.
+#if defined(__AVX512F__)
+        F = g16_from_s8(_mm_load_si128(reinterpret_cast<const __m128i*>(ls)), _mm512_set1_ps(d));
+        const __m512i lookup = _mm512_broadcast_i32x4(codebook);
+        for (int p = 0; p < 4; ++p) {  // slot p: runs 2p, 2p + 1 = qs[32p .. 32p + 31]
+            const __m512i v = _mm512_broadcast_i64x4(load256(b + 8 + 32 * p));  // A B A B (16-byte lanes)
+            const __m512i aabb = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(1, 1, 0, 0));
+            const __m512i nibbles = _mm512_and_si512(_mm512_srlv_epi64(aabb, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
+                                                     _mm512_set1_epi8(15));
+            w[p] = _mm512_shuffle_epi8(lookup, nibbles);
+        }
+#else
+        F = g16_from_s8(_mm_load_si128(reinterpret_cast<const __m128i*>(ls)), _mm256_set1_ps(d));
+        const __m256i lookup = _mm256_broadcastsi128_si256(codebook);
+        for (int g = 0; g < 8; ++g) {
+            const __m256i v = _mm256_broadcastsi128_si256(load128(b + 8 + 16 * g));
+            const __m256i nibbles = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(15));
+            w[g] = _mm256_shuffle_epi8(lookup, nibbles);
         }
 #endif
     }
@@ -506,12 +623,53 @@ void gemm_type(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
     }
 }
 
+// ---- exact dequantization of whole rows (the prefill path's slabs) with the same decoders
+
+// Row of K values (K a multiple of 256) to f32, as the format defines it: (factor) * (q - bias)
+// then minus the min, two roundings, never fused.
+template <class T>
+void dequantize_row_with(const uint8_t* row, int64_t K, float* dst) {
+    for (int64_t b = 0; b < K / SUPER; ++b) {
+        vi w[SLOTS];
+        g16 F;
+        T::decode(row + b * T::bytes, w, F);
+        alignas(64) float f[16];
+#if defined(__AVX512F__)
+        _mm512_store_ps(f, F.v);
+#else
+        _mm256_store_ps(f, F.lo);
+        _mm256_store_ps(f + 8, F.hi);
+#endif
+        alignas(64) int8_t q[SUPER];
+        for (int s = 0; s < SLOTS; ++s) {
+#if defined(__AVX512F__)
+            _mm512_store_si512(q + s * SLOT, _mm512_sub_epi8(w[s], _mm512_set1_epi8(char(T::bias))));
+#else
+            _mm256_store_si256(reinterpret_cast<__m256i*>(q + s * SLOT), _mm256_sub_epi8(w[s], _mm256_set1_epi8(char(T::bias))));
+#endif
+        }
+        float* out = dst + b * SUPER;
+        for (int p = 0; p < 8; ++p) {  // storage run p holds natural run order[p]
+            const int run = T::order[p];
+            for (int i = 0; i < 32; i += W) {
+                const int v = 32 * run + i;
+                vf value = vmul(vset1(f[v / T::group]), vload_i8(q + 32 * p + i));
+                if constexpr (T::has_min) {
+                    __asm__("" : "+v"(value));  // the product rounded on its own, as the definition
+                    value = vsub(value, vset1(f[8 + run]));
+                }
+                vstore(out + v, value);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
                int64_t ldy, int64_t n_begin, int64_t n_end) {
     switch (wt) {
-        case dtype::q4_k: case dtype::q5_k: case dtype::q6_k:
+        case dtype::q4_k: case dtype::q5_k: case dtype::q6_k: case dtype::q3_k: case dtype::iq4_xs:
             if (K % SUPER != 0) return false;
             break;
         case dtype::q8_0:
@@ -524,9 +682,23 @@ bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
         case dtype::q4_k: gemm_type<q45_k<false>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q5_k: gemm_type<q45_k<true>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q6_k: gemm_type<q6_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::q3_k: gemm_type<q3_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::iq4_xs: gemm_type<iq4_xs>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         default: gemm_type<q8_0>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
     }
     return true;
+}
+
+bool dequantize_row_fast(dtype wt, const uint8_t* row, int64_t K, float* dst) {
+    if (K % SUPER != 0) return false;
+    switch (wt) {
+        case dtype::q4_k: dequantize_row_with<q45_k<false>>(row, K, dst); return true;
+        case dtype::q5_k: dequantize_row_with<q45_k<true>>(row, K, dst); return true;
+        case dtype::q6_k: dequantize_row_with<q6_k>(row, K, dst); return true;
+        case dtype::q3_k: dequantize_row_with<q3_k>(row, K, dst); return true;
+        case dtype::iq4_xs: dequantize_row_with<iq4_xs>(row, K, dst); return true;
+        default: return false;
+    }
 }
 
 void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,

@@ -226,6 +226,7 @@ void chunk_to_floats(const quant_chunk& c, int values, float* dst) {
 }
 
 void dequantize_row(dtype wt, const uint8_t* row, int64_t K, float* dst) {
+    if (dequantize_row_fast(wt, row, K, dst)) return;
     const int64_t chunk_bytes = detail::chunk_bytes_of(wt);
     quant_chunk chunk;
     for (int64_t k = 0, offset = 0; k < K; k += chunk_values, offset += chunk_bytes) {

@@ -39,5 +39,8 @@ void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const v
 // cannot be allocated.
 bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
                int64_t ldy, int64_t n_begin, int64_t n_end);
+// The exact dequantization of one row with the same decoders (q3_k .. q6_k, iq4_xs; K a
+// multiple of 256); false, having done nothing, otherwise.
+bool dequantize_row_fast(dtype wt, const uint8_t* row, int64_t K, float* dst);
 
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS
