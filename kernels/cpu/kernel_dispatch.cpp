@@ -17,6 +17,7 @@ void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const vo
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     if (M <= 0 || n_begin >= n_end) return;
     if (is_block_quantized(wt)) return table_for(which).quant_gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
+    if (M <= gemm_integer_max_rows(wt)) return gemm_q8_0_int8(which, x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
     table_for(which).gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
 }
 
@@ -37,8 +38,14 @@ void gemm_bf16_dot(isa which, const uint16_t* x, int64_t M, int64_t K, int64_t l
 
 const char* gemm_path(isa which, dtype wt, int64_t M) {
     const isa used = usable_isa(which);
-    (void)wt;
     if (used == isa::scalar) return "scalar reference";
+    if (M <= gemm_integer_max_rows(wt)) {
+        const bool vnni = used == isa::avx512_bf16;
+        if (gemm_integer_max_rows(wt) > 3)  // the types with a decoder of their own
+            return vnni ? "int8 dots in registers, AVX-512 VNNI (vpdpbusd)" : "int8 dots in registers, vpmaddubsw";
+        return "int8 dots on an unpacked chunk, vpmaddubsw";
+    }
+    if (is_block_quantized(wt)) return "dequantized f32 slabs into packed panels";
     if (M <= detail::gemm_direct_max_m) return "direct row tiles";
     if (M <= detail::gemm_small_max_m) return "small-M direct tiles, columns outermost";
     return "packed panels";
@@ -65,7 +72,7 @@ void gemm_q8_0_int8(isa which, const float* x, int64_t M, int64_t K, int64_t ldx
 const char* gemm_q8_0_int8_path(isa which) {
     switch (usable_isa(which)) {
         case isa::avx512_bf16: return "AVX-512 VNNI (vpdpbusd)";
-        case isa::avx512: return "AVX2 code on AVX-512 (vpmaddubsw; no VNNI)";
+        case isa::avx512: return "AVX-512 (vpmaddubsw; no VNNI)";
         case isa::avx2: return "AVX2 (vpmaddubsw)";
         default: return "scalar reference";
     }

@@ -57,7 +57,7 @@ const kernel_table& avx2_table();
 const kernel_table& avx512_table();
 const kernel_table& avx512_bf16_table();
 
-// The Q8_0 int8-dot GEMM of each ISA library (simd/gemm_q8_0_simd.cpp), reached only through
+// The Q8_0 int8-dot GEMM of each ISA library (simd/quant_dot_simd.cpp), reached only through
 // gemm_q8_0_int8() in kernel_dispatch.cpp after checking isa_supported().
 #define LLMQ_DECLARE_GEMM_Q8_0_INT8(ns)                                                                      \
     namespace ns {                                                                                       \

@@ -8,11 +8,15 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "llmq/kernels/quant_blocks.hpp"
+
 namespace llmq::kernels::detail {
 
-// The decode path's threshold: GEMMs with at most this many rows of x use the integer dot
-// products; larger ones dequantize weight tiles to f32 into the packed GEMM.
-inline constexpr int64_t quant_integer_max_rows = 3;
+// The decode path's threshold (gemm_integer_max_rows in quant_blocks.hpp): GEMMs with at
+// most this many rows of x use the integer dot products; larger ones dequantize weight tiles
+// to f32 into the packed GEMM.
+inline constexpr int64_t quant_integer_tile_rows = 3;  // the chunk path's row tile
+constexpr int64_t quant_integer_max_rows(dtype t) { return gemm_integer_max_rows(t); }
 
 // Internal linkage in every translation unit (and no std::vector): an ISA library must not
 // define a symbol outside its namespace that the linker could merge with another's.

@@ -13,7 +13,7 @@
 //   bench_kernels [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep]
 //
 // --m-sweep: instead, the GEMM of M = 1..512 rows (batched decode to prefill) on the TinyLlama
-// 2048 x 2048 projection for f16 and Q8_0 weights, on the best ISA (or --isa), weights from
+// 2048 x 2048 projection for f16, Q8_0, Q4_K and Q6_K weights (or --dtype), on the best ISA (or --isa), weights from
 // memory; per M the time, the bound measured in this run, max(weight bytes / read bandwidth,
 // 2 M N K / FMA peak), their ratio (bound / time: 1 is the limit), and the kernel path used.
 //
@@ -100,16 +100,18 @@ std::vector<uint8_t> make_weights(dtype t, int64_t N, int64_t K) {
 }
 
 // The M sweep (see the top): one line per dtype and M.
-void m_sweep(int threads, isa which, double bandwidth) {
+void m_sweep(int threads, isa which, double bandwidth, const std::string& only_dtype) {
     const int64_t N = 2048, K = 2048;
     const double fma_peak = measure_fma_peak_gflops(which, threads, bench_clock);
     std::printf("\n== GEMM M sweep on %s: N=%lld K=%lld, FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
                 isa_name(which), (long long)N, (long long)K, fma_peak, bandwidth);
     std::printf("%-9s %4s %10s %10s %6s %9s  %s\n", "weights", "M", "ms", "bound ms", "ratio", "us/row", "path");
     const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 17, 24, 32, 33, 48, 64, 65, 96, 128, 256, 512};
-    for (int variant = 0; variant < 3; ++variant) {
-        const dtype wt = variant == 0 ? dtype::f16 : dtype::q8_0;
-        const bool int8 = variant == 2;  // gemm_q8_0_int8 (opt-in) instead of gemm
+    const dtype sweep_types[] = {dtype::f16, dtype::q8_0, dtype::q8_0, dtype::q4_k, dtype::q6_k};
+    for (int variant = 0; variant < 5; ++variant) {
+        const dtype wt = sweep_types[variant];
+        if (!only_dtype.empty() && only_dtype != dtype_name(wt)) continue;
+        const bool int8 = variant == 2;  // gemm_q8_0_int8 at every M instead of gemm
         const std::size_t matrix_bytes = row_bytes(wt, K) * std::size_t(N);
         // Enough copies to leave the caches for the memory-bound end; two for the compute end.
         const std::size_t from_memory = std::max<std::size_t>(1, ((std::size_t(256) << 20) + matrix_bytes - 1) / matrix_bytes);
@@ -140,8 +142,9 @@ void m_sweep(int threads, isa which, double bandwidth) {
                         int8 ? gemm_q8_0_int8_path(which) : gemm_path(which, wt, M));
         }
     }
-    std::printf("ratio: bound / time (1.00 = at the limit); q8_0: weights widened to f32 (gemm); q8_0-int8: "
-                "gemm_q8_0_int8, bounded by the same f32 FMA peak though int8 dot products may go faster\n");
+    std::printf("ratio: bound / time (1.00 = at the limit); q8_0: gemm (int8 dots up to gemm_integer_max_rows, then "
+                "weights widened to f32); q8_0-int8: gemm_q8_0_int8 at every M; the compute bound is the f32 FMA "
+                "peak though int8 dot products may go faster\n");
 }
 
 }  // namespace
@@ -172,7 +175,7 @@ int main(int argc, char** argv) {
     const int64_t K = 2048;
     const std::vector<int64_t> Ns = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{2048, 5632, 32000};
     const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{64} : std::vector<int64_t>{64, 512};
-    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0, dtype::q4_k, dtype::q6_k};
+    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0, dtype::q4_k, dtype::q5_k, dtype::q6_k};
 
     std::printf("llmq kernel benchmark: %d thread(s), best ISA %s, timed by %s\n", threads, isa_name(best_isa()),
                 bench_clock == probe_clock::wall ? "wall clock" : "thread CPU time");
@@ -183,7 +186,7 @@ int main(int argc, char** argv) {
         isa which = best_isa();
         for (isa candidate : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16})
             if (!only_isa.empty() && only_isa == isa_name(candidate) && isa_supported(candidate)) which = candidate;
-        m_sweep(threads, which, bandwidth);
+        m_sweep(threads, which, bandwidth, only_dtype);
         return 0;
     }
 

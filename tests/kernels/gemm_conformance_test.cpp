@@ -8,6 +8,7 @@
 
 #include "conformance.hpp"
 #include "llmq/kernels/q8_0_int8.hpp"
+#include "llmq/kernels/quant_blocks.hpp"
 
 using namespace llmq::kernels;
 using namespace llmq::kernels::testing;
@@ -31,7 +32,7 @@ const shape q8_shapes[] = {
     {1, 5000, 64}, {64, 40, 256}, {520, 12, 64}, {1, 64, 2048}, {300, 12, 1056},
     // The row counts of batched decode around every row tile, with K of an odd number of
     // blocks (no multiple of any K step) and N of no column tile.
-    {1, 13, 1184}, {3, 9, 160}, {4, 13, 96}, {17, 21, 352}, {64, 19, 1056}, {65, 7, 224},
+    {1, 13, 1184}, {3, 9, 160}, {4, 13, 96}, {16, 9, 288}, {17, 21, 352}, {64, 19, 1056}, {65, 7, 224},
 };
 
 struct weights {
@@ -86,9 +87,11 @@ void check_case(dtype wt, const shape& s, uint64_t seed, bool int8 = false) {
     const std::vector<float> x = rng.floats(std::size_t(s.M * ldx), -1.0, 1.0);
     const weights w = make_weights(wt, s.N, s.K, rng);
 
-    // gemm_q8_0_int8: Q8_0 weights meet x quantised to Q8_0 (int8 dot products); the exact
-    // result is that of the quantised x, x^ = q * d per 32-value block, by the kernels' rule.
-    const std::vector<double> xq = int8 ? quantise_q8_0_rows(x, s.M, s.K, ldx) : std::vector<double>();
+    // gemm_q8_0_int8, and gemm with Q8_0 weights and at most gemm_integer_max_rows rows: Q8_0
+    // weights meet x quantised to Q8_0 (int8 dot products); the exact result is that of the
+    // quantised x, x^ = q * d per 32-value block, by the kernels' rule.
+    const bool quantised_x = int8 || s.M <= gemm_integer_max_rows(wt);
+    const std::vector<double> xq = quantised_x ? quantise_q8_0_rows(x, s.M, s.K, ldx) : std::vector<double>();
     std::vector<double> expected(static_cast<std::size_t>(s.M * s.N)), bound(expected.size());
     std::vector<double> unquantised(expected.size()), quantisation(expected.size());
     for (int64_t m = 0; m < s.M; ++m)
@@ -138,7 +141,7 @@ void check_case(dtype wt, const shape& s, uint64_t seed, bool int8 = false) {
                     }
                 }
             check_within(got.data(), want.data(), tolerance.data(), got.size(), context.str());
-            if (int8 && range[0] == 0 && range[1] == s.N) {
+            if (quantised_x && range[0] == 0 && range[1] == s.N) {
                 // And against the product of the unquantised x: off by at most what rounding x
                 // moved, sum |x^ - x| |w| (each value by at most d / 2), plus the f32 rounding.
                 std::vector<double> plain, moved;

@@ -1,6 +1,7 @@
 // GEMM with block-quantized weights on every ISA against a double-precision reference (on the
 // exact dequantized weights) and against the scalar reference, for every block type, on both
-// paths: the integer decode path (M <= 3) and the dequantizing prefill path (M > 3). Also the
+// paths: the integer decode path (M <= gemm_integer_max_rows) and the dequantizing prefill
+// path above it. Also the
 // quantizer: its error against the signal per type, and its use through row_from_f32.
 #include <cstring>
 
@@ -19,10 +20,12 @@ const dtype block_types[] = {dtype::q4_0, dtype::q4_1, dtype::q5_0,  dtype::q5_1
 struct shape {
     int64_t M, N, K;  // K in blocks of the type's block
 };
-// M = 1..3: integer path; 4, 9, 40: dequantizing path. Block counts of 1, odd ones, and
-// several 256-value chunks (with a partial chunk for the 32-value types).
-const shape shapes[] = {{1, 1, 1}, {1, 9, 3},  {2, 5, 1},  {3, 17, 5}, {1, 70, 8},
-                        {4, 7, 2}, {9, 13, 5}, {40, 9, 3}, {3, 3, 40}, {1, 33, 11}};
+// Rows on both sides of each type's gemm_integer_max_rows (3 or 16) and of the row tiles (3,
+// 4), up to 65; block counts of 1, odd ones, and several 256-value chunks (with a partial
+// chunk for the 32-value types: K not a multiple of 256).
+const shape shapes[] = {{1, 1, 1},  {1, 9, 3},   {2, 5, 1},  {3, 17, 5}, {1, 70, 8},  {4, 7, 2},
+                        {9, 13, 5}, {40, 9, 3},  {3, 3, 40}, {1, 33, 11}, {16, 6, 3}, {17, 7, 2},
+                        {5, 11, 9}, {32, 4, 2},  {33, 5, 1}, {64, 5, 2}, {65, 3, 1}};
 
 struct weights {
     std::vector<uint8_t> bytes;
@@ -80,7 +83,7 @@ void check_case(dtype t, const shape& s, uint64_t seed) {
     const int64_t ldx = K + 3, ldy = s.N + 2;
     const std::vector<float> x = rng.floats(std::size_t(s.M * ldx), -1.0, 1.0);
     const weights w = make_weights(t, s.N, K, rng);
-    const bool integer = s.M <= 3;
+    const bool integer = s.M <= gemm_integer_max_rows(t);
 
     std::vector<double> expected(std::size_t(s.M * s.N)), bound(expected.size());
     for (int64_t m = 0; m < s.M; ++m)

@@ -1,7 +1,7 @@
 // Scalar reference of the Q8_0 GEMM: x quantised per row and 32-value block exactly as the
 // vector kernels do (d = max|x| / 127, q = round-to-nearest-even(x * (1 / d)), saturated to
 // int8), each block pair's 32 products summed in int32, scaled by d_x * d_w and added in f32.
-// See simd/gemm_q8_0_simd.cpp.
+// See simd/quant_dot_simd.cpp.
 #include <cmath>
 #include <cstring>
 #include <vector>

@@ -1,5 +1,5 @@
 // Scalar reference GEMM for block-quantized weights, with the two paths every ISA follows:
-//  * M <= quant_integer_max_rows: x quantized per 32 values (quant_activations.hpp); each
+//  * M <= quant_integer_max_rows(wt): x quantized per 32 values (quant_activations.hpp); each
 //    weight chunk unpacked once and dotted in integers with every x row, then scaled by
 //    d_w * d_x per 32 values in f32, and the mins subtracted through the group sums;
 //  * larger M: weight rows dequantized exactly to f32, a slab at a time, and the f32
@@ -84,7 +84,7 @@ void quant_gemm(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* bytes = static_cast<const uint8_t*>(w);
     const int64_t per_block = block_values(wt);
-    if (M > detail::quant_integer_max_rows) {
+    if (M > detail::quant_integer_max_rows(wt)) {
         const int64_t rows = 16;
         auto* f32_rows = static_cast<float*>(slab.reserve(std::size_t(rows * K) * sizeof(float)));
         if (f32_rows == nullptr) return quant_gemm_unbuffered(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
@@ -101,7 +101,8 @@ void quant_gemm(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
     detail::quant_chunk chunk;
     for (int64_t n = n_begin; n < n_end; ++n) {
         const uint8_t* row = bytes + n * ldw;
-        float sums[detail::quant_integer_max_rows] = {};
+        float sums[32] = {};  // gemm_integer_max_rows of every type is at most 32
+        static_assert(detail::quant_integer_max_rows(dtype::q4_k) <= 32 && detail::quant_integer_max_rows(dtype::q5_k) <= 32);
         for (int64_t k = 0; k < K; k += detail::chunk_values) {
             const int values = int(K - k >= detail::chunk_values ? detail::chunk_values : K - k);
             detail::unpack_chunk(wt, row + k / per_block * block_bytes(wt), values, chunk);

@@ -565,8 +565,8 @@ void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
         case dtype::f32: return gemm_for<load_f32>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         case dtype::f16: return gemm_for<load_f16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         case dtype::bf16: return gemm_for<load_bf16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
-        // Exact widening to f32; the int8 dot product path (gemm_q8_0_simd.cpp) is opt-in
-        // (kernels/q8_0_int8.hpp) until it is faster than this one.
+        // Exact widening to f32: the rows above gemm_integer_max_rows(q8_0), where it is
+        // faster than the int8 dot products of quant_dot_simd.cpp (kernel_dispatch.cpp picks).
         case dtype::q8_0: return gemm_for<load_q8_0>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         default: return;  // not a weight type; the plugins refuse it before calling
     }

@@ -1,7 +1,7 @@
 // GEMM / GEMV for block-quantized weights (quant_blocks.hpp) on one ISA; the same two paths as
 // the scalar reference (reference/quant_gemm_reference.cpp):
 //
-//  * decode (M <= quant_integer_max_rows): x is quantized per 32 values once per call
+//  * decode (M <= quant_integer_max_rows(wt)): x is quantized per 32 values once per call
 //    (quant_activations.hpp). Each weight row is read once, a chunk of 256 values at a time:
 //    the chunk's bytes are unpacked in registers into signed int8 values (quant_chunk.hpp) and
 //    every x row is dotted with them by vpmaddubsw on (|q|, sign(x, q)) (products of a u8 and
@@ -9,10 +9,12 @@
 //    groups' integer scales (low 128 bits: group 2i, high: group 2i + 1), then one f32 FMA per
 //    32 values with d_w * d_x. Mins are subtracted once per chunk from the x group sums.
 //  * prefill (larger M): rows dequantized exactly (the mul, then the subtraction, never fused)
-//    into an f32 slab that stays in L2, and the f32 GEMM of this ISA run on the slab.
+//    into an f32 slab that stays in L2 (q3_k .. q6_k and iq4_xs by the decoders of
+//    quant_dot_simd.cpp), and the f32 GEMM of this ISA run on the slab.
 //
-// The hottest types (q4_k, q5_k, q6_k, q4_0) are unpacked with vector code; the others with
-// the scalar unpacking, which gives the same chunk.
+// This file's integer path serves the types without a decoder of their own in
+// quant_dot_simd.cpp (q4_0 unpacked with vector code; q4_1, q5_0, q5_1, q2_k, iq4_nl with the
+// scalar unpacking, which gives the same chunk), and any type when quant_dot has no memory.
 #include <cstring>
 
 #include "../quant_activations.hpp"
@@ -27,7 +29,7 @@ namespace {
 
 using detail::chunk_values;
 using detail::quant_chunk;
-constexpr int MAX_ROWS = int(detail::quant_integer_max_rows);
+constexpr int MAX_ROWS = int(detail::quant_integer_tile_rows);
 
 // ---- activations
 
@@ -49,57 +51,8 @@ void quantize_activations(const float* x, int64_t K, int8_t* q, float* d, float*
     }
 }
 
-// ---- vector unpacking of the hottest types (the scalar one in quant_decode.cpp is the spec)
-
-inline __m256i low_nibbles(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(15)); }
-inline __m256i high_nibbles(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15)); }
-inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-inline void store256(int8_t* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
-
-void unpack_q4_k_or_q5_k(const uint8_t* b, bool five, quant_chunk& c) {
-    const float d = half_to_float(b), dmin = half_to_float(b + 2);
-    c.has_min = true;
-    for (int g = 0; g < 8; ++g) {
-        int scale, min;
-        detail::scale_min_k4(b + 4, g, scale, min);
-        c.d[g] = d;
-        c.scale[2 * g] = c.scale[2 * g + 1] = int16_t(scale);
-        c.min[2 * g] = c.min[2 * g + 1] = dmin * float(min);
-    }
-    const uint8_t* qs = five ? b + 48 : b + 16;
-    const __m256i qh = five ? load256(b + 16) : _mm256_setzero_si256();
-    for (int p = 0; p < 4; ++p) {
-        const __m256i v = load256(qs + 32 * p);
-        __m256i lo = low_nibbles(v), hi = high_nibbles(v);
-        if (five) {
-            const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * p))), bit_hi = _mm256_set1_epi8(char(2 << (2 * p)));
-            const __m256i sixteen = _mm256_set1_epi8(16);
-            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), sixteen));
-            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), sixteen));
-        }
-        store256(c.q + 64 * p, lo);
-        store256(c.q + 64 * p + 32, hi);
-    }
-}
-
-void unpack_q6_k(const uint8_t* b, quant_chunk& c) {
-    const float d = half_to_float(b + 208);
-    const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
-    c.has_min = false;
-    for (int i = 0; i < 8; ++i) c.d[i] = d;
-    for (int g = 0; g < 16; ++g) c.scale[g] = scales[g];
-    const __m256i three = _mm256_set1_epi8(3), bias = _mm256_set1_epi8(32);
-    for (int h = 0; h < 2; ++h) {
-        const __m256i l0 = load256(b + 64 * h), l1 = load256(b + 64 * h + 32);
-        const __m256i qh = load256(b + 128 + 32 * h);
-        const __m256i low[4] = {low_nibbles(l0), low_nibbles(l1), high_nibbles(l0), high_nibbles(l1)};
-        for (int r = 0; r < 4; ++r) {
-            const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), three);
-            const __m256i v = _mm256_or_si256(low[r], _mm256_slli_epi16(high, 4));  // < 64: no carry across bytes
-            store256(c.q + 128 * h + 32 * r, _mm256_sub_epi8(v, bias));
-        }
-    }
-}
+// ---- vector unpacking of q4_0 (the scalar one in quant_decode.cpp is the spec; q3_k .. q6_k,
+// iq4_xs and q8_0 have their own decoders in quant_dot_simd.cpp)
 
 void unpack_q4_0(const uint8_t* b, int values, quant_chunk& c) {
     c.has_min = false;
@@ -117,9 +70,6 @@ void unpack_q4_0(const uint8_t* b, int values, quant_chunk& c) {
 
 void unpack(dtype t, const uint8_t* blocks, int values, quant_chunk& c) {
     switch (t) {
-        case dtype::q4_k: return unpack_q4_k_or_q5_k(blocks, false, c);
-        case dtype::q5_k: return unpack_q4_k_or_q5_k(blocks, true, c);
-        case dtype::q6_k: return unpack_q6_k(blocks, c);
         case dtype::q4_0: return unpack_q4_0(blocks, values, c);
         default: return detail::unpack_chunk(t, blocks, values, c);
     }
@@ -226,6 +176,7 @@ void chunk_to_floats(const quant_chunk& c, int values, float* dst) {
 }
 
 void dequantize_row(dtype wt, const uint8_t* row, int64_t K, float* dst) {
+    if (dequantize_row_fast(wt, row, K, dst)) return;
     const int64_t chunk_bytes = detail::chunk_bytes_of(wt);
     quant_chunk chunk;
     for (int64_t k = 0, offset = 0; k < K; k += chunk_values, offset += chunk_bytes) {
@@ -255,6 +206,11 @@ void gemm_dequantized(const float* x, int64_t M, int64_t K, int64_t ldx, const u
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* w = static_cast<const uint8_t*>(w_);
+    if (M <= detail::quant_integer_max_rows(wt)) {
+        if (quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
+        // No decoder of its own or no memory for x: the chunk path (the reference's for more rows).
+        if (M > MAX_ROWS) return reference::quant_gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
+    }
     switch (M) {
         case 1: return gemm_integer<1>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
         case 2: return gemm_integer<2>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);

@@ -13,7 +13,7 @@ namespace llmq::kernels::LLMQ_KERNELS_ISA_NS {
 
 void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
-// Q8_0 weights times x quantised to Q8_0 on the fly, int8 dot products (gemm_q8_0_simd.cpp).
+// Q8_0 weights times x quantised to Q8_0 on the fly, int8 dot products (quant_dot_simd.cpp).
 void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
                     int64_t ldy, int64_t n_begin, int64_t n_end);
 #if defined(__AVX512BF16__)
@@ -34,5 +34,13 @@ uint64_t sum_words_entry(const uint64_t* words, std::size_t count);
 // quant_gemm_simd.cpp
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+// quant_dot_simd.cpp: the decode path of the types it has a decoder for (q4_k, q5_k, q6_k;
+// K a multiple of 256); false, having done nothing, for any other type or when its buffers
+// cannot be allocated.
+bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
+               int64_t ldy, int64_t n_begin, int64_t n_end);
+// The exact dequantization of one row with the same decoders (q3_k .. q6_k, iq4_xs; K a
+// multiple of 256); false, having done nothing, otherwise.
+bool dequantize_row_fast(dtype wt, const uint8_t* row, int64_t K, float* dst);
 
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

@@ -82,16 +82,19 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 //   w: N rows of K values of wt, row stride ldw (BYTES)
 //   y: M rows, row stride ldy (elements); columns outside [n_begin, n_end) untouched
 // Reads each weight row once for all M rows (blocked over M inside). Cache-blocked over K.
-// All arithmetic is f32: f16, bf16 and Q8_0 weights are widened exactly, so the only error is
-// f32 summation (bounded by a few sqrt(K) ulp of sum |x w| in practice). With M > 16 the
-// calling thread keeps a 1 MiB buffer (the packed block of x), allocated on its first such
-// call and freed when the thread ends. (Q8_0 with int8 dot products: kernels/q8_0_int8.hpp.)
-// Block-quantized weights (q4_0 .. iq4_xs; K a multiple of the block): with M <= 3 each row of
+// f32, f16 and bf16 weights (and Q8_0 above gemm_integer_max_rows(q8_0) rows) are widened
+// exactly and all arithmetic is f32, so the only error is f32 summation (bounded by a few
+// sqrt(K) ulp of sum |x w| in practice). With M > 16 the calling thread keeps a 1 MiB buffer
+// (the packed block of x), allocated on its first such call and freed when the thread ends.
+// Decode path (quantized weights, M <= gemm_integer_max_rows(wt) of quant_blocks.hpp: 32 for
+// q4_k and q5_k, 16 for q8_0, q3_k, q6_k and iq4_xs, 3 for the other block types; K a
+// multiple of the block): each row of
 // x is quantized per 32 values to int8 (d = max|x| / 127, kept in f32) and the dot products
 // are integer sums scaled per 32 values, so the error is that of the rounding of x, at most
-// sum over the 32-value runs of d / 2 * sum |w| of the run, plus f32 summation; with M > 3
-// the weights are dequantized exactly to f32 a slab of rows at a time into the f32 GEMM.
-// Each calling thread keeps buffers for the quantized x and the slab (grown as needed).
+// sum over the 32-value runs of d / 2 * sum |w| of the run, plus f32 summation (for q8_0 this
+// is gemm_q8_0_int8, kernels/q8_0_int8.hpp). With more rows block-quantized weights are
+// dequantized exactly to f32 a slab of rows at a time into the f32 GEMM. Each calling thread
+// keeps buffers for the quantized x and the slab (grown as needed).
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 // The driver gemm() runs for these arguments, in words ("direct row tiles", "small-M direct

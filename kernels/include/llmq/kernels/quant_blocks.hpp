@@ -65,6 +65,24 @@ constexpr bool is_block_quantized(dtype t) { return dtype_info_of(t).is_quantize
 constexpr int block_values(dtype t) { return dtype_info_of(t).block_values; }
 constexpr int block_bytes(dtype t) { return dtype_info_of(t).block_bytes; }
 
+// The GEMMs (gemm in cpu.hpp) with at most this many rows of x (at most 32) and weights of type t
+// quantize x per 32 values to int8 and sum integer products (the decode path); with more
+// rows they compute in f32 on exactly dequantized weights. 0 for the types that are always
+// f32 (f32, f16, bf16). The measured crossovers of docs/benchmarks.md ("kspeed") set them:
+// q3_k .. q6_k, iq4_xs and q8_0 have a vector decoder of their own (kernels/cpu/simd/
+// quant_dot_simd.cpp); the other block types unpack through a staging chunk.
+constexpr int64_t gemm_integer_max_rows(dtype t) {
+    switch (t) {
+        case dtype::q4_k: case dtype::q5_k: return 32;
+        case dtype::q3_k: case dtype::q6_k: case dtype::iq4_xs: case dtype::q8_0: return 16;
+        // (a switch, not is_block_quantized: the ISA libraries call this at run time and must
+        // not reference the dtype table, a symbol of the common code)
+        case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1: case dtype::q2_k:
+        case dtype::iq4_nl: return 3;
+        default: return 0;
+    }
+}
+
 // Dequantizes n values (n a multiple of block_values(t)) of block type t, exactly as above.
 // Any bytes are valid input (a NaN or infinite scale gives NaN or infinite values; nothing is
 // read past n / block_values(t) blocks). The scalar reference; row_to_f32 reaches it too.
