@@ -25,6 +25,7 @@
 #include "llmq/runtime/sampler.hpp"
 #include "llmq/runtime/stop_strings.hpp"
 #include "llmq/runtime/tokenizer.hpp"
+#include "llmq/runtime/vision_encoder.hpp"
 
 namespace llmq {
 
@@ -73,6 +74,11 @@ public:
     void notify();
     bool idle() const;
 
+    // Give the engine a vision encoder (LLaVA-style images; null: text only). Called before the
+    // first submit; the encoder must outlive the engine.
+    void set_vision(const VisionEncoder* vision) { vision_ = vision; }
+    const VisionEncoder* vision() const { return vision_; }
+
     EngineStats stats() const;
     const EngineOptions& options() const { return options_; }
     const Tokenizer& tokenizer() const { return tokenizer_; }
@@ -82,9 +88,11 @@ private:
     void finish(Sequence& s, FinishReason reason, std::string error = {});
     void preempt(Sequence& s);
     void emit_token(Sequence& s, int32_t token, float logprob);
+    Status encode_images(Sequence& s);
 
     const Tokenizer& tokenizer_;
     Executor& executor_;
+    const VisionEncoder* vision_ = nullptr;
     EngineOptions options_;
     int32_t max_blocks_per_seq_;
     std::unordered_map<uint64_t, int32_t> running_by_owner_;  // engine thread; owners != 0

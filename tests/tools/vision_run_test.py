@@ -1,0 +1,82 @@
+"""LLaVA-style images end to end through `llmq run --vision MMPROJ --image PATH`: a random Llama
+paired with a random clip projector of its embedding size. The image changes what the model
+sees (its logits), the same image gives the same tokens, tp=2 and pp=2 on CPU devices give the
+tokens of one device, and a bad image, an image without a projector, or a projector of another
+model's size are errors that name the problem."""
+import os
+import struct
+import sys
+import zlib
+
+from llmq_test_helpers import Checks, json_lines, make_model, run, tmpdir
+
+llmq, maker = sys.argv[1], sys.argv[2]
+c = Checks()
+d = tmpdir()
+model = make_model(maker, os.path.join(d, "m.gguf"), dim=64, layers=2, heads=4, kv_heads=2, ffn=128, seed=3)
+clip = os.path.join(d, "mmproj.gguf")
+run([maker, "--clip", "--out", clip, "--dim", "32", "--heads", "2", "--layers", "3", "--ffn", "64",
+     "--image-size", "28", "--patch-size", "7", "--projection-dim", "64"])
+other_clip = os.path.join(d, "mmproj48.gguf")
+run([maker, "--clip", "--out", other_clip, "--projection-dim", "48"])
+
+
+def png(path, w, h, seed):
+    rows = b"".join(b"\x00" + bytes((x * 7 + y * 13 + seed * 31 + ch * 50) % 256 for x in range(w) for ch in range(3))
+                    for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+img_a = png(os.path.join(d, "a.png"), 40, 25, 1)
+img_b = png(os.path.join(d, "b.png"), 40, 25, 2)
+
+
+def generate(image, config=None, extra=(), check=True):
+    cmd = [llmq, "run", "--model", model, "--vision", clip, "--prompt", "Describe <image> briefly",
+           "--max-tokens", "8", "--temperature", "0", "--json"] + list(extra)
+    if image:
+        cmd += ["--image", image]
+    if config:
+        cmd += ["--config", config]
+    return run(cmd, check=check)
+
+
+first = json_lines(generate(img_a).stdout)[-1]
+again = json_lines(generate(img_a).stdout)[-1]
+c.check(len(first["tokens"]) == 8, "an image request generates its 8 tokens")
+c.check(first["tokens"] == again["tokens"], "the same image gives the same tokens")
+n_prompt = len(first["prompt_tokens"])
+c.check(n_prompt > 16, f"the prompt holds the image's 16 positions (prompt of {n_prompt} tokens)")
+
+la, lb = os.path.join(d, "a.logits"), os.path.join(d, "b.logits")
+generate(img_a, extra=["--logits-out", la])
+generate(img_b, extra=["--logits-out", lb])
+c.check(open(la, "rb").read() != open(lb, "rb").read(), "another image gives other logits")
+
+for name, body in [("tp2", "[devices]\ncpu = 2\n[parallel]\ntensor = 2\npipeline = 1\n"),
+                   ("pp2", "[devices]\ncpu = 2\n[parallel]\ntensor = 1\npipeline = 2\n")]:
+    cfg = os.path.join(d, name + ".toml")
+    with open(cfg, "w") as f:
+        f.write(body)
+    got = json_lines(generate(img_a, cfg).stdout)[-1]["tokens"]
+    c.check(got == first["tokens"], f"{name} on CPU devices gives one device's tokens ({got} vs {first['tokens']})")
+
+bad = os.path.join(d, "bad.png")
+with open(bad, "wb") as f:
+    f.write(open(img_a, "rb").read()[:60])
+p = generate(bad, check=False)
+c.check(p.returncode != 0 and "images[0]: image: PNG truncated" in p.stderr,
+        f"a truncated PNG is refused naming it: {p.stderr.strip()[-160:]}")
+p = run([llmq, "run", "--model", model, "--prompt", "x", "--image", img_a], check=False)
+c.check(p.returncode != 0 and "--vision" in p.stderr, "an image without a projector is refused")
+p = run([llmq, "run", "--model", model, "--vision", other_clip, "--prompt", "x", "--image", img_a], check=False)
+c.check(p.returncode != 0 and "48-value embeddings" in p.stderr, "a projector of another size is refused")
+p = generate(img_a, extra=["--image", img_b], check=False)
+c.check(p.returncode != 0 and "1 <image> marker(s) for 2 image(s)" in p.stderr, "markers and images must agree")
+c.done()
