@@ -80,6 +80,14 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
             return invalid_argument("images: this model has no vision projector ([model] vision, or llmq run "
                                     "--vision MMPROJ)");
         const ImageLimits& limits = vision_->limits();
+        if (request.images.size() > static_cast<size_t>(limits.max_images))
+            return invalid_argument("images: " + std::to_string(request.images.size()) + " images, over [ipc] max_images = " +
+                                    std::to_string(limits.max_images));
+        uint64_t total = 0;
+        for (const auto& image : request.images) total += image.size();
+        if (total > limits.max_total_bytes)
+            return invalid_argument("images: " + std::to_string(total) + " bytes, over [ipc] max_image_bytes = " +
+                                    std::to_string(limits.max_total_bytes));
         for (size_t i = 0; i < request.images.size(); ++i) {
             auto image = decode_image(request.images[i], limits);
             if (!image) return Status(image.status().code(), "images[" + std::to_string(i) + "]: " + image.status().message());

@@ -106,6 +106,8 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
         ImageLimits limits;
         limits.max_dimension = config.ipc.max_image_dimension;
         limits.max_pixels = config.ipc.max_image_pixels;
+        limits.max_images = config.ipc.max_images;
+        limits.max_total_bytes = config.ipc.max_image_bytes;
         auto vision = VisionEncoder::create(*clip, m->layout_.hp.n_embd, limits);
         if (!vision) return vision.status().with_context("[model] vision");
         m->vision_ = std::move(*vision);

@@ -11,6 +11,7 @@
 #include "llmq/runtime/device.hpp"
 #include "llmq/runtime/gguf_writer.hpp"
 #include "llmq/runtime/plugin_host.hpp"
+#include "llmq/runtime/plugin_swap.hpp"
 #include "llmq/runtime/tokenizer.hpp"
 #include "llmq/runtime/vision_encoder.hpp"
 #include "random_clip.hpp"
@@ -210,5 +211,39 @@ TEST_CASE("vision_cpu_plugin_encodes_an_image_through_the_vision_encoder") {
     bad.pixels.data = a.data();
     Status s = on_worker(device, [&] { return (*inst)->encode(bad); });
     CHECK(contains(s.message(), "encode: pixels.shape[2] is 0, the model needs 28"));
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("vision_plugin_swaps_while_loaded_and_the_new_instance_encodes_the_model") {
+    RandomClipSpec spec;
+    const std::string path = temp_path("s.gguf");
+    REQUIRE(write_random_clip(spec, path).ok());
+    auto enc = VisionEncoder::create(*ClipModel::open(path), 64, {});
+    REQUIRE(enc);
+    CpuDevice device(0, 2, {}, 1ull << 30);
+    PluginChoice choice;
+    choice.dir = default_plugin_dir();
+    choice.vision = "vision-cpu";
+    auto host = PluginHost::create(choice, {&device});
+    REQUIRE_MESSAGE(host, host.status().message());
+    const size_t n = size_t((*enc)->tokens_per_image()) * size_t((*enc)->embedding_dim());
+    auto encode_now = [&](std::vector<float>& out) {
+        out.assign(n, NAN);
+        auto set = (*host)->snapshot();
+        PluginInstance* vision = set->of(LLMQ_PLUGIN_KIND_VISION, 0).get();
+        REQUIRE(vision);
+        return on_worker(device, [&] { return (*enc)->encode(pattern(30, 30, 4), *vision, out.data()); });
+    };
+    std::vector<float> before, after;
+    REQUIRE(encode_now(before).ok());
+    SwapPolicy policy;
+    policy.probe = false;
+    PluginSwapper swapper(**host, policy);
+    SwapReport r = swapper.swap(LLMQ_PLUGIN_KIND_VISION, "vision-cpu", "test");
+    REQUIRE_MESSAGE(r.swapped, r.message);
+    CHECK(r.stage_ms("canary") >= 0);
+    // The new instance took the canary's weights first; its first image reloads the model's.
+    REQUIRE(encode_now(after).ok());
+    CHECK(after == before);
     std::filesystem::remove(path);
 }

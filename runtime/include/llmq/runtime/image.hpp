@@ -32,6 +32,9 @@ namespace llmq {
 struct ImageLimits {
     int64_t max_dimension = 8192;       // pixels of the width and of the height
     int64_t max_pixels = 16ll << 20;    // width * height
+    // Per request (the engine checks these before decoding any image).
+    int32_t max_images = 4;
+    uint64_t max_total_bytes = 8ull << 20;  // encoded bytes of all its images
 };
 
 // An 8-bit RGB image, rows top to bottom, pixels interleaved R G B.
