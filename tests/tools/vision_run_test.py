@@ -79,4 +79,26 @@ p = run([llmq, "run", "--model", model, "--vision", other_clip, "--prompt", "x",
 c.check(p.returncode != 0 and "48-value embeddings" in p.stderr, "a projector of another size is refused")
 p = generate(img_a, extra=["--image", img_b], check=False)
 c.check(p.returncode != 0 and "1 <image> marker(s) for 2 image(s)" in p.stderr, "markers and images must agree")
+
+# The planner counts the vision tower and the encoder's activations on the first device only.
+big = make_model(maker, os.path.join(d, "big.gguf"), dim=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=32000,
+                 dtype="f16", header_only=True)
+big_clip = os.path.join(d, "big-mmproj.gguf")
+run([maker, "--clip", "--out", big_clip, "--dim", "1024", "--layers", "24", "--heads", "16", "--ffn", "4096",
+     "--image-size", "336", "--patch-size", "14", "--projection-dim", "4096", "--dtype", "f16", "--patch-f16",
+     "--header-only"])
+import json  # noqa: E402
+plain = json.loads(run([llmq, "plan", "--model", big, "--devices", "2x16GiB", "--tensor", "2", "--json"]).stdout)
+seen = json.loads(run([llmq, "plan", "--model", big, "--vision", big_clip, "--devices", "2x16GiB", "--tensor", "2",
+                       "--json"]).stdout)
+v0, v1 = seen["devices"][0], seen["devices"][1]
+# ViT-L/14: 23 of 24 layers of 12.6 M F16 parameters each, plus embeddings and the projector.
+c.check(550 << 20 < v0["vision_weight_bytes"] < 650 << 20, f"plan: device 0 holds the vision tower ({v0['vision_weight_bytes']} bytes)")
+c.check(v0["vision_activation_bytes"] > 577 * 1024 * 4 * 7, "plan: and the encoder's activations")
+c.check(v1["vision_weight_bytes"] == 0 and plain["devices"][0]["vision_weight_bytes"] == 0,
+        "plan: no vision bytes on device 1, nor without --vision")
+text = run([llmq, "plan", "--model", big, "--vision", big_clip, "--devices", "2x16GiB", "--tensor", "2"]).stdout
+c.check("vision tower" in text and "encoder activations" in text, "llmq plan shows them")
+p = run([llmq, "plan", "--model", big, "--vision", big, "--devices", "2x16GiB"], check=False)
+c.check(p.returncode != 0 and "not a vision projector" in p.stderr, "plan refuses a --vision that is not a projector")
 c.done()

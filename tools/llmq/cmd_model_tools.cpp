@@ -137,7 +137,7 @@ Command add_inspect(CLI::App& root) {
 
 Command add_plan(CLI::App& root) {
     struct Flags {
-        std::string model, config, devices;
+        std::string model, config, devices, vision;
         std::optional<int32_t> tensor, pipeline;
         bool json = false;
     };
@@ -145,6 +145,7 @@ Command add_plan(CLI::App& root) {
     CLI::App* app = root.add_subcommand(
         "plan", "Show how a model would be split over devices and whether it fits (loads nothing)");
     app->add_option("--model,-m", f->model, "GGUF file (a header-only file is enough)");
+    app->add_option("--vision", f->vision, "LLaVA-style vision projector (mmproj) GGUF; counted on the first device");
     app->add_option("--config,-c", f->config, "llmq TOML config file");
     app->add_option("--devices", f->devices, "Devices to plan for, e.g. 4x80GiB (default: this host's)");
     app->add_option("--tensor", f->tensor, "Tensor-parallel size")->check(CLI::Range(1, 4096));
@@ -161,6 +162,14 @@ Command add_plan(CLI::App& root) {
         if (config.model.path.empty()) return fail("plan", "no model: give --model PATH");
         if (f->tensor) config.parallel.tensor = *f->tensor;
         if (f->pipeline) config.parallel.pipeline = *f->pipeline;
+        if (!f->vision.empty()) config.model.vision = f->vision;
+        if (!config.model.vision.empty()) {
+            GgufFile::Options header_only;
+            header_only.require_data = false;
+            auto vf = GgufFile::open(config.model.vision, header_only);
+            if (!vf) return fail("plan", vf.status().message());
+            if (auto clip = ClipModel::from_file(*vf); !clip) return fail("plan", clip.status().message());
+        }
         GgufFile::Options opts;
         opts.require_data = false;
         auto file = GgufFile::open(config.model.path, opts);

@@ -19,6 +19,17 @@ PlannerInput planner_input(const Config& c) {
     in.context_length = static_cast<int32_t>(c.model.context_length);
     in.max_seqs = c.scheduler.max_running_sequences;
     in.max_tokens_per_step = c.scheduler.max_tokens_per_step;
+    if (!c.model.vision.empty()) {
+        // The header is enough; a file that does not open is refused, naming it, when the
+        // model loads (ModelRuntime::load) or by `llmq plan`.
+        GgufFile::Options header_only;
+        header_only.require_data = false;
+        if (auto file = GgufFile::open(c.model.vision, header_only))
+            if (auto clip = ClipModel::from_file(*file)) {
+                in.vision_weight_bytes = (*clip)->weight_bytes();
+                in.vision_activation_bytes = (*clip)->activation_bytes();
+            }
+    }
     return in;
 }
 
