@@ -10,7 +10,7 @@ import zlib
 
 from llmq_test_helpers import Checks, json_lines, make_model, run, tmpdir
 
-llmq, maker = sys.argv[1], sys.argv[2]
+llmq, maker, llmqd = sys.argv[1], sys.argv[2], sys.argv[3]
 c = Checks()
 d = tmpdir()
 model = make_model(maker, os.path.join(d, "m.gguf"), dim=64, layers=2, heads=4, kv_heads=2, ffn=128, seed=3)
@@ -79,6 +79,44 @@ p = run([llmq, "run", "--model", model, "--vision", other_clip, "--prompt", "x",
 c.check(p.returncode != 0 and "48-value embeddings" in p.stderr, "a projector of another size is refused")
 p = generate(img_a, extra=["--image", img_b], check=False)
 c.check(p.returncode != 0 and "1 <image> marker(s) for 2 image(s)" in p.stderr, "markers and images must agree")
+
+# Through llmqd: the image bytes travel in the client's shared-memory region; the same tokens
+# as `llmq run`; a bad image is an error for that request alone and the daemon serves on.
+import subprocess  # noqa: E402
+import time  # noqa: E402
+ipc_dir = os.path.join(d, "ipc")
+os.makedirs(ipc_dir, mode=0o700)
+env = dict(os.environ, LLMQ_IPC_DIR=ipc_dir)
+cfg = os.path.join(d, "llmqd.toml")
+with open(cfg, "w") as f:
+    f.write(f'[model]\npath = "{model}"\nvision = "{clip}"\n[ipc]\nmax_images = 2\n')
+log_path = os.path.join(d, "llmqd.log")
+daemon = subprocess.Popen([llmqd, "--config", cfg], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+try:
+    deadline = time.time() + 60
+    while "serving" not in open(log_path).read():
+        if daemon.poll() is not None or time.time() > deadline:
+            raise AssertionError("llmqd did not start:\n" + open(log_path).read())
+        time.sleep(0.05)
+
+    def client(*args, check=True):
+        return run([llmq, "generate", "--prompt", "Describe <image> briefly", "--max-tokens", "8", "--temperature", "0",
+                    "--json"] + list(args), check=check, env=env)
+    served = json_lines(client("--image", img_a).stdout)[-1]
+    c.check(served["tokens"] == first["tokens"], f"llmqd gives llmq run's tokens ({served['tokens']})")
+    p = client("--image", bad, check=False)
+    last = json_lines(p.stdout)[-1] if p.stdout.strip() else {}
+    c.check(p.returncode != 0 and "PNG truncated" in (p.stdout + p.stderr),
+            f"a truncated image is an error event: {(last.get('error') or p.stderr)[-120:]}")
+    p = client("--image", img_a, "--image", img_a, "--image", img_a, check=False)
+    c.check(p.returncode != 0 and "max_images" in (p.stdout + p.stderr), "more images than [ipc] max_images are refused")
+    again = json_lines(client("--image", img_a).stdout)[-1]
+    c.check(again["tokens"] == first["tokens"] and daemon.poll() is None, "and the daemon serves the next request")
+    text_only = run([llmq, "generate", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"], env=env)
+    c.check(len(json_lines(text_only.stdout)[-1]["tokens"]) == 4, "text requests are served beside image ones")
+finally:
+    daemon.terminate()
+    daemon.wait(timeout=30)
 
 # The planner counts the vision tower and the encoder's activations on the first device only.
 big = make_model(maker, os.path.join(d, "big.gguf"), dim=4096, layers=32, heads=32, kv_heads=8, ffn=14336, vocab=32000,
