@@ -1,5 +1,6 @@
 /*
- * llmq plugin ABI, version 1.1 (1.1 adds the GPU contract, see "GPU contract" below).
+ * llmq plugin ABI, version 1.2 (1.1 adds the GPU contract, see "GPU contract" below; 1.2 the
+ * vision contract and cross-attention, see "vision" and "cross-attention" below).
  *
  * A plugin is a shared library that exports one C symbol, LLMQ_PLUGIN_ENTRY_SYMBOL
  * ("llmq_plugin_entry"), of type llmq_plugin_entry_fn. The entry returns a pointer to a
@@ -37,7 +38,7 @@ extern "C" {
 #endif
 
 #define LLMQ_PLUGIN_ABI_MAJOR 1u
-#define LLMQ_PLUGIN_ABI_MINOR 1u
+#define LLMQ_PLUGIN_ABI_MINOR 2u
 /* abi_version as written in every versioned struct: major in the high 16 bits. */
 #define LLMQ_PLUGIN_ABI_VERSION ((LLMQ_PLUGIN_ABI_MAJOR << 16) | LLMQ_PLUGIN_ABI_MINOR)
 #define LLMQ_PLUGIN_ABI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
@@ -256,25 +257,86 @@ typedef struct llmq_attention_args {
     float scale;
 } llmq_attention_args;
 
+/*
+ * Cross-attention (since ABI 1.2; the layers of Llama 3.2 Vision that attend from text to
+ * images): non-causal attention of a batch's text query rows over per-sequence sets of image
+ * keys and values, which the runtime computed once per image and keeps with the request.
+ *
+ * Sequence s owns query rows [query_start[s], query_start[s+1]) of q and out, and image K/V
+ * rows [kv_start[s], kv_start[s+1]) of k_image and v_image, each row
+ * [num_kv_heads][head_dim] of kv_dtype (F32, F16 or BF16), contiguous.
+ * The mask: query row t sees the image rows [kv_start[s] + row_begin[t], kv_start[s] +
+ * row_end[t]) of its sequence (the images whose tag precedes it, as a run of whole images);
+ * row_begin[t] == row_end[t] means the row sees no image, and its output row is all zeros
+ * (Hugging Face's "full text row masked out"). 0 <= row_begin[t] <= row_end[t] <=
+ * kv_start[s+1] - kv_start[s].
+ * q, out: [num_tokens][num_heads][head_dim] F32; scale multiplies q·k; grouped-query heads as
+ * in llmq_attention_args. Every index table is validated by the runtime before the call.
+ */
+typedef struct llmq_cross_attention_args {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    llmq_tensor q;
+    llmq_tensor out;
+    const void *k_image;
+    const void *v_image;
+    const int32_t *query_start; /* [num_seqs + 1] */
+    const int64_t *kv_start;    /* [num_seqs + 1] */
+    const int32_t *row_begin;   /* [num_tokens] */
+    const int32_t *row_end;     /* [num_tokens] */
+    int32_t kv_dtype;           /* llmq_dtype */
+    int32_t num_seqs;
+    int32_t num_tokens;
+    int32_t num_heads;
+    int32_t num_kv_heads;
+    int32_t head_dim;
+    float scale;
+    int32_t reserved1;
+} llmq_cross_attention_args;
+
 typedef struct llmq_attention_ops {
     uint32_t struct_size;
     uint32_t reserved0;
     /* Thread: the device worker. Owns nothing it is given. */
     llmq_status (*attention)(void *instance, const llmq_attention_args *args, llmq_error *error);
+    /* Since 1.2, optional (NULL, or struct_size too small to hold it: the plugin has none, and
+     * a model with cross-attention layers is refused with the plugin's name). Thread: the
+     * device worker. Owns nothing it is given. */
+    llmq_status (*cross_attention)(void *instance, const llmq_cross_attention_args *args,
+                                   llmq_error *error);
 } llmq_attention_ops;
+/* The size of llmq_attention_ops before 1.2 added cross_attention: what the runtime requires. */
+#define LLMQ_ATTENTION_OPS_SIZE_1_0 ((uint32_t)offsetof(llmq_attention_ops, cross_attention))
 
 /* ---------------------------------------------------------------- vision ------------ */
 
 /*
  * Encode one preprocessed image into embeddings in the language model's space.
- *   pixels:     [3][height][width] F32, normalised as the model's preprocessor says
+ *   pixels:     [3][height][width] F32, normalised as the model's preprocessor says (a
+ *               tiled encoder: [tiles][3][height][width], rank 4)
  *   embeddings: [num_patches_out][embedding_dim] F32, written
- * weights: the vision tower's tensors, handed over by name at load_weights. (Declared in
- * ABI v1, implemented by the vision plugins of a later release.)
+ *   variant:    since 1.2 (reserved0, always 0, before): 0 for a single-image encoder; for a
+ *               tiled one (Llama 3.2 Vision) the 1-based aspect-ratio id of the tile grid.
+ *
+ * Vision contract (since 1.2). load_weights hands over the encoder's tensors by their GGUF
+ * names, as the model file holds them (for "clip": v.patch_embd.weight, v.class_embd,
+ * v.position_embd.weight, v.pre_ln.{weight,bias}, v.blk.N.{ln1,ln2,attn_q,attn_k,attn_v,
+ * attn_out,ffn_down,ffn_up}.{weight,bias}, mm.0.{weight,bias}, mm.2.{weight,bias}), each an
+ * llmq_tensor of the file's dtype and shape (shape[0] outermost: a linear weight is [out][in],
+ * the patch embedding [dim][3][patch][patch]) in device memory the runtime owns until
+ * shutdown. metadata_json is an object the plugin must understand or refuse:
+ *   {"architecture": "clip", "image_size": I, "patch_size": P, "embedding_length": D,
+ *    "feed_forward_length": F, "head_count": H, "layer_norm_epsilon": e, "layers": L
+ *    (encoder layers to run: the feature layer), "activation": "gelu" | "quick_gelu",
+ *    "class_token": true, "drop_class_token": true, "projector": "mlp",
+ *    "projection_dim": N}
+ * A plugin refuses an architecture or projector it does not implement with
+ * LLMQ_STATUS_UNSUPPORTED naming it. encode may be called many times after one load_weights;
+ * load_weights may be called again (the runtime then hands the same or other weights).
  */
 typedef struct llmq_vision_args {
     uint32_t struct_size;
-    uint32_t reserved0;
+    uint32_t variant;
     llmq_tensor pixels;
     llmq_tensor embeddings;
 } llmq_vision_args;
@@ -391,6 +453,12 @@ LLMQ_STATIC_ASSERT(sizeof(llmq_attention_args) == 264, "llmq_attention_args is f
 LLMQ_STATIC_ASSERT(offsetof(llmq_attention_args, k_cache) == 184, "llmq_attention_args.k_cache is frozen");
 LLMQ_STATIC_ASSERT(offsetof(llmq_attention_args, kv_dtype) == 224, "llmq_attention_args.kv_dtype is frozen");
 LLMQ_STATIC_ASSERT(sizeof(llmq_vision_args) == 184, "llmq_vision_args is frozen");
+LLMQ_STATIC_ASSERT(offsetof(llmq_vision_args, variant) == 4, "llmq_vision_args.variant is frozen");
+LLMQ_STATIC_ASSERT(sizeof(llmq_cross_attention_args) == 264, "llmq_cross_attention_args is frozen");
+LLMQ_STATIC_ASSERT(offsetof(llmq_cross_attention_args, k_image) == 184, "llmq_cross_attention_args.k_image is frozen");
+LLMQ_STATIC_ASSERT(offsetof(llmq_cross_attention_args, kv_dtype) == 232, "llmq_cross_attention_args.kv_dtype is frozen");
+LLMQ_STATIC_ASSERT(sizeof(llmq_attention_ops) == 24, "llmq_attention_ops grows only at the end");
+LLMQ_STATIC_ASSERT(offsetof(llmq_attention_ops, cross_attention) == 16, "llmq_attention_ops.cross_attention is frozen");
 #endif
 
 #ifdef __cplusplus

@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config cmake ccache
   libboost-all-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev doctest-dev
-  libopenmpi-dev openmpi-bin libstb-dev
+  libopenmpi-dev openmpi-bin libstb-dev libpng-dev libjpeg62-turbo-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   python3-numpy python3-torch
   curl prometheus

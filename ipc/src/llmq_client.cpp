@@ -155,6 +155,15 @@ llmq_client_error* llmq_client_submit(llmq_client* client, const llmq_generate_r
             }
             g.stop.emplace_back(r.stop[i]);
         }
+        if (r.image_count != 0 && (r.images == nullptr || r.image_sizes == nullptr)) {
+            return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_submit: images or image_sizes is NULL but image_count is not 0");
+        }
+        for (std::size_t i = 0; i < r.image_count; ++i) {
+            if (r.images[i] == nullptr && r.image_sizes[i] != 0) {
+                return make(LLMQ_CLIENT_ERR_INVALID_ARGUMENT, "llmq_client_submit: images[" + std::to_string(i) + "] is NULL");
+            }
+            g.images.emplace_back(r.images[i], r.images[i] + r.image_sizes[i]);
+        }
         g.add_bos = (r.flags & LLMQ_REQUEST_ADD_BOS) != 0;
         g.ignore_eos = (r.flags & LLMQ_REQUEST_IGNORE_EOS) != 0;
         g.logprobs = (r.flags & LLMQ_REQUEST_LOGPROBS) != 0;

@@ -278,6 +278,32 @@ PolledRequest decode_generate_payload(std::uint64_t id, const std::byte* bytes, 
         }
         g.stop.emplace_back(reinterpret_cast<const char*>(text), length);
     }
+    if (f.flags & kPayloadHasImages) {
+        std::uint32_t count = 0;
+        if (!reader.take(&count, sizeof count)) return defect(id, "image_count", "is missing: the payload ends first");
+        if (g.prompt_is_tokens) return defect(id, "images", "go with a text prompt, not token ids");
+        if (limits.max_images == 0) return defect(id, "images", "are not taken: the model has no vision projector");
+        if (count == 0 || count > limits.max_images)
+            return defect(id, "image_count", "is " + std::to_string(count) + "; send 1 to " +
+                                                 std::to_string(limits.max_images) + " ([ipc] max_images)");
+        std::uint64_t total = 0;
+        for (std::uint32_t i = 0; i < count; ++i) {
+            const std::string field = "images[" + std::to_string(i) + "]";
+            std::uint32_t length = 0;
+            if (!reader.take(&length, sizeof length)) return defect(id, field, "is missing: the payload ends before its length");
+            total += length;
+            if (length == 0 || total > limits.max_image_bytes)
+                return defect(id, field, "is " + std::to_string(length) + " bytes, the images together " +
+                                             std::to_string(total) + "; at most " + std::to_string(limits.max_image_bytes) +
+                                             " in all ([ipc] max_image_bytes)");
+            const std::byte* bytes = reader.view(length);
+            if (bytes == nullptr)
+                return defect(id, field, "says " + std::to_string(length) + " bytes but only " +
+                                             std::to_string(reader.remaining()) + " payload bytes follow");
+            const auto* p = reinterpret_cast<const std::uint8_t*>(bytes);
+            g.images.emplace_back(p, p + length);
+        }
+    }
     if (reader.remaining() != 0) {
         return defect(id, "payload_length",
                       "leaves " + std::to_string(reader.remaining()) + " bytes after the last stop string");

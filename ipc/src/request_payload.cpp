@@ -42,6 +42,18 @@ Result<std::uint64_t> generate_payload_size(const GenerateRequest& r) {
         }
         size += sizeof(std::uint32_t) + s.size();
     }
+    if (!r.images.empty()) {
+        if (r.prompt_is_tokens)
+            return make_error(ErrorCode::invalid_argument, "generate request: images go with a text prompt");
+        if (r.images.size() > kU32Max) return make_error(ErrorCode::invalid_argument, "generate request: too many images");
+        size += sizeof(std::uint32_t);
+        for (const auto& image : r.images) {
+            if (image.size() > kU32Max)
+                return make_error(ErrorCode::invalid_argument, "generate request: an image of " +
+                                                                   std::to_string(image.size()) + " bytes is over 4 GiB");
+            size += sizeof(std::uint32_t) + image.size();
+        }
+    }
     return size;
 }
 
@@ -56,6 +68,7 @@ Result<void> encode_generate_payload(const GenerateRequest& r, std::vector<std::
     if (r.logprobs) flags |= kPayloadLogprobs;
     if (r.sampling.seed_set) flags |= kPayloadSeedSet;
     if (r.prompt_is_tokens) flags |= kPayloadPromptIsTokens;
+    if (!r.images.empty()) flags |= kPayloadHasImages;
 
     put<std::uint32_t>(out, kPayloadVersion);
     put<std::uint32_t>(out, flags);
@@ -84,6 +97,13 @@ Result<void> encode_generate_payload(const GenerateRequest& r, std::vector<std::
     for (const std::string& s : r.stop) {
         put<std::uint32_t>(out, static_cast<std::uint32_t>(s.size()));
         put_bytes(out, s.data(), s.size());
+    }
+    if (!r.images.empty()) {
+        put<std::uint32_t>(out, static_cast<std::uint32_t>(r.images.size()));
+        for (const auto& image : r.images) {
+            put<std::uint32_t>(out, static_cast<std::uint32_t>(image.size()));
+            put_bytes(out, image.data(), image.size());
+        }
     }
     return {};
 }

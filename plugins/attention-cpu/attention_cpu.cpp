@@ -24,6 +24,7 @@
 #include "llmq_abi_dtypes.hpp"
 #include "llmq_plugin.h"
 #include "llmq_plugin_checks.hpp"
+#include "llmq_plugin_isa_config.hpp"
 
 namespace {
 
@@ -42,31 +43,7 @@ using llmq::plugin_checks::fail;
 // ---- configuration
 
 llmq_status read_config(const char* text, instance& self, llmq_error* error) {
-    if (text == nullptr || *text == '\0') return LLMQ_OK;
-    toml::table table;
-    try {
-        table = toml::parse(std::string_view(text));
-    } catch (const toml::parse_error& e) {
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "%s config: line %u: %s", plugin_name,
-                    unsigned(e.source().begin.line), std::string(e.description()).c_str());
-    }
-    for (const auto& [key, value] : table) {
-        if (key != "isa")
-            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "%s config: unknown key '%s' (known: isa)", plugin_name,
-                        std::string(key.str()).c_str());
-        const auto* name = value.as_string();
-        k::isa chosen;
-        if (name == nullptr || !k::parse_isa(name->get().c_str(), &chosen))
-            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
-                        "%s config: isa must be one of \"scalar\", \"avx2\", \"avx512\", \"avx512_bf16\"",
-                        plugin_name);
-        if (!k::isa_supported(chosen))
-            return fail(error, LLMQ_STATUS_UNSUPPORTED,
-                        "%s config: isa = \"%s\" is not available on this CPU (best: %s); remove the key or "
-                        "choose a lower ISA", plugin_name, k::isa_name(chosen), k::isa_name(k::best_isa()));
-        self.isa = chosen;
-    }
-    return LLMQ_OK;
+    return llmq::plugin_checks::read_isa_only_config(text, plugin_name, &self.isa, error);
 }
 
 // ---- lifecycle
@@ -250,7 +227,7 @@ llmq_status attention(void* raw, const llmq_attention_args* a, llmq_error* error
     return LLMQ_OK;
 }
 
-const llmq_attention_ops attention_ops = {sizeof(llmq_attention_ops), 0, attention};
+const llmq_attention_ops attention_ops = {sizeof(llmq_attention_ops), 0, attention, nullptr};
 
 const llmq_plugin_descriptor descriptor = {
     sizeof(llmq_plugin_descriptor),

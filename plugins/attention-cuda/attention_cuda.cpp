@@ -139,7 +139,7 @@ llmq_status attention(void* raw, const llmq_attention_args* a, llmq_error* error
     return LLMQ_OK;
 }
 
-const llmq_attention_ops attention_ops = {sizeof(llmq_attention_ops), 0, attention};
+const llmq_attention_ops attention_ops = {sizeof(llmq_attention_ops), 0, attention, nullptr};
 
 const llmq_plugin_descriptor descriptor = {
     sizeof(llmq_plugin_descriptor),

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the ipc, chat-template, block-decoder and safetensors-header libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
+# Builds the ipc, chat-template, block-decoder, safetensors-header and image-decode libFuzzer targets with clang (ASan + UBSan, errors fatal) from the ipc sources
 # and runs each for SECONDS (default 30). Works beside a g++ build; needs clang-14 and
 # libfuzzer-14 (Debian: clang-14, libclang-rt-14-dev).
 #
@@ -48,8 +48,18 @@ mkdir -p "$work/corpus-fuzz_safetensors_header"
 printf '\070\0\0\0\0\0\0\0{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}  \0\0\0\0\0\0\0\0' \
     > "$work/corpus-fuzz_safetensors_header/seed-one-tensor"
 
+echo "building fuzz_image_decode"
+vision="$root/runtime/src/vision"
+$cxx $flags -I"$root/runtime/include" -o "$work/fuzz_image_decode" "$root/tests/fuzz/fuzz_image_decode.cpp" \
+    "$vision/image_header.cpp" "$vision/image_decode.cpp" "$root/runtime/src/status.cpp"
+mkdir -p "$work/corpus-fuzz_image_decode"
+# Seeds: small PNGs and JPEGs (baseline, progressive), so the fuzzer starts inside both formats.
+for seed in "$root"/tests/fuzz/seeds/*; do
+    cp "$seed" "$work/corpus-fuzz_image_decode/seed-$(basename "$seed")"
+done
+
 status=0
-for target in fuzz_request_decoder fuzz_control_line fuzz_chat_template fuzz_block_decoders fuzz_safetensors_header; do
+for target in ${LLMQ_FUZZ_TARGETS:-fuzz_request_decoder fuzz_control_line fuzz_chat_template fuzz_block_decoders fuzz_safetensors_header fuzz_image_decode}; do
     mkdir -p "$work/corpus-$target"
     echo "running $target for $seconds s"
     (cd "$work" && ./"$target" -max_total_time="$seconds" -max_len=8192 -timeout=10 \

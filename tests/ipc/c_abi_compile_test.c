@@ -8,7 +8,9 @@
 
 _Static_assert(sizeof(llmq_connect_options) == 40, "llmq_connect_options changed: ABI break");
 _Static_assert(offsetof(llmq_connect_options, timeout_ms) == 32, "llmq_connect_options layout");
-_Static_assert(sizeof(llmq_generate_request) == 104, "llmq_generate_request changed: ABI break");
+/* 104 bytes in API 2.0; 2.1 appended the image fields (readers take a 104-byte struct_size). */
+_Static_assert(sizeof(llmq_generate_request) == 128, "llmq_generate_request changed: ABI break");
+_Static_assert(offsetof(llmq_generate_request, images) == 104, "llmq_generate_request grows only at the end");
 _Static_assert(offsetof(llmq_generate_request, temperature) == 56, "llmq_generate_request layout");
 _Static_assert(offsetof(llmq_generate_request, top_k) == 80, "llmq_generate_request layout");
 _Static_assert(offsetof(llmq_generate_request, seed) == 96, "llmq_generate_request layout");

@@ -472,3 +472,33 @@ TEST_CASE("is_valid_utf8 accepts every well-formed length and reports the first 
     CHECK_FALSE(is_valid_utf8(beyond.data(), beyond.size(), &bad));
     CHECK(bad == 2);
 }
+
+TEST_CASE("images travel after the stop strings and decode byte for byte within the limits") {
+    GenerateRequest in = valid_request();
+    in.images = {{0x89, 'P', 'N', 'G', 1, 2, 3}, {0xFF, 0xD8, 0xFF, 9}};
+    DecodeLimits l = limits();
+    l.max_images = 2;
+    l.max_image_bytes = 11;
+    auto result = decode_payload(encode(in), l);
+    const auto* d = std::get_if<DecodedRequest>(&result);
+    REQUIRE(d != nullptr);
+    CHECK(d->generate.images == in.images);
+    CHECK(d->generate.stop == in.stop);
+    // A payload without images reads as before (protocol 1 clients).
+    GenerateRequest plain = valid_request();
+    auto old = decode_payload(encode(plain), l);
+    REQUIRE(std::get_if<DecodedRequest>(&old) != nullptr);
+    CHECK(std::get_if<DecodedRequest>(&old)->generate.images.empty());
+    // Refusals name the field and the limit.
+    l.max_image_bytes = 10;
+    check_defect(decode_payload(encode(in), l), "images[1]");
+    l.max_image_bytes = 11;
+    l.max_images = 1;
+    check_defect(decode_payload(encode(in), l), "image_count");
+    check_defect(decode_payload(encode(in), limits()), "images");  // a daemon without a vision model
+    // A cut image: its length says more than the payload holds.
+    std::vector<std::byte> cut = encode(in);
+    cut.resize(cut.size() - 2);
+    l.max_images = 2;
+    check_defect(decode_payload(cut, l), "images[1]");
+}

@@ -1,5 +1,6 @@
 /*
- * The frozen layout of ABI v1 (as of minor 1, whose GPU contract changed no layout), written out member by member. Included by a C11 test and a
+ * The frozen layout of ABI v1 (as of minor 2: 1.1's GPU contract changed no layout; 1.2 added
+ * llmq_cross_attention_args, llmq_attention_ops.cross_attention and llmq_vision_args.variant), written out member by member. Included by a C11 test and a
  * C++ test, so both languages see the same sizes, offsets and constants at run time (the
  * header's static_asserts only cover part of it, and only at compile time).
  */
@@ -27,8 +28,8 @@ static int llmq_abi_layout_mismatches(int* checks) {
     *checks = 0;
 
     LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_MAJOR, 1);
-    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_MINOR, 1);
-    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_VERSION, 0x10001);
+    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_MINOR, 2);
+    LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_VERSION, 0x10002);
     LLMQ_EXPECT_EQ(LLMQ_PLUGIN_ABI_GPU_CONTRACT_MINOR, 1);
     LLMQ_EXPECT_EQ(LLMQ_PLUGIN_CUDA_ALLOC_ALIGNMENT, 256);
     LLMQ_EXPECT_EQ(LLMQ_ERROR_MESSAGE_MAX, 256);
@@ -108,10 +109,30 @@ static int llmq_abi_layout_mismatches(int* checks) {
     LLMQ_EXPECT_EQ(offsetof(llmq_attention_args, num_blocks), 256);
     LLMQ_EXPECT_EQ(offsetof(llmq_attention_args, scale), 260);
 
-    LLMQ_EXPECT_EQ(sizeof(llmq_attention_ops), 16);
+    LLMQ_EXPECT_EQ(sizeof(llmq_cross_attention_args), 264);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, q), 8);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, out), 96);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, k_image), 184);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, v_image), 192);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, query_start), 200);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, kv_start), 208);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, row_begin), 216);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, row_end), 224);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, kv_dtype), 232);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, num_seqs), 236);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, num_tokens), 240);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, num_heads), 244);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, num_kv_heads), 248);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, head_dim), 252);
+    LLMQ_EXPECT_EQ(offsetof(llmq_cross_attention_args, scale), 256);
+
+    LLMQ_EXPECT_EQ(sizeof(llmq_attention_ops), 24);
     LLMQ_EXPECT_EQ(offsetof(llmq_attention_ops, attention), 8);
+    LLMQ_EXPECT_EQ(offsetof(llmq_attention_ops, cross_attention), 16);
+    LLMQ_EXPECT_EQ(LLMQ_ATTENTION_OPS_SIZE_1_0, 16);
 
     LLMQ_EXPECT_EQ(sizeof(llmq_vision_args), 184);
+    LLMQ_EXPECT_EQ(offsetof(llmq_vision_args, variant), 4);
     LLMQ_EXPECT_EQ(offsetof(llmq_vision_args, pixels), 8);
     LLMQ_EXPECT_EQ(offsetof(llmq_vision_args, embeddings), 96);
     LLMQ_EXPECT_EQ(sizeof(llmq_named_tensor), 96);

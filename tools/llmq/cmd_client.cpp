@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli_common.hpp"
+#include "image_files.hpp"
 #include "commands.hpp"
 #include "line_editor.hpp"
 #include "llmq/ipc/client.hpp"
@@ -159,6 +160,7 @@ Command add_generate(CLI::App& root) {
         ClientFlags client;
         std::string prompt;
         std::vector<int32_t> prompt_tokens;
+        std::vector<std::string> images;
         bool json = false, no_bos = false;
         SamplingFlags sampling;
     };
@@ -166,6 +168,8 @@ Command add_generate(CLI::App& root) {
     CLI::App* app = root.add_subcommand("generate", "Generate text through a running llmqd (shared memory)");
     app->add_option("--prompt,-p", f->prompt, "Prompt text");
     app->add_option("--prompt-tokens", f->prompt_tokens, "Prompt as token ids")->delimiter(',');
+    app->add_option("--image", f->images,
+                    "PNG or JPEG image for a vision model (repeatable): at each <image> in the prompt, else first");
     app->add_flag("--json", f->json, "JSON Lines: one object per token, then a summary");
     app->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
     add_client_flags(*app, f->client);
@@ -186,6 +190,8 @@ Command add_generate(CLI::App& root) {
         } else {
             req.prompt_text = f->prompt;
             req.add_bos = !f->no_bos;
+            // The daemon checks the images and their limits ([ipc] max_images, max_image_bytes).
+            if (std::string error; !read_image_files(f->images, 0, req.images, error)) return fail("generate", error);
             if (f->json) {  // the summary names the prompt's ids, as `llmq run --json` does
                 auto t = (*client)->control("tokenize", {{"text", f->prompt}, {"add_bos", !f->no_bos}},
                                             std::chrono::seconds(30));

@@ -196,6 +196,7 @@ Command add_plan(CLI::App& root) {
     struct Flags {
         ModelFlags model;
         std::string devices;
+        std::string vision;
         std::optional<int32_t> tensor, pipeline;
         bool json = false;
     };
@@ -203,6 +204,7 @@ Command add_plan(CLI::App& root) {
     CLI::App* app = root.add_subcommand(
         "plan", "Show how a model would be split over devices and whether it fits (loads nothing)");
     add_model_flags(*app, f->model, "GGUF file (a header-only file is enough) or safetensors directory", false);
+    app->add_option("--vision", f->vision, "LLaVA-style vision projector (mmproj) GGUF; counted on the first device");
     app->add_option("--devices", f->devices, "Devices to plan for, e.g. 4x80GiB (default: this host's)");
     app->add_option("--tensor", f->tensor, "Tensor-parallel size")->check(CLI::Range(1, 4096));
     app->add_option("--pipeline", f->pipeline, "Pipeline-parallel size")->check(CLI::Range(1, 4096));
@@ -216,6 +218,14 @@ Command add_plan(CLI::App& root) {
         if (config.model.path.empty()) return usage_error("plan", "no model: give --model PATH");
         if (f->tensor) config.parallel.tensor = *f->tensor;
         if (f->pipeline) config.parallel.pipeline = *f->pipeline;
+        if (!f->vision.empty()) config.model.vision = f->vision;
+        if (!config.model.vision.empty()) {
+            GgufFile::Options header_only;
+            header_only.require_data = false;
+            auto vf = GgufFile::open(config.model.vision, header_only);
+            if (!vf) return fail("plan", vf.status().message());
+            if (auto clip = ClipModel::from_file(*vf); !clip) return fail("plan", clip.status().message());
+        }
         ProgressDisplay progress(f->json);
         progress({"planning", "reading the header", 0, 3, false});
         GgufFile::Options opts;

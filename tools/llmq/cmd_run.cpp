@@ -8,6 +8,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "progress_display.hpp"
+#include "image_files.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_runtime.hpp"
@@ -27,6 +28,8 @@ struct RunFlags {
     bool chat = false;
     std::string system;
     std::string chat_template;
+    std::string vision;               // --vision MMPROJ
+    std::vector<std::string> images;  // --image PATH (repeatable)
     SamplingFlags sampling;
 };
 
@@ -117,6 +120,10 @@ Command add_run(CLI::App& root) {
     app->add_option("--system", flags->system, "System message before the prompt (with --chat)");
     app->add_option("--chat-template", flags->chat_template,
                     "Jinja chat template file instead of the model's (implies --chat)");
+    app->add_option("--vision", flags->vision,
+                    "LLaVA-style vision projector GGUF (mmproj) paired with the model (overrides [model] vision)");
+    app->add_option("--image", flags->images,
+                    "PNG or JPEG image (repeatable): at each <image> in the prompt, else before the text");
     app->add_option("--log-level", flags->log_level, "error|warn|info|debug")->capture_default_str();
     add_sampling_flags(*app, flags->sampling);
     set_example(*app, "  llmq run -m model.gguf -p \"Once upon a time\" -n 64 --temp 0.7 --seed 1\n"
@@ -128,6 +135,11 @@ Command add_run(CLI::App& root) {
         auto loaded = model_config(flags->model);
         if (!loaded) return fail("run", loaded.status().message());
         Config config = std::move(*loaded);
+        if (!flags->vision.empty()) config.model.vision = flags->vision;
+        if (!flags->images.empty() && (flags->chat || !flags->prompt_tokens.empty()))
+            return fail("run", "--image goes with a text --prompt (not yet with --chat or --prompt-tokens)");
+        if (!flags->images.empty() && config.model.vision.empty())
+            return fail("run", "--image needs a vision projector: give --vision MMPROJ or [model] vision");
         if (!flags->chat_template.empty()) {
             config.model.chat_template = flags->chat_template;
             flags->chat = true;
@@ -143,6 +155,8 @@ Command add_run(CLI::App& root) {
         GenerateRequest req;
         req.prompt = flags->prompt;
         req.prompt_tokens = flags->prompt_tokens;
+        if (std::string error; !read_image_files(flags->images, config.ipc.max_image_bytes, req.images, error))
+            return fail("run", error);
         if (flags->chat) {
             const auto& tpl = (*rt)->chat_template();
             if (!tpl) return fail("run", tpl.status().message());

@@ -6,6 +6,7 @@
 
 #include "import_manifest.hpp"
 #include "llmq/runtime/weight_mix.hpp"
+#include "random_clip.hpp"
 #include "random_llama.hpp"
 
 int main(int argc, char** argv) {
@@ -56,7 +57,39 @@ int main(int argc, char** argv) {
     app.add_option("--sliding-window", spec.sliding_window,
                    "write <arch>.attention.sliding_window (Mistral style); 0 = none")
         ->capture_default_str();
+    llmq::RandomClipSpec clip;
+    bool make_clip = false;
+    app.add_flag("--clip", make_clip,
+                 "write a LLaVA-1.5-style vision projector (GGUF architecture clip, an mmproj file) instead: "
+                 "--dim, --layers, --heads, --ffn, --dtype (f32/f16/bf16), --seed, --name and --header-only "
+                 "describe its vision tower");
+    app.add_option("--image-size", clip.image_size, "--clip: input image side in pixels")->capture_default_str();
+    app.add_option("--patch-size", clip.patch_size, "--clip: patch side in pixels")->capture_default_str();
+    app.add_option("--projection-dim", clip.projection_dim,
+                   "--clip: the projector's output size (the text model's --dim)")->capture_default_str();
+    app.add_flag("--gelu", clip.gelu, "--clip: GELU in the encoder (default: quick-GELU, OpenAI CLIP's)");
+    app.add_option("--feature-layer", clip.feature_layer,
+                   "--clip: write clip.vision.feature_layer (default: absent, the second-to-last layer)");
+    app.add_flag("--patch-f16", clip.patch_f16, "--clip: patch embedding in F16 (as converted files have it)");
     CLI11_PARSE(app, argc, argv);
+    if (make_clip) {
+        clip.dim = spec.dim;
+        clip.layers = spec.layers;
+        clip.heads = spec.heads;
+        clip.ffn = spec.ffn;
+        clip.seed = spec.seed;
+        clip.header_only = spec.header_only;
+        if (spec.name != llmq::RandomLlamaSpec{}.name) clip.name = spec.name;
+        const auto* mix = llmq::find_weight_mix(dtype);
+        clip.dtype = mix->base;
+        llmq::Status s = llmq::write_random_clip(clip, out);
+        if (!s.ok()) {
+            std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());
+            return 1;
+        }
+        std::fprintf(stderr, "llmq-make-model: wrote %s\n", out.c_str());
+        return 0;
+    }
 
     spec.mix = dtype;
     spec.dtype = llmq::find_weight_mix(dtype)->base;

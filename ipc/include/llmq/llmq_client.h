@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define LLMQ_CLIENT_API_VERSION_MAJOR 2
-#define LLMQ_CLIENT_API_VERSION_MINOR 0
+#define LLMQ_CLIENT_API_VERSION_MINOR 1
 
 typedef enum llmq_client_status {
     LLMQ_CLIENT_OK = 0,
@@ -122,12 +122,20 @@ typedef struct llmq_generate_request {
     int32_t max_tokens;            /* 0 = llmqd's limit */
     int32_t priority;              /* -1000..1000, higher first */
     uint64_t seed;                 /* with LLMQ_REQUEST_SEED_SET */
+    /* Since API 2.1 (a struct_size of 104, API 2.0's, leaves them NULL / 0): encoded images
+     * (PNG or JPEG file bytes; llmqd decodes and checks them) for a model with a vision
+     * projector, in prompt order: each at an "<image>" of the text prompt, else all before it.
+     * Text prompts only. llmqd's [ipc] max_images and max_image_bytes (all images together)
+     * bound them; a bad image is an LLMQ_EVENT_ERROR event naming it ("images[0]: image: ..."). */
+    const uint8_t* const* images;  /* image_count pointers */
+    const size_t* image_sizes;     /* image_count byte counts */
+    size_t image_count;
 } llmq_generate_request;
 
 /* Defaults: add BOS, temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, no penalties (last 64). */
 #define LLMQ_GENERATE_REQUEST_INIT                                                           \
     { sizeof(llmq_generate_request), LLMQ_REQUEST_ADD_BOS, NULL, 0, NULL, 0, NULL, 0, 0.8f, \
-      0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 40, 64, 0, 0, 0 }
+      0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 40, 64, 0, 0, 0, NULL, NULL, 0 }
 
 /* Submits a request; *request_id receives its id (events carry it). The library copies
  * everything it needs before returning. LLMQ_CLIENT_ERR_BUSY: the client's ring or arena is full;

@@ -465,6 +465,10 @@ std::vector<KeyRule> make_key_rules() {
                                "a file path", is_path_or_empty,
                                "Jinja chat template file used instead of the model file's "
                                "tokenizer.chat_template; \"\" = the model's own"));
+    rules.push_back(string_key("model", "vision", field(&Config::model, &ModelConfig::vision),
+                               "a file path", is_path_or_empty,
+                               "LLaVA-style vision projector (GGUF of architecture clip, an mmproj file) "
+                               "paired with the model; \"\" = text only"));
 
     // [devices]
     rules.push_back(integer_key("devices", "cpu", field(&Config::devices, &DevicesConfig::cpu), 0,
@@ -562,6 +566,18 @@ std::vector<KeyRule> make_key_rules() {
     rules.push_back(size_key("ipc", "max_prompt_bytes",
                              field(&Config::ipc, &IpcConfig::max_prompt_bytes), 1, 256ull << 20, "",
                              "Largest prompt of one request"));
+    rules.push_back(size_key("ipc", "max_image_bytes",
+                             field(&Config::ipc, &IpcConfig::max_image_bytes), 0, 256ull << 20, "",
+                             "Largest total of one request's images, as sent (PNG/JPEG bytes); 0 = no images"));
+    rules.push_back(integer_key("ipc", "max_images", field(&Config::ipc, &IpcConfig::max_images), 0, 64,
+                                "Images one request may carry"));
+    rules.push_back(integer_key("ipc", "max_image_dimension",
+                                field(&Config::ipc, &IpcConfig::max_image_dimension), 1, 65535,
+                                "Widest or tallest image accepted, in pixels (checked from its header)"));
+    rules.push_back(integer_key("ipc", "max_image_pixels",
+                                field(&Config::ipc, &IpcConfig::max_image_pixels), 1, int64_t(1) << 32,
+                                "Most pixels (width x height) of one image (checked from its header, "
+                                "before decoding)"));
     rules.push_back(duration_key("ipc", "stall_timeout",
                                  field(&Config::ipc, &IpcConfig::stall_timeout), 10ms, 1h,
                                  "A request whose client reads nothing for this long is cancelled"));

@@ -121,6 +121,12 @@ public:
         }
     }
 
+    void copy_rows_from_host(float* dst, int64_t cols, std::span<const int32_t> rows,
+                             const float* const* host_rows) override {
+        for (size_t i = 0; i < rows.size(); ++i)
+            std::memcpy(dst + rows[i] * cols, host_rows[i], static_cast<size_t>(cols) * sizeof(float));
+    }
+
     const int32_t* stage_indices(std::span<const int32_t> host) override { return host.data(); }
 
     float* host_output_target(float* host_out, float*) override { return host_out; }

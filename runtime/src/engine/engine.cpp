@@ -30,6 +30,12 @@ struct Engine::Sequence {
     std::unique_ptr<TokenStreamDecoder> decoder;
     std::unique_ptr<StopStringMatcher> stops;
     std::vector<int32_t> tokens;  // prompt, then generated
+    // Images: decoded at submit, encoded at first scheduling (embeddings [rows][n_embd]);
+    // embed_row[p] for prompt position p is its embedding row, -1 for a text token.
+    std::vector<RgbImage> images;
+    std::vector<int32_t> image_start;
+    std::vector<float> embeddings;
+    std::vector<int32_t> embed_row;
     int32_t prompt_len = 0;
     int32_t computed = 0;         // tokens whose KV is in the cache
     std::vector<int32_t> blocks;
@@ -59,6 +65,8 @@ Engine::~Engine() = default;
 Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<RequestSink> sink) {
     LLMQ_TRY(validate(request.sampling));
     auto s = std::make_unique<Sequence>();
+    if (!request.images.empty() && !request.prompt_tokens.empty())
+        return invalid_argument("images: they go with a text prompt (its <image> markers), not with prompt_tokens");
     if (!request.prompt_tokens.empty()) {
         for (size_t i = 0; i < request.prompt_tokens.size(); ++i)
             if (!tokenizer_.valid_id(request.prompt_tokens[i]))
@@ -67,6 +75,29 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
                                         " is not a token id of this model (vocabulary of " +
                                         std::to_string(tokenizer_.vocab_size()) + ")");
         s->tokens = std::move(request.prompt_tokens);
+    } else if (!request.images.empty()) {
+        if (!vision_)
+            return invalid_argument("images: this model has no vision projector ([model] vision, or llmq run "
+                                    "--vision MMPROJ)");
+        const ImageLimits& limits = vision_->limits();
+        if (request.images.size() > static_cast<size_t>(limits.max_images))
+            return invalid_argument("images: " + std::to_string(request.images.size()) + " images, over [ipc] max_images = " +
+                                    std::to_string(limits.max_images));
+        uint64_t total = 0;
+        for (const auto& image : request.images) total += image.size();
+        if (total > limits.max_total_bytes)
+            return invalid_argument("images: " + std::to_string(total) + " bytes, over [ipc] max_image_bytes = " +
+                                    std::to_string(limits.max_total_bytes));
+        for (size_t i = 0; i < request.images.size(); ++i) {
+            auto image = decode_image(request.images[i], limits);
+            if (!image) return Status(image.status().code(), "images[" + std::to_string(i) + "]: " + image.status().message());
+            s->images.push_back(std::move(*image));
+        }
+        auto placed = vision_->place_images(tokenizer_, request.prompt, s->images.size(), request.add_bos,
+                                            request.parse_special);
+        if (!placed) return placed.status();
+        s->tokens = std::move(placed->tokens);
+        s->image_start = std::move(placed->image_start);
     } else {
         s->tokens = tokenizer_.encode(request.prompt, request.add_bos, request.parse_special);
     }
@@ -195,6 +226,25 @@ void Engine::preempt(Sequence& s) {
     s.computed = 0;
     std::lock_guard lock(mutex_);
     ++counters_.preemptions;
+}
+
+// The images' embeddings, once per request (they survive preemption), and where each prompt
+// position takes its input from.
+Status Engine::encode_images(Sequence& s) {
+    if (s.images.empty() || !s.embeddings.empty()) return {};
+    const int32_t n = vision_->tokens_per_image();
+    const size_t dim = static_cast<size_t>(vision_->embedding_dim());
+    std::vector<float> embeddings(s.images.size() * static_cast<size_t>(n) * dim);
+    for (size_t i = 0; i < s.images.size(); ++i) {
+        Status st = executor_.encode_image(*vision_, s.images[i], embeddings.data() + i * static_cast<size_t>(n) * dim);
+        if (!st.ok()) return st.with_context("images[" + std::to_string(i) + "]");
+    }
+    s.embed_row.assign(static_cast<size_t>(s.prompt_len), -1);
+    for (size_t i = 0; i < s.image_start.size(); ++i)
+        for (int32_t r = 0; r < n; ++r) s.embed_row[static_cast<size_t>(s.image_start[i] + r)] = static_cast<int32_t>(i) * n + r;
+    s.embeddings = std::move(embeddings);
+    s.images.clear();
+    return {};
 }
 
 void Engine::emit_token(Sequence& s, int32_t token, float logprob) {
@@ -340,6 +390,17 @@ bool Engine::step() {
     }
     if (work.empty()) return !cancels.empty();
 
+    // ---- images first: a request whose image fails to encode ends with that error alone
+    for (auto& w : work) {
+        Status st = encode_images(*w.seq);
+        if (!st.ok()) {
+            log::warn("request " + std::to_string(w.seq->id) + ": " + st.message());
+            finish(*w.seq, FinishReason::error, st.message());
+        }
+    }
+    work.erase(std::remove_if(work.begin(), work.end(), [](const Work& w) { return w.seq->finished; }), work.end());
+    drop_finished(running_);
+    if (work.empty()) return true;
     // Decode only, several pipeline stages, nobody waiting: keep one group of sequences per
     // stage in flight across steps, so that every stage works (decode_in_flight).
     if (executor_.overlaps_steps() && work.size() >= 2 && waiting_.empty() &&
@@ -358,8 +419,18 @@ bool Engine::step() {
     // ---- run it
     std::vector<StepSequence> step;
     step.reserve(work.size());
-    for (const auto& w : work) {
+    std::vector<std::vector<int32_t>> rows(work.size());
+    for (size_t wi = 0; wi < work.size(); ++wi) {
+        const Work& w = work[wi];
         StepSequence q;
+        if (!w.seq->embed_row.empty() && w.seq->computed < w.seq->prompt_len) {
+            for (int32_t t = 0; t < w.count; ++t) {
+                const int32_t p = w.seq->computed + t;
+                rows[wi].push_back(p < w.seq->prompt_len ? w.seq->embed_row[static_cast<size_t>(p)] : -1);
+            }
+            q.embeddings = w.seq->embeddings.data();
+            q.embedding_row = rows[wi].data();
+        }
         q.tokens = w.seq->tokens.data() + w.seq->computed;
         q.count = w.count;
         q.position = w.seq->computed;

@@ -1,6 +1,8 @@
 #include "llmq/runtime/executor.hpp"
 #include "llmq/runtime/pipeline_schedule.hpp"
 
+#include <future>
+
 #include <algorithm>
 #include <latch>
 #include <utility>
@@ -171,6 +173,10 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
             b.logits_offset = logit_rows;
         }
         for (int32_t t = 0; t < s.count; ++t) {
+            if (s.embedding_row && s.embedding_row[t] >= 0) {
+                b.embed_rows.push_back(b.num_tokens + t);
+                b.embed_src.push_back(s.embeddings + static_cast<int64_t>(s.embedding_row[t]) * hp_.n_embd);
+            }
             b.tokens.push_back(s.tokens[t]);
             b.positions.push_back(s.position + t);
             b.token_seq.push_back(b.num_seqs);
@@ -341,12 +347,27 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
     std::vector<MicroBatch> batches = make_batches(seqs, &logit_rows);
     logits.resize(static_cast<size_t>(logit_rows) * hp_.n_vocab);
     if (world_) {
+        for (const auto& b : batches)
+            if (!b.embed_rows.empty())
+                return unsupported("images across MPI ranks are not done yet: serve a vision model in one process");
         std::vector<int32_t> words = serialize(batches);
         int64_t count = static_cast<int64_t>(words.size());
         LLMQ_TRY(world_comm_->broadcast(&count, sizeof count, 0));
         LLMQ_TRY(world_comm_->broadcast(words.data(), words.size() * sizeof(int32_t), 0));
     }
     return run_batches(std::move(batches), logits);
+}
+
+Status Executor::encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out) {
+    auto set = plugins_->snapshot();
+    std::shared_ptr<PluginInstance> vision = set->of(LLMQ_PLUGIN_KIND_VISION, 0);
+    if (!vision)
+        return unavailable("no vision plugin is loaded on " + backends_[0]->device().info().name +
+                           ": set [plugins] vision = \"vision-cpu\"");
+    std::promise<Status> done;
+    auto result = done.get_future();
+    backends_[0]->device().post([&] { done.set_value(encoder.encode(image, *vision, out)); });
+    return result.get();
 }
 
 Status Executor::follow() {

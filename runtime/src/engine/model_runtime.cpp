@@ -20,6 +20,17 @@ PlannerInput planner_input(const Config& c) {
     in.context_length = static_cast<int32_t>(c.model.context_length);
     in.max_seqs = c.scheduler.max_running_sequences;
     in.max_tokens_per_step = c.scheduler.max_tokens_per_step;
+    if (!c.model.vision.empty()) {
+        // The header is enough; a file that does not open is refused, naming it, when the
+        // model loads (ModelRuntime::load) or by `llmq plan`.
+        GgufFile::Options header_only;
+        header_only.require_data = false;
+        if (auto file = GgufFile::open(c.model.vision, header_only))
+            if (auto clip = ClipModel::from_file(*file)) {
+                in.vision_weight_bytes = (*clip)->weight_bytes();
+                in.vision_activation_bytes = (*clip)->activation_bytes();
+            }
+    }
     return in;
 }
 
@@ -111,12 +122,25 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     if (world) used.push_back(m->devices_[0].get());
     else
         for (int32_t i = 0; i < m->plan_.parallel.devices(); ++i) used.push_back(m->devices_[i].get());
+    if (!config.model.vision.empty()) {
+        auto clip = ClipModel::open(config.model.vision);
+        if (!clip) return clip.status().with_context("[model] vision");
+        ImageLimits limits;
+        limits.max_dimension = config.ipc.max_image_dimension;
+        limits.max_pixels = config.ipc.max_image_pixels;
+        limits.max_images = config.ipc.max_images;
+        limits.max_total_bytes = config.ipc.max_image_bytes;
+        auto vision = VisionEncoder::create(*clip, m->layout_.hp.n_embd, limits);
+        if (!vision) return vision.status().with_context("[model] vision");
+        m->vision_ = std::move(*vision);
+    }
     step(3, "loading plugins");
     PluginChoice choice;
     choice.dir = config.plugins.dir;
     choice.gemm = config.plugins.gemm;
     choice.attention = config.plugins.attention;
-    choice.vision = config.plugins.vision;
+    // A vision model needs a vision plugin: vision-cpu unless [plugins] vision names one.
+    choice.vision = config.plugins.vision.empty() && !config.model.vision.empty() ? "vision-cpu" : config.plugins.vision;
     choice.cuda_gemm = config.plugins.cuda_gemm;
     choice.cuda_attention = config.plugins.cuda_attention;
     choice.cuda_vision = config.plugins.cuda_vision;
@@ -156,6 +180,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     en.context_length = m->plan_.context_length;
     en.stall_timeout = config.ipc.stall_timeout;
     m->engine_ = std::make_unique<Engine>(*m->tokenizer_, *m->executor_, en);
+    m->engine_->set_vision(m->vision_.get());
     m->load_seconds_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     step(kSteps, "ready");

@@ -171,6 +171,7 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
     if (spec_.stage == 0) {
         be.embedding_gather(embedding_, slice_.vocab_begin, b.tokens, x_, E);
         if (tp) LLMQ_TRY(tensor_comm->all_reduce_sum(x_, T * E));
+        if (!b.embed_rows.empty()) be.copy_rows_from_host(x_, E, b.embed_rows, b.embed_src.data());
     } else {
         LLMQ_TRY(pipe->recv(x_, T * E * sizeof(float), spec_.stage - 1));
     }

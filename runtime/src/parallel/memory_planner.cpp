@@ -114,7 +114,11 @@ MemoryPlan evaluate(const LlamaLayout& layout, const std::vector<DeviceInfo>& de
             d.kv_per_block = 2ull * (d.layer_end - d.layer_begin) * (sl.kv_end - sl.kv_begin) *
                              hp.head_dim * in.block_size * esize;
             d.minimum_kv = d.kv_per_block * blocks_per_seq;
-            const uint64_t fixed = d.weights + d.workspace;
+            if (s == 0 && r == 0) {
+                d.vision_weights = in.vision_weight_bytes;
+                d.vision_workspace = in.vision_activation_bytes;
+            }
+            const uint64_t fixed = d.weights + d.workspace + d.vision_weights + d.vision_workspace;
             d.fits = fixed + d.minimum_kv <= d.usable;
             if (!d.fits) mp.fits = false;
             if (d.kv_per_block > 0 && fixed < d.usable)
@@ -185,7 +189,7 @@ Expected<MemoryPlan> plan_memory(const LlamaLayout& layout, const std::vector<De
     }
     // Explain: the worst device's numbers, then the smallest split that fits.
     auto shortfall = [](const DevicePlan& d) {
-        return static_cast<double>(d.weights + d.workspace + d.minimum_kv) - static_cast<double>(d.usable);
+        return static_cast<double>(d.weights + d.workspace + d.vision_weights + d.vision_workspace + d.minimum_kv) - static_cast<double>(d.usable);
     };
     const DevicePlan* worst = &mp.devices[0];
     for (const auto& d : mp.devices)
@@ -232,8 +236,11 @@ std::string MemoryPlan::to_text() const {
     for (const auto& d : devices) {
         o << "  " << d.device << ": stage " << d.stage << " rank " << d.rank << " layers "
           << d.layer_begin << "-" << (d.layer_end - 1) << "  weights " << format_bytes(d.weights)
-          << "  kv " << format_bytes(d.kv) << "  workspace " << format_bytes(d.workspace)
-          << "  total " << format_bytes(d.needed()) << " of " << format_bytes(d.usable)
+          << "  kv " << format_bytes(d.kv) << "  workspace " << format_bytes(d.workspace);
+        if (d.vision_weights + d.vision_workspace > 0)
+            o << "  vision tower " << format_bytes(d.vision_weights) << " + encoder activations "
+              << format_bytes(d.vision_workspace);
+        o << "  total " << format_bytes(d.needed()) << " of " << format_bytes(d.usable)
           << " usable" << (d.fits ? "" : "  DOES NOT FIT") << "\n";
     }
     o << (fits ? "fits" : "does not fit: " + reason) << "\n";
@@ -261,6 +268,8 @@ nlohmann::json MemoryPlan::to_json() const {
                                 {"weight_bytes", d.weights},
                                 {"kv_bytes", d.kv},
                                 {"workspace_bytes", d.workspace},
+                                {"vision_weight_bytes", d.vision_weights},
+                                {"vision_activation_bytes", d.vision_workspace},
                                 {"fits", d.fits}});
     return j;
 }

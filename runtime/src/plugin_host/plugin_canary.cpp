@@ -288,6 +288,16 @@ struct CanaryRun::AttentionInput {
     std::vector<float> q;
 };
 
+struct CanaryRun::VisionInput {
+    std::string what;
+    std::vector<std::string> names;
+    std::vector<std::vector<float>> values;
+    std::vector<llmq_named_tensor> tensors;
+    std::string metadata;
+    std::vector<float> pixels;
+    int32_t image_size = 0, patches = 0, projection_dim = 0;
+};
+
 Expected<CanaryRun> CanaryRun::prepare(int32_t kind, const CanaryShapes& shapes,
                                        const CanaryTolerances& tolerances) {
     CanaryRun run;
@@ -363,11 +373,77 @@ Expected<CanaryRun> CanaryRun::prepare(int32_t kind, const CanaryShapes& shapes,
     } catch (const std::bad_alloc&) {
         return out_of_memory("canary: no memory for the probe inputs");
     }
-    return unsupported(std::string("canary: no canary for ") + plugin_kind_name(kind) +
-                       " plugins yet, so they cannot be swapped while serving");
+        if (kind == LLMQ_PLUGIN_KIND_VISION) {
+            constexpr int32_t I = 28, p = 14, D = 32, F = 64, H = 2, L = 2, N = 48, P = (I / p) * (I / p);
+            auto in = std::make_shared<VisionInput>();
+            Random r(0x76697369ull);
+            auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float spread) {
+                int64_t n = 1;
+                for (int64_t d : shape) n *= d;
+                std::vector<float> v(static_cast<size_t>(n));
+                for (auto& x : v) x = mean + r.uniform(-spread, spread);
+                llmq_tensor t{};
+                t.dtype = LLMQ_DTYPE_F32;
+                t.rank = static_cast<int32_t>(shape.size());
+                t.device_type = LLMQ_BACKEND_CPU;
+                int64_t stride = 4;
+                for (int d = 0; d < LLMQ_TENSOR_MAX_RANK; ++d) t.shape[d] = 1;
+                for (int d = t.rank - 1; d >= 0; --d) {
+                    t.shape[d] = shape[static_cast<size_t>(d)];
+                    t.strides[d] = stride;
+                    stride *= t.shape[d];
+                }
+                in->names.push_back(name);
+                in->values.push_back(std::move(v));
+                in->tensors.push_back({nullptr, t});
+            };
+            auto linear = [&](const std::string& prefix, int64_t out, int64_t inputs) {
+                add(prefix + ".weight", {out, inputs}, 0.0f, std::sqrt(3.0f / float(inputs)));
+                add(prefix + ".bias", {out}, 0.0f, 0.05f);
+            };
+            add("v.patch_embd.weight", {D, 3, p, p}, 0.0f, std::sqrt(3.0f / (3 * p * p)));
+            add("v.class_embd", {D}, 0.0f, 0.5f);
+            add("v.position_embd.weight", {P + 1, D}, 0.0f, 0.2f);
+            add("v.pre_ln.weight", {D}, 1.0f, 0.1f);
+            add("v.pre_ln.bias", {D}, 0.0f, 0.05f);
+            for (int32_t l = 0; l < L; ++l) {
+                const std::string b = "v.blk." + std::to_string(l) + ".";
+                for (const char* n : {"ln1", "ln2"}) {
+                    add(b + n + ".weight", {D}, 1.0f, 0.1f);
+                    add(b + n + ".bias", {D}, 0.0f, 0.05f);
+                }
+                for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_out"}) linear(b + n, D, D);
+                linear(b + "ffn_down", F, D);
+                linear(b + "ffn_up", D, F);
+            }
+            linear("mm.0", N, D);
+            linear("mm.2", N, N);
+            for (size_t i = 0; i < in->tensors.size(); ++i) {
+                in->tensors[i].name = in->names[i].c_str();
+                in->tensors[i].tensor.data = in->values[i].data();
+            }
+            in->metadata = nlohmann::json{{"architecture", "clip"}, {"image_size", I}, {"patch_size", p},
+                                          {"embedding_length", D}, {"feed_forward_length", F}, {"head_count", H},
+                                          {"layer_norm_epsilon", 1e-5}, {"layers", L}, {"activation", "quick_gelu"},
+                                          {"class_token", true}, {"drop_class_token", true}, {"projector", "mlp"},
+                                          {"projection_dim", N}}
+                               .dump();
+            in->pixels.resize(3 * I * I);
+            for (auto& x : in->pixels) x = r.uniform(-1.8f, 2.1f);
+            in->image_size = I;
+            in->patches = P;
+            in->projection_dim = N;
+            in->what = "vision clip [image 28/14, dim 32, 2 layers, projection 48, f32]";
+            run.vision_ = std::move(in);
+            return run;
+        }
+    return unsupported(std::string("canary: no canary for ") + plugin_kind_name(kind) + " plugins");
 }
 
-size_t CanaryRun::cases() const { return kind_ == LLMQ_PLUGIN_KIND_GEMM ? gemm_.size() : attention_.size(); }
+size_t CanaryRun::cases() const {
+    if (kind_ == LLMQ_PLUGIN_KIND_VISION) return vision_ ? 1 : 0;
+    return kind_ == LLMQ_PLUGIN_KIND_GEMM ? gemm_.size() : attention_.size();
+}
 
 Status CanaryRun::run_case(size_t index, PluginInstance& candidate, PluginInstance* reference) const {
     if (index >= cases()) return invalid_argument("canary: no case " + std::to_string(index));
@@ -390,6 +466,27 @@ Status CanaryRun::run_case(size_t index, PluginInstance& candidate, PluginInstan
         if (reference) LLMQ_TRY(run(*reference, want));
         return compare(got, reference ? &want : nullptr, tolerances_.for_dtype(c.w_dtype), c.what,
                        tolerance_key(c.w_dtype));
+    }
+    if (kind_ == LLMQ_PLUGIN_KIND_VISION) {
+        const VisionInput& c = *vision_;
+        auto run = [&](PluginInstance& p, std::vector<float>& out) -> Status {
+            LLMQ_TRY(p.vision_load_weights(&c, c.tensors, c.metadata).with_context("canary " + c.what));
+            out.assign(static_cast<size_t>(c.patches) * c.projection_dim, std::numeric_limits<float>::quiet_NaN());
+            llmq_vision_args a{};
+            a.struct_size = sizeof a;
+            a.pixels = matrix(const_cast<float*>(c.pixels.data()), LLMQ_DTYPE_F32, 3, int64_t(c.image_size) * c.image_size,
+                              int64_t(c.image_size) * c.image_size * 4, 4);
+            a.pixels.rank = 3;
+            a.pixels.shape[1] = a.pixels.shape[2] = c.image_size;
+            a.pixels.strides[1] = int64_t(c.image_size) * 4;
+            a.pixels.strides[2] = 4;
+            a.embeddings = matrix(out.data(), LLMQ_DTYPE_F32, c.patches, c.projection_dim, int64_t(c.projection_dim) * 4, 4);
+            return p.encode(a).with_context("canary " + c.what);
+        };
+        LLMQ_TRY(run(candidate, got));
+        if (reference) LLMQ_TRY(run(*reference, want));
+        return compare(got, reference ? &want : nullptr, tolerances_.for_dtype(LLMQ_DTYPE_F32), c.what,
+                       tolerance_key(LLMQ_DTYPE_F32));
     }
     const AttentionInput& c = *attention_[index];
     const AttentionCanaryCase& sh = c.shape;

@@ -103,4 +103,24 @@ Status PluginInstance::attention(const llmq_attention_args& args) {
                    "attention");
 }
 
+Status PluginInstance::vision_load_weights(const void* key, std::span<const llmq_named_tensor> tensors,
+                                           const std::string& metadata_json) {
+    if (key != nullptr && key == vision_weights_) return {};
+    llmq_error error;
+    error.message[0] = '\0';
+    vision_weights_ = nullptr;
+    LLMQ_TRY(convert(lib_->descriptor().vision->load_weights(instance_, tensors.data(), tensors.size(),
+                                                             metadata_json.c_str(), &error),
+                     error, "load_weights"));
+    vision_weights_ = key;
+    return {};
+}
+
+Status PluginInstance::encode(const llmq_vision_args& args) {
+    calls_.fetch_add(1, std::memory_order_relaxed);
+    llmq_error error;
+    error.message[0] = '\0';
+    return convert(lib_->descriptor().vision->encode(instance_, &args, &error), error, "encode");
+}
+
 }  // namespace llmq

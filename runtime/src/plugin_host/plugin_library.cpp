@@ -142,7 +142,7 @@ Expected<std::shared_ptr<PluginLibrary>> PluginLibrary::load(const PluginFile& f
                 return corrupt(who + ": gemm function table missing, too small or incomplete");
             break;
         case LLMQ_PLUGIN_KIND_ATTENTION:
-            if (!d->attention || d->attention->struct_size < sizeof(llmq_attention_ops) ||
+            if (!d->attention || d->attention->struct_size < LLMQ_ATTENTION_OPS_SIZE_1_0 ||
                 !d->attention->attention)
                 return corrupt(who +
                                ": attention function table missing, too small or incomplete");

@@ -337,6 +337,7 @@ void Server::submit(const std::shared_ptr<ClientState>& client, const ipc::Decod
     req.owner = client->connection->id();
     if (g.prompt_is_tokens) req.prompt_tokens = g.prompt_tokens;
     else req.prompt = g.prompt_text;
+    req.images = g.images;  // decoded and checked by the engine (an error event for this request alone)
     req.add_bos = g.add_bos;
     req.priority = g.priority;
     auto& p = req.sampling;
@@ -688,6 +689,10 @@ int Server::run() {
     limits_.max_prompt_tokens = static_cast<uint32_t>(runtime_->plan().context_length);
     limits_.max_prompt_bytes = config.ipc.max_prompt_bytes;
     limits_.max_new_tokens = config.scheduler.max_new_tokens;
+    if (runtime_->vision()) {
+        limits_.max_images = static_cast<uint32_t>(config.ipc.max_images);
+        limits_.max_image_bytes = config.ipc.max_image_bytes;
+    }
     {
         // A token covers at most `longest` bytes, so longer text needs at least a whole
         // context of tokens: refused by its size alone, before anything tokenizes it.
@@ -702,7 +707,9 @@ int Server::run() {
         const uint64_t prompt = std::max<uint64_t>(std::min<uint64_t>(max_prompt_text_bytes_, limits_.max_prompt_bytes),
                                                    uint64_t{limits_.max_prompt_tokens} * 4);
         const uint64_t stops = uint64_t{limits_.max_stop_strings} * (4 + limits_.max_stop_bytes);
-        limits_.max_payload_bytes = std::min(limits_.max_payload_bytes, ipc::kPayloadFixedBytes + prompt + stops);
+        const uint64_t images = limits_.max_images == 0 ? 0 : 4 + 4ull * limits_.max_images + limits_.max_image_bytes;
+        limits_.max_payload_bytes =
+            std::min(limits_.max_payload_bytes + images, ipc::kPayloadFixedBytes + prompt + stops + images);
         limits_.max_payload_why = "the most a request with a prompt that fits the context of " +
                                   std::to_string(context) + " positions and its stop strings can take";
     }

@@ -44,7 +44,7 @@ TEST_CASE("plugin_swap_refuses_each_defect_and_the_old_plugin_keeps_serving") {
         std::vector<std::string> says;
     };
     const std::vector<Case> cases = {
-        {"wrong ABI version", "gemm", fixture("abi_major"), "probe", {"built for plugin ABI 2.0", "speaks ABI 1.1"}},
+        {"wrong ABI version", "gemm", fixture("abi_major"), "probe", {"built for plugin ABI 2.0", "speaks ABI 1.2"}},
         {"wrong struct size", "gemm", fixture("struct_size"), "probe", {"struct_size is 16 bytes"}},
         {"missing entry symbol", "gemm", fixture("no_entry"), "probe", {"missing entry symbol llmq_plugin_entry"}},
         {"init that fails", "gemm", fixture("init_fails"), "probe", {"init on cpu:0 failed", "on purpose"}},

@@ -37,6 +37,11 @@ struct GenerateRequest {
     bool logprobs = false;        // report each token's log-probability
     std::vector<std::string> stop;  // up to 8 strings of up to 256 bytes each
     std::int32_t priority = 0;    // higher runs first and is preempted last; -1000..1000
+    // Encoded images (PNG or JPEG bytes, as read from their files) for a model with a vision
+    // projector, in prompt order (each at an "<image>" of the text, else all before it). Text
+    // prompts only. The daemon decodes and checks them; limits: [ipc] max_images and
+    // max_image_bytes (all images together).
+    std::vector<std::vector<std::uint8_t>> images;
 };
 
 }  // namespace llmq::ipc

@@ -30,6 +30,8 @@ struct DecodeLimits {
     std::int32_t max_new_tokens = 1 << 20;       // max_tokens above this is refused
     std::uint32_t max_stop_strings = 8;
     std::uint32_t max_stop_bytes = 256;          // per stop string
+    std::uint32_t max_images = 0;                // images per request; 0: images are refused
+    std::uint64_t max_image_bytes = 0;           // all images of a request together
     std::uint64_t max_payload_bytes = 16u << 20;  // checked before anything is copied
     std::string max_payload_why;                  // appended to that refusal: where the limit comes from
 };

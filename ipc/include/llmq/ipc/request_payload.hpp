@@ -21,8 +21,12 @@
 //   60      4     u32 stop_count
 //   64      ...   prompt: prompt_length bytes of UTF-8, or prompt_length × i32 token ids
 //   ...     ...   stop_count × { u32 length; length bytes of UTF-8 }
+//   with kPayloadHasImages (added in payload version 1 as a flag, so every older payload reads
+//   as before and an older daemon refuses the flag by name):
+//   ...     4     u32 image_count              >= 1
+//   ...     ...   image_count × { u32 length; length bytes (PNG or JPEG) }
 //
-// The payload ends exactly after the last stop string; trailing bytes are refused.
+// The payload ends exactly after the last stop string (or image); trailing bytes are refused.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +45,8 @@ inline constexpr std::uint32_t kPayloadIgnoreEos = 1u << 1;
 inline constexpr std::uint32_t kPayloadLogprobs = 1u << 2;
 inline constexpr std::uint32_t kPayloadSeedSet = 1u << 3;
 inline constexpr std::uint32_t kPayloadPromptIsTokens = 1u << 4;
-inline constexpr std::uint32_t kPayloadKnownFlags = (1u << 5) - 1;
+inline constexpr std::uint32_t kPayloadHasImages = 1u << 5;
+inline constexpr std::uint32_t kPayloadKnownFlags = (1u << 6) - 1;
 
 // Bytes encode_generate_payload() would write, or an error when a count does not fit its u32
 // field.

@@ -174,6 +174,11 @@ public:
     // (a tensor rank's logits padded for the all-gather).
     virtual void copy_rows_padded(float* dst, int64_t dst_cols, const float* src, int64_t src_cols,
                                   int64_t rows) = 0;
+    // dst row rows[i] (cols values, rows cols apart) = the host row host_rows[i]: image
+    // embeddings placed over the token embeddings of their positions. The host rows stay valid
+    // until the next synchronize() returns.
+    virtual void copy_rows_from_host(float* dst, int64_t cols, std::span<const int32_t> rows,
+                                     const float* const* host_rows) = 0;
 
     // ---- to and from the host (worker thread)
 

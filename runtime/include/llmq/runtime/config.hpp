@@ -37,6 +37,7 @@ struct ModelConfig {
     uint32_t context_length = 0;   // tokens; 0 = the model's training context (capped by kv_cache)
     std::string name;              // shown to clients; "" = the file name without extension
     std::string chat_template;     // Jinja file used instead of the model's; "" = the model's
+    std::string vision;            // LLaVA-style projector GGUF (arch "clip"); "" = text only
     bool operator==(const ModelConfig&) const = default;
 };
 
@@ -100,6 +101,10 @@ struct IpcConfig {
     int max_running_per_client = 16;               // running sequences of one connection
     int max_pending_events = 256;                  // events held for a client whose ring is full
     uint64_t max_prompt_bytes = 1ull << 20;        // bytes of one request's prompt
+    uint64_t max_image_bytes = 8ull << 20;         // bytes of all images of one request (encoded)
+    int max_images = 4;                            // images of one request
+    int max_image_dimension = 8192;                // pixels of an image's width or height (from its header)
+    int64_t max_image_pixels = 16ll << 20;         // width * height of one image (from its header)
     std::chrono::milliseconds stall_timeout{5000}; // a client that reads nothing this long is cut off
     std::chrono::milliseconds drain_timeout{30000};// SIGTERM waits this long for running requests
     uint64_t control_max_line = 64ull << 10;       // bytes of one control-command line

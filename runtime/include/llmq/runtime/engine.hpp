@@ -25,6 +25,7 @@
 #include "llmq/runtime/sampler.hpp"
 #include "llmq/runtime/stop_strings.hpp"
 #include "llmq/runtime/tokenizer.hpp"
+#include "llmq/runtime/vision_encoder.hpp"
 
 namespace llmq {
 
@@ -73,6 +74,11 @@ public:
     void notify();
     bool idle() const;
 
+    // Give the engine a vision encoder (LLaVA-style images; null: text only). Called before the
+    // first submit; the encoder must outlive the engine.
+    void set_vision(const VisionEncoder* vision) { vision_ = vision; }
+    const VisionEncoder* vision() const { return vision_; }
+
     EngineStats stats() const;
     const EngineOptions& options() const { return options_; }
     const Tokenizer& tokenizer() const { return tokenizer_; }
@@ -97,9 +103,11 @@ private:
     // one is sampled, while the other groups are still on the later stages. A few rounds, fewer
     // once a request arrives or is cancelled; then step() schedules as usual.
     void decode_in_flight(const std::vector<Sequence*>& seqs);
+    Status encode_images(Sequence& s);
 
     const Tokenizer& tokenizer_;
     Executor& executor_;
+    const VisionEncoder* vision_ = nullptr;
     EngineOptions options_;
     int32_t max_blocks_per_seq_;
     std::unordered_map<uint64_t, int32_t> running_by_owner_;  // engine thread; owners != 0

@@ -18,6 +18,7 @@
 #include "llmq/runtime/mpi_world.hpp"
 #include "llmq/runtime/parallel_plan.hpp"
 #include "llmq/runtime/plugin_host.hpp"
+#include "llmq/runtime/vision_encoder.hpp"
 
 namespace llmq {
 
@@ -30,6 +31,10 @@ struct StepSequence {
     const std::vector<int32_t>* block_table = nullptr;
     bool want_logits = false;  // the logits of its last token
     int32_t logit_tokens = 1;  // with want_logits: of its last logit_tokens tokens (1..count)
+    // Image positions (vision_encoder.hpp): when not null, embedding_row[t] >= 0 means token t
+    // takes row embedding_row[t] of `embeddings` ([rows][n_embd], host memory) as its input.
+    const float* embeddings = nullptr;
+    const int32_t* embedding_row = nullptr;
 };
 
 struct ExecutorOptions {
@@ -84,6 +89,10 @@ public:
     int peak_steps_in_flight() const { return peak_in_flight_; }  // most at once so far
     [[nodiscard]] Expected<InFlightPtr> launch(std::span<const StepSequence> sequences);
     [[nodiscard]] Status wait(InFlight& flight, std::vector<float>& logits);
+    // Encode one image with the vision plugin of the first device (on its worker, waiting for
+    // it): out receives encoder.tokens_per_image() x embedding_dim() floats. Errors: no vision
+    // plugin loaded; the encoder's or the plugin's. Thread: the engine loop.
+    [[nodiscard]] Status encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out);
 
     // MPI ranks other than 0: run the steps rank 0 broadcasts until it calls stop_followers().
     [[nodiscard]] Status follow();

@@ -34,6 +34,10 @@ struct PlannerInput {
     int32_t context_length = 0;       // 0: the model's training context
     int32_t max_seqs = 32;
     int32_t max_tokens_per_step = 512;
+    // A LLaVA-style vision tower ([model] vision): its weights and the activations of one
+    // image's encode, both on the first device (stage 0, rank 0), where images are encoded.
+    uint64_t vision_weight_bytes = 0;
+    uint64_t vision_activation_bytes = 0;
 };
 
 struct DevicePlan {
@@ -47,8 +51,10 @@ struct DevicePlan {
     uint64_t kv = 0;         // at the planned block count (a plan that does not fit: one sequence)
     uint64_t kv_per_block = 0;
     uint64_t minimum_kv = 0; // one sequence of full context
+    uint64_t vision_weights = 0;    // the vision tower (first device only)
+    uint64_t vision_workspace = 0;  // the encoder's activations for one image (first device only)
     bool fits = false;
-    uint64_t needed() const { return weights + workspace + kv; }
+    uint64_t needed() const { return weights + workspace + kv + vision_weights + vision_workspace; }
 };
 
 struct MemoryPlan {

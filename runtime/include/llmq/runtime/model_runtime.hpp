@@ -51,6 +51,7 @@ public:
     const MemoryPlan& plan() const { return plan_; }
     PluginHost& plugins() { return *plugins_; }
     Executor& executor() { return *executor_; }
+    const VisionEncoder* vision() const { return vision_.get(); }
     const std::vector<std::unique_ptr<Device>>& devices() const { return devices_; }
     const std::string& model_name() const { return name_; }
     const std::string& model_path() const { return file_->path(); }
@@ -68,6 +69,7 @@ private:
     std::unique_ptr<PluginHost> plugins_;
     std::unique_ptr<Executor> executor_;
     std::unique_ptr<Engine> engine_;
+    std::unique_ptr<VisionEncoder> vision_;  // [model] vision; null: text only
     std::string name_;
     double load_seconds_ = 0;
 };

@@ -38,6 +38,10 @@ struct MicroBatch {
     std::vector<int32_t> block_tables;   // [num_seqs * max_blocks]
     int32_t max_blocks = 0;
     std::vector<int32_t> logit_rows;     // token rows whose logits are wanted
+    // Token rows whose input is an image embedding row (host memory, n_embd floats) instead
+    // of their token's embedding (LLaVA-style images, vision_encoder.hpp).
+    std::vector<int32_t> embed_rows;
+    std::vector<const float*> embed_src;
     int32_t logits_offset = 0;           // their first row in the step's logits
 };
 

@@ -73,7 +73,11 @@ nlohmann::json canary_shapes_to_json(const CanaryShapes& shapes);
 // step by at most one case, not by the whole canary.
 class CanaryRun {
 public:
-    // Errors: unsupported for a kind without a canary (vision, for now); out_of_memory.
+    // Vision: one image through a small random CLIP tower and MLP projector that the canary
+    // makes itself (2 layers, 32 wide, 4 patches: the model's own weights are not needed),
+    // loaded into both instances under the canary's own key, so the serving instance reloads
+    // the model's weights before its next image (PluginInstance::vision_load_weights).
+    // Errors: unsupported for an unknown kind; out_of_memory.
     [[nodiscard]] static Expected<CanaryRun> prepare(int32_t kind, const CanaryShapes& shapes,
                                                      const CanaryTolerances& tolerances);
     int32_t kind() const { return kind_; }
@@ -88,11 +92,13 @@ public:
 private:
     struct GemmInput;
     struct AttentionInput;
+    struct VisionInput;
     CanaryRun() = default;
     int32_t kind_ = 0;
     CanaryTolerances tolerances_;
     std::vector<std::shared_ptr<const GemmInput>> gemm_;  // one per (weight, M)
     std::vector<std::shared_ptr<const AttentionInput>> attention_;
+    std::shared_ptr<const VisionInput> vision_;
 };
 
 // Every case on the calling thread. Thread: the instances' device worker.

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,13 @@ public:
 
     Status matmul(const llmq_matmul_args& args);
     Status attention(const llmq_attention_args& args);
+    // Vision plugins: hand over the encoder's weights (llmq_vision_ops.load_weights) unless
+    // the weights named by `key` (their owner; non-null) were the last this instance took, so
+    // that a caller may call it before every encode and a freshly swapped-in instance gets
+    // them once. Then encode one image. Thread: the device's worker.
+    Status vision_load_weights(const void* key, std::span<const llmq_named_tensor> tensors,
+                               const std::string& metadata_json);
+    Status encode(const llmq_vision_args& args);
 
     const PluginLibrary& library() const { return *lib_; }
     std::shared_ptr<PluginLibrary> library_ptr() const { return lib_; }
@@ -92,6 +100,7 @@ private:
     std::string config_toml_;
     llmq_host host_{};
     void* instance_ = nullptr;
+    const void* vision_weights_ = nullptr;  // the key of the weights load_weights last took
     std::atomic<uint64_t> calls_{0};
     std::atomic<uint64_t> errors_{0};
 };

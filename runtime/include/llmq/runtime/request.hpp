@@ -19,6 +19,10 @@ struct GenerateRequest {
     SamplingParams sampling;
     int32_t priority = 0;                // higher runs first and is preempted last
     uint64_t owner = 0;                  // who asked (the daemon: the connection); 0 = nobody
+    // Encoded images (PNG or JPEG bytes), in prompt order, for a model with a vision projector:
+    // each takes the place of an "<image>" marker of the text prompt, or all come before the
+    // text when it has none (vision_encoder.hpp). Text prompts only.
+    std::vector<std::vector<uint8_t>> images;
 };
 
 enum class FinishReason { stop, length, cancelled, error };
