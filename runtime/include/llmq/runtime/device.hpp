@@ -25,6 +25,7 @@
 namespace llmq {
 
 class Backend;
+class DeviceWorker;
 
 enum class DeviceKind { cpu, cuda };
 
@@ -97,19 +98,12 @@ public:
     Expected<std::unique_ptr<Backend>> create_backend() override;  // a CpuBackend
 
 private:
-    void worker_main();
-
     DeviceInfo info_;
     std::unique_ptr<ThreadPool> pool_;  // created on the worker thread (pins it)
     std::atomic<uint64_t> used_{0};
     std::mutex alloc_mutex_;
     std::vector<std::pair<void*, uint64_t>> allocations_;
-
-    std::mutex queue_mutex_;
-    std::condition_variable queue_cv_;
-    std::deque<std::function<void()>> queue_;
-    bool stopping_ = false;
-    std::thread worker_;
+    std::unique_ptr<DeviceWorker> worker_;
 };
 
 struct CpuDeviceOptions {
