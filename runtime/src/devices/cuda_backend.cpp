@@ -46,9 +46,14 @@ public:
         return allocate_buffer(device_, bytes, alignment, what);
     }
 
-    // Rows [r0, r1) of columns [c0, c1), packed (stride = the slice's row bytes).
+    // Rows [r0, r1) of columns [c0, c1), packed (stride = the slice's row bytes). A slice
+    // placed before (a tied embedding and LM head) is the same upload.
     Expected<WeightView> place_weight(const WeightSlice& s) override {
         const GgufTensor* t = s.tensor;
+        for (const auto& [placed, view] : placed_)
+            if (placed.tensor == t && placed.row_begin == s.row_begin && placed.row_end == s.row_end &&
+                placed.col_begin == s.col_begin && placed.col_end == s.col_end)
+                return view;
         if (!cuda_weight_type(t->dtype))
             return unsupported(device_.info().name + ": tensor " + t->name + " is " + kernels::dtype_name(t->dtype) +
                                "; the CUDA backend takes f32, f16, bf16 and q8_0 weights (llmq quantize can "
@@ -67,6 +72,7 @@ public:
         LLMQ_TRY(upload_.rows(buffer->data(), src, src_stride, w.rows, static_cast<uint64_t>(w.stride)));
         w.data = buffer->data();
         weights_.push_back(std::move(*buffer));
+        placed_.emplace_back(s, w);
         return w;
     }
 
@@ -246,6 +252,7 @@ private:
     StagingRing staging_;
     WeightUpload upload_;
     std::list<DeviceBuffer> weights_;
+    std::vector<std::pair<WeightSlice, WeightView>> placed_;
     DeviceBuffer gemm_x_;
     std::vector<int64_t> slots_;
     Status error_;

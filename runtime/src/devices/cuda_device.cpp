@@ -111,7 +111,7 @@ CudaDevice::~CudaDevice() {
         worker_.reset();
     }
     make_current();
-    for (auto& [p, bytes] : live_) cudaFree(p);
+    for (auto& [p, block] : live_) cudaFree(block.base);
     for (auto& [bytes, p] : cached_) cudaFree(p);
     if (stream_) cudaStreamDestroy(stream_);
 }
@@ -136,34 +136,40 @@ void CudaDevice::release_cache_locked() {
 }
 
 void* CudaDevice::allocate(uint64_t bytes, uint64_t alignment, std::string* why) {
-    if (alignment > 256) {
-        if (why) *why = info().name + ": alignment " + std::to_string(alignment) + " is more than cudaMalloc's 256";
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > (1u << 20)) {
+        if (why) *why = info().name + ": alignment " + std::to_string(alignment) + " is not a power of two up to 1 MiB";
         return nullptr;
     }
-    const uint64_t size = rounded_size(bytes);
-    std::lock_guard lock(alloc_mutex_);
-    if (auto it = cached_.find(size); it != cached_.end()) {
-        void* p = it->second;
-        cached_.erase(it);
-        live_.emplace(p, size);
+    const uint64_t extra = alignment > 256 ? alignment - 256 : 0;
+    const uint64_t size = rounded_size(bytes + extra);
+    auto hand_out = [&](void* base) {
+        const uintptr_t at = (reinterpret_cast<uintptr_t>(base) + alignment - 1) / alignment * alignment;
+        void* p = reinterpret_cast<void*>(at);
+        live_.emplace(p, Block{base, size});
         in_use_.fetch_add(size);
         return p;
+    };
+    std::lock_guard lock(alloc_mutex_);
+    if (auto it = cached_.find(size); it != cached_.end()) {
+        void* base = it->second;
+        cached_.erase(it);
+        return hand_out(base);
     }
     const uint64_t capacity = info().memory_capacity;
     if (size > capacity || reserved_ > capacity - size) release_cache_locked();
     if (size > capacity || reserved_ > capacity - size) {
         if (why)
-            *why = info().name + ": cannot allocate " + format_bytes(size) + "; " +
-                   format_bytes(in_use_.load()) + " of " + format_bytes(capacity) + " in use";
+            *why = info().name + ": cannot allocate " + format_bytes(size) + "; " + format_bytes(in_use_.load()) +
+                   " of " + format_bytes(capacity) + " in use";
         return nullptr;
     }
     make_current();
-    void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, size);
+    void* base = nullptr;
+    cudaError_t e = cudaMalloc(&base, size);
     if (e == cudaErrorMemoryAllocation) {
         cudaGetLastError();
         release_cache_locked();
-        e = cudaMalloc(&p, size);
+        e = cudaMalloc(&base, size);
     }
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -173,9 +179,7 @@ void* CudaDevice::allocate(uint64_t bytes, uint64_t alignment, std::string* why)
         return nullptr;
     }
     reserved_ += size;
-    live_.emplace(p, size);
-    in_use_.fetch_add(size);
-    return p;
+    return hand_out(base);
 }
 
 void CudaDevice::deallocate(void* pointer) {
@@ -185,8 +189,8 @@ void CudaDevice::deallocate(void* pointer) {
     if (it == live_.end()) return;
     // Work queued on this device's stream may still use the block; a later allocation is
     // used on the same stream after it, so handing the block out again is stream-ordered.
-    cached_.emplace(it->second, pointer);
-    in_use_.fetch_sub(it->second);
+    cached_.emplace(it->second.size, it->second.base);
+    in_use_.fetch_sub(it->second.size);
     live_.erase(it);
 }
 

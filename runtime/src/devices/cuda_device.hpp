@@ -50,7 +50,8 @@ public:
     int ordinal() const { return spec_.ordinal; }
     cudaStream_t cuda_stream() const { return stream_; }
 
-    // The caching allocator (thread-safe). Alignment up to 256 (cudaMalloc's).
+    // The caching allocator (thread-safe). cudaMalloc aligns to 256; a larger alignment (the
+    // KV pools ask 4096) takes a block that much larger and an offset into it.
     void* allocate(uint64_t bytes, uint64_t alignment, std::string* why) override;
     void deallocate(void* pointer) override;
     uint64_t memory_used() const override { return in_use_.load(); }
@@ -70,8 +71,9 @@ public:
     // The CUDA device whose worker is the calling thread, or null on any other thread
     // (communicators use it to find the caller's stream).
     static CudaDevice* current();
-    // Makes this device's GPU current on the calling thread (the loading thread's uploads).
-    void make_current() const;
+    // Makes this device's GPU current on the calling thread (the loading thread's uploads,
+    // plugin init).
+    void make_current() const override;
 
 private:
     explicit CudaDevice(const CudaDeviceSpec& spec);
@@ -83,8 +85,12 @@ private:
     std::atomic<uint64_t> in_use_{0};
     mutable std::mutex alloc_mutex_;
     uint64_t reserved_ = 0;                            // in use + cached, under alloc_mutex_
-    std::unordered_map<void*, uint64_t> live_;         // pointer -> rounded size
-    std::multimap<uint64_t, void*> cached_;            // rounded size -> free block
+    struct Block {
+        void* base;     // what cudaMalloc returned
+        uint64_t size;  // its rounded size
+    };
+    std::unordered_map<void*, Block> live_;            // pointer handed out -> its block
+    std::multimap<uint64_t, void*> cached_;            // rounded size -> free block's base
     std::unique_ptr<DeviceWorker> worker_;
 };
 

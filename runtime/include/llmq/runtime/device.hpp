@@ -68,6 +68,9 @@ public:
 
     // CUDA: the device's cudaStream_t; CPU: nullptr.
     virtual void* stream() const { return nullptr; }
+    // CUDA: make the device's GPU the calling thread's current device (before a plugin's init
+    // on the loading thread, as the GPU contract asks); CPU: nothing.
+    virtual void make_current() const {}
     virtual void synchronize() {}
 
     // Queue a task on the device's worker thread; tasks run in order. Thread-safe.
