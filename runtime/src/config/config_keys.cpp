@@ -490,7 +490,7 @@ std::vector<KeyRule> make_key_rules() {
                                 "memory limit (tests tensor and pipeline parallelism on one GPU)"));
     rules.push_back(size_key("devices", "cuda_memory_limit",
                              field(&Config::devices, &DevicesConfig::cuda_memory_limit), 1ull << 20,
-                             kNoUpperLimit, "the GPU's memory divided among its logical devices",
+                             kNoUpperLimit, "the GPU's free memory divided among its logical devices",
                              "Memory each CUDA device may use"));
     rules.push_back(choice_key<DevicesConfig, CudaCommunicator, 3>(
         "devices", "cuda_communicator", field(&Config::devices, &DevicesConfig::cuda_communicator),

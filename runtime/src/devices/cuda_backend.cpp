@@ -34,10 +34,7 @@ class CudaBackend final : public Backend {
 public:
     explicit CudaBackend(CudaDevice& device) : device_(device), staging_(device), upload_(device) {}
 
-    ~CudaBackend() override {
-        cudaStreamSynchronize(device_.cuda_stream());
-        log_upload_total();
-    }
+    ~CudaBackend() override { cudaStreamSynchronize(device_.cuda_stream()); }
 
     Device& device() const override { return device_; }
     llmq_backend id() const override { return LLMQ_BACKEND_CUDA; }
@@ -219,6 +216,10 @@ public:
     }
 
     Status synchronize() override {
+        if (!upload_logged_ && upload_.uploaded() > 0) {
+            log::info(device_.info().name + ": " + format_bytes(upload_.uploaded()) + " of weights uploaded");
+            upload_logged_ = true;
+        }
         if (cudaError_t e = cudaStreamSynchronize(stream()); e != cudaSuccess) check(e, "cudaStreamSynchronize");
         staging_.reset();
         Status s = std::move(error_);
@@ -243,10 +244,6 @@ private:
         if (!p) keep(out_of_memory(why));
         return p;
     }
-    void log_upload_total() {
-        if (upload_.uploaded() > 0)
-            log::debug(device_.info().name + ": " + format_bytes(upload_.uploaded()) + " of weights were uploaded");
-    }
 
     CudaDevice& device_;
     StagingRing staging_;
@@ -256,6 +253,7 @@ private:
     DeviceBuffer gemm_x_;
     std::vector<int64_t> slots_;
     Status error_;
+    bool upload_logged_ = false;
 };
 
 }  // namespace

@@ -57,14 +57,13 @@ Expected<std::vector<CudaDeviceSpec>> cuda_device_specs(const DevicesConfig& con
             return unavailable("cuda:" + std::to_string(ordinal) + ": " + cuda_error("cudaMemGetInfo", e));
         // Plan against the configured share, but never more than what is free now: another
         // process's memory is not ours to plan with.
-        uint64_t capacity = config.cuda_memory_limit > 0 ? config.cuda_memory_limit : total_bytes / split;
         const uint64_t free_share = free_bytes / split;
-        if (capacity > free_share) {
-            log::warn("cuda:" + std::to_string(ordinal) + ": planning " + format_bytes(free_share) +
-                      " per device, the free memory divided by " + std::to_string(split) + ", not " +
-                      format_bytes(capacity));
-            capacity = free_share;
-        }
+        uint64_t capacity = free_share;
+        if (config.cuda_memory_limit > 0 && config.cuda_memory_limit < free_share) capacity = config.cuda_memory_limit;
+        if (config.cuda_memory_limit > free_share)
+            log::warn("cuda:" + std::to_string(ordinal) + ": [devices] cuda_memory_limit = " +
+                      format_bytes(config.cuda_memory_limit) + " is more than the " + format_bytes(free_share) +
+                      " free per device; planning with the free memory");
         log::info("cuda:" + std::to_string(ordinal) + " " + props.name + " (sm_" + std::to_string(props.major) +
                   std::to_string(props.minor) + "): " + format_bytes(total_bytes) + ", " +
                   format_bytes(free_bytes) + " free; " + std::to_string(split) + " device(s) of " +

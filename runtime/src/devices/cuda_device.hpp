@@ -96,8 +96,7 @@ private:
 
 // The CUDA devices [devices] selects: every visible GPU (CUDA_VISIBLE_DEVICES applies) or the
 // listed ordinals, each split into cuda_devices_per_gpu logical devices whose capacity is
-// cuda_memory_limit, or the GPU's memory divided among them, and never more than their share
-// of the memory free now. None (with *why saying why: no driver, no device) is not an error
+// their share of the GPU's free memory, or cuda_memory_limit when that is less. None (with *why saying why: no driver, no device) is not an error
 // here; the caller decides. A listed ordinal that is not visible is an error.
 Expected<std::vector<CudaDeviceSpec>> cuda_device_specs(const DevicesConfig& config, std::string* why);
 

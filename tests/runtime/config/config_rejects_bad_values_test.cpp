@@ -58,7 +58,7 @@ const BadValue kBadValues[] = {
     {"devices", "cuda_devices_per_gpu = 0", "[devices] cuda_devices_per_gpu = 0: must be between 1 and 64"},
     {"devices", "cuda_devices_per_gpu = 65", "[devices] cuda_devices_per_gpu = 65: must be between 1 and 64"},
     {"devices", "cuda_memory_limit = \"1KiB\"",
-     "[devices] cuda_memory_limit = \"1KiB\": must be 0 (the GPU's memory divided among its logical devices) "
+     "[devices] cuda_memory_limit = \"1KiB\": must be 0 (the GPU's free memory divided among its logical devices) "
      "or a size of at least 1MiB"},
     {"devices", "cuda_communicator = \"mpi\"",
      "[devices] cuda_communicator = \"mpi\": must be one of \"auto\", \"nccl\", \"device-memory\""},

@@ -63,7 +63,7 @@ struct DevicesConfig {
     double memory_fraction = 0.9;       // share of each device the runtime may take, (0, 1]
     CudaSelection cuda;
     int cuda_devices_per_gpu = 1;       // logical devices each GPU is split into
-    uint64_t cuda_memory_limit = 0;     // bytes per CUDA (logical) device; 0 = the GPU's share
+    uint64_t cuda_memory_limit = 0;     // bytes per CUDA (logical) device; 0 = its share of the GPU's free memory
     CudaCommunicator cuda_communicator = CudaCommunicator::automatic;
     bool operator==(const DevicesConfig&) const = default;
 };

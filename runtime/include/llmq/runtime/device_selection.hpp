@@ -4,9 +4,8 @@
 // into cuda_devices_per_gpu logical devices, when there is one; else the CPU devices of
 // [devices] cpu, with one log line that says no GPU was found and why (no driver, no device,
 // built without CUDA). "cpu": the CPU devices only. "cuda": the GPUs only; none is an error
-// that says why. A CUDA device's memory capacity is its share of the GPU (or
-// cuda_memory_limit), never more than its share of what is free now; the planner takes
-// memory_fraction of it.
+// that says why. A CUDA device's memory capacity is its share of the GPU's memory free at
+// start (cuda_memory_limit when that is less); the planner takes memory_fraction of it.
 //
 // Thread: the loading thread. The devices' workers run until the devices are destroyed.
 #pragma once
