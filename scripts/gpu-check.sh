@@ -10,8 +10,8 @@
 #       to build; build it with -Dmpi=disabled.
 #   scripts/gpu-check.sh [DEST]
 #       there: run every GPU test, compute-sanitizer memcheck on the plugin tests when the
-#       tool is present, and the benchmark; write $OUT/gpu-check.log and
-#       $OUT/gpu-figures.json. Stays under 6 minutes (each step has its own time limit, and a
+#       tool is present, and the benchmarks; write $OUT/gpu-check.log, $OUT/gpu-figures.json
+#       and $OUT/gpu-allreduce.json. Stays under 6 minutes (each step has its own time limit, and a
 #       step that could end past 5 min 40 s is not started). Exit 0 only if every step passed.
 set -u
 
@@ -26,7 +26,8 @@ pack() {
     mkdir -p "$dest/bin" "$dest/plugins" "$dest/lib"
     local files=()
     for t in "${gpu_tests[@]}" "${model_tests[@]}"; do files+=("$build/tests/cuda/$t"); done
-    files+=("$build/tests/cuda/llmq-cuda-bench" "$build/tools/plugin-probe/llmq-plugin-probe"
+    files+=("$build/tests/cuda/llmq-cuda-bench" "$build/tests/cuda/llmq-cuda-allreduce-bench"
+            "$build/tools/plugin-probe/llmq-plugin-probe"
             "$build/tools/llmq/llmq" "$build/tools/make-model/llmq-make-model")
     for p in gemm-cuda attention-cuda gemm-cpu attention-cpu; do files+=("$build/plugins/llmq-$p.so"); done
     for f in "${files[@]}"; do
@@ -124,6 +125,7 @@ run() {
     for t in "${gpu_tests[@]}"; do step "$t" 45 "$dest/bin/$t"; done
     for t in "${model_tests[@]}"; do step "$t" 75 "$dest/bin/$t"; done
     step "llmq run on the GPU and the CPU" 60 bash -c "$(declare -f user_run); user_run \"\$1\"" user_run "$dest"
+    step "llmq-cuda-allreduce-bench" 20 "$dest/bin/llmq-cuda-allreduce-bench" --json "$out/gpu-allreduce.json"
     local sanitizer
     sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
     if [ -n "$sanitizer" ]; then
