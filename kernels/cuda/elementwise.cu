@@ -91,7 +91,8 @@ __global__ void rope_kv_write_kernel(rope_kv_write_args a) {
     const bool write = slot >= 0 && slot < a.num_slots;
     const double position = double(a.positions[t]);
     for (int32_t i = threadIdx.x; i < half; i += blockDim.x) {
-        const double angle = position * double(a.freq_scale) * pow(double(a.theta), -2.0 * double(i) / double(a.head_dim));
+        double angle = position * double(a.freq_scale) * pow(double(a.theta), -2.0 * double(i) / double(a.head_dim));
+        if (a.freq_factors != nullptr) angle /= double(a.freq_factors[i]);
         double sine, cosine;
         sincos(angle, &sine, &cosine);
         const int32_t first = a.neox ? i : 2 * i;
@@ -142,6 +143,19 @@ __global__ void gather_rows_kernel(dtype in_t, const void* x, int64_t ld_x, int6
         store(out_t, out, i * n + c, valid ? load(in_t, x, row * ld_x + c) : NAN);
 }
 
+__global__ void convert_kernel(dtype in_t, const void* x, dtype out_t, void* y, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        store(out_t, y, i, load(in_t, x, i));
+}
+
+__global__ void sum_rows_in_order_kernel(const float* rows, int32_t count, int64_t stride, float* y, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        float sum = rows[i];
+        for (int32_t r = 1; r < count; ++r) sum += rows[r * stride + i];
+        y[i] = sum;
+    }
+}
+
 }  // namespace
 
 cudaError_t embedding_gather(dtype table_t, const void* table, int64_t ld_bytes, int64_t vocab_begin, int64_t vocab,
@@ -187,7 +201,7 @@ cudaError_t rope_kv_write(const rope_kv_write_args& args, cudaStream_t stream) {
 }
 
 cudaError_t rope(dtype act, void* x, int64_t tokens, int32_t heads, int32_t head_dim, const int32_t* positions,
-                 float theta, float freq_scale, bool neox, cudaStream_t stream) {
+                 float theta, float freq_scale, bool neox, cudaStream_t stream, const float* freq_factors) {
     rope_kv_write_args a{};
     a.act = act;
     a.q = x;
@@ -199,6 +213,7 @@ cudaError_t rope(dtype act, void* x, int64_t tokens, int32_t heads, int32_t head
     a.theta = theta;
     a.freq_scale = freq_scale;
     a.neox = neox;
+    a.freq_factors = freq_factors;
     return rope_kv_write(a, stream);
 }
 
@@ -231,6 +246,21 @@ cudaError_t gather_rows(dtype in_t, const void* x, int64_t ld_x, int64_t x_rows,
     if (!is_activation(in_t) || !is_activation(out_t)) return cudaErrorInvalidValue;
     if (count <= 0 || n <= 0) return cudaSuccess;
     gather_rows_kernel<<<unsigned(count), threads, 0, stream>>>(in_t, x, ld_x, x_rows, rows, n, out_t, out);
+    return detail::launched();
+}
+
+cudaError_t convert(dtype in_t, const void* x, dtype out_t, void* y, int64_t n, cudaStream_t stream) {
+    if (!is_activation(in_t) || !is_activation(out_t)) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    convert_kernel<<<unsigned(blocks_for(n)), threads, 0, stream>>>(in_t, x, out_t, y, n);
+    return detail::launched();
+}
+
+cudaError_t sum_rows_in_order(const float* rows, int32_t count, int64_t stride, float* y, int64_t n,
+                              cudaStream_t stream) {
+    if (count <= 0 || stride < n) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    sum_rows_in_order_kernel<<<unsigned(blocks_for(n)), threads, 0, stream>>>(rows, count, stride, y, n);
     return detail::launched();
 }
 

@@ -266,3 +266,70 @@ TEST_CASE("cuda_swiglu_bias_add_and_gathers_match_float64") {
     }
     cudaStreamDestroy(stream);
 }
+
+// The kernels the CUDA backend added: RoPE with per-pair frequency divisors (Llama 3.1's
+// rope_freqs), the conversion of a GEMM input to the weight's type, and the in-order sum of
+// the device-memory all-reduce (bit-identical to adding the rows one after another in f32).
+TEST_CASE("cuda_rope_freq_factors_convert_and_in_order_sum_match_float64") {
+    std::mt19937 rng(11);
+    cudaStream_t stream = nullptr;
+    LLMQ_CUDA_CHECK(cudaStreamCreate(&stream));
+    const int32_t tokens = 3, H = 4, D = 64;
+    const std::vector<int32_t> positions = {0, 9, 5000};
+    std::vector<float> factors(size_t(D / 2));
+    for (int32_t i = 0; i < D / 2; ++i) factors[size_t(i)] = 1.0f + float(i % 7);
+    device_buffer dpos(positions.size() * 4), dfactors(factors.size() * 4);
+    dpos.upload(positions.data());
+    dfactors.upload(factors.data());
+    for (bool neox : {false, true}) {
+        on_device q(k::dtype::f32, random_values(rng, size_t(tokens * H * D)));
+        REQUIRE(kc::rope(k::dtype::f32, q.buffer.data, tokens, H, D, dpos.as<int32_t>(), 10000.0f, 1.0f, neox, stream,
+                         dfactors.as<float>()) == cudaSuccess);
+        LLMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+        std::vector<double> want(q.host.values);
+        for (int32_t t = 0; t < tokens; ++t)
+            for (int32_t h = 0; h < H; ++h)
+                for (int32_t i = 0; i < D / 2; ++i) {
+                    const double angle =
+                        double(positions[size_t(t)]) * std::pow(10000.0, -2.0 * i / D) / double(factors[size_t(i)]);
+                    const int32_t f = neox ? i : 2 * i, s = neox ? i + D / 2 : 2 * i + 1;
+                    const size_t row = size_t((t * H + h) * D);
+                    const double x0 = q.host.values[row + f], x1 = q.host.values[row + s];
+                    want[row + f] = x0 * std::cos(angle) - x1 * std::sin(angle);
+                    want[row + s] = x0 * std::sin(angle) + x1 * std::cos(angle);
+                }
+        INFO("rope with freq_factors, neox ", neox);
+        CHECK(worst_error(q.read(), want, k::dtype::f32, 1e-6) <= 1.0);
+    }
+    for (k::dtype to : {k::dtype::bf16, k::dtype::f16, k::dtype::f32})
+        for (int64_t n : {1, 33, 100000}) {
+            on_device x(k::dtype::f32, random_values(rng, size_t(n), 3.0f));
+            on_device y(to, std::vector<float>(size_t(n), NAN));
+            REQUIRE(kc::convert(k::dtype::f32, x.buffer.data, to, y.buffer.data, n, stream) == cudaSuccess);
+            LLMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+            INFO("convert f32 -> ", k::dtype_name(to), " n ", n);
+            CHECK(worst_error(y.read(), x.host.values, to, 1e-7) <= 1.0);  // f16 subnormals near 0
+        }
+    for (int32_t count : {1, 2, 3, 8})
+        for (int64_t n : {1, 1000, 70000}) {
+            const int64_t stride = n + 5;
+            std::vector<float> rows = random_values(rng, size_t(count * stride));
+            device_buffer drows(rows.size() * 4), dy(size_t(n) * 4);
+            drows.upload(rows.data());
+            dy.poison();
+            REQUIRE(kc::sum_rows_in_order(drows.as<float>(), count, stride, dy.as<float>(), n, stream) ==
+                    cudaSuccess);
+            LLMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+            std::vector<float> got(static_cast<size_t>(n));
+            dy.download(got.data());
+            size_t mismatched = 0;
+            for (int64_t i = 0; i < n; ++i) {
+                float want = rows[size_t(i)];
+                for (int32_t r = 1; r < count; ++r) want += rows[size_t(r * stride + i)];
+                mismatched += std::memcmp(&want, &got[size_t(i)], 4) != 0;
+            }
+            INFO("sum_rows_in_order count ", count, " n ", n);
+            CHECK(mismatched == 0);
+        }
+    cudaStreamDestroy(stream);
+}

@@ -471,6 +471,11 @@ std::vector<KeyRule> make_key_rules() {
                                "paired with the model; \"\" = text only"));
 
     // [devices]
+    rules.push_back(choice_key<DevicesConfig, DeviceBackend, 3>(
+        "devices", "backend", field(&Config::devices, &DevicesConfig::backend),
+        {{{"auto", DeviceBackend::automatic}, {"cpu", DeviceBackend::cpu}, {"cuda", DeviceBackend::cuda}}},
+        "Devices that serve: \"auto\" = the GPUs when there are any, else CPU devices; "
+        "\"cuda\" without a GPU is a load error"));
     rules.push_back(integer_key("devices", "cpu", field(&Config::devices, &DevicesConfig::cpu), 0,
                                 256, "Number of CPU devices the host is split into"));
     rules.push_back(integer_key("devices", "cpu_threads_per_device",
@@ -483,6 +488,20 @@ std::vector<KeyRule> make_key_rules() {
                              field(&Config::devices, &DevicesConfig::memory_fraction), 0.0, false,
                              1.0, "Share of each device's memory the runtime may plan to use"));
     rules.push_back(cuda_key());
+    rules.push_back(integer_key("devices", "cuda_devices_per_gpu",
+                                field(&Config::devices, &DevicesConfig::cuda_devices_per_gpu), 1, 64,
+                                "Logical devices each GPU is split into, each with its own stream and "
+                                "memory limit (tests tensor and pipeline parallelism on one GPU)"));
+    rules.push_back(size_key("devices", "cuda_memory_limit",
+                             field(&Config::devices, &DevicesConfig::cuda_memory_limit), 1ull << 20,
+                             kNoUpperLimit, "the GPU's free memory divided among its logical devices",
+                             "Memory each CUDA device may use"));
+    rules.push_back(choice_key<DevicesConfig, CudaCommunicator, 3>(
+        "devices", "cuda_communicator", field(&Config::devices, &DevicesConfig::cuda_communicator),
+        {{{"auto", CudaCommunicator::automatic}, {"nccl", CudaCommunicator::nccl},
+          {"device-memory", CudaCommunicator::device_memory}}},
+        "Collectives between CUDA devices: \"auto\" = NCCL when each device is a whole GPU, "
+        "else copies through device memory"));
 
     // [parallel]
     rules.push_back(integer_or_auto_key(
@@ -680,6 +699,14 @@ std::vector<RelationRule> make_relation_rules() {
          [](const Config& c) -> std::string {
              if (c.devices.cpu == 0 && c.devices.cuda.mode == CudaSelection::Mode::none)
                  return "leaves no device, as [devices] cuda = \"none\"; use at least 1 CPU device";
+             if (c.devices.cpu == 0 && c.devices.backend == DeviceBackend::cpu)
+                 return "leaves no device, as [devices] backend = \"cpu\"; use at least 1 CPU device";
+             return "";
+         }},
+        {"devices", "backend",
+         [](const Config& c) -> std::string {
+             if (c.devices.backend == DeviceBackend::cuda && c.devices.cuda.mode == CudaSelection::Mode::none)
+                 return "is \"cuda\" but [devices] cuda = \"none\" selects no GPU";
              return "";
          }},
         {"scheduler", "prefill_chunk",

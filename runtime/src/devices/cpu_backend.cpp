@@ -21,10 +21,7 @@ public:
     llmq_backend id() const override { return LLMQ_BACKEND_CPU; }
 
     Expected<DeviceBuffer> allocate(uint64_t bytes, uint64_t alignment, const std::string& what) override {
-        std::string why;
-        void* p = device_.allocate(bytes, alignment, &why);
-        if (!p) return out_of_memory(what + " on " + device_.info().name + ": " + why);
-        return DeviceBuffer(&device_, p, bytes);
+        return allocate_buffer(device_, bytes, alignment, what);
     }
 
     // Compute straight from the mapping: rows [r0, r1) are a run of rows; columns [c0, c1) an

@@ -8,6 +8,7 @@
 #include <future>
 #include <sstream>
 
+#include "device_worker.hpp"
 #include "llmq/runtime/device.hpp"
 #include "llmq/runtime/log.hpp"
 
@@ -29,9 +30,7 @@ CpuDevice::CpuDevice(int index, int threads, std::vector<int> cores, uint64_t me
     info_.memory_capacity = memory_capacity;
     info_.threads = threads < 1 ? 1 : threads;
     info_.cores = std::move(cores);
-    std::promise<void> ready;
-    auto started = ready.get_future();
-    worker_ = std::thread([this, &ready] {
+    worker_ = std::make_unique<DeviceWorker>([this] {
         if (!info_.cores.empty()) {
             cpu_set_t set;
             CPU_ZERO(&set);
@@ -39,19 +38,11 @@ CpuDevice::CpuDevice(int index, int threads, std::vector<int> cores, uint64_t me
             (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
         }
         pool_ = std::make_unique<ThreadPool>(info_.threads, info_.cores);
-        ready.set_value();
-        worker_main();
     });
-    started.wait();
 }
 
 CpuDevice::~CpuDevice() {
-    {
-        std::lock_guard lock(queue_mutex_);
-        stopping_ = true;
-    }
-    queue_cv_.notify_all();
-    worker_.join();
+    worker_.reset();  // runs what is queued, then stops
     for (auto& [p, bytes] : allocations_) std::free(p);
 }
 
@@ -103,27 +94,7 @@ void CpuDevice::parallel_for(int64_t n, llmq_range_fn fn, void* arg) {
     pool_->parallel_for(n, fn, arg);
 }
 
-void CpuDevice::post(std::function<void()> task) {
-    {
-        std::lock_guard lock(queue_mutex_);
-        queue_.push_back(std::move(task));
-    }
-    queue_cv_.notify_one();
-}
-
-void CpuDevice::worker_main() {
-    for (;;) {
-        std::function<void()> task;
-        {
-            std::unique_lock lock(queue_mutex_);
-            queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty()) return;
-            task = std::move(queue_.front());
-            queue_.pop_front();
-        }
-        task();
-    }
-}
+void CpuDevice::post(std::function<void()> task) { worker_->post(std::move(task)); }
 
 namespace {
 

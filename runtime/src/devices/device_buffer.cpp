@@ -19,4 +19,11 @@ DeviceBuffer::~DeviceBuffer() {
     if (data_) device_->deallocate(data_);
 }
 
+Expected<DeviceBuffer> allocate_buffer(Device& device, uint64_t bytes, uint64_t alignment, const std::string& what) {
+    std::string why;
+    void* p = device.allocate(bytes, alignment, &why);
+    if (!p) return out_of_memory(what + " on " + device.info().name + ": " + why);
+    return DeviceBuffer(&device, p, bytes);
+}
+
 }  // namespace llmq

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "llmq/runtime/byte_size.hpp"
+#include "llmq/runtime/device_selection.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_file.hpp"
 
@@ -86,18 +87,19 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
 
     // Devices, then the plan, before any weight is touched.
     step(2, "planning memory");
-    CpuDeviceOptions device_options = cpu_device_options(config.devices);
-    if (world) device_options.count = 1;  // one device per rank
-    m->devices_ = make_cpu_devices(device_options);
+    auto devices = make_devices(config.devices, world != nullptr);  // one device per MPI rank
+    if (!devices) return devices.status();
+    m->devices_ = std::move(*devices);
     std::vector<DeviceInfo> infos;
     for (const auto& d : m->devices_) infos.push_back(d->info());
     if (world) {
         // Every rank's device is planned like this one (same config, same kind of host).
         DeviceInfo local = infos[0];
+        const std::string own = local.name;
         infos.clear();
         for (int r = 0; r < world->size(); ++r) {
             local.index = r;
-            local.name = "rank" + std::to_string(r) + ":cpu:0";
+            local.name = "rank" + std::to_string(r) + ":" + own;
             infos.push_back(local);
         }
     }

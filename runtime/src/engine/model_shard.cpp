@@ -147,9 +147,10 @@ ModelShard::~ModelShard() = default;
 Status ModelShard::matmul(const PluginSet::PerDevice& p, const float* x, int64_t m,
                           const WeightView& w, float* y) {
     const Device& d = backend_->device();
+    const Backend::GemmInput in = backend_->gemm_input(x, m, w.cols, w.dtype);
     llmq_matmul_args a{};
     a.struct_size = sizeof a;
-    a.x = tensor_2d(x, kernels::dtype::f32, m, w.cols, w.cols * 4, d);
+    a.x = tensor_2d(in.data, in.dtype, m, w.cols, w.cols * kernels::dtype_info_of(in.dtype).element_bytes(), d);
     a.w = tensor_2d(w.data, w.dtype, w.rows, w.cols, w.stride, d);
     a.y = tensor_2d(y, kernels::dtype::f32, m, w.rows, w.rows * 4, d);
     return p.gemm->matmul(a);

@@ -59,6 +59,7 @@ Expected<std::shared_ptr<PluginInstance>> PluginInstance::create(
 
     llmq_error error{};
     const auto& d = p->lib_->descriptor();
+    device.make_current();
     llmq_status s = d.init(&p->host_, &p->instance_, &error);
     if (s != LLMQ_OK) {
         p->instance_ = nullptr;

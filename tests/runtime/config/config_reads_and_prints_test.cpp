@@ -25,11 +25,15 @@ name = "llama-test"
 chat_template = "/models/llama.jinja"
 
 [devices]
+backend = "cuda"
 cpu = 4
 cpu_threads_per_device = 2
 cpu_memory_limit = "6GiB"
 memory_fraction = 0.85
 cuda = [1, 0]
+cuda_devices_per_gpu = 4
+cuda_memory_limit = "20GiB"
+cuda_communicator = "device-memory"
 
 [parallel]
 tensor = 2
@@ -116,6 +120,10 @@ TEST_CASE("a default Config holds the documented defaults and equals an empty fi
     CHECK(c.devices.cpu_memory_limit == 0);
     CHECK(c.devices.memory_fraction == 0.9);
     CHECK(c.devices.cuda.mode == llmq::CudaSelection::Mode::automatic);
+    CHECK(c.devices.backend == llmq::DeviceBackend::automatic);
+    CHECK(c.devices.cuda_devices_per_gpu == 1);
+    CHECK(c.devices.cuda_memory_limit == 0);
+    CHECK(c.devices.cuda_communicator == llmq::CudaCommunicator::automatic);
     CHECK_FALSE(c.parallel.tensor.has_value());
     CHECK_FALSE(c.parallel.pipeline.has_value());
     CHECK(c.kv_cache.dtype == llmq::KvCacheDtype::f16);
@@ -175,6 +183,10 @@ TEST_CASE("every key is read into its field") {
     CHECK(c.devices.memory_fraction == 0.85);
     CHECK(c.devices.cuda.mode == llmq::CudaSelection::Mode::list);
     CHECK(c.devices.cuda.ordinals == std::vector<int>{1, 0});
+    CHECK(c.devices.backend == llmq::DeviceBackend::cuda);
+    CHECK(c.devices.cuda_devices_per_gpu == 4);
+    CHECK(c.devices.cuda_memory_limit == 20ull << 30);
+    CHECK(c.devices.cuda_communicator == llmq::CudaCommunicator::device_memory);
     CHECK(c.parallel.tensor == 2);
     CHECK_FALSE(c.parallel.pipeline.has_value());
     CHECK(c.kv_cache.dtype == llmq::KvCacheDtype::f32);
@@ -292,7 +304,7 @@ TEST_CASE("print_config documents every key with a comment above it") {
         size_t previous_line = printed.rfind('\n', pos - 2);
         CHECK(printed[previous_line + 1] == '#');
     }
-    CHECK(keys == 60);   // every key of config.hpp
+    CHECK(keys == 64);   // every key of config.hpp
 }
 
 TEST_CASE("validate_config names the key and value of a Config changed in code") {

@@ -53,6 +53,15 @@ const BadValue kBadValues[] = {
     {"devices", "cuda = [\"0\"]",
      "[devices] cuda = [ \"0\" ]: must list GPU ordinals between 0 and 1023"},
     {"devices", "cuda = []", "[devices] cuda = []: must not be an empty list; write \"none\" for no GPU"},
+    {"devices", "backend = \"gpu\"", "[devices] backend = \"gpu\": must be one of \"auto\", \"cpu\", \"cuda\""},
+    {"devices", "backend = 1", "[devices] backend = 1: must be one of \"auto\", \"cpu\", \"cuda\""},
+    {"devices", "cuda_devices_per_gpu = 0", "[devices] cuda_devices_per_gpu = 0: must be between 1 and 64"},
+    {"devices", "cuda_devices_per_gpu = 65", "[devices] cuda_devices_per_gpu = 65: must be between 1 and 64"},
+    {"devices", "cuda_memory_limit = \"1KiB\"",
+     "[devices] cuda_memory_limit = \"1KiB\": must be 0 (the GPU's free memory divided among its logical devices) "
+     "or a size of at least 1MiB"},
+    {"devices", "cuda_communicator = \"mpi\"",
+     "[devices] cuda_communicator = \"mpi\": must be one of \"auto\", \"nccl\", \"device-memory\""},
     // [parallel]
     {"parallel", "tensor = 0",
      "[parallel] tensor = 0: must be \"auto\" or an integer between 1 and 4096"},
@@ -200,6 +209,12 @@ TEST_CASE("rules between keys name the key, its value and the other key") {
     CHECK(config_error("[devices]\ncpu = 0\ncuda = \"none\"\n") ==
           "llmq.toml:2: [devices] cpu = 0: leaves no device, as [devices] cuda = \"none\"; use at "
           "least 1 CPU device");
+    CHECK(config_error("[devices]\nbackend = \"cuda\"\ncuda = \"none\"\n") ==
+          "llmq.toml:2: [devices] backend = \"cuda\": is \"cuda\" but [devices] cuda = \"none\" selects no GPU");
+    CHECK(config_error("[devices]\nbackend = \"cpu\"\ncpu = 0\n") ==
+          "llmq.toml:3: [devices] cpu = 0: leaves no device, as [devices] backend = \"cpu\"; use at least 1 CPU "
+          "device");
+    CHECK(config_error("[devices]\nbackend = \"cuda\"\ncpu = 0\ncuda_devices_per_gpu = 4\n").empty());
     std::string long_dir = "/" + std::string(100, 'd');
     CHECK(config_error("[ipc]\ndir = \"" + long_dir + "\"\n") ==
           "llmq.toml:2: [ipc] dir = \"" + long_dir + "\": is too long: the socket path " +

@@ -63,8 +63,9 @@ cudaError_t add_rms_norm(dtype act, void* residual, const void* delta, const flo
 //     paged cache's blocks back to back (slot = block * block_size + offset);
 //   positions, slots: device, one per token; slot < 0 skips the token's write, a slot >=
 //     num_slots is skipped too; slots == NULL (with num_kv_heads == 0) rotates q only.
-// Angles as kernels::rope (freq_i = freq_scale * pos * theta^(-2i/d), in double); pairs
-// (i, i + d/2) when neox, else (2i, 2i + 1). head_dim even, at most 1024.
+// Angles as kernels::rope (freq_i = freq_scale * pos * theta^(-2i/d), in double, divided by
+// freq_factors[i] when freq_factors is set: GGUF's rope_freqs, [head_dim / 2] f32 in device
+// memory); pairs (i, i + d/2) when neox, else (2i, 2i + 1). head_dim even, at most 1024.
 struct rope_kv_write_args {
     dtype act;
     void* q;
@@ -83,12 +84,15 @@ struct rope_kv_write_args {
     float theta;
     float freq_scale;
     bool neox;
+    const float* freq_factors;  // device, [head_dim / 2], or NULL
 };
 cudaError_t rope_kv_write(const rope_kv_write_args& args, cudaStream_t stream);
 
-// RoPE alone, in place on x: [tokens][heads][head_dim] act, token t at positions[t] (device).
+// RoPE alone, in place on x: [tokens][heads][head_dim] act, token t at positions[t] (device);
+// freq_factors as in rope_kv_write_args.
 cudaError_t rope(dtype act, void* x, int64_t tokens, int32_t heads, int32_t head_dim, const int32_t* positions,
-                 float theta, float freq_scale, bool neox, cudaStream_t stream);
+                 float theta, float freq_scale, bool neox, cudaStream_t stream,
+                 const float* freq_factors = nullptr);
 
 // The KV-cache write alone: row t of k and v (row_values act values each) to slot slots[t] of
 // the caches ([num_slots][row_values] of kv_t); slots outside [0, num_slots) are skipped.
@@ -111,6 +115,16 @@ cudaError_t bias_add(dtype act, void* y, int64_t ld, const float* bias, int64_t 
 cudaError_t gather_rows(dtype in_t, const void* x, int64_t ld_x, int64_t x_rows,
                         const int32_t* rows, int64_t count, int64_t n, dtype out_t, void* out,
                         cudaStream_t stream);
+
+// y[i] = x[i] converted from in_t to out_t (f32, f16, bf16) over n values, rounded to nearest
+// even: a GEMM's input in the weight's type.
+cudaError_t convert(dtype in_t, const void* x, dtype out_t, void* y, int64_t n, cudaStream_t stream);
+
+// y[i] = sum over r < count of rows[r * stride + i], added in r order in f32 over n f32
+// values, so that every caller summing the same rows gets the same bits (the device-memory
+// all-reduce: row r is rank r's contribution). y must not overlap rows.
+cudaError_t sum_rows_in_order(const float* rows, int32_t count, int64_t stride, float* y, int64_t n,
+                              cudaStream_t stream);
 
 // ------------------------------------------------------------------ Q8_0 GEMM helpers
 

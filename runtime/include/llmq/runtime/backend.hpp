@@ -84,6 +84,11 @@ private:
     uint64_t bytes_ = 0;
 };
 
+// `bytes` of `device`'s memory as a DeviceBuffer, or out_of_memory naming `what`, the device
+// and why (what Backend::allocate returns on every backend).
+[[nodiscard]] Expected<DeviceBuffer> allocate_buffer(Device& device, uint64_t bytes, uint64_t alignment,
+                                                     const std::string& what);
+
 // Rotary embedding parameters (see kernels::rope): freq_i = freq_scale * pos * theta^(-2i/d);
 // pairs (i, i + d/2) when neox, else (2i, 2i+1).
 struct RopeParams {
@@ -179,6 +184,20 @@ public:
     // until the next synchronize() returns.
     virtual void copy_rows_from_host(float* dst, int64_t cols, std::span<const int32_t> rows,
                                      const float* const* host_rows) = 0;
+
+    // x (rows × cols f32) as the GEMM plugin of this device should receive it for a weight of
+    // type `weight`: CPU: x itself (the CPU plugins take f32 x with any weight); CUDA: x
+    // rounded to f16 for f16 weights, to bf16 for bf16 and Q8_0 weights, in the backend's
+    // scratch (valid until the next gemm_input), f32 x for f32 weights. The plugin accumulates
+    // in f32 and writes f32 y either way.
+    struct GemmInput {
+        const void* data = nullptr;
+        kernels::dtype dtype = kernels::dtype::f32;
+    };
+    virtual GemmInput gemm_input(const float* x, int64_t rows, int64_t cols, kernels::dtype weight) {
+        (void)rows, (void)cols, (void)weight;
+        return {x, kernels::dtype::f32};
+    }
 
     // ---- to and from the host (worker thread)
 

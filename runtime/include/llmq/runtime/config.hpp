@@ -49,12 +49,23 @@ struct CudaSelection {
     bool operator==(const CudaSelection&) const = default;
 };
 
+// Which kind of device serves: GPUs when there are any (else CPU devices, with a log line
+// saying no GPU was found), CPU devices only, or GPUs only (no GPU is a load error).
+enum class DeviceBackend { automatic, cpu, cuda };
+// How the CUDA devices of one group talk: NCCL where every device is a GPU of its own (and
+// llmq was built with NCCL), else device-memory copies; or either of them.
+enum class CudaCommunicator { automatic, nccl, device_memory };
+
 struct DevicesConfig {
+    DeviceBackend backend = DeviceBackend::automatic;
     int cpu = 1;                        // number of CPU devices the host is split into
     int cpu_threads_per_device = 0;     // 0 = the host's cores divided evenly
     uint64_t cpu_memory_limit = 0;      // bytes per CPU device; 0 = no limit
     double memory_fraction = 0.9;       // share of each device the runtime may take, (0, 1]
     CudaSelection cuda;
+    int cuda_devices_per_gpu = 1;       // logical devices each GPU is split into
+    uint64_t cuda_memory_limit = 0;     // bytes per CUDA (logical) device; 0 = its share of the GPU's free memory
+    CudaCommunicator cuda_communicator = CudaCommunicator::automatic;
     bool operator==(const DevicesConfig&) const = default;
 };
 

@@ -26,6 +26,7 @@
 namespace llmq {
 
 class Backend;
+class DeviceWorker;
 
 enum class DeviceKind { cpu, cuda };
 
@@ -68,6 +69,9 @@ public:
 
     // CUDA: the device's cudaStream_t; CPU: nullptr.
     virtual void* stream() const { return nullptr; }
+    // CUDA: make the device's GPU the calling thread's current device (before a plugin's init
+    // on the loading thread, as the GPU contract asks); CPU: nothing.
+    virtual void make_current() const {}
     virtual void synchronize() {}
 
     // Queue a task on the device's worker thread; tasks run in order. Thread-safe.
@@ -98,19 +102,12 @@ public:
     Expected<std::unique_ptr<Backend>> create_backend() override;  // a CpuBackend
 
 private:
-    void worker_main();
-
     DeviceInfo info_;
     std::unique_ptr<ThreadPool> pool_;  // created on the worker thread (pins it)
     std::atomic<uint64_t> used_{0};
     std::mutex alloc_mutex_;
     std::vector<std::pair<void*, uint64_t>> allocations_;
-
-    std::mutex queue_mutex_;
-    std::condition_variable queue_cv_;
-    std::deque<std::function<void()>> queue_;
-    bool stopping_ = false;
-    std::thread worker_;
+    std::unique_ptr<DeviceWorker> worker_;
 };
 
 struct CpuDeviceOptions {
