@@ -82,8 +82,10 @@ def main():
         sys.exit(77)
     c = Checks()
     tmp = tempfile.mkdtemp(prefix='llmq-chat-')
+    # A long context, so that the reply cancelled below cannot finish before Ctrl-C even where
+    # this tiny model decodes at 10k+ tokens/s.
     model = make_model(maker, os.path.join(tmp, 'chat.gguf'), dim=64, layers=2, heads=4, kv_heads=2, ffn=128,
-                       vocab=512)
+                       vocab=512, context=32768)
     template = os.path.join(tmp, 'plain.jinja')
     with open(template, 'w') as f:
         f.write('{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}'
@@ -94,7 +96,7 @@ def main():
     log = open(os.path.join(tmp, 'llmqd.log'), 'w')
     config = os.path.join(tmp, 'llmqd.toml')
     with open(config, 'w') as f:
-        f.write(f'[model]\nchat_template = "{template}"\n')
+        f.write(f'[model]\nchat_template = "{template}"\n[scheduler]\nmax_running_sequences = 2\nmax_new_tokens = 32000\n')
     daemon = subprocess.Popen([llmqd, '--model', model, '--config', config, '--log-level', 'info'],
                               env=env, stdout=log, stderr=log)
     term = None
@@ -145,7 +147,7 @@ def main():
         c.check(re.search(r'hello(\\040| )there', history), f'history is kept in ~/.llmq_history: {history[-200:]!r}')
 
         # A long reply, cancelled by Ctrl-C while it streams; the session goes on.
-        term = Terminal([llmq, 'chat', '--max-tokens', '2000', '--ignore-eos', '--temp', '0'], env)
+        term = Terminal([llmq, 'chat', '--max-tokens', '32000', '--ignore-eos', '--temp', '0'], env)
         term.expect(PROMPT)
         term.send('tell me everything\r')
         time.sleep(0.3 * TIME_SCALE)
@@ -158,6 +160,17 @@ def main():
         c.check(rc == 0, f'Ctrl-D leaves with 0 (got {rc})')
         c.check('finish cancelled' in open(os.path.join(tmp, 'llmqd.log')).read(),
                 'the daemon saw the cancellation')
+
+        # A reply the daemon refuses (max_tokens past [scheduler] max_new_tokens) is an error
+        # for that reply; the session goes on.
+        term = Terminal([llmq, 'chat', '--max-tokens', '40000'], env)
+        term.expect(PROMPT)
+        term.send('hello\r')
+        out = term.expect(PROMPT, 30)
+        c.check('(error:' in out and 'max_tokens' in out, f'a refused reply says why: {out[-300:]!r}')
+        c.check(term.process.poll() is None, 'the session goes on after a refused reply')
+        term.send('/bye\r')
+        c.check(term.process.wait(timeout=10 * TIME_SCALE) == 0, '/bye after a refused reply leaves with 0')
     finally:
         if term is not None:
             term.close()

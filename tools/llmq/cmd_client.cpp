@@ -387,7 +387,10 @@ Command add_chat(CLI::App& root) {
             auto r = stream(**client, *id, false, true);
             if (!r) return fail("chat", r.error().message);
             print_text("\n");
-            if (r->error_event) return fail("chat", r->error_event->text);
+            if (r->error_event) {  // this reply failed; the session goes on
+                say("(error: " + r->error_event->text + ")\n");
+                continue;
+            }
             if (r->final_event && r->final_event->finish_reason() == ipc::FinishReason::cancelled)
                 say("(reply cancelled)\n");
             g_interrupted = 0;

@@ -48,7 +48,8 @@ Command add_perplexity(CLI::App& root) {
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand(
         "perplexity", "Score a text file: the model's perplexity over consecutive windows");
-    set_example(*app, "llmq perplexity -m models/kjv-demo.gguf -f models/kjv-demo-heldout.txt -c 128");
+    set_example(*app, "  llmq perplexity -m models/kjv-demo.gguf -f models/kjv-demo-heldout.txt -c 128\n"
+                      "  (-c/--ctx-size is the window: tokens per window, default 512)");
     add_model_flags(*app, f->model, "GGUF model file (overrides [model] path)", true);
     app->add_option("--file,-f", f->file, "UTF-8 text to score")->required();
     app->add_option("--max-windows", f->max_windows, "Score only the first N windows (0: all)");
