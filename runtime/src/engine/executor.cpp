@@ -11,6 +11,12 @@ namespace llmq {
 
 namespace {
 
+// The logit rows a sequence asks of a step: its last logit_tokens tokens (at least one, at
+// most all of them) when it wants logits. make_batches and check_step both count with this.
+int32_t logit_rows_of(const StepSequence& s) {
+    return s.want_logits ? std::min(std::max(s.logit_tokens, 1), s.count) : 0;
+}
+
 // Micro-batches travel from MPI rank 0 to the others as int32 words:
 // [count] then per batch [num_tokens, num_seqs, max_blocks, logits_offset] followed by the
 // arrays, each as [length, values...].
@@ -186,7 +192,7 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
         b.context_len.push_back(s.position + s.count);
         b.max_blocks = std::max<int32_t>(b.max_blocks, static_cast<int32_t>(s.block_table->size()));
         if (s.want_logits) {
-            for (int32_t t = s.count - std::min(std::max(s.logit_tokens, 1), s.count); t < s.count; ++t) {
+            for (int32_t t = s.count - logit_rows_of(s); t < s.count; ++t) {
                 b.logit_rows.push_back(b.num_tokens - s.count + t);
                 ++logit_rows;
             }
@@ -333,7 +339,7 @@ Status Executor::check_step(std::span<const StepSequence> seqs) const {
         return internal_error("step of " + std::to_string(total_tokens) + " tokens exceeds the limit");
     int64_t wanted_rows = 0;
     for (const auto& s : seqs)
-        if (s.want_logits) wanted_rows += std::min(std::max(s.logit_tokens, 1), std::max(1, s.count));
+        wanted_rows += logit_rows_of(s);
     if (wanted_rows > options_.max_seqs_per_step)
         return internal_error("step wants the logits of " + std::to_string(wanted_rows) +
                               " tokens; the workspace holds " + std::to_string(options_.max_seqs_per_step));
