@@ -8,6 +8,7 @@
 #include "llmq/runtime/weight_mix.hpp"
 #include "random_clip.hpp"
 #include "random_llama.hpp"
+#include "random_mllama_vision.hpp"
 
 int main(int argc, char** argv) {
     llmq::RandomLlamaSpec spec;
@@ -71,7 +72,42 @@ int main(int argc, char** argv) {
     app.add_option("--feature-layer", clip.feature_layer,
                    "--clip: write clip.vision.feature_layer (default: absent, the second-to-last layer)");
     app.add_flag("--patch-f16", clip.patch_f16, "--clip: patch embedding in F16 (as converted files have it)");
+    llmq::RandomMllamaVisionSpec mllama_vision;
+    bool make_mllama_vision = false;
+    app.add_flag("--mllama-vision", make_mllama_vision,
+                 "write only the vision part of a Llama 3.2 Vision file (architecture mllama: mllama.vision.* keys, "
+                 "v.* and mm.0 tensors) instead: --dim, --layers (local), --heads, --ffn, --dtype (f32/f16/bf16), "
+                 "--seed, --header-only, --image-size (the tile), --patch-size and --projection-dim describe it");
+    app.add_option("--global-layers", mllama_vision.global_layers, "--mllama-vision: gated global layers")
+        ->capture_default_str();
+    app.add_option("--max-tiles", mllama_vision.max_tiles, "--mllama-vision: max_num_tiles")->capture_default_str();
+    app.add_option("--intermediate-layers", mllama_vision.intermediate_layers,
+                   "--mllama-vision: local hidden states fed to the projector (indices, 0 = the input)")
+        ->delimiter(',')
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    auto report = [&](const llmq::Status& s) {
+        if (!s.ok()) {
+            std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());
+            return 1;
+        }
+        std::fprintf(stderr, "llmq-make-model: wrote %s\n", out.c_str());
+        return 0;
+    };
+    if (make_mllama_vision) {
+        auto& v = mllama_vision;
+        v.dim = spec.dim;
+        v.layers = spec.layers;
+        v.heads = spec.heads;
+        v.ffn = spec.ffn;
+        v.seed = spec.seed;
+        v.header_only = spec.header_only;
+        v.image_size = clip.image_size;
+        v.patch_size = clip.patch_size;
+        v.projection_dim = clip.projection_dim;
+        v.dtype = llmq::find_weight_mix(dtype)->base;
+        return report(llmq::write_random_mllama_vision(v, out));
+    }
     if (make_clip) {
         clip.dim = spec.dim;
         clip.layers = spec.layers;
@@ -82,13 +118,7 @@ int main(int argc, char** argv) {
         if (spec.name != llmq::RandomLlamaSpec{}.name) clip.name = spec.name;
         const auto* mix = llmq::find_weight_mix(dtype);
         clip.dtype = mix->base;
-        llmq::Status s = llmq::write_random_clip(clip, out);
-        if (!s.ok()) {
-            std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());
-            return 1;
-        }
-        std::fprintf(stderr, "llmq-make-model: wrote %s\n", out.c_str());
-        return 0;
+        return report(llmq::write_random_clip(clip, out));
     }
 
     spec.mix = dtype;
