@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "llmq/kernels/vision.hpp"
 #include "vision_gguf.hpp"
 
 namespace llmq {
@@ -141,15 +142,16 @@ double MllamaVisionModel::flops_per_image() const {
 }
 
 uint64_t MllamaVisionModel::activation_bytes() const {
-    // What vision-cpu's mllama encoder allocates (plugins/vision-cpu/mllama_encoder.cpp): seven
-    // [N][D] buffers, the MLP's [N][F], the im2col of one tile, the kept intermediate states,
-    // the projector's input, the attention tables; then the tiles and rows the runtime holds.
+    // What vision-cpu's mllama encoder allocates (mllama_scratch_floats in
+    // plugins/vision-cpu/mllama_encoder.cpp): seven [N][D] buffers, the MLP's [N][F], the
+    // im2col of every tile, the kept intermediate states, the projector's input, one embedding
+    // row, the attention's tables; then the tiles and the rows the runtime holds.
     const uint64_t T = uint64_t(hp_.max_tiles), N = T * uint64_t(hp_.padded_rows_per_tile()), D = uint64_t(hp_.dim);
     const uint64_t K = 3ull * uint64_t(hp_.patch_size) * uint64_t(hp_.patch_size);
     const uint64_t rows = T * uint64_t(hp_.rows_per_tile());
-    const uint64_t floats = 7 * N * D + N * uint64_t(hp_.ff) + uint64_t(hp_.patches()) * K +
+    const uint64_t floats = 7 * N * D + N * uint64_t(hp_.ff) + T * uint64_t(hp_.patches()) * K +
                             uint64_t(hp_.intermediate_layers.size()) * N * D + rows * uint64_t(hp_.feature_dim()) +
-                            4 * N + 1;
+                            T * D + uint64_t(kernels::bidirectional_attention_index_ints(int32_t(N))) + N;
     const uint64_t io = T * 3ull * uint64_t(hp_.image_size) * uint64_t(hp_.image_size) +
                         rows * uint64_t(hp_.projection_dim);
     return (floats + io) * sizeof(float);

@@ -216,3 +216,38 @@ TEST_CASE("vision_cpu_plugin_encodes_an_mllama_image_into_cross_attention_states
     CHECK(contains(s.message(), "aspect-ratio id (variant) 9 is not in 1..8"));
     std::filesystem::remove(path);
 }
+
+TEST_CASE("mllama_vision_model_reads_an_11b_shaped_header_only_file_for_the_planner") {
+    // Llama-3.2-11B-Vision's vision tower: 560/14 tiles, 1280 wide, 32 + 8 layers, 4 tiles.
+    RandomMllamaVisionSpec spec;
+    spec.image_size = 560;
+    spec.patch_size = 14;
+    spec.dim = 1280;
+    spec.ffn = 5120;
+    spec.heads = 16;
+    spec.layers = 32;
+    spec.global_layers = 8;
+    spec.intermediate_layers = {3, 7, 15, 23, 30};
+    spec.projection_dim = 4096;
+    spec.dtype = kernels::dtype::bf16;
+    spec.header_only = true;
+    const std::string path = temp_path("11b.gguf");
+    REQUIRE(write_random_mllama_vision(spec, path).ok());
+    GgufFile::Options options;
+    options.require_data = false;
+    auto file = GgufFile::open(path, options);
+    REQUIRE_MESSAGE(file, file.status().message());
+    auto m = MllamaVisionModel::from_file(*file);
+    REQUIRE_MESSAGE(m, m.status().message());
+    const MllamaVisionHParams& hp = (*m)->hparams();
+    CHECK(hp.rows_per_tile() == 1601);
+    CHECK(hp.padded_rows_per_tile() == 1608);
+    CHECK(hp.feature_dim() == 7680);
+    // The vision tower and projector of the 11B model hold about 0.9 B parameters (BF16).
+    CHECK((*m)->weight_bytes() > 1'600'000'000ull);
+    CHECK((*m)->weight_bytes() < 2'000'000'000ull);
+    // 40 layers over 4 x 1608 rows and the projector: about 19 TFLOP per image.
+    CHECK((*m)->flops_per_image() == doctest::Approx(19.0e12).epsilon(0.02));
+    CHECK((*m)->activation_bytes() > 500'000'000ull);
+    std::filesystem::remove(path);
+}
