@@ -158,6 +158,13 @@ uint64_t MllamaVisionModel::activation_bytes() const {
 }
 
 Status MllamaVisionModel::encode(const RgbImage& image, PluginInstance& vision, MllamaImageFeatures& out) const {
+    const MllamaCanvas fit = mllama_canvas(image.width, image.height, hp_.max_tiles, hp_.image_size);
+    if (fit.resized_width < 1 || fit.resized_height < 1)
+        return invalid_argument("image: " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                                " is too thin for Llama 3.2 Vision's tiles: it would be resized to " +
+                                std::to_string(fit.resized_width) + "x" + std::to_string(fit.resized_height) +
+                                " on a " + std::to_string(fit.grid.wide) + "x" + std::to_string(fit.grid.high) +
+                                " canvas (Hugging Face's processor refuses it too)");
     MllamaCanvas canvas;
     std::vector<float> pixels = mllama_preprocess(image, hp_, &canvas);
     LLMQ_TRY(vision.vision_load_weights(this, named_, metadata_));

@@ -208,6 +208,10 @@ TEST_CASE("vision_cpu_plugin_encodes_an_mllama_image_into_cross_attention_states
     for (float x : a.rows) REQUIRE(std::isfinite(x));
     CHECK(a.rows == b.rows);
     CHECK(a.rows != c.rows);
+    // A sliver that would resize to no rows is refused before the plugin sees it.
+    MllamaImageFeatures thin;
+    Status t = on_worker(device, [&] { return (*model)->encode(pattern(2000, 1, 3), **inst, thin); });
+    CHECK(contains(t.message(), "2000x1 is too thin"));
     // An aspect-ratio id outside the model's grids is the plugin's error, named.
     llmq_vision_args bad{};
     bad.struct_size = sizeof bad;

@@ -142,8 +142,10 @@ public:
     // the preprocessed tiles and the output rows).
     uint64_t activation_bytes() const;
 
-    // Preprocess and encode one image into `out` (resized and overwritten). Errors: the
-    // plugin's (its status and message). Thread: the worker of the vision plugin's device.
+    // Preprocess and encode one image into `out` (resized and overwritten). Errors:
+    // invalid_argument for an image so thin that its resized side would be 0 pixels (8192x1
+    // at 560 px tiles), and the plugin's (its status and message). Thread: the worker of the
+    // vision plugin's device.
     [[nodiscard]] Status encode(const RgbImage& image, PluginInstance& vision, MllamaImageFeatures& out) const;
 
 private:
