@@ -107,11 +107,23 @@ struct layer_buffers {
     const int32_t* indices;
 };
 
+// LayerNorm and GELU over rows, the rows split over the cores like the GEMMs' columns.
+void layer_norm(const llmq_host& host, const float* x, const std::vector<float>& w, const std::vector<float>& b,
+                float* y, int64_t rows, int64_t n, float eps) {
+    parallel(host, rows, [&](int64_t begin, int64_t end) {
+        k::layer_norm_rows(x + begin * n, w.data(), b.data(), y + begin * n, end - begin, n, eps);
+    });
+}
+
+void gelu(const llmq_host& host, float* x, int64_t rows, int64_t n) {
+    parallel(host, rows, [&](int64_t begin, int64_t end) { k::gelu_erf(x + begin * n, (end - begin) * n); });
+}
+
 void run_layer(const mllama_layer& L, bool gated, const mllama_hparams& hp, const llmq_host& host, k::isa isa,
                float* x, int64_t N, const layer_buffers& b) {
     const int64_t D = hp.dim, hd = D / hp.heads;
     const float scale = 1.0f / std::sqrt(float(hd));
-    k::layer_norm_rows(x, L.ln1_w.data(), L.ln1_b.data(), b.h, N, D, hp.eps);
+    layer_norm(host, x, L.ln1_w, L.ln1_b, b.h, N, D, hp.eps);
     apply(host, isa, L.q, b.h, N, b.q);
     apply(host, isa, L.k, b.h, N, b.k);
     apply(host, isa, L.v, b.h, N, b.v);
@@ -122,9 +134,9 @@ void run_layer(const mllama_layer& L, bool gated, const mllama_hparams& hp, cons
     apply(host, isa, L.o, b.att, N, b.o);
     if (gated) add_scaled(x, b.o, L.attn_gate, N * D);
     else k::add_inplace(x, b.o, N * D);
-    k::layer_norm_rows(x, L.ln2_w.data(), L.ln2_b.data(), b.h, N, D, hp.eps);
+    layer_norm(host, x, L.ln2_w, L.ln2_b, b.h, N, D, hp.eps);
     apply(host, isa, L.fc1, b.h, N, b.f);
-    k::gelu_erf(b.f, N * hp.ff);
+    gelu(host, b.f, N, hp.ff);
     apply(host, isa, L.fc2, b.f, N, b.o);
     if (gated) add_scaled(x, b.o, L.ffn_gate, N * D);
     else k::add_inplace(x, b.o, N * D);
@@ -205,7 +217,7 @@ void encode_mllama(const mllama_model& m, const llmq_host& host, k::isa isa, con
     keep(hp.layers);
 
     // ---- the global encoder
-    k::layer_norm_rows(x, m.post_ln_w.data(), m.post_ln_b.data(), x, N, D, 1e-5f);
+    layer_norm(host, x, m.post_ln_w, m.post_ln_b, x, N, D, 1e-5f);
     m.post_tile_embd.row(id, row);
     for (int64_t t = 0; t < T; ++t)
         for (int64_t r = 0; r < Tp; ++r) add_scaled(x + at(t, r) * D, row + t * D, m.post_tile_gate, D);
