@@ -208,6 +208,20 @@ TEST_CASE("vision_cpu_plugin_encodes_an_mllama_image_into_cross_attention_states
     for (float x : a.rows) REQUIRE(std::isfinite(x));
     CHECK(a.rows == b.rows);
     CHECK(a.rows != c.rows);
+    // The plugin refuses metadata and tensors that do not make an mllama encoder, naming them.
+    auto load = [&](const std::string& metadata, std::vector<llmq_named_tensor> tensors) {
+        static int key;
+        ++key;
+        return on_worker(device, [&] { return (*inst)->vision_load_weights(&key, tensors, metadata); }).message();
+    };
+    std::string meta = (*model)->plugin_metadata();
+    const auto all = (*model)->plugin_tensors();
+    CHECK(contains(load(meta.replace(meta.find("\"tile_grids\""), 12, "\"tile_gridz\""), all),
+                   "needs global_layers, intermediate_layers and tile_grids"));
+    std::vector<llmq_named_tensor> without_gate;
+    for (const auto& t : all)
+        if (std::string(t.name) != "v.global.blk.0.attn_gate") without_gate.push_back(t);
+    CHECK(contains(load((*model)->plugin_metadata(), without_gate), "tensor v.global.blk.0.attn_gate is missing"));
     // A sliver that would resize to no rows is refused before the plugin sees it.
     MllamaImageFeatures thin;
     Status t = on_worker(device, [&] { return (*model)->encode(pattern(2000, 1, 3), **inst, thin); });
