@@ -275,6 +275,7 @@ constexpr const char* kChatHelp =
     "  /help           this list\n"
     "  /system [TEXT]  set the system message (empty: none); it starts a new conversation\n"
     "  /clear          forget the conversation (the system message stays)\n"
+    "  /image PATH     attach a PNG or JPEG to your next message (vision models; repeatable)\n"
     "  /bye            leave (so does Ctrl-D)\n"
     "  Ctrl-C          cancel the reply being written\n";
 
@@ -300,6 +301,7 @@ Command add_chat(CLI::App& root) {
         ClientFlags client;
         std::string system;
         std::string chat_template;
+        std::vector<std::string> images;
         SamplingFlags sampling;
     };
     auto f = std::make_shared<Flags>();
@@ -308,10 +310,14 @@ Command add_chat(CLI::App& root) {
     app->add_option("--system", f->system, "System prompt");
     app->add_option("--chat-template", f->chat_template,
                     "Jinja chat template file to use instead of the model's tokenizer.chat_template");
+    app->add_option("--image", f->images,
+                    "PNG or JPEG for a vision model (repeatable): goes with your first message; /image PATH "
+                    "attaches one to the next");
     add_client_flags(*app, f->client);
     add_sampling_flags(*app, f->sampling);
     set_example(*app, "  llmq chat --system \"Answer in one sentence.\"\n"
-                      "  llmq chat --chat-template chatml.jinja --temp 0.2\n\n"
+                      "  llmq chat --chat-template chatml.jinja --temp 0.2\n"
+                      "  llmq chat --image photo.jpg      (then ask about it)\n\n"
                       "In the session:\n" + std::string(kChatHelp));
     return [f]() -> int {
         std::string source;
@@ -335,6 +341,12 @@ Command add_chat(CLI::App& root) {
             template_origin(**client, f->chat_template) + "\n/help lists the commands; /bye or Ctrl-D leaves.\n");
         std::string system = f->system;
         std::vector<ipc::ChatTurn> turns;
+        // The conversation's images in turn order (each request sends them all, as it sends
+        // every turn), and those waiting for the next message.
+        std::vector<std::vector<uint8_t>> images, pending;
+        if (std::string error; !read_image_files(f->images, 0, pending, error)) return fail("chat", error);
+        if (!pending.empty())
+            say("(" + std::to_string(pending.size()) + " image(s) will go with your first message)\n");
         std::string line;
         for (;;) {
             const LineEditor::Result read = editor.read(">>> ", &line);
@@ -357,14 +369,26 @@ Command add_chat(CLI::App& root) {
                     say(kChatHelp);
                 } else if (command == "/clear") {
                     turns.clear();
+                    images.clear();
+                    pending.clear();
                     say("(conversation cleared)\n");
+                } else if (command == "/image") {
+                    // The daemon checks the image itself when the message goes.
+                    if (rest.empty()) {
+                        say("/image needs a file: /image PATH\n");
+                    } else if (std::string error; !read_image_files({rest}, 0, pending, error)) {
+                        say("(" + error + ")\n");
+                    } else {
+                        say("(image " + rest + " will go with your next message)\n");
+                    }
                 } else if (command == "/system") {
                     system = rest;
                     turns.clear();
+                    images.clear();
                     say(system.empty() ? "(no system message; new conversation)\n"
                                        : "(system message set; new conversation)\n");
                 } else {
-                    const std::string near = closest_name(command, {"/help", "/system", "/clear", "/bye"});
+                    const std::string near = closest_name(command, {"/help", "/system", "/clear", "/image", "/bye"});
                     say("unknown command " + command + (near.empty() ? "" : " (did you mean " + near + "?)") +
                         "; /help lists them\n");
                 }
@@ -373,28 +397,45 @@ Command add_chat(CLI::App& root) {
             std::vector<ipc::ChatTurn> conversation;
             if (!system.empty()) conversation.push_back({"system", system});
             conversation.insert(conversation.end(), turns.begin(), turns.end());
-            conversation.push_back({"user", line});
+            const ipc::ChatTurn asked{"user", line, static_cast<uint32_t>(pending.size())};
+            conversation.push_back(asked);
             // The daemon renders the template and tokenizes: only the template's markup
-            // becomes control tokens, the typed line stays text.
+            // becomes control tokens, the typed line stays text; each image is a mark.
             auto rendered = (*client)->render_chat(conversation, true, source, std::chrono::seconds(30));
+            if (!rendered && !pending.empty()) {  // e.g. a model without vision: this message only
+                say("(error: " + rendered.error().message + "; the image(s) were dropped)\n");
+                pending.clear();
+                continue;
+            }
             if (!rendered) return fail("chat", rendered.error().message);
             ipc::GenerateRequest req = to_ipc(f->sampling);
             req.prompt_is_tokens = true;
             req.prompt_tokens = std::move(rendered->tokens);
+            req.images = images;
+            req.images.insert(req.images.end(), pending.begin(), pending.end());
             g_interrupted = 0;
             auto id = (*client)->submit(req);
+            if (!id && id.error().code == ipc::ErrorCode::invalid_argument) {  // e.g. images too large
+                say("(error: " + id.error().message + (pending.empty() ? "" : "; the new image(s) were dropped") + ")\n");
+                pending.clear();
+                continue;
+            }
             if (!id) return fail("chat", id.error().message);
             auto r = stream(**client, *id, false, true);
             if (!r) return fail("chat", r.error().message);
             print_text("\n");
             if (r->error_event) {  // this reply failed; the session goes on
-                say("(error: " + r->error_event->text + ")\n");
+                say("(error: " + r->error_event->text + (pending.empty() ? "" : "; the new image(s) were dropped") +
+                    ")\n");
+                pending.clear();
                 continue;
             }
             if (r->final_event && r->final_event->finish_reason() == ipc::FinishReason::cancelled)
                 say("(reply cancelled)\n");
             g_interrupted = 0;
-            turns.push_back({"user", line});
+            images.insert(images.end(), std::make_move_iterator(pending.begin()), std::make_move_iterator(pending.end()));
+            pending.clear();
+            turns.push_back(asked);
             turns.push_back({"assistant", r->text});
         }
         return kExitOk;
