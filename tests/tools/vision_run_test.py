@@ -84,6 +84,8 @@ try:
     def client(*args, check=True):
         return run([llmq, "generate", "--prompt", "Describe <image> briefly", "--max-tokens", "8", "--temperature", "0",
                     "--json"] + list(args), check=check, env=env)
+    st = run([llmq, "status"], env=env).stdout
+    c.check("vision: 16 positions an image, up to 2 images" in st, f"llmq status shows the vision limits: {st}")
     served = json_lines(client("--image", img_a).stdout)[-1]
     c.check(served["tokens"] == first["tokens"], f"llmqd gives llmq run's tokens ({served['tokens']})")
     p = client("--image", bad, check=False)
@@ -92,6 +94,17 @@ try:
             f"a truncated image is an error event: {(last.get('error') or p.stderr)[-120:]}")
     p = client("--image", img_a, "--image", img_a, "--image", img_a, check=False)
     c.check(p.returncode != 0 and "max_images" in (p.stdout + p.stderr), "more images than [ipc] max_images are refused")
+    # The same prompt as token ids with a -1 where the image goes (as the chat_template command
+    # renders image parts): the same tokens as the text with its <image> marker.
+    ids, bos = first["prompt_tokens"], first["prompt_tokens"][0]
+    at = next(i for i in range(1, len(ids)) if ids[i:i + 16] == [bos] * 16)
+    marked = ids[:at] + [-1] + ids[at + 16:]
+    p = run([llmq, "generate", "--prompt-tokens", ",".join(map(str, marked)), "--image", img_a, "--max-tokens", "8",
+             "--temperature", "0", "--json"], env=env)
+    c.check(json_lines(p.stdout)[-1]["tokens"] == first["tokens"], "a token prompt with a -1 mark gives the text's tokens")
+    p = run([llmq, "generate", "--prompt-tokens", ",".join(map(str, marked)), "--max-tokens", "2", "--json"], env=env,
+            check=False)
+    c.check(p.returncode != 0 and "prompt_tokens[" in (p.stdout + p.stderr), "a -1 without an image is refused")
     again = json_lines(client("--image", img_a).stdout)[-1]
     c.check(again["tokens"] == first["tokens"] and daemon.poll() is None, "and the daemon serves the next request")
     text_only = run([llmq, "generate", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"], env=env)

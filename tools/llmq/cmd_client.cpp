@@ -167,9 +167,11 @@ Command add_generate(CLI::App& root) {
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand("generate", "Generate text through a running llmqd (shared memory)");
     app->add_option("--prompt,-p", f->prompt, "Prompt text");
-    app->add_option("--prompt-tokens", f->prompt_tokens, "Prompt as token ids")->delimiter(',');
+    app->add_option("--prompt-tokens", f->prompt_tokens, "Prompt as token ids (-1: where an --image goes)")
+        ->delimiter(',');
     app->add_option("--image", f->images,
-                    "PNG or JPEG image for a vision model (repeatable): at each <image> in the prompt, else first");
+                    "PNG or JPEG image for a vision model (repeatable): at each <image> in the prompt, else first "
+                    "(with --prompt-tokens: at each -1)");
     app->add_flag("--json", f->json, "JSON Lines: one object per token, then a summary");
     app->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
     add_client_flags(*app, f->client);
@@ -184,14 +186,14 @@ Command add_generate(CLI::App& root) {
         std::signal(SIGINT, on_sigint);
         ipc::GenerateRequest req = to_ipc(f->sampling);
         std::vector<int32_t> prompt_tokens = f->prompt_tokens;
+        // The daemon checks the images and their limits ([ipc] max_images, max_image_bytes).
+        if (std::string error; !read_image_files(f->images, 0, req.images, error)) return fail("generate", error);
         if (!f->prompt_tokens.empty()) {
-            req.prompt_is_tokens = true;
+            req.prompt_is_tokens = true;  // with images: a -1 where each goes
             req.prompt_tokens = f->prompt_tokens;
         } else {
             req.prompt_text = f->prompt;
             req.add_bos = !f->no_bos;
-            // The daemon checks the images and their limits ([ipc] max_images, max_image_bytes).
-            if (std::string error; !read_image_files(f->images, 0, req.images, error)) return fail("generate", error);
             if (f->json) {  // the summary names the prompt's ids, as `llmq run --json` does
                 auto t = (*client)->control("tokenize", {{"text", f->prompt}, {"add_bos", !f->no_bos}},
                                             std::chrono::seconds(30));
@@ -245,6 +247,11 @@ Command add_status(CLI::App& root) {
           << (j["draining"].get<bool>() ? " (draining)" : "") << ", up " << duration_text(j["uptime_s"].get<double>()) << "\n";
         o << "model: " << j["model"]["name"].get<std::string>() << " (" << j["model"]["architecture"].get<std::string>()
           << ", " << j["model"]["layers"] << " layers, context " << j["model"]["context_length"] << ")\n";
+        if (j["model"].contains("vision") && j["model"]["vision"].is_object()) {
+            const auto& v = j["model"]["vision"];
+            o << "vision: " << v["tokens_per_image"] << " positions an image, up to " << v["max_images"]
+              << " images and " << format_bytes(v["max_image_bytes"].get<uint64_t>()) << " a request\n";
+        }
         o << "plan: tensor " << j["plan"]["tensor"] << " x pipeline " << j["plan"]["pipeline"] << "\n";
         for (const auto& d : j["plan"]["devices"])
             o << "  " << d["device"].get<std::string>() << ": layers " << d["layers"][0] << "-"
