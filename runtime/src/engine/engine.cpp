@@ -65,17 +65,7 @@ Engine::~Engine() = default;
 Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<RequestSink> sink) {
     LLMQ_TRY(validate(request.sampling));
     auto s = std::make_unique<Sequence>();
-    if (!request.images.empty() && !request.prompt_tokens.empty())
-        return invalid_argument("images: they go with a text prompt (its <image> markers), not with prompt_tokens");
-    if (!request.prompt_tokens.empty()) {
-        for (size_t i = 0; i < request.prompt_tokens.size(); ++i)
-            if (!tokenizer_.valid_id(request.prompt_tokens[i]))
-                return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " +
-                                        std::to_string(request.prompt_tokens[i]) +
-                                        " is not a token id of this model (vocabulary of " +
-                                        std::to_string(tokenizer_.vocab_size()) + ")");
-        s->tokens = std::move(request.prompt_tokens);
-    } else if (!request.images.empty()) {
+    if (!request.images.empty()) {
         if (!vision_)
             return invalid_argument("images: this model has no vision projector ([model] vision, or llmq run "
                                     "--vision MMPROJ)");
@@ -93,6 +83,26 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
             if (!image) return Status(image.status().code(), "images[" + std::to_string(i) + "]: " + image.status().message());
             s->images.push_back(std::move(*image));
         }
+    }
+    if (!request.prompt_tokens.empty()) {
+        const bool marks_allowed = !s->images.empty();
+        for (size_t i = 0; i < request.prompt_tokens.size(); ++i) {
+            const int32_t t = request.prompt_tokens[i];
+            if (marks_allowed && t == image_prompt_token) continue;
+            if (!tokenizer_.valid_id(t))
+                return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " + std::to_string(t) +
+                                        " is not a token id of this model (vocabulary of " +
+                                        std::to_string(tokenizer_.vocab_size()) + ")");
+        }
+        if (s->images.empty()) {
+            s->tokens = std::move(request.prompt_tokens);
+        } else {
+            auto placed = vision_->place_images(tokenizer_, request.prompt_tokens, s->images.size());
+            if (!placed) return placed.status();
+            s->tokens = std::move(placed->tokens);
+            s->image_start = std::move(placed->image_start);
+        }
+    } else if (!s->images.empty()) {
         auto placed = vision_->place_images(tokenizer_, request.prompt, s->images.size(), request.add_bos,
                                             request.parse_special);
         if (!placed) return placed.status();

@@ -1,5 +1,7 @@
 #include "llmq/runtime/vision_encoder.hpp"
 
+#include <algorithm>
+
 #include "llmq/runtime/clip_preprocess.hpp"
 #include "vision_gguf.hpp"
 
@@ -53,6 +55,26 @@ Expected<PromptWithImages> VisionEncoder::place_images(const Tokenizer& tokenize
         if (pieces[i].empty() && !(i == 0 && add_bos)) continue;
         auto t = tokenizer.encode(pieces[i], i == 0 && add_bos, parse_special);
         out.tokens.insert(out.tokens.end(), t.begin(), t.end());
+    }
+    return out;
+}
+
+Expected<PromptWithImages> VisionEncoder::place_images(const Tokenizer& tokenizer, std::span<const int32_t> tokens,
+                                                       size_t images) const {
+    const auto marks = static_cast<size_t>(std::count(tokens.begin(), tokens.end(), image_prompt_token));
+    if (marks != images)
+        return invalid_argument("prompt_tokens: " + std::to_string(marks) + " image mark(s) (" +
+                                std::to_string(image_prompt_token) + ") for " + std::to_string(images) +
+                                " image(s); put one where each image goes");
+    const int32_t placeholder = tokenizer.bos() >= 0 ? tokenizer.bos() : 0;
+    PromptWithImages out;
+    for (int32_t t : tokens) {
+        if (t != image_prompt_token) {
+            out.tokens.push_back(t);
+            continue;
+        }
+        out.image_start.push_back(static_cast<int32_t>(out.tokens.size()));
+        out.tokens.insert(out.tokens.end(), static_cast<size_t>(tokens_per_image()), placeholder);
     }
     return out;
 }
