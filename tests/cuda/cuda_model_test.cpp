@@ -102,11 +102,19 @@ TEST_CASE("cuda_model_matches_cpu_backend_q8_0_tied_odd_vocabulary") {
     check_against_cpu(spec, 5e-2, "q8_0, tied, vocabulary 500");
 }
 
+// The CPU backend multiplies block-quantized weights by x quantized to int8 per 32 values at
+// decode; the CUDA backend by x rounded to bf16: the Q8_0 tolerance.
+TEST_CASE("cuda_model_matches_cpu_backend_q4_k_and_q6_k") {
+    check_against_cpu(cuda_spec(kernels::dtype::q4_k), 5e-2, "q4_k");
+    check_against_cpu(cuda_spec(kernels::dtype::q6_k), 5e-2, "q6_k");
+}
+
 TEST_CASE("cuda_backend_refuses_weight_types_its_plugins_do_not_take") {
     TempDir dir;
-    RandomLlamaSpec spec = cuda_spec(kernels::dtype::q4_k);
+    RandomLlamaSpec spec = cuda_spec(kernels::dtype::q2_k);
     const std::string model = make_model(dir, spec, "m.gguf");
     auto rt = ModelRuntime::load(cuda_config(model, 1, 1, 1));
     REQUIRE_FALSE(rt.ok());
-    CHECK(rt.status().message().find("the CUDA backend takes f32, f16, bf16 and q8_0 weights") != std::string::npos);
+    CHECK(rt.status().message().find("the CUDA backend takes f32, f16, bf16, q8_0, q4_0, q4_k, q5_k and q6_k weights") !=
+          std::string::npos);
 }

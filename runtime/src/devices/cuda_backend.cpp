@@ -28,7 +28,8 @@ using kernels::dtype;
 
 // Weight types the CUDA plugins and the embedding kernel take.
 bool cuda_weight_type(dtype t) {
-    return t == dtype::f32 || t == dtype::f16 || t == dtype::bf16 || t == dtype::q8_0;
+    return t == dtype::f32 || t == dtype::f16 || t == dtype::bf16 || t == dtype::q8_0 || t == dtype::q4_0 ||
+           t == dtype::q4_k || t == dtype::q5_k || t == dtype::q6_k;
 }
 
 class CudaBackend final : public Backend {
@@ -57,8 +58,8 @@ public:
                 return view;
         if (!cuda_weight_type(t->dtype))
             return unsupported(device_.info().name + ": tensor " + t->name + " is " + kernels::dtype_name(t->dtype) +
-                               "; the CUDA backend takes f32, f16, bf16 and q8_0 weights (llmq quantize can "
-                               "convert the model)");
+                               "; the CUDA backend takes f32, f16, bf16, q8_0, q4_0, q4_k, q5_k and q6_k "
+                               "weights (llmq quantize can convert the model)");
         WeightView w;
         w.dtype = t->dtype;
         w.rows = s.row_end - s.row_begin;

@@ -223,7 +223,7 @@ public:
 
     // x (rows × cols f32) as the GEMM plugin of this device should receive it for a weight of
     // type `weight`: CPU: x itself (the CPU plugins take f32 x with any weight); CUDA: x
-    // rounded to f16 for f16 weights, to bf16 for bf16 and Q8_0 weights, in the backend's
+    // rounded to f16 for f16 weights, to bf16 for bf16 and block-quantized weights, in the backend's
     // scratch (valid until the next gemm_input), f32 x for f32 weights. The plugin accumulates
     // in f32 and writes f32 y either way.
     struct GemmInput {
