@@ -145,7 +145,7 @@ run() {
     export LLMQ_PLUGIN_PROBE="$PWD/$dest/bin/llmq-plugin-probe"
 
     for t in "${gpu_tests[@]}"; do step "$t" 45 "$dest/bin/$t"; done
-    for t in "${model_tests[@]}"; do step "$t" 75 "$dest/bin/$t"; done
+    for t in "${model_tests[@]}"; do step "$t" 100 "$dest/bin/$t"; done
     step "llmq run on the GPU and the CPU" 60 bash -c "$(declare -f user_run); user_run \"\$1\"" user_run "$dest"
     step "llmq-cuda-allreduce-bench" 20 "$dest/bin/llmq-cuda-allreduce-bench" --json "$out/gpu-allreduce.json"
     local sanitizer
