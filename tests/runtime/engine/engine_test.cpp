@@ -31,16 +31,21 @@ std::vector<int32_t> run_alone(Engine& e, GenerateRequest r) {
     return sink->info().tokens;
 }
 
-}  // namespace
-
-TEST_CASE("engine_gives_the_same_tokens_alone_and_in_a_batch_of_32") {
-    TempDir dir;
+// A 64-wide random model with 4 heads over 2 KV heads and 512 tokens.
+std::string small_model(const TempDir& dir) {
     RandomLlamaSpec spec;
     spec.dim = 64;
     spec.heads = 4;
     spec.kv_heads = 2;
     spec.vocab = 512;
-    auto model = make_model(dir, spec, "m.gguf");
+    return make_model(dir, spec, "m.gguf");
+}
+
+}  // namespace
+
+TEST_CASE("engine_gives_the_same_tokens_alone_and_in_a_batch_of_32") {
+    TempDir dir;
+    const std::string model = small_model(dir);
     auto rt = load(config_for(model));
     Engine& e = rt->engine();
 
@@ -171,12 +176,7 @@ TEST_CASE("engine_stops_at_a_stop_string_without_emitting_it") {
 // it serves off: the same tokens for a batch of 8, and the same first logits bit for bit.
 TEST_CASE("engine_on_cpu_devices_serves_the_same_with_cuda_graphs_on") {
     TempDir dir;
-    RandomLlamaSpec spec;
-    spec.dim = 64;
-    spec.heads = 4;
-    spec.kv_heads = 2;
-    spec.vocab = 512;
-    auto model = make_model(dir, spec, "m.gguf");
+    const std::string model = small_model(dir);
     auto run = [&](bool graphs) {
         Config c = config_for(model);
         c.devices.backend = DeviceBackend::cpu;
