@@ -9,6 +9,8 @@
 // and three layers compound it; f32 models differ only in the order of f32 sums.
 #include "cuda_model_support.hpp"
 
+#include "llmq/runtime/plugin_swap.hpp"
+
 using namespace llmq;
 using namespace llmq::cuda_model_testing;
 
@@ -107,6 +109,24 @@ TEST_CASE("cuda_model_matches_cpu_backend_q8_0_tied_odd_vocabulary") {
 TEST_CASE("cuda_model_matches_cpu_backend_q4_k_and_q6_k") {
     check_against_cpu(cuda_spec(kernels::dtype::q4_k), 5e-2, "q4_k");
     check_against_cpu(cuda_spec(kernels::dtype::q6_k), 5e-2, "q6_k");
+}
+
+// Hot swap on CUDA devices is not built: the swapper says so at once and the loaded plugin
+// keeps serving (the next step still runs).
+TEST_CASE("cuda_plugin_swap_is_refused_naming_why_and_the_old_plugin_keeps_serving") {
+    TempDir dir;
+    const std::string model = make_model(dir, cuda_spec(kernels::dtype::bf16), "m.gguf");
+    auto rt = load(cuda_config(model, 1, 1, 1));
+    PluginSwapper swapper(rt->plugins(), SwapPolicy{});
+    const SwapReport r = swapper.swap(LLMQ_PLUGIN_KIND_GEMM, "gemm-cuda", "test");
+    CHECK_FALSE(r.swapped);
+    CHECK(r.refused_at == "request");
+    CHECK_MESSAGE(r.message.find("hot swap of a plugin on CUDA devices is not built yet") != std::string::npos,
+                  r.message);
+    auto sink = std::make_shared<StepLogitsSink>();
+    REQUIRE(rt->engine().submit(request({1, 2, 3}, 2, 0.0f, 1), sink).ok());
+    for (int guard = 0; guard < 1000 && !sink->done; ++guard) rt->engine().step();
+    CHECK(sink->tokens.size() == 2);
 }
 
 TEST_CASE("cuda_backend_refuses_weight_types_its_plugins_do_not_take") {
