@@ -16,7 +16,7 @@
 set -u
 
 gpu_tests=(gemm_cuda_plugin_matches_float64_reference attention_cuda_plugin_matches_float64_reference
-           cuda_elementwise_kernels_match_float64_reference)
+           cuda_elementwise_kernels_match_float64_reference cuda_backend_fused_ops_match_separate_ops)
 # The CUDA backend's tests load models through the runtime (plugins, probe): longer limits.
 model_tests=(cuda_model_matches_cpu_backend cuda_logical_devices_tp_pp_match_one_device)
 
@@ -45,30 +45,52 @@ pack() {
     du -sh "$dest"
 }
 
-# As a user would: `llmq run` of a random BF16 model on the GPU ([devices] backend = "cuda")
-# and on the CPU, greedy; the last prompt position's logits must agree within 5e-2 of their
-# scale (the GPU rounds GEMM inputs to bf16).
+# As a user would: `llmq run` of a random BF16 model on the GPU ([devices] backend = "cuda"),
+# on the GPU with decode steps as CUDA graphs ([cuda] graphs = true) and on the CPU, greedy;
+# the last position's logits of each GPU run must agree with the CPU's within 5e-2 of their
+# scale (the GPU rounds GEMM inputs to bf16), and the graphs run must have recorded a decode
+# graph and generated the same tokens as the run without.
 user_run() {
     local dest=$1 tmp
     tmp=$(mktemp -d)
     "$dest/bin/llmq-make-model" --out "$tmp/m.gguf" --dim 1024 --layers 8 --heads 16 --kv-heads 4 \
         --ffn 2816 --vocab 32000 --dtype bf16 >/dev/null || return 1
     local backend
-    for backend in cuda cpu; do
-        printf '[devices]\nbackend = "%s"\n' "$backend" > "$tmp/$backend.toml"
+    for backend in cuda cuda-graphs cpu; do
+        printf '[devices]\nbackend = "%s"\n' "${backend%-graphs}" > "$tmp/$backend.toml"
+        [ "$backend" = cuda-graphs ] && printf '[cuda]\ngraphs = true\n' >> "$tmp/$backend.toml"
         "$dest/bin/llmq" run -c "$tmp/$backend.toml" --model "$tmp/m.gguf" --prompt-tokens 1 5 9 13 77 \
-            --max-tokens 32 -t 0 --json --log-level info --logits-out "$tmp/$backend.f32" > "$tmp/$backend.json" || return 1
+            --max-tokens 32 -t 0 --json --log-level info --logits-out "$tmp/$backend.f32" > "$tmp/$backend.json" 2> "$tmp/$backend.err"
+        local rc=$?
+        cat "$tmp/$backend.err"
+        [ $rc -eq 0 ] || return 1
         echo "$backend: $(tail -n 1 "$tmp/$backend.json")"
     done
-    python3 - "$tmp/cuda.f32" "$tmp/cpu.f32" <<'PY'
+    # One sequence decodes alone, unpadded: with graphs its tokens must be the same ones.
+    grep -q 'decode graph recorded' "$tmp/cuda-graphs.err" || { echo "cuda-graphs: no decode graph was recorded"; return 1; }
+    python3 - "$tmp/cuda.json" "$tmp/cuda-graphs.json" <<'PY' || return 1
+import json, sys
+rows = [[json.loads(l) for l in open(p) if l.startswith("{")] for p in sys.argv[1:]]
+tokens = [[j["token"] for j in r if "token" in j] for r in rows]
+print("generated tokens: cuda %d, cuda-graphs %d, equal: %s" % (len(tokens[0]), len(tokens[1]), tokens[0] == tokens[1]))
+sys.exit(0 if tokens[0] == tokens[1] and tokens[0] else 1)
+PY
+    python3 - "$tmp/cpu.f32" "$tmp/cuda.f32" "$tmp/cuda-graphs.f32" <<'PY'
 import array, sys
-a, b = array.array("f"), array.array("f")
-a.frombytes(open(sys.argv[1], "rb").read()); b.frombytes(open(sys.argv[2], "rb").read())
-assert len(a) == len(b) and len(a) > 0, (len(a), len(b))
-scale = max(1.0, max(abs(x) for x in b))
-diff = max(abs(x - y) for x, y in zip(a, b))
-print("last-position logits: max |cuda - cpu| = %.4g, scale %.4g, ratio %.4g (bound 5e-2)" % (diff, scale, diff / scale))
-sys.exit(0 if diff <= 5e-2 * scale else 1)
+def read(path):
+    a = array.array("f")
+    a.frombytes(open(path, "rb").read())
+    return a
+b = read(sys.argv[1])
+ok = True
+for path in sys.argv[2:]:
+    a = read(path)
+    assert len(a) == len(b) and len(a) > 0, (path, len(a), len(b))
+    scale = max(1.0, max(abs(x) for x in b))
+    diff = max(abs(x - y) for x, y in zip(a, b))
+    print("%s last-position logits: max |gpu - cpu| = %.4g, scale %.4g, ratio %.4g (bound 5e-2)" % (path.split("/")[-1], diff, scale, diff / scale))
+    ok = ok and diff <= 5e-2 * scale
+sys.exit(0 if ok else 1)
 PY
     local rc=$?
     rm -rf "$tmp"
@@ -123,7 +145,7 @@ run() {
     export LLMQ_PLUGIN_PROBE="$PWD/$dest/bin/llmq-plugin-probe"
 
     for t in "${gpu_tests[@]}"; do step "$t" 45 "$dest/bin/$t"; done
-    for t in "${model_tests[@]}"; do step "$t" 75 "$dest/bin/$t"; done
+    for t in "${model_tests[@]}"; do step "$t" 100 "$dest/bin/$t"; done
     step "llmq run on the GPU and the CPU" 60 bash -c "$(declare -f user_run); user_run \"\$1\"" user_run "$dest"
     step "llmq-cuda-allreduce-bench" 20 "$dest/bin/llmq-cuda-allreduce-bench" --json "$out/gpu-allreduce.json"
     local sanitizer

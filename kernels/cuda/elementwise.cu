@@ -4,6 +4,7 @@
 // from L1/L2) with consecutive threads on consecutive elements.
 #include <cmath>
 
+#include "block_quant_values.cuh"
 #include "device_types.cuh"
 #include "llmq/kernels/cuda.hpp"
 
@@ -21,6 +22,18 @@ int64_t blocks_for(int64_t n) {
     return b < 65535 * 32 ? b : 65535 * 32;
 }
 
+// Value i of a row of an embedding table of type t.
+__device__ __forceinline__ float table_value(dtype t, const uint8_t* row, int64_t i) {
+    switch (t) {
+        case dtype::q8_0: return detail::load_q8_0(row, i);
+        case dtype::q4_0: return detail::block_quant_value<dtype::q4_0>(row, i);
+        case dtype::q4_k: return detail::block_quant_value<dtype::q4_k>(row, i);
+        case dtype::q5_k: return detail::block_quant_value<dtype::q5_k>(row, i);
+        case dtype::q6_k: return detail::block_quant_value<dtype::q6_k>(row, i);
+        default: return load(t, row, i);
+    }
+}
+
 __global__ void embedding_gather_kernel(dtype table_t, const uint8_t* table, int64_t ld_bytes, int64_t vocab_begin,
                                         int64_t vocab, const int32_t* tokens, int64_t n, dtype act, void* out) {
     const int64_t row = blockIdx.x;
@@ -29,7 +42,7 @@ __global__ void embedding_gather_kernel(dtype table_t, const uint8_t* table, int
     const uint8_t* src = table + (here ? local : 0) * ld_bytes;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
         float v = 0.0f;
-        if (here) v = table_t == dtype::q8_0 ? detail::load_q8_0(src, i) : load(table_t, src, i);
+        if (here) v = table_value(table_t, src, i);
         store(act, out, row * n + i, v);
     }
 }
@@ -160,7 +173,8 @@ __global__ void sum_rows_in_order_kernel(const float* rows, int32_t count, int64
 
 cudaError_t embedding_gather(dtype table_t, const void* table, int64_t ld_bytes, int64_t vocab_begin, int64_t vocab,
                              const int32_t* tokens, int64_t count, int64_t n, dtype act, void* out, cudaStream_t stream) {
-    if (!is_activation(act) || !(is_activation(table_t) || table_t == dtype::q8_0)) return cudaErrorInvalidValue;
+    if (!is_activation(act) || !(is_activation(table_t) || table_t == dtype::q8_0 || detail::is_block_quant(table_t)))
+        return cudaErrorInvalidValue;
     if (count <= 0 || n <= 0) return cudaSuccess;
     embedding_gather_kernel<<<unsigned(count), threads, 0, stream>>>(
         table_t, static_cast<const uint8_t*>(table), ld_bytes, vocab_begin, vocab, tokens, n, act, out);

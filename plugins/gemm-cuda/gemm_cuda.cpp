@@ -4,13 +4,14 @@
 //     column-major N×M matrix w·xᵀ, so A = w (column-major K×N, transposed), B = x (K×M),
 //     C = D = y (N×M); no copies. Each shape's descriptors and heuristic choice live in a
 //     plan cache (gemm_plan_cache.hpp); the workspace comes from the host at init.
-//   q8_0 weights, M <= 16 (decode): kernels::cuda::q8_0_gemv reads the blocks directly.
-//   q8_0 weights, larger M: tiles of weight rows are dequantized to x's type into a buffer
-//     from the host, then multiplied by cuBLASLt into the tile's columns of y.
+//   q8_0 weights, M <= 16 (decode): kernels::cuda::q8_0_gemv reads the blocks directly;
+//     q4_0, q4_k, q5_k, q6_k weights likewise through kernels::cuda::block_quant_gemv.
+//   block-quantized weights, larger M: tiles of weight rows are dequantized to x's type into
+//     a buffer from the host, then multiplied by cuBLASLt into the tile's columns of y.
 //
 // Plugin TOML table ([plugins.gemm-cuda]):
 //   workspace_mib = 32        cuBLASLt workspace (Hopper wants 32 MiB for its best kernels)
-//   dequant_tile_mib = 64     buffer for dequantized q8_0 tiles (larger M only)
+//   dequant_tile_mib = 64     buffer for dequantized weight tiles (larger M only)
 //   plan_cache_size = 256     shapes whose plans are kept
 //
 // None of this has run on a GPU yet (docs/cuda.md).
@@ -223,8 +224,8 @@ llmq_status run_lt(instance& self, const gemm_shape& g, const void* a, const voi
     return LLMQ_OK;
 }
 
-// q8_0 weights with M above the GEMV's rows: dequantize `tile` rows of w at a time.
-llmq_status run_q8_0_tiled(instance& self, const gemm_call& call, llmq_error* error) {
+// Block-quantized weights with M above the GEMV's rows: dequantize `tile` rows of w at a time.
+llmq_status run_dequantized_tiles(instance& self, const gemm_call& call, llmq_error* error) {
     const gemm_shape& g = call.shape;
     const int64_t element = llmq::cuda_plugin::element_bytes(g.x_type);
     const int64_t row_bytes = g.K * element;
@@ -235,8 +236,8 @@ llmq_status run_q8_0_tiled(instance& self, const gemm_call& call, llmq_error* er
     if (self.dequant_bytes < needed) {
         void* grown = self.host->alloc(self.host->host_context, needed, LLMQ_PLUGIN_CUDA_ALLOC_ALIGNMENT);
         if (grown == nullptr)
-            return fail(error, LLMQ_STATUS_OUT_OF_MEMORY, "matmul: no %zu-byte buffer for dequantized q8_0 tiles",
-                        needed);
+            return fail(error, LLMQ_STATUS_OUT_OF_MEMORY, "matmul: no %zu-byte buffer for dequantized %s tiles",
+                        needed, llmq::cuda_plugin::dtype_label(g.w_type));
         if (self.dequant != nullptr) self.host->free(self.host->host_context, self.dequant);
         self.dequant = grown;
         self.dequant_bytes = needed;
@@ -245,10 +246,13 @@ llmq_status run_q8_0_tiled(instance& self, const gemm_call& call, llmq_error* er
     for (int64_t n0 = 0; n0 < g.N; n0 += tile) {
         const int64_t rows = g.N - n0 < tile ? g.N - n0 : tile;
         const auto* w_rows = static_cast<const uint8_t*>(call.w) + n0 * call.ldw_bytes;
-        if (cudaError_t e = kc::q8_0_dequantize(w_rows, call.ldw_bytes, rows, g.K, kernel_type(g.x_type), self.dequant,
-                                                g.K, self.stream);
-            e != cudaSuccess)
-            return cuda_failed(error, "matmul: q8_0 dequantize launch", e);
+        const cudaError_t e =
+            g.w_type == LLMQ_DTYPE_Q8_0
+                ? kc::q8_0_dequantize(w_rows, call.ldw_bytes, rows, g.K, kernel_type(g.x_type), self.dequant, g.K,
+                                      self.stream)
+                : kc::block_quant_dequantize(kernel_type(g.w_type), w_rows, call.ldw_bytes, rows, g.K,
+                                             kernel_type(g.x_type), self.dequant, g.K, self.stream);
+        if (e != cudaSuccess) return cuda_failed(error, "matmul: dequantize launch", e);
         gemm_shape part = g;
         part.N = rows;
         part.w_type = g.x_type;
@@ -286,7 +290,16 @@ llmq_status matmul(void* raw, const llmq_matmul_args* a, llmq_error* error) {
                 return cuda_failed(error, "matmul: q8_0 GEMV launch", e);
             return LLMQ_OK;
         }
-        if (g.w_type == LLMQ_DTYPE_Q8_0) return run_q8_0_tiled(*self, call, error);
+        if (g.w_type != LLMQ_DTYPE_Q8_0 && llmq::gemm_cuda::quantized_weight(g.w_type) &&
+            g.M <= kc::block_quant_gemv_max_rows) {
+            if (cudaError_t e = kc::block_quant_gemv(kernel_type(g.w_type), kernel_type(g.x_type), call.x, g.M, g.K, g.ldx,
+                                                     call.w, call.ldw_bytes, g.N, kernel_type(g.y_type), call.y, g.ldy,
+                                                     self->stream);
+                e != cudaSuccess)
+                return cuda_failed(error, "matmul: block-quantized GEMV launch", e);
+            return LLMQ_OK;
+        }
+        if (llmq::gemm_cuda::quantized_weight(g.w_type)) return run_dequantized_tiles(*self, call, error);
         return run_lt(*self, g, call.w, call.x, call.y, error);
     } catch (const std::bad_alloc&) {
         return fail(error, LLMQ_STATUS_OUT_OF_MEMORY, "matmul: out of host memory for a cuBLASLt plan");

@@ -24,12 +24,20 @@ struct gemm_call {
     int64_t ldw_bytes = 0;
 };
 
+// Block-quantized weight types gemm-cuda takes: q8_0 (q8_0_gemm.cu) and q4_0, q4_k, q5_k,
+// q6_k (block_quant_gemm.cu); any activation type multiplies them.
+inline bool quantized_weight(int32_t t) {
+    return t == LLMQ_DTYPE_Q8_0 || t == LLMQ_DTYPE_Q4_0 || t == LLMQ_DTYPE_Q4_K || t == LLMQ_DTYPE_Q5_K ||
+           t == LLMQ_DTYPE_Q6_K;
+}
+
 inline llmq_status check_matrix(const llmq_tensor& t, int32_t device, const char* name, llmq_error* error) {
     if (llmq_status s = cuda_plugin::check_on_device(t, device, "matmul", name, error); s != LLMQ_OK) return s;
     return plugin_checks::check_matrix_layout(t, "matmul", name, error);
 }
 
-// Rows of `row_bytes`, elements `element` bytes apart (0: Q8_0, rows 2-byte aligned).
+// Rows of `row_bytes`, elements `element` bytes apart (0: block-quantized, rows 2-byte
+// aligned; every block of those types has an even size).
 inline llmq_status check_rows(const llmq_tensor& t, const char* name, int64_t element, int64_t row_bytes,
                               llmq_error* error) {
     if (t.strides[1] != element)
@@ -64,12 +72,14 @@ inline llmq_status check_matmul(const llmq_matmul_args* a, int32_t device, gemm_
     if (!cuda_plugin::is_activation(yt))
         return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: y.dtype is %s, gemm-cuda writes f32, f16 or bf16",
                     cuda_plugin::dtype_label(yt));
-    if (!cuda_plugin::is_activation(wt) && wt != LLMQ_DTYPE_Q8_0)
-        return fail(error, LLMQ_STATUS_UNSUPPORTED, "matmul: w.dtype is %s, not a weight type (f32, f16, bf16, q8_0)",
-                    cuda_plugin::dtype_label(wt));
-    if (wt != LLMQ_DTYPE_Q8_0 && xt != wt)
+    if (!cuda_plugin::is_activation(wt) && !quantized_weight(wt))
         return fail(error, LLMQ_STATUS_UNSUPPORTED,
-                    "matmul: x is %s but w is %s; gemm-cuda multiplies like types (or any activation by q8_0)",
+                    "matmul: w.dtype is %s, not a weight type (f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)",
+                    cuda_plugin::dtype_label(wt));
+    if (!quantized_weight(wt) && xt != wt)
+        return fail(error, LLMQ_STATUS_UNSUPPORTED,
+                    "matmul: x is %s but w is %s; gemm-cuda multiplies like types (or any activation by a "
+                    "block-quantized weight)",
                     cuda_plugin::dtype_label(xt), cuda_plugin::dtype_label(wt));
     // cuBLASLt writes x's type or f32 (f32 inputs: f32 only); the q8_0 tiles go through it too.
     if (yt != xt && yt != LLMQ_DTYPE_F32)
@@ -78,13 +88,17 @@ inline llmq_status check_matmul(const llmq_matmul_args* a, int32_t device, gemm_
                     xt == LLMQ_DTYPE_F32 ? "" : " or f32");
     const int64_t M = a->x.shape[0], K = a->x.shape[1], N = a->w.shape[0];
     if (llmq_status s = plugin_checks::check_matmul_shapes(*a, error); s != LLMQ_OK) return s;
-    if (wt == LLMQ_DTYPE_Q8_0 && K % LLMQ_Q8_0_BLOCK_VALUES != 0)
-        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "matmul: w is q8_0 with K = %" PRId64 ", not a multiple of 32",
-                    K);
+    if (quantized_weight(wt)) {
+        const int64_t block = kernels::dtype_info_of(static_cast<kernels::dtype>(wt)).block_values;
+        if (K % block != 0)
+            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                        "matmul: w is %s with K = %" PRId64 ", not a multiple of %" PRId64, cuda_plugin::dtype_label(wt),
+                        K, block);
+    }
     const int64_t xe = cuda_plugin::element_bytes(xt), ye = cuda_plugin::element_bytes(yt);
     if ((s = check_rows(a->x, "x", xe, K * xe, error)) != LLMQ_OK) return s;
     if ((s = check_rows(a->y, "y", ye, N * ye, error)) != LLMQ_OK) return s;
-    const int64_t we = cuda_plugin::element_bytes(wt);  // 0 for q8_0
+    const int64_t we = cuda_plugin::element_bytes(wt);  // 0 for block-quantized types
     const int64_t w_row = int64_t(kernels::row_bytes(static_cast<kernels::dtype>(wt), K));
     if ((s = check_rows(a->w, "w", we, w_row, error)) != LLMQ_OK) return s;
 
@@ -103,7 +117,7 @@ inline llmq_status check_matmul(const llmq_matmul_args* a, int32_t device, gemm_
     g.ldx = leading(a->x, K * xe, xe);
     g.ldy = leading(a->y, N * ye, ye);
     call->ldw_bytes = leading(a->w, w_row, 1);
-    g.ldw = wt == LLMQ_DTYPE_Q8_0 ? call->ldw_bytes : call->ldw_bytes / we;
+    g.ldw = quantized_weight(wt) ? call->ldw_bytes : call->ldw_bytes / we;
     // What cuBLASLt may assume about every row's start: the pointer's and the row stride's.
     auto row_alignment = [](const void* p, int64_t ld_bytes) {
         const uint32_t pa = cuda_plugin::alignment_of(reinterpret_cast<uintptr_t>(p));

@@ -50,6 +50,31 @@ inline Run generate(const Config& c, int32_t new_tokens = 12) {
     return {sink->logits, sink->tokens, rt->devices().front()->info().name};
 }
 
+// Several requests at once (so decode steps batch them), each greedy with its own number of
+// new tokens; one Run per prompt.
+inline std::vector<Run> generate_many(const Config& c, const std::vector<std::vector<int32_t>>& prompts,
+                                      const std::vector<int32_t>& new_tokens) {
+    auto rt = load(c);
+    std::vector<std::shared_ptr<StepLogitsSink>> sinks;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        sinks.push_back(std::make_shared<StepLogitsSink>());
+        REQUIRE(rt->engine().submit(request(prompts[i], new_tokens.at(i), 0.0f, 1 + i), sinks.back()).ok());
+    }
+    auto all_done = [&] {
+        for (const auto& s : sinks)
+            if (!s->done) return false;
+        return true;
+    };
+    for (int guard = 0; guard < 100000 && !all_done(); ++guard) rt->engine().step();
+    REQUIRE(all_done());
+    std::vector<Run> runs;
+    for (const auto& s : sinks) {
+        REQUIRE(s->logits.size() == s->tokens.size());
+        runs.push_back({s->logits, s->tokens, rt->devices().front()->info().name});
+    }
+    return runs;
+}
+
 inline double max_abs(const std::vector<float>& v) {
     double m = 0;
     for (float x : v) m = std::max(m, double(std::fabs(x)));

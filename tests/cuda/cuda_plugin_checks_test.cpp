@@ -142,6 +142,35 @@ TEST_CASE("gemm_cuda_arguments_follow_the_gpu_contract") {
     a = bf16_args(1, 64, 100);
     a.w = matrix(0x200000, LLMQ_DTYPE_Q8_0, 64, 100, 4 * 34);
     CHECK(refusal(a, LLMQ_STATUS_INVALID_ARGUMENT).find("K = 100, not a multiple of 32") != std::string::npos);
+
+    // q4_0 and the K-quants: any activation type, K a multiple of the block's values (32 for
+    // q4_0, 256 for q4_k, q5_k, q6_k), rows of whole blocks; other quantized types refused.
+    a = bf16_args(4, 64, 512);
+    a.w = matrix(0x200000, LLMQ_DTYPE_Q4_K, 64, 512, 2 * 144);
+    REQUIRE_MESSAGE(llmq::gemm_cuda::check_matmul(&a, 1, &call, &error) == LLMQ_OK, error.message);
+    CHECK(call.ldw_bytes == 288);
+    CHECK(call.shape.ldw == 288);
+    CHECK(call.shape.w_type == LLMQ_DTYPE_Q4_K);
+    a.w = matrix(0x200000, LLMQ_DTYPE_Q6_K, 64, 512, 2 * 210);
+    REQUIRE_MESSAGE(llmq::gemm_cuda::check_matmul(&a, 1, &call, &error) == LLMQ_OK, error.message);
+    CHECK(call.ldw_bytes == 420);
+    a.w = matrix(0x200000, LLMQ_DTYPE_Q5_K, 64, 512, 2 * 176);
+    REQUIRE_MESSAGE(llmq::gemm_cuda::check_matmul(&a, 1, &call, &error) == LLMQ_OK, error.message);
+    a.w.strides[0] = 300;
+    CHECK(refusal(a, LLMQ_STATUS_INVALID_ARGUMENT).find("w.strides[0] is 300, a row needs 352 bytes") != std::string::npos);
+    a = bf16_args(4, 64, 96);
+    a.x = matrix(0x100000, LLMQ_DTYPE_F16, 4, 96, 96 * 2);
+    a.w = matrix(0x200000, LLMQ_DTYPE_Q4_0, 64, 96, 3 * 18);
+    a.y = matrix(0x300000, LLMQ_DTYPE_F32, 4, 64, 64 * 4);
+    REQUIRE_MESSAGE(llmq::gemm_cuda::check_matmul(&a, 1, &call, &error) == LLMQ_OK, error.message);
+    CHECK(call.ldw_bytes == 54);
+    a = bf16_args(1, 64, 128);
+    a.w = matrix(0x200000, LLMQ_DTYPE_Q4_K, 64, 128, 144);
+    CHECK(refusal(a, LLMQ_STATUS_INVALID_ARGUMENT).find("w is q4_k with K = 128, not a multiple of 256") !=
+          std::string::npos);
+    a = bf16_args(1, 64, 256);
+    a.w = matrix(0x200000, LLMQ_DTYPE_Q2_K, 64, 256, 84);
+    CHECK(refusal(a, LLMQ_STATUS_UNSUPPORTED).find("w.dtype is q2_k, not a weight type") != std::string::npos);
 }
 
 TEST_CASE("cuda_plugins_refuse_a_host_table_without_the_gpu_contract") {

@@ -1,10 +1,12 @@
 // gemm-cuda against a float64 reference on random inputs of many shapes and type mixes:
 // bf16, f16 and f32 weights through cuBLASLt, q8_0 weights through the GEMV kernel (M <= 16)
-// and the dequantized tiles (larger M); strided x and y; y poisoned before every run.
+// and the dequantized tiles (larger M), q4_0, q4_k, q5_k and q6_k weights through theirs;
+// strided x and y; y poisoned before every run.
 // Needs a GPU (exits 77 without one, see cuda_test_main.cpp).
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "../plugins/plugin_test_host.hpp"
@@ -23,7 +25,7 @@ llmq_tensor device_matrix(void* data, k::dtype t, int64_t rows, int64_t cols, in
     v.shape[0] = rows;
     v.shape[1] = cols;
     v.strides[0] = row_bytes;
-    v.strides[1] = t == k::dtype::q8_0 ? 0 : int64_t(element_bytes(t));
+    v.strides[1] = k::dtype_info_of(t).block_values > 1 ? 0 : int64_t(element_bytes(t));
     v.device_type = LLMQ_BACKEND_CUDA;
     v.device_index = 0;
     return v;
@@ -65,11 +67,13 @@ double run_case(const llmq_plugin_descriptor* d, void* state, cuda_host& host, c
     dy.download(y_bytes.data());
     const std::vector<double> y = widen(c.y_t, y_bytes.data(), c.M, c.N, ldy * int64_t(ye));
 
-    // Tolerance: the output's rounding of |ref|, f32 accumulation, and for q8_0 tiles the
-    // rounding of the dequantized weights to x's type. (1e-5 of sum |x w|: f32 sums in
-    // tensor-core tiles, whose accumulation is not round-to-nearest at every step.)
+    // Tolerance: the output's rounding of |ref|, f32 accumulation, and for the dequantized
+    // tiles of block-quantized weights (M > 16) their rounding to x's type. (1e-5 of sum
+    // |x w|: f32 sums in tensor-core tiles, whose accumulation is not round-to-nearest at
+    // every step.) The reference multiplies the weights' values as the CPU dequantizes them,
+    // which tests/reference checks bit for bit against the formats' definitions.
     double in_rounding = 0.0;
-    if (c.w_t == k::dtype::q8_0 && c.M > 16) in_rounding = rounding_of(c.x_t);
+    if (k::dtype_info_of(c.w_t).block_values > 1 && c.M > 16) in_rounding = rounding_of(c.x_t);
     double worst = 0.0;
     for (int64_t m = 0; m < c.M; ++m)
         for (int64_t n = 0; n < c.N; ++n) {
@@ -123,6 +127,20 @@ TEST_CASE("gemm_cuda_matches_a_float64_reference_on_many_shapes_and_types") {
                  k::dtype_name(c.y_t), ": worst error ", worst, " tolerances");
             CHECK(worst <= 1.0);
         }
+    // q4_0 and the K-quants: the GEMV (M <= 16) and the dequantized tiles (M > 16, several
+    // tiles of 128 rows for N = 300 with 1 MiB tiles of K = 4096), K a multiple of 256.
+    const int64_t block_shapes[][3] = {{1, 7, 256},    {2, 33, 512},  {16, 128, 256}, {17, 64, 512},
+                                       {5, 257, 1024}, {1, 1536, 4096}, {64, 256, 512}, {20, 300, 4096}};
+    for (const t w_t : {t::q4_0, t::q4_k, t::q5_k, t::q6_k})
+        for (const auto& [x_t, y_t] : {std::pair{t::bf16, t::bf16}, std::pair{t::f32, t::f32}, std::pair{t::f16, t::f32}})
+            for (size_t si = 0; si < (quick_run() ? 4 : std::size(block_shapes)); ++si) {
+                if (quick_run() && x_t != t::bf16) continue;
+                gemm_case c{block_shapes[si][0], block_shapes[si][1], block_shapes[si][2], x_t, w_t, y_t};
+                const double worst = run_case(plugin.descriptor, inst->state, host, c, rng);
+                INFO("M=", c.M, " N=", c.N, " K=", c.K, " x ", k::dtype_name(c.x_t), " w ", k::dtype_name(c.w_t), " y ",
+                     k::dtype_name(c.y_t), ": worst error ", worst, " tolerances");
+                CHECK(worst <= 1.0);
+            }
     // Strided rows of x and y, for both paths.
     for (const auto& mix : {mixes[0], mixes[5]})
         for (int64_t M : {1, 9, 40}) {

@@ -202,7 +202,11 @@ Expected<Config> parse_config(std::string_view toml_text, std::string_view sourc
     Config config;
     ProblemList problems(source_name);
     std::vector<std::string_view> section_names;
-    for (const auto& section : section_rules()) section_names.push_back(section.name);
+    std::string all_sections;  // "[model], [devices], ..."
+    for (const auto& section : section_rules()) {
+        section_names.push_back(section.name);
+        all_sections.append(all_sections.empty() ? "[" : ", [").append(section.name).append("]");
+    }
 
     for (auto&& [name, node] : root) {
         uint32_t line = name.source().begin.line;
@@ -211,8 +215,7 @@ Expected<Config> parse_config(std::string_view toml_text, std::string_view sourc
                                                : std::string(name.str());
             problems.add(line, text + ": unknown section" +
                                    suggestion(name.str(), section_names, "[", "]") +
-                                   "; the sections are [model], [devices], [parallel], "
-                                   "[kv_cache], [scheduler], [ipc], [plugins], [log]");
+                                   "; the sections are " + all_sections);
             continue;
         }
         if (!node.is_table()) {

@@ -503,6 +503,11 @@ std::vector<KeyRule> make_key_rules() {
         "Collectives between CUDA devices: \"auto\" = NCCL when each device is a whole GPU, "
         "else copies through device memory"));
 
+    // [cuda]
+    rules.push_back(bool_key("cuda", "graphs", field(&Config::cuda, &CudaConfig::graphs),
+                             "Decode steps on a single CUDA device recorded once per batch bucket as "
+                             "a CUDA graph and replayed (off until a GPU run has checked them)"));
+
     // [parallel]
     rules.push_back(integer_or_auto_key(
         "parallel", "tensor", field(&Config::parallel, &ParallelConfig::tensor), 4096,
@@ -754,6 +759,7 @@ const std::vector<SectionRule>& section_rules() {
     static const std::vector<SectionRule> sections = {
         {"model", "The model to load"},
         {"devices", "The devices llmq uses: CPU devices (groups of cores) and CUDA GPUs"},
+        {"cuda", "How CUDA devices run the model"},
         {"parallel", "How the model is split across devices"},
         {"kv_cache", "The paged KV cache"},
         {"scheduler", "Continuous batching: what one engine step may hold"},

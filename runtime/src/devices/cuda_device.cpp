@@ -190,6 +190,7 @@ void CudaDevice::deallocate(void* pointer) {
     // used on the same stream after it, so handing the block out again is stream-ordered.
     cached_.emplace(it->second.size, it->second.base);
     in_use_.fetch_sub(it->second.size);
+    deallocations_.fetch_add(1);
     live_.erase(it);
 }
 

@@ -54,6 +54,9 @@ public:
     // KV pools ask 4096) takes a block that much larger and an offset into it.
     void* allocate(uint64_t bytes, uint64_t alignment, std::string* why) override;
     void deallocate(void* pointer) override;
+    // How many blocks were handed back so far: device memory that a recorded CUDA graph
+    // points into may have been reused since it was recorded unless this stayed the same.
+    uint64_t deallocations() const { return deallocations_.load(); }
     uint64_t memory_used() const override { return in_use_.load(); }
     // Bytes taken from the GPU: in use plus cached.
     uint64_t memory_reserved() const;
@@ -83,6 +86,7 @@ private:
     CudaDeviceSpec spec_;
     cudaStream_t stream_ = nullptr;
     std::atomic<uint64_t> in_use_{0};
+    std::atomic<uint64_t> deallocations_{0};
     mutable std::mutex alloc_mutex_;
     uint64_t reserved_ = 0;                            // in use + cached, under alloc_mutex_
     struct Block {

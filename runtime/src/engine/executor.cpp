@@ -106,6 +106,7 @@ Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
             auto shard = ModelShard::create(layout, spec, backend, kv, options.max_tokens_per_step,
                                             options.max_seqs_per_step);
             if (!shard) return shard.status().with_context(backend.device().info().name);
+            (*shard)->enable_decode_graphs(options.decode_graphs);
             e->shards_.push_back(std::move(*shard));
         }
     }

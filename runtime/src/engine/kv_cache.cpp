@@ -45,7 +45,6 @@ Expected<std::unique_ptr<KvCacheStorage>> KvCacheStorage::create(Backend& backen
     if (shape.dtype != kernels::dtype::f16 && shape.dtype != kernels::dtype::f32)
         return invalid_argument("[kv_cache] dtype must be f16 or f32");
     std::unique_ptr<KvCacheStorage> s(new KvCacheStorage());
-    s->backend_ = &backend;
     s->shape_ = shape;
     const uint64_t bytes = shape.total_bytes();
     if (bytes == 0) return s;
@@ -65,16 +64,14 @@ void* KvCacheStorage::v_pool(int32_t layer) const {
     return static_cast<uint8_t*>(pools_.data()) + (2ull * layer + 1) * pool;
 }
 
-void KvCacheStorage::store(int32_t layer, std::span<const int32_t> block_tables, int32_t max_blocks,
-                           std::span<const int32_t> token_seq, std::span<const int32_t> positions,
-                           const float* k, const float* v) {
+KvPools KvCacheStorage::pools(int32_t layer) const {
     KvPools pools;
     pools.k = k_pool(layer);
     pools.v = v_pool(layer);
     pools.dtype = shape_.dtype;
     pools.block_size = shape_.block_size;
     pools.row_values = static_cast<int64_t>(shape_.kv_heads) * shape_.head_dim;
-    backend_->kv_write(pools, block_tables, max_blocks, token_seq, positions, k, v);
+    return pools;
 }
 
 }  // namespace llmq

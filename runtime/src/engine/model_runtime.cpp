@@ -160,6 +160,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     eo.kv_dtype = config.kv_cache.dtype == KvCacheDtype::f32 ? kernels::dtype::f32 : kernels::dtype::f16;
     eo.max_tokens_per_step = config.scheduler.max_tokens_per_step;
     eo.max_seqs_per_step = config.scheduler.max_running_sequences;
+    eo.decode_graphs = config.cuda.graphs;
     std::vector<Backend*> backends;
     for (Device* d : used) {
         auto backend = d->create_backend();

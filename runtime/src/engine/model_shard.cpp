@@ -1,4 +1,5 @@
 #include "llmq/runtime/model_shard.hpp"
+#include "llmq/runtime/decode_graph_batch.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -148,6 +149,7 @@ Status ModelShard::matmul(const PluginSet::PerDevice& p, const float* x, int64_t
                           const WeightView& w, float* y) {
     const Device& d = backend_->device();
     const Backend::GemmInput in = backend_->gemm_input(x, m, w.cols, w.dtype);
+    if (replay_) return {};  // a graph replay: the recording holds the plugin's work
     llmq_matmul_args a{};
     a.struct_size = sizeof a;
     a.x = tensor_2d(in.data, in.dtype, m, w.cols, w.cols * kernels::dtype_info_of(in.dtype).element_bytes(), d);
@@ -159,12 +161,58 @@ Status ModelShard::matmul(const PluginSet::PerDevice& p, const float* x, int64_t
 Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plugins,
                            Communicator* tensor_comm, Communicator* pipe, float* logits) {
     const int64_t T = b.num_tokens;
-    const int64_t E = hp_.n_embd, hd = hp_.head_dim;
-    const int64_t qw = heads_ * hd, kvw = kv_heads_ * hd;
     if (T <= 0) return {};
     if (T > max_tokens_)
         return internal_error("micro-batch of " + std::to_string(T) + " tokens exceeds the " +
                               std::to_string(max_tokens_) + "-token workspace");
+    if (graphs_ && backend_->graphs_supported() &&
+        is_graph_decode_batch(b, std::min(max_tokens_, max_logit_rows_)))
+        return forward_graph(b, plugins, logits);
+    LLMQ_TRY(run_layers(b, plugins, tensor_comm, pipe));
+    if (spec_.stage != spec_.stages - 1) {
+        LLMQ_TRY(pipe->send(x_, T * hp_.n_embd * sizeof(float), spec_.stage + 1));
+        return backend_->synchronize();
+    }
+    LLMQ_TRY(logits_out(plugins, b, tensor_comm, logits));
+    return backend_->synchronize();
+}
+
+Status ModelShard::forward_graph(const MicroBatch& b, const PluginSet::PerDevice& plugins, float* logits) {
+    Backend& be = *backend_;
+    const DecodeGraphShape shape = decode_graph_shape(b, std::min(max_tokens_, max_logit_rows_));
+    pad_decode_batch(b, shape, graph_batch_);
+    const Backend::GraphStep mode = be.begin_graph_step(shape.key());
+    replay_ = mode == Backend::GraphStep::replay;
+    Status s = graph_body(plugins);
+    replay_ = false;
+    Expected<bool> ran = be.end_graph_step(s.ok());  // always, to end a capture begun
+    if (!s.ok()) {
+        (void)be.synchronize();
+        return s;
+    }
+    if (!ran) {
+        (void)be.synchronize();
+        return ran.status();
+    }
+    if (!*ran) LLMQ_TRY(graph_body(plugins));  // nothing ran: the same calls, as usual
+    float* out = logits + static_cast<int64_t>(b.logits_offset) * hp_.n_vocab;
+    return be.finish_host_output(out, lg_all_, static_cast<size_t>(b.num_seqs) * hp_.n_vocab);
+}
+
+// The padded batch through the LM head, into lg_all_ (device memory): no host output and
+// no synchronize, so that it can be recorded.
+Status ModelShard::graph_body(const PluginSet::PerDevice& plugins) {
+    const MicroBatch& g = graph_batch_;
+    LLMQ_TRY(run_layers(g, plugins, nullptr, nullptr));
+    backend_->rms_norm_gather(x_, g.logit_rows, output_norm_, h_, hp_.n_embd, hp_.rms_eps);
+    return matmul(plugins, h_, static_cast<int64_t>(g.logit_rows.size()), lm_head_, lg_all_);
+}
+
+Status ModelShard::run_layers(const MicroBatch& b, const PluginSet::PerDevice& plugins, Communicator* tensor_comm,
+                              Communicator* pipe) {
+    const int64_t T = b.num_tokens;
+    const int64_t E = hp_.n_embd, hd = hp_.head_dim;
+    const int64_t qw = heads_ * hd, kvw = kv_heads_ * hd;
     const bool tp = spec_.ranks > 1;
     Backend& be = *backend_;
 
@@ -182,19 +230,34 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
     const int32_t* query_start = be.stage_indices(b.query_start);
     const int32_t* context_len = be.stage_indices(b.context_len);
     const int32_t* block_tables = be.stage_indices(b.block_tables);
+    // Each residual add is fused with the norm that follows it (the next block's input norm);
+    // the first layer's input norm stands alone, and so does the last add (the final norm
+    // runs on the logit rows only).
+    if (!layers_.empty()) be.rms_norm_rows(x_, layers_.front().attn_norm, h_, T, E, hp_.rms_eps);
     for (size_t li = 0; li < layers_.size(); ++li) {
         const Layer& L = layers_[li];
-        // ---- attention block
-        be.rms_norm_rows(x_, L.attn_norm, h_, T, E, hp_.rms_eps);
+        // ---- attention block (h_ = attn_norm(x_))
         LLMQ_TRY(matmul(plugins, h_, T, L.wq, q_));
         LLMQ_TRY(matmul(plugins, h_, T, L.wk, k_));
         LLMQ_TRY(matmul(plugins, h_, T, L.wv, v_));
         if (L.bq) be.add_bias_rows(q_, L.bq, T, qw);
         if (L.bk) be.add_bias_rows(k_, L.bk, T, kvw);
         if (L.bv) be.add_bias_rows(v_, L.bv, T, kvw);
-        be.rope(q_, T, heads_, static_cast<int32_t>(hd), b.positions, rope);
-        be.rope(k_, T, kv_heads_, static_cast<int32_t>(hd), b.positions, rope);
-        kv_->store(static_cast<int32_t>(li), b.block_tables, b.max_blocks, b.token_seq, b.positions, k_, v_);
+        Backend::RopeKvWrite rk;
+        rk.q = q_;
+        rk.q_heads = heads_;
+        rk.k = k_;
+        rk.v = v_;
+        rk.kv_heads = kv_heads_;
+        rk.head_dim = static_cast<int32_t>(hd);
+        rk.rows = T;
+        rk.positions = b.positions;
+        rk.rope = rope;
+        rk.pools = kv_->pools(static_cast<int32_t>(li));
+        rk.block_tables = b.block_tables;
+        rk.max_blocks = b.max_blocks;
+        rk.token_seq = b.token_seq;
+        be.rope_kv_write(rk);
 
         llmq_attention_args a{};
         a.struct_size = sizeof a;
@@ -216,27 +279,23 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
         a.num_blocks = kv_->shape().num_blocks;
         a.scale = scale;
         a.sliding_window = hp_.sliding_window;
-        LLMQ_TRY(plugins.attention->attention(a));
+        if (!replay_) LLMQ_TRY(plugins.attention->attention(a));
         LLMQ_TRY(matmul(plugins, att_, T, L.wo, o_));
         if (tp) LLMQ_TRY(tensor_comm->all_reduce_sum(o_, T * E));
-        be.add(x_, o_, T * E);
 
         // ---- feed-forward block (SwiGLU)
-        be.rms_norm_rows(x_, L.ffn_norm, h_, T, E, hp_.rms_eps);
+        be.add_rms_norm(x_, o_, L.ffn_norm, h_, T, E, hp_.rms_eps);
         LLMQ_TRY(matmul(plugins, h_, T, L.gate, gate_));
         LLMQ_TRY(matmul(plugins, h_, T, L.up, up_));
         be.swiglu(gate_, up_, gate_, T * ff_);
         LLMQ_TRY(matmul(plugins, gate_, T, L.down, o_));
         if (tp) LLMQ_TRY(tensor_comm->all_reduce_sum(o_, T * E));
-        be.add(x_, o_, T * E);
+        if (li + 1 < layers_.size())
+            be.add_rms_norm(x_, o_, layers_[li + 1].attn_norm, h_, T, E, hp_.rms_eps);
+        else
+            be.add(x_, o_, T * E);
     }
-
-    if (spec_.stage != spec_.stages - 1) {
-        LLMQ_TRY(pipe->send(x_, T * E * sizeof(float), spec_.stage + 1));
-        return be.synchronize();
-    }
-    LLMQ_TRY(logits_out(plugins, b, tensor_comm, logits));
-    return be.synchronize();
+    return {};
 }
 
 // Last stage: final norm and LM head for the rows that want logits, then to the host.

@@ -161,6 +161,13 @@ SwapReport PluginSwapper::run(int32_t kind, const std::string& requested, const 
     for (Device* d : devices)
         if (std::find(backends.begin(), backends.end(), d->backend()) == backends.end())
             backends.push_back(d->backend());
+    // The canary's inputs are host memory, which a CUDA plugin refuses (the GPU contract), so
+    // no swap on CUDA devices could pass it: say so before anything is probed or loaded.
+    if (std::find(backends.begin(), backends.end(), LLMQ_BACKEND_CUDA) != backends.end())
+        return refuse("request",
+                      unsupported("hot swap of a plugin on CUDA devices is not built yet (its canary runs on "
+                                  "host memory; docs/cuda.md); set [plugins.cuda] " + kind_name +
+                                  " and restart llmqd"));
 
     // probe
     if (policy_.probe) {

@@ -35,6 +35,9 @@ cuda_devices_per_gpu = 4
 cuda_memory_limit = "20GiB"
 cuda_communicator = "device-memory"
 
+[cuda]
+graphs = true
+
 [parallel]
 tensor = 2
 pipeline = "auto"
@@ -121,6 +124,7 @@ TEST_CASE("a default Config holds the documented defaults and equals an empty fi
     CHECK(c.devices.memory_fraction == 0.9);
     CHECK(c.devices.cuda.mode == llmq::CudaSelection::Mode::automatic);
     CHECK(c.devices.backend == llmq::DeviceBackend::automatic);
+    CHECK_FALSE(c.cuda.graphs);
     CHECK(c.devices.cuda_devices_per_gpu == 1);
     CHECK(c.devices.cuda_memory_limit == 0);
     CHECK(c.devices.cuda_communicator == llmq::CudaCommunicator::automatic);
@@ -187,6 +191,7 @@ TEST_CASE("every key is read into its field") {
     CHECK(c.devices.cuda_devices_per_gpu == 4);
     CHECK(c.devices.cuda_memory_limit == 20ull << 30);
     CHECK(c.devices.cuda_communicator == llmq::CudaCommunicator::device_memory);
+    CHECK(c.cuda.graphs);
     CHECK(c.parallel.tensor == 2);
     CHECK_FALSE(c.parallel.pipeline.has_value());
     CHECK(c.kv_cache.dtype == llmq::KvCacheDtype::f32);
@@ -304,7 +309,7 @@ TEST_CASE("print_config documents every key with a comment above it") {
         size_t previous_line = printed.rfind('\n', pos - 2);
         CHECK(printed[previous_line + 1] == '#');
     }
-    CHECK(keys == 64);   // every key of config.hpp
+    CHECK(keys == 65);   // every key of config.hpp
 }
 
 TEST_CASE("validate_config names the key and value of a Config changed in code") {

@@ -23,10 +23,11 @@ TEST_CASE("a key valid in another section is unknown in this one") {
 TEST_CASE("an unknown section names its line and the closest section") {
     CHECK(config_error("[model]\npath = \"\"\n\n[modle]\npath = \"x\"\n") ==
           "llmq.toml:4: [modle]: unknown section (did you mean [model]?); the sections are "
-          "[model], [devices], [parallel], [kv_cache], [scheduler], [ipc], [plugins], [log]");
+          "[model], [devices], [cuda], [parallel], [kv_cache], [scheduler], [ipc], [plugins], [log], "
+          "[metrics]");
     CHECK(config_error("toplevel = 1\n") ==
-          "llmq.toml:1: toplevel: unknown section; the sections are [model], [devices], "
-          "[parallel], [kv_cache], [scheduler], [ipc], [plugins], [log]");
+          "llmq.toml:1: toplevel: unknown section; the sections are [model], [devices], [cuda], "
+          "[parallel], [kv_cache], [scheduler], [ipc], [plugins], [log], [metrics]");
 }
 
 TEST_CASE("a section that is not a table is refused") {

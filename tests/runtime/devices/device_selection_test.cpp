@@ -20,23 +20,6 @@ const bool no_gpu = [] {
     return true;
 }();
 
-// The log lines written while `f` runs, at info level.
-template <typename F>
-std::string logged(const TempDir& dir, F&& f) {
-    const std::string path = dir.file("log.txt");
-    std::string why;
-    REQUIRE(log::set_file(path, &why));
-    const log::level before = log::current_level();
-    log::set_level(log::level::info);
-    f();
-    log::set_level(before);
-    REQUIRE(log::set_file("", &why));
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 }  // namespace
 
 TEST_CASE("devices_backend_cpu_makes_the_cpu_devices_of_the_config") {

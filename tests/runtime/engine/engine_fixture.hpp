@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -101,6 +104,23 @@ inline GenerateRequest request(std::vector<int32_t> prompt, int32_t max_tokens, 
     r.sampling.seed_set = true;
     r.sampling.ignore_eos = true;
     return r;
+}
+
+// The log lines written while `f` runs, at info level (through a file in `dir`).
+template <typename F>
+std::string logged(const TempDir& dir, F&& f) {
+    const std::string path = dir.file("log.txt");
+    std::string why;
+    if (!log::set_file(path, &why)) throw std::runtime_error("log file " + path + ": " + why);
+    const log::level before = log::current_level();
+    log::set_level(log::level::info);
+    f();
+    log::set_level(before);
+    if (!log::set_file("", &why)) throw std::runtime_error("log back to stderr: " + why);
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
 }
 
 }  // namespace llmq::test

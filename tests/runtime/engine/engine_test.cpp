@@ -31,16 +31,21 @@ std::vector<int32_t> run_alone(Engine& e, GenerateRequest r) {
     return sink->info().tokens;
 }
 
-}  // namespace
-
-TEST_CASE("engine_gives_the_same_tokens_alone_and_in_a_batch_of_32") {
-    TempDir dir;
+// A 64-wide random model with 4 heads over 2 KV heads and 512 tokens.
+std::string small_model(const TempDir& dir) {
     RandomLlamaSpec spec;
     spec.dim = 64;
     spec.heads = 4;
     spec.kv_heads = 2;
     spec.vocab = 512;
-    auto model = make_model(dir, spec, "m.gguf");
+    return make_model(dir, spec, "m.gguf");
+}
+
+}  // namespace
+
+TEST_CASE("engine_gives_the_same_tokens_alone_and_in_a_batch_of_32") {
+    TempDir dir;
+    const std::string model = small_model(dir);
     auto rt = load(config_for(model));
     Engine& e = rt->engine();
 
@@ -165,4 +170,32 @@ TEST_CASE("engine_stops_at_a_stop_string_without_emitting_it") {
     CHECK(sink->info().reason == FinishReason::stop);
     CHECK(sink->info().text == expected);
     CHECK(sink->streamed_text() == expected);
+}
+
+// [cuda] graphs = true on CPU devices (whose backend records no graphs) serves exactly what
+// it serves off: the same tokens for a batch of 8, and the same first logits bit for bit.
+TEST_CASE("engine_on_cpu_devices_serves_the_same_with_cuda_graphs_on") {
+    TempDir dir;
+    const std::string model = small_model(dir);
+    auto run = [&](bool graphs) {
+        Config c = config_for(model);
+        c.devices.backend = DeviceBackend::cpu;
+        c.cuda.graphs = graphs;
+        auto rt = load(c);
+        std::vector<std::shared_ptr<CollectSink>> sinks;
+        for (int i = 0; i < 8; ++i) {
+            sinks.push_back(std::make_shared<CollectSink>());
+            sinks.back()->keep_logits_ = true;
+            REQUIRE(rt->engine().submit(request_for(i), sinks.back()).ok());
+        }
+        run_until_done(rt->engine(), sinks);
+        return sinks;
+    };
+    const auto off = run(false), on = run(true);
+    for (int i = 0; i < 8; ++i) {
+        CAPTURE(i);
+        CHECK(on[i]->info().tokens == off[i]->info().tokens);
+        REQUIRE_FALSE(off[i]->first_logits_.empty());
+        CHECK(on[i]->first_logits_ == off[i]->first_logits_);
+    }
 }

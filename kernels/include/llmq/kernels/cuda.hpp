@@ -36,7 +36,8 @@ int visible_device_count(std::string* why);
 
 // ------------------------------------------------------------------ element-wise
 
-// out[i, :] = row tokens[i] - vocab_begin of `table` (table_t f32, f16, bf16 or q8_0; `vocab`
+// out[i, :] = row tokens[i] - vocab_begin of `table` (table_t f32, f16, bf16, q8_0, q4_0,
+// q4_k, q5_k or q6_k; `vocab`
 // rows of `n` values, row stride ld_bytes), converted to act; out row stride n. A token
 // outside [vocab_begin, vocab_begin + vocab) gives a row of zeros: another tensor rank holds
 // it (the caller checked every id against the whole vocabulary). tokens: device, `count`.
@@ -141,6 +142,22 @@ cudaError_t q8_0_gemv(dtype act, const void* x, int64_t M, int64_t K, int64_t ld
 // (f32, f16, bf16), stride ld_out. For the tiles a larger-M GEMM hands to cuBLASLt.
 cudaError_t q8_0_dequantize(const void* w, int64_t ldw_bytes, int64_t rows, int64_t K,
                             dtype out_t, void* out, int64_t ld_out, cudaStream_t stream);
+
+// ------------------------------------------------------------------ Q4_0 / K-quant GEMM helpers
+
+// The same two for weights of q4_0, q4_k, q5_k or q6_k (w_t; block_quant_gemm_type says
+// which): y[m, n] = sum_k x[m, k] * w[n, k] reading the blocks directly, one warp per output
+// column, for M <= block_quant_gemv_max_rows; and rows of w dequantized to out_t for
+// cuBLASLt. Values are decoded by the format's definition (block_quant_values.cuh). K a
+// multiple of the block's values (32 for q4_0, 256 for the K-quants); no alignment needed.
+inline constexpr int64_t block_quant_gemv_max_rows = 16;
+bool block_quant_gemm_type(dtype t);
+cudaError_t block_quant_gemv(dtype w_t, dtype act, const void* x, int64_t M, int64_t K, int64_t ldx,
+                             const void* w, int64_t ldw_bytes, int64_t N, dtype y_t, void* y,
+                             int64_t ldy, cudaStream_t stream);
+cudaError_t block_quant_dequantize(dtype w_t, const void* w, int64_t ldw_bytes, int64_t rows,
+                                   int64_t K, dtype out_t, void* out, int64_t ld_out,
+                                   cudaStream_t stream);
 
 // ------------------------------------------------------------------ paged attention
 

@@ -185,9 +185,45 @@ public:
     virtual void copy_rows_from_host(float* dst, int64_t cols, std::span<const int32_t> rows,
                                      const float* const* host_rows) = 0;
 
+    // ---- fused ops (worker thread; stream-ordered). A backend with fused kernels overrides
+    // them; the defaults make the separate calls above in this order, so a backend without
+    // them (the CPU backend) computes exactly what the separate calls do.
+
+    // residual += delta over rows × n values (a residual add), then normed = the RMSNorm of
+    // each updated row (the next block's input norm): add, then rms_norm_rows.
+    virtual void add_rms_norm(float* residual, const float* delta, const float* weight, float* normed,
+                              int64_t rows, int64_t n, float eps) {
+        add(residual, delta, rows * n);
+        rms_norm_rows(residual, weight, normed, rows, n, eps);
+    }
+    // RoPE on q ([rows][q_heads][head_dim]) and k ([rows][kv_heads][head_dim]) at positions,
+    // then the KV-cache write of k and v (pools.row_values = kv_heads * head_dim), as rope,
+    // rope, kv_write. q is rotated in place; k only has to reach the cache rotated, so what k
+    // holds after the call is unspecified (a fused kernel rotates it on its way).
+    struct RopeKvWrite {
+        float* q = nullptr;
+        int32_t q_heads = 0;
+        float* k = nullptr;
+        const float* v = nullptr;
+        int32_t kv_heads = 0;
+        int32_t head_dim = 0;
+        int64_t rows = 0;
+        std::span<const int32_t> positions;
+        RopeParams rope;
+        KvPools pools;
+        std::span<const int32_t> block_tables;
+        int32_t max_blocks = 0;
+        std::span<const int32_t> token_seq;
+    };
+    virtual void rope_kv_write(const RopeKvWrite& a) {
+        rope(a.q, a.rows, a.q_heads, a.head_dim, a.positions, a.rope);
+        rope(a.k, a.rows, a.kv_heads, a.head_dim, a.positions, a.rope);
+        kv_write(a.pools, a.block_tables, a.max_blocks, a.token_seq, a.positions, a.k, a.v);
+    }
+
     // x (rows × cols f32) as the GEMM plugin of this device should receive it for a weight of
     // type `weight`: CPU: x itself (the CPU plugins take f32 x with any weight); CUDA: x
-    // rounded to f16 for f16 weights, to bf16 for bf16 and Q8_0 weights, in the backend's
+    // rounded to f16 for f16 weights, to bf16 for bf16 and block-quantized weights, in the backend's
     // scratch (valid until the next gemm_input), f32 x for f32 weights. The plugin accumulates
     // in f32 and writes f32 y either way.
     struct GemmInput {
@@ -197,6 +233,36 @@ public:
     virtual GemmInput gemm_input(const float* x, int64_t rows, int64_t cols, kernels::dtype weight) {
         (void)rows, (void)cols, (void)weight;
         return {x, kernels::dtype::f32};
+    }
+
+    // ---- decode graphs (worker thread): a backend that can record a step's device work once
+    // and replay it (CUDA graphs) overrides these; the defaults say it cannot.
+    //
+    // A graph step is begin_graph_step(key), the step's ops, then end_graph_step(). The key
+    // names the step's shape (decode_graph_batch.hpp): steps of one key make the same calls
+    // with the same sizes and the same device pointers, only the host spans' values differ.
+    // begin_graph_step says how the caller makes the step's calls:
+    //   run     - as usual (the backend may note what they stage, as a warm-up for the key);
+    //   capture - as usual; the backend records the work instead of running it;
+    //   replay  - every backend call (element-wise ops, stage_indices, gemm_input) as usual,
+    //             but no plugin or communicator call: the backend only puts the calls' host
+    //             inputs where the recording reads them and queues nothing.
+    // No synchronize(), host output or communicator call between the two. end_graph_step(
+    // complete) with complete = every call of the step was made and succeeded runs what was
+    // recorded (capture, replay) and returns true: the step's results are in device memory as
+    // if its ops had run. false: nothing ran (a capture failed, or a replay's calls did not
+    // match its recording; the backend logged why, dropped the graph and, after a failed
+    // capture, captures no more): make the step's calls again, as usual. With complete =
+    // false (the caller stopped at an error) nothing recorded is run or kept.
+    enum class GraphStep { run, capture, replay };
+    virtual bool graphs_supported() const { return false; }
+    virtual GraphStep begin_graph_step(uint64_t key) {
+        (void)key;
+        return GraphStep::run;
+    }
+    [[nodiscard]] virtual Expected<bool> end_graph_step(bool complete) {
+        (void)complete;
+        return true;
     }
 
     // ---- to and from the host (worker thread)

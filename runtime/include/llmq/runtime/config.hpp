@@ -155,6 +155,12 @@ struct LogConfig {
     bool operator==(const LogConfig&) const = default;
 };
 
+// CUDA devices' execution ([cuda]).
+struct CudaConfig {
+    bool graphs = false;  // decode steps recorded as CUDA graphs per batch bucket and replayed
+    bool operator==(const CudaConfig&) const = default;
+};
+
 struct MetricsConfig {
     std::string listen;  // "" = off; "ADDRESS:PORT" serves Prometheus text at /metrics
     bool operator==(const MetricsConfig&) const = default;
@@ -163,6 +169,7 @@ struct MetricsConfig {
 struct Config {
     ModelConfig model;
     DevicesConfig devices;
+    CudaConfig cuda;
     ParallelConfig parallel;
     KvCacheConfig kv_cache;
     SchedulerConfig scheduler;

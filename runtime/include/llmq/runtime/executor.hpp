@@ -44,6 +44,7 @@ struct ExecutorOptions {
     kernels::dtype kv_dtype = kernels::dtype::f16;
     int32_t max_tokens_per_step = 512;
     int32_t max_seqs_per_step = 64;
+    bool decode_graphs = false;  // [cuda] graphs: ModelShard::enable_decode_graphs on every shard
 };
 
 struct ShardReport {

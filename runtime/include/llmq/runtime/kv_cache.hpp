@@ -62,17 +62,12 @@ public:
     void* k_pool(int32_t layer) const;
     void* v_pool(int32_t layer) const;
 
-    // Store the K and V rows (kv_heads * head_dim f32 values each, device memory) of a
-    // micro-batch's tokens: token t at position positions[t] of sequence token_seq[t], whose
-    // block table is block_tables[token_seq[t] * max_blocks ...] (host memory). The caller
-    // checked every position is covered by its table. Thread: the shard's device worker.
-    void store(int32_t layer, std::span<const int32_t> block_tables, int32_t max_blocks,
-               std::span<const int32_t> token_seq, std::span<const int32_t> positions,
-               const float* k, const float* v);
+    // Layer `layer`'s pools as the backend's KV write takes them (Backend::kv_write,
+    // Backend::rope_kv_write).
+    KvPools pools(int32_t layer) const;
 
 private:
     KvCacheStorage() = default;
-    Backend* backend_ = nullptr;
     KvCacheShape shape_;
     DeviceBuffer pools_;
 };

@@ -74,6 +74,11 @@ public:
     [[nodiscard]] Status forward(const MicroBatch& batch, const PluginSet::PerDevice& plugins,
                                  Communicator* tensor_comm, Communicator* pipe, float* logits);
 
+    // [cuda] graphs: decode micro-batches (decode_graph_batch.hpp) of a shard that is the
+    // whole model (one stage, one tensor rank) run as graph steps of its backend, when the
+    // backend supports them (Backend::graphs_supported). Thread: the loading thread.
+    void enable_decode_graphs(bool on) { graphs_ = on && spec_.ranks == 1 && spec_.stages == 1; }
+
     const ShardSpec& spec() const { return spec_; }
     Backend& backend() const { return *backend_; }
     Device& device() const { return backend_->device(); }
@@ -95,6 +100,13 @@ private:
                   float* y);
     Status logits_out(const PluginSet::PerDevice& p, const MicroBatch& b, Communicator* tensor_comm,
                       float* logits);
+    // Embedding (or the previous stage's activations) and every layer, into x_.
+    Status run_layers(const MicroBatch& b, const PluginSet::PerDevice& plugins, Communicator* tensor_comm,
+                      Communicator* pipe);
+    // A decode micro-batch as a graph step: padded, run (or captured, or replayed) through
+    // the LM head into lg_all_, then the real rows' logits to the host.
+    Status forward_graph(const MicroBatch& b, const PluginSet::PerDevice& plugins, float* logits);
+    Status graph_body(const PluginSet::PerDevice& plugins);
 
     ShardSpec spec_;
     LlamaHParams hp_;
@@ -113,6 +125,9 @@ private:
           *att_ = nullptr, *o_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *lg_ = nullptr,
           *lg_all_ = nullptr;
     std::vector<DeviceBuffer> workspace_;
+    bool graphs_ = false;
+    bool replay_ = false;  // in a graph step's replay: plugin calls are skipped
+    MicroBatch graph_batch_;
     uint64_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };
 
