@@ -1,0 +1,423 @@
+// Prefill GEMM (more than gemm_small_max_m rows) as outer-product micro-kernels over packed
+// panels: the AVX-512 libraries only (the avx2 library keeps gemm_packed of gemm_simd.cpp).
+//
+// y[m, n] = sum_k x[m, k] * w[n, k]. The vector lanes run along n: a panel holds NC = 64
+// columns (weight rows) of one K block, step-major (step s: dword s of each of the 64 columns
+// side by side), so one step of the micro-kernel loads the four vectors of the step and
+// multiplies each by one dword of x broadcast to all lanes, for MR = 6 rows of x:
+//
+//   acc[i][v] += broadcast(x tile row i, step s) (*) panel[s][16 v .. 16 v + 15]
+//   i < 6 rows, v < 4 vectors of 16 columns: 24 accumulators, 4 panel loads and 6 broadcasts
+//   per 24 vector multiply-adds; the y tile is 6 rows of 64 contiguous columns, stored with
+//   no horizontal sums.
+//
+// A step is one dword of each operand, and (*) is the unit's instruction:
+//  * fma:  one f32. Weights f32, f16, bf16 or Q8_0 widened exactly, x as given: the result is
+//          the f32 sum of exact products, as gemm() promises. vfmadd231ps.
+//  * bf16: a pair of bf16 along K. Weights bf16 as stored, x rounded to bf16 by the caller
+//          (gemm_bf16_dot); vdpbf16ps adds both products into each f32 lane.
+//  * int8: four int8 along K. Q8_0 weights as stored; x quantized per 32-value block on the
+//          fly (d = max|x| / 127, q = round(x / d) to nearest even, as the decode path) and
+//          offset by 128 to unsigned; vpdpbusd adds four u8 x s8 products into each int32
+//          lane. The offset's share, 128 * sum of the block's weights, is the start value of
+//          each block's int32 sums; after a block's 8 steps the sums are converted to f32 and
+//          added times d_x * d_w. Integer sums are exact, so the result is the product of the
+//          quantized x, off by the f32 rounding of the per-block terms only.
+//
+// Blocking: a K block is PANEL_STEPS = 128 steps (128 / 256 / 512 values), so that a panel is
+// 32 KiB (L1). Per K block all rows of x (MC at most) are packed once into tile-major steps
+// (6 dwords a step, in L2); each panel is packed once per K block and used by every row tile,
+// so every weight byte comes from memory once per MC rows of x; y tiles are accumulated over
+// the K blocks. Panels are packed by widening (or copying) each column's K block into a
+// row-major scratch and transposing 16 x 16 dwords at a time. While one panel is in use the
+// weight lines of the next are prefetched into L2, a few per row tile.
+#include <cstring>
+
+#include "../quant_activations.hpp"
+#include "panel_prefetch.hpp"
+#include "simd_entries.hpp"
+#include "simd_vector.hpp"
+
+namespace llmq::kernels::LLMQ_KERNELS_ISA_NS {
+#if defined(__AVX512F__)
+namespace {
+
+#ifndef LLMQ_PANEL_MR
+#define LLMQ_PANEL_MR 6
+#define LLMQ_PANEL_NV 4
+#endif
+constexpr int MR = LLMQ_PANEL_MR;
+constexpr int NV = LLMQ_PANEL_NV;
+constexpr int NC = 16 * NV;
+constexpr int64_t PANEL_STEPS = 128;
+constexpr int64_t MC = 512;
+constexpr int64_t BLOCK_STEPS = q8_0_block_values / 4;  // int8 steps per Q8_0 block
+constexpr int64_t PANEL_BLOCKS = PANEL_STEPS / BLOCK_STEPS;
+
+enum class unit { fma, bf16, int8 };
+
+template <unit U>
+constexpr int64_t values_per_step = U == unit::fma ? 1 : U == unit::bf16 ? 2 : 4;
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Per-thread buffers (grown on first use, freed when the thread ends).
+struct panel_buffers {
+    detail::scratch_buffer x, x_scales, rows, panel, panel_scales, panel_sums;
+};
+thread_local panel_buffers buffers;
+
+// ---- packing
+
+// dst[s * dst_stride + r] = src[r * src_stride + s] for r, s < 16 (dwords).
+inline void transpose16(const uint32_t* src, int64_t src_stride, uint32_t* dst, int64_t dst_stride) {
+    __m512i r[16], t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src + i * src_stride);
+    // Pairs of rows interleaved by dword, then groups of four by qword: u[4g + c] holds, in
+    // 128-bit lane L, column 4L + c of rows 4g .. 4g + 3.
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+        r[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+        r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+        r[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+        r[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+    }
+    // Then a 4 x 4 transpose of 128-bit lanes across the groups: column 4L + c is lane L of
+    // r[c], r[4 + c], r[8 + c], r[12 + c].
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+        const __m512i x0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44);
+        const __m512i x1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xee);
+        const __m512i x2 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44);
+        const __m512i x3 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xee);
+        _mm512_storeu_si512(dst + c * dst_stride, _mm512_shuffle_i32x4(x0, x2, 0x88));
+        _mm512_storeu_si512(dst + (4 + c) * dst_stride, _mm512_shuffle_i32x4(x0, x2, 0xdd));
+        _mm512_storeu_si512(dst + (8 + c) * dst_stride, _mm512_shuffle_i32x4(x1, x3, 0x88));
+        _mm512_storeu_si512(dst + (12 + c) * dst_stride, _mm512_shuffle_i32x4(x1, x3, 0xdd));
+    }
+}
+
+// Byte offset of element k in a weight row of type wt (k a multiple of 32 for Q8_0).
+inline int64_t row_offset(dtype wt, int64_t k) {
+    switch (wt) {
+        case dtype::f32: return k * 4;
+        case dtype::q8_0: return k / q8_0_block_values * q8_0_block_bytes;
+        default: return k * 2;
+    }
+}
+
+// The fma unit's step: values k0 .. k0 + kc of a weight row widened to f32 (exact).
+void widen_row(dtype wt, const uint8_t* row, int64_t k0, int64_t kc, float* dst) {
+    int64_t k = 0;
+    switch (wt) {
+        case dtype::f32: {
+            const auto* p = reinterpret_cast<const float*>(row) + k0;
+            for (; k + 16 <= kc; k += 16) vstore(dst + k, vload(p + k));
+            if (k < kc) vstore(dst + k, vloadn(p + k, int(kc - k)));
+            return;
+        }
+        case dtype::f16: {
+            const auto* p = reinterpret_cast<const uint16_t*>(row) + k0;
+            for (; k + 16 <= kc; k += 16) vstore(dst + k, vload_f16(p + k));
+            if (k < kc) vstore(dst + k, vload_f16n(p + k, int(kc - k)));
+            return;
+        }
+        case dtype::bf16: {
+            const auto* p = reinterpret_cast<const uint16_t*>(row) + k0;
+            for (; k + 16 <= kc; k += 16) vstore(dst + k, vload_bf16(p + k));
+            if (k < kc) vstore(dst + k, vload_bf16n(p + k, int(kc - k)));
+            return;
+        }
+        case dtype::q8_0: {  // k0 and kc multiples of 32
+            const uint8_t* block = row + k0 / q8_0_block_values * q8_0_block_bytes;
+            for (; k < kc; k += q8_0_block_values, block += q8_0_block_bytes) {
+                const vf d = vset1(half_to_float(block));
+                const auto* q = reinterpret_cast<const int8_t*>(block + 2);
+                vstore(dst + k, vmul(d, vload_i8(q)));
+                vstore(dst + k + 16, vmul(d, vload_i8(q + 16)));
+            }
+            return;
+        }
+        default: return;
+    }
+}
+
+// Packs columns [0, nr) (weight rows ldw bytes apart) of the K block [k0, k0 + kc) into
+// `panel` (steps x NC dwords; columns >= nr and steps >= steps zero where the kernels read
+// them). For int8 also the block scales (scales[b * NC + j], f32) and the offset corrections
+// (sums[b * NC + j] = -128 * sum of the block's q).
+template <unit U>
+void pack_panel(const uint8_t* w, int64_t ldw, dtype wt, int nr, int64_t k0, int64_t kc, int64_t steps,
+                uint32_t* rows, uint32_t* panel, float* scales, int32_t* sums) {
+    const int64_t padded = (steps + 15) / 16 * 16;
+    const int groups = (nr + 15) / 16;
+    for (int j = 0; j < groups * 16; ++j) {
+        uint32_t* dst = rows + j * padded;
+        if (j >= nr) {
+            std::memset(dst, 0, std::size_t(padded) * 4);
+            continue;
+        }
+        const uint8_t* row = w + j * ldw;
+        if constexpr (U == unit::fma) {
+            widen_row(wt, row, k0, kc, reinterpret_cast<float*>(dst));
+        } else if constexpr (U == unit::bf16) {
+            dst[steps - 1] = 0;  // an odd kc leaves the last pair's upper half zero
+            std::memcpy(dst, row + k0 * 2, std::size_t(kc) * 2);
+        } else {
+            const uint8_t* block = row + k0 / q8_0_block_values * q8_0_block_bytes;
+            for (int64_t b = 0; b < steps / BLOCK_STEPS; ++b, block += q8_0_block_bytes) {
+                const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + b * BLOCK_STEPS), q);
+                // sum(q) = sum(q + 128) - 32 * 128, the former by sums of absolute differences.
+                const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))),
+                                                  _mm256_setzero_si256());
+                const int64_t total = _mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) +
+                                      _mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3) - 32 * 128;
+                sums[b * NC + j] = int32_t(-128 * total);
+                scales[b * NC + j] = half_to_float(block);
+            }
+        }
+        for (int64_t s = (U == unit::fma ? kc : steps); s < padded; ++s) dst[s] = 0;
+    }
+    if constexpr (U == unit::int8)
+        for (int j = nr; j < groups * 16; ++j)
+            for (int64_t b = 0; b < steps / BLOCK_STEPS; ++b) {
+                sums[b * NC + j] = 0;
+                scales[b * NC + j] = 0.0f;
+            }
+    for (int g = 0; g < groups; ++g)
+        for (int64_t c = 0; c < padded; c += 16) transpose16(rows + g * 16 * padded + c, padded, panel + c * NC + g * 16, NC);
+}
+
+// Packs rows [0, mc) of x (row stride ldx elements), K block [k0, k0 + kc), into tiles of MR
+// rows: tile t at xp + t * steps * MR, step s of row i at [s * MR + i]. Rows past mc are not
+// written (the kernels for a short tile do not read them). For int8 also the block scales
+// (xs + t * blocks * MR, [b * MR + i]).
+template <unit U>
+void pack_x(const void* x_, int64_t ldx, int64_t mc, int64_t k0, int64_t kc, int64_t steps, uint32_t* xp, float* xs) {
+    alignas(64) uint32_t row_steps[PANEL_STEPS];
+    for (int64_t m = 0; m < mc; ++m) {
+        uint32_t* tile = xp + (m / MR) * steps * MR + m % MR;
+        if constexpr (U == unit::fma) {
+            const float* row = static_cast<const float*>(x_) + m * ldx + k0;
+            for (int64_t s = 0; s < steps; ++s) std::memcpy(&tile[s * MR], &row[s], 4);
+            continue;
+        } else if constexpr (U == unit::bf16) {
+            const uint16_t* row = static_cast<const uint16_t*>(x_) + m * ldx + k0;
+            for (int64_t s = 0; s < kc / 2; ++s) std::memcpy(&tile[s * MR], &row[2 * s], 4);
+            if (kc % 2 != 0) tile[(steps - 1) * MR] = row[kc - 1];
+            continue;
+        } else {
+            // Quantize per 32 values: d = max|x| / 127, q = round(x * (1 / d)) + 128.
+            const float* row = static_cast<const float*>(x_) + m * ldx + k0;
+            float* scales = xs + (m / MR) * (steps / BLOCK_STEPS) * MR + m % MR;
+            const __m512i bias = _mm512_set1_epi32(128), top = _mm512_set1_epi32(127), bottom = _mm512_set1_epi32(-127);
+            for (int64_t b = 0; b < steps / BLOCK_STEPS; ++b) {
+                const vf lo = vload(row + b * 32), hi = vload(row + b * 32 + 16);
+                const float d = vhmax(vmax(vabs(lo), vabs(hi))) / 127.0f;
+                const vf id = vset1(d != 0.0f ? 1.0f / d : 0.0f);
+                const __m512i qlo = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(vmul(lo, id)), top), bottom);
+                const __m512i qhi = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(vmul(hi, id)), top), bottom);
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(row_steps + b * BLOCK_STEPS),
+                                 _mm512_cvtepi32_epi8(_mm512_add_epi32(qlo, bias)));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(row_steps + b * BLOCK_STEPS + 4),
+                                 _mm512_cvtepi32_epi8(_mm512_add_epi32(qhi, bias)));
+                scales[b * MR] = d;
+            }
+            for (int64_t s = 0; s < steps; ++s) tile[s * MR] = row_steps[s];
+        }
+    }
+}
+
+// ---- micro-kernels
+
+// Writes (or adds, accumulate) the tile's rows: columns [0, ncols) of vectors acc[i][0 .. nv).
+template <int mr, int nv>
+inline void store_rows(__m512 (&acc)[mr][nv], float* y, int64_t ldy, int ncols, bool accumulate) {
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; ++i) {
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; ++v) {
+            const int left = ncols - 16 * v;
+            if (left <= 0) break;
+            const __mmask16 m = lanes(left);
+            float* p = y + i * ldy + 16 * v;
+            __m512 s = acc[i][v];
+            if (accumulate) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, p));
+            _mm512_mask_storeu_ps(p, m, s);
+        }
+    }
+}
+
+template <unit U, int mr>
+inline void tile_float(const uint32_t* xp, const uint32_t* panel, int64_t steps, float* y, int64_t ldy, int ncols,
+                       bool accumulate) {
+    __m512 acc[mr][NV] = {};
+    for (int64_t s = 0; s < steps; ++s, xp += MR, panel += NC) {
+        __m512i wv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) wv[v] = _mm512_load_si512(panel + 16 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; ++i) {
+            const __m512i b = _mm512_set1_epi32(int(xp[i]));
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+                if constexpr (U == unit::fma) {
+                    acc[i][v] = _mm512_fmadd_ps(_mm512_castsi512_ps(wv[v]), _mm512_castsi512_ps(b), acc[i][v]);
+                } else {
+#if defined(__AVX512BF16__)
+                    acc[i][v] = _mm512_dpbf16_ps(acc[i][v], (__m512bh)b, (__m512bh)wv[v]);
+#endif
+                }
+            }
+        }
+    }
+    store_rows<mr, NV>(acc, y, ldy, ncols, accumulate);
+}
+
+#if defined(__AVX512VNNI__)
+// Two of the panel's four column vectors (columns [0, 32) from `panel`, which the caller
+// offsets by 0 or 32): the int32 sums and the f32 accumulators of 6 rows would not fit the
+// registers for all four.
+template <int mr>
+inline void tile_int8(const uint32_t* xp, const float* xs, const uint32_t* panel, const float* scales,
+                      const int32_t* sums, int64_t blocks, float* y, int64_t ldy, int ncols, bool accumulate) {
+    __m512 acc[mr][2] = {};
+    for (int64_t b = 0; b < blocks; ++b, xs += MR, scales += NC, sums += NC) {
+        const __m512i c0 = _mm512_load_si512(sums), c1 = _mm512_load_si512(sums + 16);
+        __m512i part[mr][2];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; ++i) {
+            part[i][0] = c0;
+            part[i][1] = c1;
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < BLOCK_STEPS; ++g, xp += MR, panel += NC) {
+            const __m512i w0 = _mm512_load_si512(panel), w1 = _mm512_load_si512(panel + 16);
+#pragma GCC unroll 8
+            for (int i = 0; i < mr; ++i) {
+                const __m512i xb = _mm512_set1_epi32(int(xp[i]));
+                part[i][0] = _mm512_dpbusd_epi32(part[i][0], xb, w0);
+                part[i][1] = _mm512_dpbusd_epi32(part[i][1], xb, w1);
+            }
+        }
+        const __m512 d0 = _mm512_load_ps(scales), d1 = _mm512_load_ps(scales + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; ++i) {
+            const __m512 dx = _mm512_set1_ps(xs[i]);
+            acc[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(part[i][0]), _mm512_mul_ps(d0, dx), acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(part[i][1]), _mm512_mul_ps(d1, dx), acc[i][1]);
+        }
+    }
+    store_rows<mr, 2>(acc, y, ldy, ncols, accumulate);
+}
+#endif
+
+template <unit U, int mr>
+inline void run_tile(const uint32_t* xp, const float* xs, const uint32_t* panel, const float* scales,
+                     const int32_t* sums, int64_t steps, float* y, int64_t ldy, int ncols, bool accumulate) {
+    if constexpr (U == unit::int8) {
+#if defined(__AVX512VNNI__)
+        const int64_t blocks = steps / BLOCK_STEPS;
+        for (int c = 0; c < ncols; c += 32)
+            tile_int8<mr>(xp, xs, panel + c, scales + c, sums + c, blocks, y + c, ldy, ncols - c, accumulate);
+#endif
+    } else {
+        (void)xs;
+        (void)scales;
+        (void)sums;
+        tile_float<U, mr>(xp, panel, steps, y, ldy, ncols, accumulate);
+    }
+}
+
+// run_tile for a tile of mr <= mr_max rows.
+template <unit U, int mr_max>
+inline void tile_rows(int mr, const uint32_t* xp, const float* xs, const uint32_t* panel, const float* scales,
+                      const int32_t* sums, int64_t steps, float* y, int64_t ldy, int ncols, bool accumulate) {
+    if constexpr (mr_max > 1)
+        if (mr < mr_max) return tile_rows<U, mr_max - 1>(mr, xp, xs, panel, scales, sums, steps, y, ldy, ncols, accumulate);
+    run_tile<U, mr_max>(xp, xs, panel, scales, sums, steps, y, ldy, ncols, accumulate);
+}
+
+template <unit U>
+bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
+                int64_t ldy, int64_t n_begin, int64_t n_end) {
+    constexpr int64_t vps = values_per_step<U>;
+    constexpr int64_t kc_block = PANEL_STEPS * vps;
+    const int64_t mc_block = min64(MC, M);
+    const int64_t tiles_max = (mc_block + MR - 1) / MR;
+    auto* xp = static_cast<uint32_t*>(buffers.x.reserve(std::size_t(tiles_max * MR * PANEL_STEPS) * 4));
+    auto* xs = static_cast<float*>(buffers.x_scales.reserve(std::size_t(tiles_max * MR * PANEL_BLOCKS) * 4));
+    auto* rows = static_cast<uint32_t*>(buffers.rows.reserve(std::size_t(NC * PANEL_STEPS) * 4));
+    auto* panel = static_cast<uint32_t*>(buffers.panel.reserve(std::size_t(NC * PANEL_STEPS) * 4));
+    auto* scales = static_cast<float*>(buffers.panel_scales.reserve(std::size_t(NC * PANEL_BLOCKS) * 4));
+    auto* sums = static_cast<int32_t*>(buffers.panel_sums.reserve(std::size_t(NC * PANEL_BLOCKS) * 4));
+    if (xp == nullptr || xs == nullptr || rows == nullptr || panel == nullptr || scales == nullptr || sums == nullptr)
+        return false;
+    const auto* xb = static_cast<const uint8_t*>(x);
+    const int64_t x_element = U == unit::bf16 ? 2 : 4;
+    for (int64_t m0 = 0; m0 < M; m0 += mc_block) {
+        const int64_t mc = min64(mc_block, M - m0);
+        const int64_t tiles = (mc + MR - 1) / MR;
+        for (int64_t k0 = 0; k0 < K; k0 += kc_block) {
+            const int64_t kc = min64(kc_block, K - k0);
+            const int64_t steps = (kc + vps - 1) / vps;
+            pack_x<U>(xb + m0 * ldx * x_element, ldx, mc, k0, kc, steps, xp, xs);
+            for (int64_t n = n_begin; n < n_end; n += NC) {
+                const int nr = static_cast<int>(min64(NC, n_end - n));
+                pack_panel<U>(w + n * ldw, ldw, wt, nr, k0, kc, steps, rows, panel, scales, sums);
+                panel_prefetch next;
+                int per_tile = 0;
+                if (n + NC < n_end) {
+                    next.start(w + (n + NC) * ldw, ldw, static_cast<int>(min64(NC, n_end - n - NC)), row_offset(wt, k0),
+                               row_offset(wt, k0 + kc));
+                    const int64_t lines = next.count * ((next.end - next.begin) / 64 + 1);
+                    per_tile = static_cast<int>((lines + tiles - 1) / tiles);
+                }
+                const int64_t blocks = steps / BLOCK_STEPS;
+                for (int64_t t = 0; t < tiles; ++t) {
+                    next.issue(per_tile);
+                    const uint32_t* tile_x = xp + t * steps * MR;
+                    const float* tile_s = xs + t * blocks * MR;
+                    float* tile_y = y + (m0 + t * MR) * ldy + n;
+                    const bool add = k0 > 0;
+                    // The y tile is read back at the end of the tile (from L3 when the y rows
+                    // of this call outgrow L2): ask for it now, a K block of work ahead.
+                    if (add)
+                        for (int64_t i = 0; i < min64(MR, mc - t * MR); ++i)
+                            for (int c = 0; c < nr; c += 16)
+                                _mm_prefetch(reinterpret_cast<const char*>(tile_y + i * ldy + c), _MM_HINT_T0);
+                    tile_rows<U, MR>(static_cast<int>(min64(MR, mc - t * MR)), tile_x, tile_s, panel, scales, sums,
+                                     steps, tile_y, ldy, nr, add);
+                }
+            }
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+bool gemm_panels(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
+                 int64_t ldy, int64_t n_begin, int64_t n_end) {
+#if defined(__AVX512VNNI__)
+    if (wt == dtype::q8_0) return panel_gemm<unit::int8>(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
+#endif
+    return panel_gemm<unit::fma>(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
+}
+
+#if defined(__AVX512BF16__)
+bool gemm_panels_bf16_dot(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
+                          float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    return panel_gemm<unit::bf16>(x, M, K, ldx, w, dtype::bf16, ldw, y, ldy, n_begin, n_end);
+}
+#endif
+
+#endif  // __AVX512F__
+}  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS
