@@ -7,6 +7,7 @@
 #include "llmq/kernels/q8_0_int8.hpp"
 #include "reference/reference_kernels.hpp"
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "llmq/kernels/quant_blocks.hpp"
 
 namespace llmq::kernels {

@@ -16,6 +16,7 @@
 
 #include "kernel_table.hpp"
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 
 namespace llmq::kernels {
 namespace {

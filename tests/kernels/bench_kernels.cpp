@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "llmq/kernels/q8_0_int8.hpp"
 
 using namespace llmq::kernels;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "conformance.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "llmq/kernels/q8_0_int8.hpp"
 #include "llmq/kernels/quant_blocks.hpp"
 

@@ -42,12 +42,7 @@ namespace llmq::kernels::LLMQ_KERNELS_ISA_NS {
 #if defined(__AVX512F__)
 namespace {
 
-#ifndef LLMQ_PANEL_MR
-#define LLMQ_PANEL_MR 6
-#define LLMQ_PANEL_NV 4
-#endif
-constexpr int MR = LLMQ_PANEL_MR;
-constexpr int NV = LLMQ_PANEL_NV;
+constexpr int NV = 4;
 constexpr int NC = 16 * NV;
 constexpr int64_t PANEL_STEPS = 128;
 constexpr int64_t MC = 512;
@@ -58,22 +53,24 @@ enum class unit { fma, bf16, int8 };
 
 template <unit U>
 constexpr int64_t values_per_step = U == unit::fma ? 1 : U == unit::bf16 ? 2 : 4;
+// Rows of x per tile: 6 x 4 vector accumulators for the float units; for int8, 3 x 4 int32
+// sums and 3 x 4 f32 accumulators.
+template <unit U>
+constexpr int tile_rows = U == unit::int8 ? 3 : 6;
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // Per-thread buffers (grown on first use, freed when the thread ends).
 struct panel_buffers {
-    detail::scratch_buffer x, x_scales, rows, panel, panel_scales, panel_sums;
+    detail::scratch_buffer x, x_scales, panel, panel_scales, panel_sums;
 };
 thread_local panel_buffers buffers;
 
 // ---- packing
 
-// dst[s * dst_stride + r] = src[r * src_stride + s] for r, s < 16 (dwords).
-inline void transpose16(const uint32_t* src, int64_t src_stride, uint32_t* dst, int64_t dst_stride) {
-    __m512i r[16], t[16];
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src + i * src_stride);
+// dst[s * dst_stride + i] = dword s of r[i] for i, s < 16 (r is overwritten).
+inline void transpose16(__m512i (&r)[16], uint32_t* dst, int64_t dst_stride) {
+    __m512i t[16];
     // Pairs of rows interleaved by dword, then groups of four by qword: u[4g + c] holds, in
     // 128-bit lane L, column 4L + c of rows 4g .. 4g + 3.
 #pragma GCC unroll 8
@@ -112,87 +109,78 @@ inline int64_t row_offset(dtype wt, int64_t k) {
     }
 }
 
-// The fma unit's step: values k0 .. k0 + kc of a weight row widened to f32 (exact).
-void widen_row(dtype wt, const uint8_t* row, int64_t k0, int64_t kc, float* dst) {
-    int64_t k = 0;
-    switch (wt) {
-        case dtype::f32: {
-            const auto* p = reinterpret_cast<const float*>(row) + k0;
-            for (; k + 16 <= kc; k += 16) vstore(dst + k, vload(p + k));
-            if (k < kc) vstore(dst + k, vloadn(p + k, int(kc - k)));
-            return;
-        }
-        case dtype::f16: {
-            const auto* p = reinterpret_cast<const uint16_t*>(row) + k0;
-            for (; k + 16 <= kc; k += 16) vstore(dst + k, vload_f16(p + k));
-            if (k < kc) vstore(dst + k, vload_f16n(p + k, int(kc - k)));
-            return;
-        }
-        case dtype::bf16: {
-            const auto* p = reinterpret_cast<const uint16_t*>(row) + k0;
-            for (; k + 16 <= kc; k += 16) vstore(dst + k, vload_bf16(p + k));
-            if (k < kc) vstore(dst + k, vload_bf16n(p + k, int(kc - k)));
-            return;
-        }
-        case dtype::q8_0: {  // k0 and kc multiples of 32
-            const uint8_t* block = row + k0 / q8_0_block_values * q8_0_block_bytes;
-            for (; k < kc; k += q8_0_block_values, block += q8_0_block_bytes) {
-                const vf d = vset1(half_to_float(block));
-                const auto* q = reinterpret_cast<const int8_t*>(block + 2);
-                vstore(dst + k, vmul(d, vload_i8(q)));
-                vstore(dst + k + 16, vmul(d, vload_i8(q + 16)));
+// Steps [s0, s0 + 16) of a weight row's K block [k0, k0 + kc) (steps past the block zero):
+// fma, the values widened to f32 (exact); bf16, pairs of bf16 as stored; int8, Q8_0's q as
+// stored, four to a step (s0 a multiple of 16, so two whole blocks or one).
+template <unit U>
+inline __m512i load_steps(dtype wt, const uint8_t* row, int64_t k0, int64_t kc, int64_t s0) {
+    if constexpr (U == unit::fma) {
+        const int64_t k = k0 + s0;
+        const int n = static_cast<int>(min64(16, kc - s0));
+        switch (wt) {
+            case dtype::f32: return _mm512_castps_si512(vloadn(reinterpret_cast<const float*>(row) + k, n));
+            case dtype::f16: return _mm512_castps_si512(vload_f16n(reinterpret_cast<const uint16_t*>(row) + k, n));
+            case dtype::bf16: return _mm512_castps_si512(vload_bf16n(reinterpret_cast<const uint16_t*>(row) + k, n));
+            case dtype::q8_0: {  // k a multiple of 16 and kc of 32: 16 values of one block
+                const uint8_t* block = row + k / q8_0_block_values * q8_0_block_bytes;
+                const vf q = vload_i8(reinterpret_cast<const int8_t*>(block + 2 + k % q8_0_block_values));
+                return _mm512_castps_si512(vmul(vset1(half_to_float(block)), q));
             }
-            return;
+            default: return _mm512_setzero_si512();
         }
-        default: return;
+    } else if constexpr (U == unit::bf16) {
+        const int64_t n = min64(32, kc - 2 * s0);
+        const __mmask32 m = n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1u);
+        return _mm512_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + k0 + 2 * s0);
+    } else {
+        const uint8_t* block = row + (k0 / 4 + s0) / BLOCK_STEPS * q8_0_block_bytes;
+        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+        const __m256i hi = kc / 4 - s0 > BLOCK_STEPS
+                               ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q8_0_block_bytes + 2))
+                               : _mm256_setzero_si256();
+        return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     }
 }
 
 // Packs columns [0, nr) (weight rows ldw bytes apart) of the K block [k0, k0 + kc) into
-// `panel` (steps x NC dwords; columns >= nr and steps >= steps zero where the kernels read
-// them). For int8 also the block scales (scales[b * NC + j], f32) and the offset corrections
-// (sums[b * NC + j] = -128 * sum of the block's q).
+// `panel` (steps x NC dwords, 16 columns at a time transposed from 16 rows' loads; the columns
+// of a partial last group zero, the groups past it not written: the kernels read them, but
+// their y columns are never stored). For int8 also the block scales (scales[b * NC + j], f32)
+// and the offset corrections (sums[b * NC + j] = -128 * sum of the block's q), zero past nr.
 template <unit U>
 void pack_panel(const uint8_t* w, int64_t ldw, dtype wt, int nr, int64_t k0, int64_t kc, int64_t steps,
-                uint32_t* rows, uint32_t* panel, float* scales, int32_t* sums) {
-    const int64_t padded = (steps + 15) / 16 * 16;
+                uint32_t* panel, float* scales, int32_t* sums) {
     const int groups = (nr + 15) / 16;
-    for (int j = 0; j < groups * 16; ++j) {
-        uint32_t* dst = rows + j * padded;
-        if (j >= nr) {
-            std::memset(dst, 0, std::size_t(padded) * 4);
-            continue;
-        }
-        const uint8_t* row = w + j * ldw;
-        if constexpr (U == unit::fma) {
-            widen_row(wt, row, k0, kc, reinterpret_cast<float*>(dst));
-        } else if constexpr (U == unit::bf16) {
-            dst[steps - 1] = 0;  // an odd kc leaves the last pair's upper half zero
-            std::memcpy(dst, row + k0 * 2, std::size_t(kc) * 2);
-        } else {
-            const uint8_t* block = row + k0 / q8_0_block_values * q8_0_block_bytes;
-            for (int64_t b = 0; b < steps / BLOCK_STEPS; ++b, block += q8_0_block_bytes) {
-                const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
-                _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + b * BLOCK_STEPS), q);
-                // sum(q) = sum(q + 128) - 32 * 128, the former by sums of absolute differences.
-                const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))),
-                                                  _mm256_setzero_si256());
-                const int64_t total = _mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) +
-                                      _mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3) - 32 * 128;
-                sums[b * NC + j] = int32_t(-128 * total);
-                scales[b * NC + j] = half_to_float(block);
-            }
-        }
-        for (int64_t s = (U == unit::fma ? kc : steps); s < padded; ++s) dst[s] = 0;
-    }
-    if constexpr (U == unit::int8)
-        for (int j = nr; j < groups * 16; ++j)
-            for (int64_t b = 0; b < steps / BLOCK_STEPS; ++b) {
-                sums[b * NC + j] = 0;
-                scales[b * NC + j] = 0.0f;
-            }
+    __m512i r[16];
     for (int g = 0; g < groups; ++g)
-        for (int64_t c = 0; c < padded; c += 16) transpose16(rows + g * 16 * padded + c, padded, panel + c * NC + g * 16, NC);
+        for (int64_t s0 = 0; s0 < steps; s0 += 16) {
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; ++i)
+                r[i] = 16 * g + i < nr ? load_steps<U>(wt, w + (16 * g + i) * ldw, k0, kc, s0) : _mm512_setzero_si512();
+            transpose16(r, panel + s0 * NC + 16 * g, NC);
+        }
+    if constexpr (U == unit::int8) {
+        // Per block and 16 columns: the fp16 scales gathered into the first half of the
+        // block's scale row and widened from the back (so that no bits are overwritten before
+        // they are read), and -128 * sum(q) by vpdpbusd of the block's 8 steps with u8 ones.
+        const __m512i ones = _mm512_set1_epi8(1);
+        for (int64_t b = 0; b < steps / BLOCK_STEPS; ++b) {
+            float* row_scales = scales + b * NC;
+            auto* bits = reinterpret_cast<uint16_t*>(row_scales);
+            for (int j = 0; j < nr; ++j)
+                std::memcpy(bits + j, w + j * ldw + (k0 / q8_0_block_values + b) * q8_0_block_bytes, 2);
+            for (int g = NC / 16 - 1; g >= 0; --g) {
+                const int valid = static_cast<int>(min64(16, nr - 16 * g));
+                const __m256i h = valid > 0 ? _mm256_maskz_loadu_epi16(lanes(valid), bits + 16 * g) : _mm256_setzero_si256();
+                _mm512_store_ps(row_scales + 16 * g, _mm512_cvtph_ps(h));
+                __m512i sum = _mm512_setzero_si512();
+                if (g < groups)
+                    for (int64_t st = 0; st < BLOCK_STEPS; ++st)
+                        sum = _mm512_dpbusd_epi32(sum, ones, _mm512_load_si512(panel + (b * BLOCK_STEPS + st) * NC + 16 * g));
+                _mm512_store_si512(sums + b * NC + 16 * g, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-128)));
+            }
+        }
+    }
 }
 
 // Packs rows [0, mc) of x (row stride ldx elements), K block [k0, k0 + kc), into tiles of MR
@@ -201,6 +189,7 @@ void pack_panel(const uint8_t* w, int64_t ldw, dtype wt, int nr, int64_t k0, int
 // (xs + t * blocks * MR, [b * MR + i]).
 template <unit U>
 void pack_x(const void* x_, int64_t ldx, int64_t mc, int64_t k0, int64_t kc, int64_t steps, uint32_t* xp, float* xs) {
+    constexpr int MR = tile_rows<U>;
     alignas(64) uint32_t row_steps[PANEL_STEPS];
     for (int64_t m = 0; m < mc; ++m) {
         uint32_t* tile = xp + (m / MR) * steps * MR + m % MR;
@@ -259,10 +248,13 @@ template <unit U, int mr>
 inline void tile_float(const uint32_t* xp, const uint32_t* panel, int64_t steps, float* y, int64_t ldy, int ncols,
                        bool accumulate) {
     __m512 acc[mr][NV] = {};
-    for (int64_t s = 0; s < steps; ++s, xp += MR, panel += NC) {
+    for (int64_t s = 0; s < steps; ++s, xp += tile_rows<U>, panel += NC) {
         __m512i wv[NV];
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) wv[v] = _mm512_load_si512(panel + 16 * v);
+        for (int v = 0; v < NV; ++v) {
+            wv[v] = _mm512_load_si512(panel + 16 * v);
+            __asm__("" : "+v"(wv[v]));  // as in tile_int8
+        }
 #pragma GCC unroll 8
         for (int i = 0; i < mr; ++i) {
             const __m512i b = _mm512_set1_epi32(int(xp[i]));
@@ -282,40 +274,49 @@ inline void tile_float(const uint32_t* xp, const uint32_t* panel, int64_t steps,
 }
 
 #if defined(__AVX512VNNI__)
-// Two of the panel's four column vectors (columns [0, 32) from `panel`, which the caller
-// offsets by 0 or 32): the int32 sums and the f32 accumulators of 6 rows would not fit the
-// registers for all four.
+// Per 32-value block: int32 sums over its 8 steps started from the offset correction, then
+// converted and added into the f32 accumulators times d_x * d_w.
 template <int mr>
 inline void tile_int8(const uint32_t* xp, const float* xs, const uint32_t* panel, const float* scales,
                       const int32_t* sums, int64_t blocks, float* y, int64_t ldy, int ncols, bool accumulate) {
-    __m512 acc[mr][2] = {};
+    constexpr int MR = tile_rows<unit::int8>;
+    __m512 acc[mr][NV] = {};
     for (int64_t b = 0; b < blocks; ++b, xs += MR, scales += NC, sums += NC) {
-        const __m512i c0 = _mm512_load_si512(sums), c1 = _mm512_load_si512(sums + 16);
-        __m512i part[mr][2];
+        __m512i part[mr][NV];
 #pragma GCC unroll 8
-        for (int i = 0; i < mr; ++i) {
-            part[i][0] = c0;
-            part[i][1] = c1;
+        for (int v = 0; v < NV; ++v) {
+            __m512i c = _mm512_load_si512(sums + 16 * v);
+            __asm__("" : "+v"(c));
+#pragma GCC unroll 8
+            for (int i = 0; i < mr; ++i) part[i][v] = c;
         }
 #pragma GCC unroll 8
         for (int g = 0; g < BLOCK_STEPS; ++g, xp += MR, panel += NC) {
-            const __m512i w0 = _mm512_load_si512(panel), w1 = _mm512_load_si512(panel + 16);
+            __m512i wv[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+                wv[v] = _mm512_load_si512(panel + 16 * v);
+                // In a register: folded into each vpdpbusd as a memory operand it would be
+                // loaded mr times, and the loop bound by loads.
+                __asm__("" : "+v"(wv[v]));
+            }
 #pragma GCC unroll 8
             for (int i = 0; i < mr; ++i) {
                 const __m512i xb = _mm512_set1_epi32(int(xp[i]));
-                part[i][0] = _mm512_dpbusd_epi32(part[i][0], xb, w0);
-                part[i][1] = _mm512_dpbusd_epi32(part[i][1], xb, w1);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) part[i][v] = _mm512_dpbusd_epi32(part[i][v], xb, wv[v]);
             }
         }
-        const __m512 d0 = _mm512_load_ps(scales), d1 = _mm512_load_ps(scales + 16);
 #pragma GCC unroll 8
         for (int i = 0; i < mr; ++i) {
             const __m512 dx = _mm512_set1_ps(xs[i]);
-            acc[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(part[i][0]), _mm512_mul_ps(d0, dx), acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(part[i][1]), _mm512_mul_ps(d1, dx), acc[i][1]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v)
+                acc[i][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(part[i][v]),
+                                            _mm512_mul_ps(_mm512_load_ps(scales + 16 * v), dx), acc[i][v]);
         }
     }
-    store_rows<mr, 2>(acc, y, ldy, ncols, accumulate);
+    store_rows<mr, NV>(acc, y, ldy, ncols, accumulate);
 }
 #endif
 
@@ -324,9 +325,7 @@ inline void run_tile(const uint32_t* xp, const float* xs, const uint32_t* panel,
                      const int32_t* sums, int64_t steps, float* y, int64_t ldy, int ncols, bool accumulate) {
     if constexpr (U == unit::int8) {
 #if defined(__AVX512VNNI__)
-        const int64_t blocks = steps / BLOCK_STEPS;
-        for (int c = 0; c < ncols; c += 32)
-            tile_int8<mr>(xp, xs, panel + c, scales + c, sums + c, blocks, y + c, ldy, ncols - c, accumulate);
+        tile_int8<mr>(xp, xs, panel, scales, sums, steps / BLOCK_STEPS, y, ldy, ncols, accumulate);
 #endif
     } else {
         (void)xs;
@@ -338,10 +337,10 @@ inline void run_tile(const uint32_t* xp, const float* xs, const uint32_t* panel,
 
 // run_tile for a tile of mr <= mr_max rows.
 template <unit U, int mr_max>
-inline void tile_rows(int mr, const uint32_t* xp, const float* xs, const uint32_t* panel, const float* scales,
+inline void run_rows(int mr, const uint32_t* xp, const float* xs, const uint32_t* panel, const float* scales,
                       const int32_t* sums, int64_t steps, float* y, int64_t ldy, int ncols, bool accumulate) {
     if constexpr (mr_max > 1)
-        if (mr < mr_max) return tile_rows<U, mr_max - 1>(mr, xp, xs, panel, scales, sums, steps, y, ldy, ncols, accumulate);
+        if (mr < mr_max) return run_rows<U, mr_max - 1>(mr, xp, xs, panel, scales, sums, steps, y, ldy, ncols, accumulate);
     run_tile<U, mr_max>(xp, xs, panel, scales, sums, steps, y, ldy, ncols, accumulate);
 }
 
@@ -350,15 +349,15 @@ bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
                 int64_t ldy, int64_t n_begin, int64_t n_end) {
     constexpr int64_t vps = values_per_step<U>;
     constexpr int64_t kc_block = PANEL_STEPS * vps;
+    constexpr int MR = tile_rows<U>;
     const int64_t mc_block = min64(MC, M);
     const int64_t tiles_max = (mc_block + MR - 1) / MR;
     auto* xp = static_cast<uint32_t*>(buffers.x.reserve(std::size_t(tiles_max * MR * PANEL_STEPS) * 4));
     auto* xs = static_cast<float*>(buffers.x_scales.reserve(std::size_t(tiles_max * MR * PANEL_BLOCKS) * 4));
-    auto* rows = static_cast<uint32_t*>(buffers.rows.reserve(std::size_t(NC * PANEL_STEPS) * 4));
     auto* panel = static_cast<uint32_t*>(buffers.panel.reserve(std::size_t(NC * PANEL_STEPS) * 4));
     auto* scales = static_cast<float*>(buffers.panel_scales.reserve(std::size_t(NC * PANEL_BLOCKS) * 4));
     auto* sums = static_cast<int32_t*>(buffers.panel_sums.reserve(std::size_t(NC * PANEL_BLOCKS) * 4));
-    if (xp == nullptr || xs == nullptr || rows == nullptr || panel == nullptr || scales == nullptr || sums == nullptr)
+    if (xp == nullptr || xs == nullptr || panel == nullptr || scales == nullptr || sums == nullptr)
         return false;
     const auto* xb = static_cast<const uint8_t*>(x);
     const int64_t x_element = U == unit::bf16 ? 2 : 4;
@@ -371,7 +370,7 @@ bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
             pack_x<U>(xb + m0 * ldx * x_element, ldx, mc, k0, kc, steps, xp, xs);
             for (int64_t n = n_begin; n < n_end; n += NC) {
                 const int nr = static_cast<int>(min64(NC, n_end - n));
-                pack_panel<U>(w + n * ldw, ldw, wt, nr, k0, kc, steps, rows, panel, scales, sums);
+                pack_panel<U>(w + n * ldw, ldw, wt, nr, k0, kc, steps, panel, scales, sums);
                 panel_prefetch next;
                 int per_tile = 0;
                 if (n + NC < n_end) {
@@ -393,7 +392,7 @@ bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
                         for (int64_t i = 0; i < min64(MR, mc - t * MR); ++i)
                             for (int c = 0; c < nr; c += 16)
                                 _mm_prefetch(reinterpret_cast<const char*>(tile_y + i * ldy + c), _MM_HINT_T0);
-                    tile_rows<U, MR>(static_cast<int>(min64(MR, mc - t * MR)), tile_x, tile_s, panel, scales, sums,
+                    run_rows<U, MR>(static_cast<int>(min64(MR, mc - t * MR)), tile_x, tile_s, panel, scales, sums,
                                      steps, tile_y, ldy, nr, add);
                 }
             }

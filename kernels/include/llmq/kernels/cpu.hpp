@@ -98,7 +98,8 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 // Prefill (M > 16) on the AVX-512 ISAs runs outer-product micro-kernels on packed panels
 // (kernels/cpu/simd/gemm_panels_simd.cpp): f32 FMA on exactly widened weights, except Q8_0
 // on avx512_bf16, which quantizes x per 32 values as the decode path does and sums int8
-// products with vpdpbusd (same error bound as above; gemm_quantizes_x says when).
+// products with vpdpbusd (same error bound as above; gemm_quantizes_x in gemm_units.hpp says
+// when).
 // The calling thread keeps ~200 KiB of panel buffers for it.
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
@@ -106,10 +107,6 @@ void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const vo
 // tiles, columns outermost", "outer-product panels, f32 FMA", "scalar reference"), for
 // benchmark output.
 const char* gemm_path(isa which, dtype wt, int64_t M);
-// Whether gemm() quantizes x per 32-value block for these arguments (the integer dot
-// products: the decode path above, and Q8_0 prefill on avx512_bf16, whose VNNI micro-kernel
-// takes every M > 16 with the same quantization of x); otherwise x is used as given.
-bool gemm_quantizes_x(isa which, dtype wt, int64_t M);
 
 // A good grain for splitting N across threads (multiple of the kernel's column tile).
 int64_t gemm_column_grain(int64_t M, int64_t N, int64_t K);
@@ -214,14 +211,6 @@ double measure_memory_bandwidth_gbs(int threads, probe_clock clock = probe_clock
 double measure_fma_peak_gflops(isa which, int threads, probe_clock clock = probe_clock::wall);
 // The f32 GEMM rate this library reaches on a compute-bound shape (y[M,N] = x[M,K]·w[N,K]ᵀ,
 // N split over the threads), in GFLOP/s.
-// Peak of the AVX-512 BF16 dot-product unit in GFLOP/s (vdpbf16ps: 2 products per f32 lane,
-// 4 flops per lane per instruction), chains in registers; 0 when `which` (as usable_isa) has
-// no AVX-512 BF16.
-double measure_bf16_dot_peak_gflops(isa which, int threads, probe_clock clock = probe_clock::wall);
-// Peak of the VNNI int8 dot-product unit in GOP/s (vpdpbusd: 4 u8 x s8 products per int32
-// lane, 8 ops per lane per instruction, counted as multiply + add like a flop); 0 when
-// `which` has no AVX-512 VNNI (the avx512_bf16 ISA has it).
-double measure_int8_dot_peak_gops(isa which, int threads, probe_clock clock = probe_clock::wall);
 double measure_gemm_gflops(isa which, int threads, int64_t M = 256, int64_t N = 2048,
                            int64_t K = 2048, probe_clock clock = probe_clock::wall);
 
