@@ -49,10 +49,9 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
     if (is_block_quantized(wt)) return "dequantized f32 slabs into packed panels";
     if (M <= detail::gemm_direct_max_m) return "direct row tiles";
     if (M <= detail::gemm_small_max_m) return "small-M direct tiles, columns outermost";
-    if (used == isa::avx2) return "packed panels";
     if (wt == dtype::q8_0 && used == isa::avx512_bf16)
         return "outer-product panels, int8 dots (vpdpbusd) on x quantized per block";
-    return "outer-product panels, f32 FMA";
+    return "packed panels";
 }
 
 bool gemm_quantizes_x(isa which, dtype wt, int64_t M) {

@@ -15,7 +15,12 @@
 // --m-sweep: instead, the GEMM of M = 1..512 rows (batched decode to prefill) on the TinyLlama
 // 2048 x 2048 projection for f16, Q8_0, Q4_K and Q6_K weights (or --dtype), on the best ISA (or --isa), weights from
 // memory; per M the time, the bound measured in this run, max(weight bytes / read bandwidth,
-// 2 M N K / FMA peak), their ratio (bound / time: 1 is the limit), and the kernel path used.
+// 2 M N K / peak of the unit in use), their ratio (bound / time: 1 is the limit), and the
+// kernel path used.
+//
+// --prefill: instead, the prefill GEMMs (M = 128 and 512) for f16, bf16 (also through
+// gemm_bf16_dot) and Q8_0 against the peak of the unit each uses (FMA, vdpbf16ps, vpdpbusd),
+// probed in this run (--quick: the 2048 x 2048 projection only; --dtype f16|bf16|bf16-dot|q8_0).
 //
 // --clock cpu times every figure and every limit by the threads' own CPU time instead of the
 // wall clock: on a machine shared with other work it leaves out the time the threads were
@@ -104,8 +109,10 @@ std::vector<uint8_t> make_weights(dtype t, int64_t N, int64_t K) {
 void m_sweep(int threads, isa which, double bandwidth, const std::string& only_dtype) {
     const int64_t N = 2048, K = 2048;
     const double fma_peak = measure_fma_peak_gflops(which, threads, bench_clock);
-    std::printf("\n== GEMM M sweep on %s: N=%lld K=%lld, FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
-                isa_name(which), (long long)N, (long long)K, fma_peak, bandwidth);
+    const double int8_peak = measure_int8_dot_peak_gops(which, threads, bench_clock);
+    std::printf("\n== GEMM M sweep on %s: N=%lld K=%lld, FMA peak %.1f GFLOP/s, vpdpbusd peak %.1f GOP/s, read "
+                "bandwidth %.1f GB/s\n",
+                isa_name(which), (long long)N, (long long)K, fma_peak, int8_peak, bandwidth);
     std::printf("%-9s %4s %10s %10s %6s %9s  %s\n", "weights", "M", "ms", "bound ms", "ratio", "us/row", "path");
     const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 17, 24, 32, 33, 48, 64, 65, 96, 128, 256, 512};
     const dtype sweep_types[] = {dtype::f16, dtype::q8_0, dtype::q8_0, dtype::q4_k, dtype::q6_k};
@@ -136,16 +143,20 @@ void m_sweep(int threads, isa which, double bandwidth, const std::string& only_d
                     layer.arrive_and_wait();
                 }
             }) / double(copies);
+            // The compute peak of the unit the path runs on: vpdpbusd where x is quantized and the
+            // ISA has VNNI, else FMA.
+            const bool vnni = (int8 || gemm_quantizes_x(which, wt, M)) && int8_peak > 0.0;
             const double bound = std::max(double(matrix_bytes) / (bandwidth * 1e9),
-                                          2.0 * double(M) * double(N) * double(K) / (fma_peak * 1e9));
+                                          2.0 * double(M) * double(N) * double(K) / ((vnni ? int8_peak : fma_peak) * 1e9));
             std::printf("%-9s %4lld %10.3f %10.3f %6.2f %9.1f  %s\n", int8 ? "q8_0-int8" : dtype_name(wt),
                         (long long)M, s * 1e3, bound * 1e3, bound / s, s * 1e6 / double(M),
                         int8 ? gemm_q8_0_int8_path(which) : gemm_path(which, wt, M));
         }
     }
     std::printf("ratio: bound / time (1.00 = at the limit); q8_0: gemm (int8 dots up to gemm_integer_max_rows, then "
-                "weights widened to f32); q8_0-int8: gemm_q8_0_int8 at every M; the compute bound is the f32 FMA "
-                "peak though int8 dot products may go faster\n");
+                "the prefill panels: vpdpbusd where the ISA has VNNI, else weights widened to f32); q8_0-int8: "
+                "gemm_q8_0_int8 at every M; the compute bound is the peak of the unit in use (vpdpbusd for int8 "
+                "dots with VNNI, else FMA)\n");
 }
 
 // The prefill GEMMs (--prefill): M = 128 and 512 prompt rows on TinyLlama's 2048 x 2048 and

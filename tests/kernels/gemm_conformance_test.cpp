@@ -26,9 +26,9 @@ const shape float_shapes[] = {
     {5, 13, 64},  {7, 31, 100},  {1, 4099, 96}, {13, 70, 1030}, {64, 96, 288}, {1, 64, 2048},
     {520, 12, 40}, {6, 24, 1536}, {300, 20, 1030} /* more rows than one packed x block */,
     {4, 3, 100003} /* K so long that one row tile outgrows the x block buffer */,
-    // The prefill panels (M > 16): row counts around the 6-row tile, K crossing the 128-value
-    // K block of the f32 panel and the 256 of the bf16 one by odd amounts, N of no 64-column
-    // panel (and, through the inner range, panels that start off the 64-column grid).
+    // Prefill rows (M > 16, the packed driver): row counts around its tiles, K crossing its K
+    // block by odd amounts, N of no column tile (and, through the inner range, ranges that
+    // start off the column grid).
     {17, 70, 257}, {65, 130, 300}, {64, 65, 1030}, {18, 64, 128}, {23, 129, 513},
 };
 // Q8_0: K a multiple of 32.
@@ -38,9 +38,10 @@ const shape q8_shapes[] = {
     // The row counts of batched decode around every row tile, with K of an odd number of
     // blocks (no multiple of any K step) and N of no column tile.
     {1, 13, 1184}, {3, 9, 160}, {4, 13, 96}, {16, 9, 288}, {17, 21, 352}, {64, 19, 1056}, {65, 7, 224},
-    // The int8 prefill panels: K of 17 and 33 blocks (crossing the 512-value K block), N past
-    // one 64-column panel and not a multiple of its 32-column halves.
-    {65, 130, 544}, {17, 97, 1056}, {64, 33, 32},
+    // The int8 prefill panels of avx512_bf16 (M > 16): 3-row tiles and their tails, K of 1, 17
+    // and 33 blocks (crossing the 512-value K block; one block leaves half of the last 16-step
+    // transpose empty), N past one 64-column panel and ending inside a 16-column group.
+    {65, 130, 544}, {17, 97, 1056}, {64, 33, 32}, {100, 75, 1568},
 };
 
 struct weights {
@@ -218,11 +219,12 @@ TEST_SUITE("kernels") {
         // x is rounded to bf16 by the caller; every bf16 x bf16 product is exact in f32, so
         // the reference is the double sum of the rounded values and the bound is the same
         // random-walk bound as for gemm (vdpbf16ps rounds each pair sum like an FMA chain).
-        // M > 16 runs the vdpbf16ps panels (pairs along K: odd K pads the last pair; K
-        // blocks of 256 values; 64-column panels), M <= 16 the direct tiles.
-        const shape shapes[] = {{1, 9, 7},     {1, 33, 64},   {3, 17, 33},  {4, 40, 100},  {13, 70, 1030},
-                                {64, 24, 288}, {1, 4099, 96}, {520, 12, 40}, {17, 70, 257}, {65, 130, 513},
-                                {64, 65, 1030}, {18, 64, 256}};
+        // From 96 rows the outer-product panels on avx512_bf16 (pairs along K: odd K pads the
+        // last pair; K blocks of 256 values; 64-column panels; 6-row tiles), below that the
+        // row tiles.
+        const shape shapes[] = {{1, 9, 7},     {1, 33, 64},    {3, 17, 33},   {4, 40, 100},  {13, 70, 1030},
+                                {64, 24, 288}, {1, 4099, 96},  {520, 12, 40}, {17, 70, 257}, {65, 130, 513},
+                                {64, 65, 1030}, {96, 64, 256}, {97, 130, 513}, {101, 200, 1030}};
         uint64_t seed = 400;
         for (const shape& s : shapes) {
             random_source rng(seed++);

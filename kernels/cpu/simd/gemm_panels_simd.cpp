@@ -1,36 +1,39 @@
-// Prefill GEMM (more than gemm_small_max_m rows) as outer-product micro-kernels over packed
-// panels: the AVX-512 libraries only (the avx2 library keeps gemm_packed of gemm_simd.cpp).
+// Prefill GEMMs on the dot-product units as outer-product micro-kernels over packed panels,
+// in the avx512_bf16 library (AVX-512 BF16 and VNNI): Q8_0 weights with more than
+// gemm_small_max_m rows (gemm() takes this path by default), and bf16 weights through
+// gemm_bf16_dot (opt-in) from BF16_PANEL_MIN_M rows (gemm_simd.cpp). f32, f16 and bf16
+// weights in gemm() stay on gemm_packed's f32 FMA tiles, which reach ~0.8 of the FMA peak;
+// an f32 FMA variant of these panels measured no faster (docs/benchmarks.md).
 //
 // y[m, n] = sum_k x[m, k] * w[n, k]. The vector lanes run along n: a panel holds NC = 64
 // columns (weight rows) of one K block, step-major (step s: dword s of each of the 64 columns
 // side by side), so one step of the micro-kernel loads the four vectors of the step and
-// multiplies each by one dword of x broadcast to all lanes, for MR = 6 rows of x:
+// multiplies each by one dword of x broadcast to all lanes, for MR rows of x:
 //
 //   acc[i][v] += broadcast(x tile row i, step s) (*) panel[s][16 v .. 16 v + 15]
-//   i < 6 rows, v < 4 vectors of 16 columns: 24 accumulators, 4 panel loads and 6 broadcasts
-//   per 24 vector multiply-adds; the y tile is 6 rows of 64 contiguous columns, stored with
-//   no horizontal sums.
+//   i < MR rows, v < 4 vectors of 16 columns; the y tile is MR rows of 64 contiguous columns,
+//   stored with no horizontal sums.
 //
 // A step is one dword of each operand, and (*) is the unit's instruction:
-//  * fma:  one f32. Weights f32, f16, bf16 or Q8_0 widened exactly, x as given: the result is
-//          the f32 sum of exact products, as gemm() promises. vfmadd231ps.
 //  * bf16: a pair of bf16 along K. Weights bf16 as stored, x rounded to bf16 by the caller
-//          (gemm_bf16_dot); vdpbf16ps adds both products into each f32 lane.
+//          (gemm_bf16_dot); vdpbf16ps adds both products into each f32 lane. MR = 6: 24
+//          accumulators, 4 panel loads and 6 broadcasts per 24 vdpbf16ps.
 //  * int8: four int8 along K. Q8_0 weights as stored; x quantized per 32-value block on the
 //          fly (d = max|x| / 127, q = round(x / d) to nearest even, as the decode path) and
 //          offset by 128 to unsigned; vpdpbusd adds four u8 x s8 products into each int32
 //          lane. The offset's share, 128 * sum of the block's weights, is the start value of
 //          each block's int32 sums; after a block's 8 steps the sums are converted to f32 and
-//          added times d_x * d_w. Integer sums are exact, so the result is the product of the
-//          quantized x, off by the f32 rounding of the per-block terms only.
+//          added times d_x * d_w. MR = 3 (12 int32 sums + 12 f32 accumulators). Integer sums
+//          are exact, so the result is the product of the quantized x, off by the f32
+//          rounding of the per-block terms only.
 //
-// Blocking: a K block is PANEL_STEPS = 128 steps (128 / 256 / 512 values), so that a panel is
-// 32 KiB (L1). Per K block all rows of x (MC at most) are packed once into tile-major steps
-// (6 dwords a step, in L2); each panel is packed once per K block and used by every row tile,
-// so every weight byte comes from memory once per MC rows of x; y tiles are accumulated over
-// the K blocks. Panels are packed by widening (or copying) each column's K block into a
-// row-major scratch and transposing 16 x 16 dwords at a time. While one panel is in use the
-// weight lines of the next are prefetched into L2, a few per row tile.
+// Blocking: a K block is PANEL_STEPS = 128 steps (256 / 512 values), so that a panel is
+// 32 KiB (L1). The x block is as many rows as fit 1 MiB (L2) over the whole K, packed once
+// into tile-major steps; then panel by panel, every K block of the panel is packed (16
+// columns at a time, transposed 16 x 16 dwords from 16 weight rows' loads) and used by every
+// row tile, so every weight byte comes from memory once per x block and the panel's y tiles
+// stay in cache across its K blocks. While one panel K block is in use, the weight lines of
+// the next are prefetched into L2, a few per row tile.
 #include <cstring>
 
 #include "../quant_activations.hpp"
@@ -39,22 +42,23 @@
 #include "simd_vector.hpp"
 
 namespace llmq::kernels::LLMQ_KERNELS_ISA_NS {
-#if defined(__AVX512F__)
+#if defined(__AVX512BF16__) && defined(__AVX512VNNI__)
 namespace {
 
 constexpr int NV = 4;
 constexpr int NC = 16 * NV;
 constexpr int64_t PANEL_STEPS = 128;
 constexpr int64_t MC = 512;
+constexpr int64_t X_BLOCK_DWORDS = 1 << 18;  // the packed x block, 1 MiB (L2)
 constexpr int64_t BLOCK_STEPS = q8_0_block_values / 4;  // int8 steps per Q8_0 block
 constexpr int64_t PANEL_BLOCKS = PANEL_STEPS / BLOCK_STEPS;
 
-enum class unit { fma, bf16, int8 };
+enum class unit { bf16, int8 };
 
 template <unit U>
-constexpr int64_t values_per_step = U == unit::fma ? 1 : U == unit::bf16 ? 2 : 4;
-// Rows of x per tile: 6 x 4 vector accumulators for the float units; for int8, 3 x 4 int32
-// sums and 3 x 4 f32 accumulators.
+constexpr int64_t values_per_step = U == unit::bf16 ? 2 : 4;
+// Rows of x per tile: 6 x 4 f32 accumulators for bf16; for int8, 3 x 4 int32 sums and 3 x 4
+// f32 accumulators.
 template <unit U>
 constexpr int tile_rows = U == unit::int8 ? 3 : 6;
 
@@ -100,35 +104,18 @@ inline void transpose16(__m512i (&r)[16], uint32_t* dst, int64_t dst_stride) {
     }
 }
 
-// Byte offset of element k in a weight row of type wt (k a multiple of 32 for Q8_0).
-inline int64_t row_offset(dtype wt, int64_t k) {
-    switch (wt) {
-        case dtype::f32: return k * 4;
-        case dtype::q8_0: return k / q8_0_block_values * q8_0_block_bytes;
-        default: return k * 2;
-    }
+// Byte offset of element k in a weight row (bf16, or Q8_0 with k a multiple of 32).
+template <unit U>
+inline int64_t row_offset(int64_t k) {
+    return U == unit::bf16 ? k * 2 : k / q8_0_block_values * q8_0_block_bytes;
 }
 
 // Steps [s0, s0 + 16) of a weight row's K block [k0, k0 + kc) (steps past the block zero):
-// fma, the values widened to f32 (exact); bf16, pairs of bf16 as stored; int8, Q8_0's q as
-// stored, four to a step (s0 a multiple of 16, so two whole blocks or one).
+// bf16, pairs of bf16 as stored; int8, Q8_0's q as stored, four to a step (s0 a multiple of
+// 16, so two whole blocks or one).
 template <unit U>
-inline __m512i load_steps(dtype wt, const uint8_t* row, int64_t k0, int64_t kc, int64_t s0) {
-    if constexpr (U == unit::fma) {
-        const int64_t k = k0 + s0;
-        const int n = static_cast<int>(min64(16, kc - s0));
-        switch (wt) {
-            case dtype::f32: return _mm512_castps_si512(vloadn(reinterpret_cast<const float*>(row) + k, n));
-            case dtype::f16: return _mm512_castps_si512(vload_f16n(reinterpret_cast<const uint16_t*>(row) + k, n));
-            case dtype::bf16: return _mm512_castps_si512(vload_bf16n(reinterpret_cast<const uint16_t*>(row) + k, n));
-            case dtype::q8_0: {  // k a multiple of 16 and kc of 32: 16 values of one block
-                const uint8_t* block = row + k / q8_0_block_values * q8_0_block_bytes;
-                const vf q = vload_i8(reinterpret_cast<const int8_t*>(block + 2 + k % q8_0_block_values));
-                return _mm512_castps_si512(vmul(vset1(half_to_float(block)), q));
-            }
-            default: return _mm512_setzero_si512();
-        }
-    } else if constexpr (U == unit::bf16) {
+inline __m512i load_steps(const uint8_t* row, int64_t k0, int64_t kc, int64_t s0) {
+    if constexpr (U == unit::bf16) {
         const int64_t n = min64(32, kc - 2 * s0);
         const __mmask32 m = n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1u);
         return _mm512_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + k0 + 2 * s0);
@@ -148,7 +135,7 @@ inline __m512i load_steps(dtype wt, const uint8_t* row, int64_t k0, int64_t kc, 
 // their y columns are never stored). For int8 also the block scales (scales[b * NC + j], f32)
 // and the offset corrections (sums[b * NC + j] = -128 * sum of the block's q), zero past nr.
 template <unit U>
-void pack_panel(const uint8_t* w, int64_t ldw, dtype wt, int nr, int64_t k0, int64_t kc, int64_t steps,
+void pack_panel(const uint8_t* w, int64_t ldw, int nr, int64_t k0, int64_t kc, int64_t steps,
                 uint32_t* panel, float* scales, int32_t* sums) {
     const int groups = (nr + 15) / 16;
     __m512i r[16];
@@ -156,7 +143,7 @@ void pack_panel(const uint8_t* w, int64_t ldw, dtype wt, int nr, int64_t k0, int
         for (int64_t s0 = 0; s0 < steps; s0 += 16) {
 #pragma GCC unroll 16
             for (int i = 0; i < 16; ++i)
-                r[i] = 16 * g + i < nr ? load_steps<U>(wt, w + (16 * g + i) * ldw, k0, kc, s0) : _mm512_setzero_si512();
+                r[i] = 16 * g + i < nr ? load_steps<U>(w + (16 * g + i) * ldw, k0, kc, s0) : _mm512_setzero_si512();
             transpose16(r, panel + s0 * NC + 16 * g, NC);
         }
     if constexpr (U == unit::int8) {
@@ -193,11 +180,7 @@ void pack_x(const void* x_, int64_t ldx, int64_t mc, int64_t k0, int64_t kc, int
     alignas(64) uint32_t row_steps[PANEL_STEPS];
     for (int64_t m = 0; m < mc; ++m) {
         uint32_t* tile = xp + (m / MR) * steps * MR + m % MR;
-        if constexpr (U == unit::fma) {
-            const float* row = static_cast<const float*>(x_) + m * ldx + k0;
-            for (int64_t s = 0; s < steps; ++s) std::memcpy(&tile[s * MR], &row[s], 4);
-            continue;
-        } else if constexpr (U == unit::bf16) {
+        if constexpr (U == unit::bf16) {
             const uint16_t* row = static_cast<const uint16_t*>(x_) + m * ldx + k0;
             for (int64_t s = 0; s < kc / 2; ++s) std::memcpy(&tile[s * MR], &row[2 * s], 4);
             if (kc % 2 != 0) tile[(steps - 1) * MR] = row[kc - 1];
@@ -244,11 +227,12 @@ inline void store_rows(__m512 (&acc)[mr][nv], float* y, int64_t ldy, int ncols, 
     }
 }
 
-template <unit U, int mr>
-inline void tile_float(const uint32_t* xp, const uint32_t* panel, int64_t steps, float* y, int64_t ldy, int ncols,
-                       bool accumulate) {
+template <int mr>
+inline void tile_bf16(const uint32_t* xp, const uint32_t* panel, int64_t steps, float* y, int64_t ldy, int ncols,
+                      bool accumulate) {
+    constexpr int MR = tile_rows<unit::bf16>;
     __m512 acc[mr][NV] = {};
-    for (int64_t s = 0; s < steps; ++s, xp += tile_rows<U>, panel += NC) {
+    for (int64_t s = 0; s < steps; ++s, xp += MR, panel += NC) {
         __m512i wv[NV];
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
@@ -259,21 +243,12 @@ inline void tile_float(const uint32_t* xp, const uint32_t* panel, int64_t steps,
         for (int i = 0; i < mr; ++i) {
             const __m512i b = _mm512_set1_epi32(int(xp[i]));
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) {
-                if constexpr (U == unit::fma) {
-                    acc[i][v] = _mm512_fmadd_ps(_mm512_castsi512_ps(wv[v]), _mm512_castsi512_ps(b), acc[i][v]);
-                } else {
-#if defined(__AVX512BF16__)
-                    acc[i][v] = _mm512_dpbf16_ps(acc[i][v], (__m512bh)b, (__m512bh)wv[v]);
-#endif
-                }
-            }
+            for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], (__m512bh)b, (__m512bh)wv[v]);
         }
     }
     store_rows<mr, NV>(acc, y, ldy, ncols, accumulate);
 }
 
-#if defined(__AVX512VNNI__)
 // Per 32-value block: int32 sums over its 8 steps started from the offset correction, then
 // converted and added into the f32 accumulators times d_x * d_w.
 template <int mr>
@@ -318,20 +293,17 @@ inline void tile_int8(const uint32_t* xp, const float* xs, const uint32_t* panel
     }
     store_rows<mr, NV>(acc, y, ldy, ncols, accumulate);
 }
-#endif
 
 template <unit U, int mr>
 inline void run_tile(const uint32_t* xp, const float* xs, const uint32_t* panel, const float* scales,
                      const int32_t* sums, int64_t steps, float* y, int64_t ldy, int ncols, bool accumulate) {
     if constexpr (U == unit::int8) {
-#if defined(__AVX512VNNI__)
         tile_int8<mr>(xp, xs, panel, scales, sums, steps / BLOCK_STEPS, y, ldy, ncols, accumulate);
-#endif
     } else {
         (void)xs;
         (void)scales;
         (void)sums;
-        tile_float<U, mr>(xp, panel, steps, y, ldy, ncols, accumulate);
+        tile_bf16<mr>(xp, panel, steps, y, ldy, ncols, accumulate);
     }
 }
 
@@ -345,15 +317,21 @@ inline void run_rows(int mr, const uint32_t* xp, const float* xs, const uint32_t
 }
 
 template <unit U>
-bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
+bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
                 int64_t ldy, int64_t n_begin, int64_t n_end) {
     constexpr int64_t vps = values_per_step<U>;
     constexpr int64_t kc_block = PANEL_STEPS * vps;
     constexpr int MR = tile_rows<U>;
-    const int64_t mc_block = min64(MC, M);
-    const int64_t tiles_max = (mc_block + MR - 1) / MR;
-    auto* xp = static_cast<uint32_t*>(buffers.x.reserve(std::size_t(tiles_max * MR * PANEL_STEPS) * 4));
-    auto* xs = static_cast<float*>(buffers.x_scales.reserve(std::size_t(tiles_max * MR * PANEL_BLOCKS) * 4));
+    // Steps (and int8 blocks) of a whole row of x over all K blocks; the x block is as many
+    // rows of them as fit X_BLOCK_DWORDS (at least one tile, at most MC rows).
+    const int64_t k_blocks = (K + kc_block - 1) / kc_block;
+    const int64_t row_steps = (K / kc_block) * PANEL_STEPS + (K % kc_block + vps - 1) / vps;
+    const int64_t row_blocks = U == unit::int8 ? row_steps / BLOCK_STEPS : 0;
+    int64_t mc_block = min64(min64(MC, M), X_BLOCK_DWORDS / row_steps) / MR * MR;
+    if (mc_block < MR) mc_block = MR;
+    const int64_t tiles_max = (min64(mc_block, M) + MR - 1) / MR;
+    auto* xp = static_cast<uint32_t*>(buffers.x.reserve(std::size_t(tiles_max * MR * row_steps) * 4));
+    auto* xs = static_cast<float*>(buffers.x_scales.reserve(std::size_t(tiles_max * MR * row_blocks + 1) * 4));
     auto* panel = static_cast<uint32_t*>(buffers.panel.reserve(std::size_t(NC * PANEL_STEPS) * 4));
     auto* scales = static_cast<float*>(buffers.panel_scales.reserve(std::size_t(NC * PANEL_BLOCKS) * 4));
     auto* sums = static_cast<int32_t*>(buffers.panel_sums.reserve(std::size_t(NC * PANEL_BLOCKS) * 4));
@@ -364,36 +342,38 @@ bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
     for (int64_t m0 = 0; m0 < M; m0 += mc_block) {
         const int64_t mc = min64(mc_block, M - m0);
         const int64_t tiles = (mc + MR - 1) / MR;
-        for (int64_t k0 = 0; k0 < K; k0 += kc_block) {
-            const int64_t kc = min64(kc_block, K - k0);
-            const int64_t steps = (kc + vps - 1) / vps;
-            pack_x<U>(xb + m0 * ldx * x_element, ldx, mc, k0, kc, steps, xp, xs);
-            for (int64_t n = n_begin; n < n_end; n += NC) {
-                const int nr = static_cast<int>(min64(NC, n_end - n));
-                pack_panel<U>(w + n * ldw, ldw, wt, nr, k0, kc, steps, panel, scales, sums);
+        // The x block: K block kb (steps before it: kb * PANEL_STEPS) at xp + tiles * MR *
+        // kb * PANEL_STEPS, in pack_x's tile layout.
+        for (int64_t kb = 0; kb < k_blocks; ++kb) {
+            const int64_t k0 = kb * kc_block, kc = min64(kc_block, K - k0);
+            pack_x<U>(xb + m0 * ldx * x_element, ldx, mc, k0, kc, (kc + vps - 1) / vps,
+                      xp + tiles * MR * kb * PANEL_STEPS, xs + tiles * MR * kb * PANEL_BLOCKS);
+        }
+        // Panel by panel, all K blocks of one before the next: each weight row is read front
+        // to back, and the panel's y tiles stay in cache across its K blocks.
+        for (int64_t n = n_begin; n < n_end; n += NC) {
+            const int nr = static_cast<int>(min64(NC, n_end - n));
+            for (int64_t kb = 0; kb < k_blocks; ++kb) {
+                const int64_t k0 = kb * kc_block, kc = min64(kc_block, K - k0);
+                const int64_t steps = (kc + vps - 1) / vps, blocks = steps / BLOCK_STEPS;
+                pack_panel<U>(w + n * ldw, ldw, nr, k0, kc, steps, panel, scales, sums);
+                // Meanwhile into L2: what pack_panel reads next (this panel's next K block, else
+                // the next panel's first).
                 panel_prefetch next;
-                int per_tile = 0;
-                if (n + NC < n_end) {
-                    next.start(w + (n + NC) * ldw, ldw, static_cast<int>(min64(NC, n_end - n - NC)), row_offset(wt, k0),
-                               row_offset(wt, k0 + kc));
-                    const int64_t lines = next.count * ((next.end - next.begin) / 64 + 1);
-                    per_tile = static_cast<int>((lines + tiles - 1) / tiles);
-                }
-                const int64_t blocks = steps / BLOCK_STEPS;
+                if (kb + 1 < k_blocks)
+                    next.start(w + n * ldw, ldw, nr, row_offset<U>(k0 + kc), row_offset<U>(min64(K, k0 + kc + kc_block)));
+                else if (n + NC < n_end)
+                    next.start(w + (n + NC) * ldw, ldw, static_cast<int>(min64(NC, n_end - n - NC)), row_offset<U>(0),
+                               row_offset<U>(min64(K, kc_block)));
+                const int64_t lines = next.count * ((next.end - next.begin) / 64 + 1);
+                const int per_tile = static_cast<int>((lines + tiles - 1) / tiles);
+                const uint32_t* block_x = xp + tiles * MR * kb * PANEL_STEPS;
+                const float* block_s = xs + tiles * MR * kb * PANEL_BLOCKS;
                 for (int64_t t = 0; t < tiles; ++t) {
                     next.issue(per_tile);
-                    const uint32_t* tile_x = xp + t * steps * MR;
-                    const float* tile_s = xs + t * blocks * MR;
-                    float* tile_y = y + (m0 + t * MR) * ldy + n;
-                    const bool add = k0 > 0;
-                    // The y tile is read back at the end of the tile (from L3 when the y rows
-                    // of this call outgrow L2): ask for it now, a K block of work ahead.
-                    if (add)
-                        for (int64_t i = 0; i < min64(MR, mc - t * MR); ++i)
-                            for (int c = 0; c < nr; c += 16)
-                                _mm_prefetch(reinterpret_cast<const char*>(tile_y + i * ldy + c), _MM_HINT_T0);
-                    run_rows<U, MR>(static_cast<int>(min64(MR, mc - t * MR)), tile_x, tile_s, panel, scales, sums,
-                                     steps, tile_y, ldy, nr, add);
+                    run_rows<U, MR>(static_cast<int>(min64(MR, mc - t * MR)), block_x + t * steps * MR,
+                                    block_s + t * blocks * MR, panel, scales, sums, steps,
+                                    y + (m0 + t * MR) * ldy + n, ldy, nr, kb > 0);
                 }
             }
         }
@@ -403,20 +383,15 @@ bool panel_gemm(const void* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
 
 }  // namespace
 
-bool gemm_panels(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
-                 int64_t ldy, int64_t n_begin, int64_t n_end) {
-#if defined(__AVX512VNNI__)
-    if (wt == dtype::q8_0) return panel_gemm<unit::int8>(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
-#endif
-    return panel_gemm<unit::fma>(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
+bool gemm_panels_q8_0(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
+                      int64_t ldy, int64_t n_begin, int64_t n_end) {
+    return panel_gemm<unit::int8>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
 }
 
-#if defined(__AVX512BF16__)
 bool gemm_panels_bf16_dot(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
                           float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-    return panel_gemm<unit::bf16>(x, M, K, ldx, w, dtype::bf16, ldw, y, ldy, n_begin, n_end);
+    return panel_gemm<unit::bf16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
 }
-#endif
 
-#endif  // __AVX512F__
+#endif  // __AVX512BF16__ && __AVX512VNNI__
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

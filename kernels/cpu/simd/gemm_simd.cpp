@@ -447,6 +447,8 @@ void gemm_for(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* 
 }
 
 #if defined(__AVX512BF16__)
+constexpr int64_t BF16_PANEL_MIN_M = 96;
+
 // ---- bf16 x bf16 (opt-in reduced precision): vdpbf16ps adds the products of 32 bf16 pairs
 // into 16 f32 lanes. Rows are read in place (x is already bf16, w is bf16), blocked over K.
 
@@ -534,10 +536,13 @@ void gemm_bf16(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8
 void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* w = static_cast<const uint8_t*>(w_);
-#if defined(__AVX512F__)
-    // Prefill: the outer-product panels of gemm_panels_simd.cpp (the packed driver below
-    // stays for AVX2 and for when their buffers cannot be allocated).
-    if (M > SMALL_M && gemm_panels(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
+#if defined(__AVX512BF16__) && defined(__AVX512VNNI__)
+    // Q8_0 prefill with VNNI: the int8 outer-product panels of gemm_panels_simd.cpp, on x
+    // quantized per block (gemm_quantizes_x); widened to f32 below if their buffers cannot be
+    // allocated.
+    if (wt == dtype::q8_0 && M > SMALL_M &&
+        gemm_panels_q8_0(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end))
+        return;
 #endif
     switch (wt) {
         case dtype::f32: return gemm_for<load_f32>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
@@ -553,8 +558,13 @@ void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
 #if defined(__AVX512BF16__)
 void gemm_bf16_dot_entry(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
                          int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-    if (M > SMALL_M && gemm_panels_bf16_dot(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end))
+    // Above BF16_PANEL_MIN_M rows the outer-product panels of gemm_panels_simd.cpp win (at 64
+    // rows the row tiles below are as fast: docs/benchmarks.md).
+#if defined(__AVX512VNNI__)
+    if (M >= BF16_PANEL_MIN_M &&
+        gemm_panels_bf16_dot(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end))
         return;
+#endif
     gemm_bf16(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end);
 }
 #endif

@@ -20,16 +20,13 @@ void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uin
 void gemm_bf16_dot_entry(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
                          int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 #endif
-#if defined(__AVX512F__)
-// gemm_panels_simd.cpp: the prefill GEMM (M > detail::gemm_small_max_m) as outer-product
-// micro-kernels on packed panels; f32 FMA on exactly widened weights, or for Q8_0 in a
-// library with VNNI int8 dot products on x quantized per block. False, having done nothing,
-// when its buffers cannot be allocated.
-bool gemm_panels(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
-                 int64_t ldy, int64_t n_begin, int64_t n_end);
-#endif
-#if defined(__AVX512BF16__)
-// The same with vdpbf16ps on bf16 weights and x already rounded to bf16 (gemm_bf16_dot).
+#if defined(__AVX512BF16__) && defined(__AVX512VNNI__)
+// gemm_panels_simd.cpp: prefill GEMMs as outer-product micro-kernels on packed panels, Q8_0
+// weights with VNNI int8 dot products on x quantized per block, and bf16 weights with
+// vdpbf16ps on x already rounded to bf16 (gemm_bf16_dot). False, having done nothing, when
+// their buffers cannot be allocated.
+bool gemm_panels_q8_0(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
+                      int64_t ldy, int64_t n_begin, int64_t n_end);
 bool gemm_panels_bf16_dot(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
                           float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 #endif
