@@ -7,6 +7,7 @@
 #include "llmq/kernels/q8_0_int8.hpp"
 #include "reference/reference_kernels.hpp"
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "llmq/kernels/quant_blocks.hpp"
 
 namespace llmq::kernels {
@@ -48,7 +49,15 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
     if (is_block_quantized(wt)) return "dequantized f32 slabs into packed panels";
     if (M <= detail::gemm_direct_max_m) return "direct row tiles";
     if (M <= detail::gemm_small_max_m) return "small-M direct tiles, columns outermost";
+    if (wt == dtype::q8_0 && used == isa::avx512_bf16)
+        return "outer-product panels, int8 dots (vpdpbusd) on x quantized per block";
     return "packed panels";
+}
+
+bool gemm_quantizes_x(isa which, dtype wt, int64_t M) {
+    const isa used = usable_isa(which);
+    if (M <= gemm_integer_max_rows(wt)) return true;
+    return wt == dtype::q8_0 && used == isa::avx512_bf16 && M > detail::gemm_small_max_m;
 }
 
 void gemm_q8_0_int8(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, int64_t ldw,

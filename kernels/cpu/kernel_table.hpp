@@ -46,6 +46,11 @@ struct kernel_table {
     // GEMM for block-quantized weights (is_block_quantized(wt)); same contract as gemm.
     void (*quant_gemm)(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
                        int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+
+    // As fma_loop for vdpbf16ps (4 flops per lane) and vpdpbusd (8 ops per lane); NULL where
+    // the ISA lacks the instruction.
+    double (*bf16_dot_loop)(int64_t iterations);
+    double (*int8_dot_loop)(int64_t iterations);
 };
 
 // Defined in reference/kernel_table_reference.cpp (always built).

@@ -16,6 +16,7 @@
 
 #include "kernel_table.hpp"
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 
 namespace llmq::kernels {
 namespace {
@@ -102,13 +103,15 @@ double measure_memory_bandwidth_gbs(int threads, probe_clock clock) {
     return double(per_thread * threads * sizeof(uint64_t)) / seconds / 1e9;
 }
 
-double measure_fma_peak_gflops(isa which, int threads, probe_clock clock) {
-    const detail::kernel_table& table = detail::table_for(which);
-    // Calibrate to about 20 ms per round on one thread.
+namespace {
+
+// The peak of one register-only loop (fma_loop and its kin): calibrated to about 20 ms per
+// round on one thread, then the best of 12 rounds on `threads` threads.
+double loop_peak(double (*loop)(int64_t), int threads, probe_clock clock) {
     int64_t iterations = 1 << 16;
     for (;;) {
         const auto start = clock_type::now();
-        table.fma_loop(iterations);
+        loop(iterations);
         const double s = std::chrono::duration<double>(clock_type::now() - start).count();
         if (s > 0.05 || iterations > (int64_t(1) << 40)) {
             iterations = static_cast<int64_t>(double(iterations) * 0.02 / std::max(s, 1e-6));
@@ -118,10 +121,26 @@ double measure_fma_peak_gflops(isa which, int threads, probe_clock clock) {
     }
     std::vector<double> flops(static_cast<std::size_t>(std::max(threads, 1)), 0.0);
     const double seconds =
-        best_round(threads, 12, clock, [](int) {}, [&](int t, int) { flops[t] = table.fma_loop(iterations); });
+        best_round(threads, 12, clock, [](int) {}, [&](int t, int) { flops[t] = loop(iterations); });
     double total = 0.0;
     for (double f : flops) total += f;
     return total / seconds / 1e9;
+}
+
+}  // namespace
+
+double measure_fma_peak_gflops(isa which, int threads, probe_clock clock) {
+    return loop_peak(detail::table_for(which).fma_loop, threads, clock);
+}
+
+double measure_bf16_dot_peak_gflops(isa which, int threads, probe_clock clock) {
+    const auto loop = detail::table_for(which).bf16_dot_loop;
+    return loop != nullptr ? loop_peak(loop, threads, clock) : 0.0;
+}
+
+double measure_int8_dot_peak_gops(isa which, int threads, probe_clock clock) {
+    const auto loop = detail::table_for(which).int8_dot_loop;
+    return loop != nullptr ? loop_peak(loop, threads, clock) : 0.0;
 }
 
 double measure_gemm_gflops(isa which, int threads, int64_t M, int64_t N, int64_t K, probe_clock clock) {

@@ -10,12 +10,17 @@
 // layers, so a GEMV is timed over enough copies of its matrix to exceed the last-level cache
 // (as many layers would); the measured rate is the rate from memory, not from cache.
 //
-//   bench_kernels [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep]
+//   bench_kernels [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep] [--prefill]
 //
 // --m-sweep: instead, the GEMM of M = 1..512 rows (batched decode to prefill) on the TinyLlama
 // 2048 x 2048 projection for f16, Q8_0, Q4_K and Q6_K weights (or --dtype), on the best ISA (or --isa), weights from
 // memory; per M the time, the bound measured in this run, max(weight bytes / read bandwidth,
-// 2 M N K / FMA peak), their ratio (bound / time: 1 is the limit), and the kernel path used.
+// 2 M N K / peak of the unit in use), their ratio (bound / time: 1 is the limit), and the
+// kernel path used.
+//
+// --prefill: instead, the prefill GEMMs (M = 128 and 512) for f16, bf16 (also through
+// gemm_bf16_dot) and Q8_0 against the peak of the unit each uses (FMA, vdpbf16ps, vpdpbusd),
+// probed in this run (--quick: the 2048 x 2048 projection only; --dtype f16|bf16|bf16-dot|q8_0).
 //
 // --clock cpu times every figure and every limit by the threads' own CPU time instead of the
 // wall clock: on a machine shared with other work it leaves out the time the threads were
@@ -33,6 +38,7 @@
 #include <vector>
 
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "llmq/kernels/q8_0_int8.hpp"
 
 using namespace llmq::kernels;
@@ -103,8 +109,10 @@ std::vector<uint8_t> make_weights(dtype t, int64_t N, int64_t K) {
 void m_sweep(int threads, isa which, double bandwidth, const std::string& only_dtype) {
     const int64_t N = 2048, K = 2048;
     const double fma_peak = measure_fma_peak_gflops(which, threads, bench_clock);
-    std::printf("\n== GEMM M sweep on %s: N=%lld K=%lld, FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
-                isa_name(which), (long long)N, (long long)K, fma_peak, bandwidth);
+    const double int8_peak = measure_int8_dot_peak_gops(which, threads, bench_clock);
+    std::printf("\n== GEMM M sweep on %s: N=%lld K=%lld, FMA peak %.1f GFLOP/s, vpdpbusd peak %.1f GOP/s, read "
+                "bandwidth %.1f GB/s\n",
+                isa_name(which), (long long)N, (long long)K, fma_peak, int8_peak, bandwidth);
     std::printf("%-9s %4s %10s %10s %6s %9s  %s\n", "weights", "M", "ms", "bound ms", "ratio", "us/row", "path");
     const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 17, 24, 32, 33, 48, 64, 65, 96, 128, 256, 512};
     const dtype sweep_types[] = {dtype::f16, dtype::q8_0, dtype::q8_0, dtype::q4_k, dtype::q6_k};
@@ -135,16 +143,67 @@ void m_sweep(int threads, isa which, double bandwidth, const std::string& only_d
                     layer.arrive_and_wait();
                 }
             }) / double(copies);
+            // The compute peak of the unit the path runs on: vpdpbusd where x is quantized and the
+            // ISA has VNNI, else FMA.
+            const bool vnni = (int8 || gemm_quantizes_x(which, wt, M)) && int8_peak > 0.0;
             const double bound = std::max(double(matrix_bytes) / (bandwidth * 1e9),
-                                          2.0 * double(M) * double(N) * double(K) / (fma_peak * 1e9));
+                                          2.0 * double(M) * double(N) * double(K) / ((vnni ? int8_peak : fma_peak) * 1e9));
             std::printf("%-9s %4lld %10.3f %10.3f %6.2f %9.1f  %s\n", int8 ? "q8_0-int8" : dtype_name(wt),
                         (long long)M, s * 1e3, bound * 1e3, bound / s, s * 1e6 / double(M),
                         int8 ? gemm_q8_0_int8_path(which) : gemm_path(which, wt, M));
         }
     }
     std::printf("ratio: bound / time (1.00 = at the limit); q8_0: gemm (int8 dots up to gemm_integer_max_rows, then "
-                "weights widened to f32); q8_0-int8: gemm_q8_0_int8 at every M; the compute bound is the f32 FMA "
-                "peak though int8 dot products may go faster\n");
+                "the prefill panels: vpdpbusd where the ISA has VNNI, else weights widened to f32); q8_0-int8: "
+                "gemm_q8_0_int8 at every M; the compute bound is the peak of the unit in use (vpdpbusd for int8 "
+                "dots with VNNI, else FMA)\n");
+}
+
+// The prefill GEMMs (--prefill): M = 128 and 512 prompt rows on TinyLlama's 2048 x 2048 and
+// 5632 x 2048 projections, for f16, bf16 (exact, and with vdpbf16ps on x rounded to bf16) and
+// Q8_0 weights, each against the peak of the unit its kernel uses, probed in this run: the f32
+// FMA peak, the vdpbf16ps peak or the vpdpbusd peak (ops counted as 2 per multiply-add).
+void prefill(int threads, isa which, bool quick, const std::string& only_dtype) {
+    const double fma = measure_fma_peak_gflops(which, threads, bench_clock);
+    const double bf16_dot = measure_bf16_dot_peak_gflops(which, threads, bench_clock);
+    const double int8_dot = measure_int8_dot_peak_gops(which, threads, bench_clock);
+    std::printf("\n== prefill GEMM on %s, %d thread(s): unit peaks FMA %.1f GFLOP/s, vdpbf16ps %.1f GFLOP/s, "
+                "vpdpbusd %.1f GOP/s (0 = not on this ISA)\n",
+                isa_name(which), threads, fma, bf16_dot, int8_dot);
+    std::printf("%-9s %4s %5s %5s %9s %9s %9s %6s  %s\n", "weights", "M", "N", "K", "ms", "GFLOP/s", "bound", "ratio",
+                "unit, path");
+    const int64_t K = 2048;
+    for (int64_t N : {int64_t(2048), int64_t(5632)})
+        for (int variant = 0; variant < 4; ++variant) {
+            const dtype wt = variant == 0 ? dtype::f16 : variant == 3 ? dtype::q8_0 : dtype::bf16;
+            const bool dot = variant == 2;
+            if (dot && bf16_dot == 0.0) continue;
+            if ((quick && N != 2048) || (!only_dtype.empty() && only_dtype != (dot ? "bf16-dot" : dtype_name(wt))))
+                continue;
+            const std::vector<uint8_t> w = make_weights(wt, N, K);
+            const int64_t ldw = int64_t(row_bytes(wt, K));
+            for (int64_t M : {int64_t(128), int64_t(512)}) {
+                std::vector<float> x(static_cast<std::size_t>(M * K)), y(static_cast<std::size_t>(M * N));
+                for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.0f;
+                std::vector<uint16_t> xb(dot ? x.size() : 0);
+                if (dot) row_from_f32(dtype::bf16, x.data(), xb.data(), int64_t(x.size()));
+                const double s = best_of(threads, 5, [&](int t) {
+                    const split p = part_of(N, threads, t);
+                    if (dot)
+                        gemm_bf16_dot(which, xb.data(), M, K, K, w.data(), ldw, y.data(), N, p.begin, p.end);
+                    else
+                        gemm(which, x.data(), M, K, K, w.data(), wt, ldw, y.data(), N, p.begin, p.end);
+                });
+                const bool int8 = gemm_quantizes_x(which, wt, M);
+                const double peak = dot ? bf16_dot : int8 ? int8_dot : fma;
+                const double gflops = 2.0 * double(M) * double(N) * double(K) / s / 1e9;
+                std::printf("%-9s %4lld %5lld %5lld %9.3f %9.1f %9.1f %6.2f  %s, %s\n", dot ? "bf16-dot" : dtype_name(wt),
+                            (long long)M, (long long)N, (long long)K, s * 1e3, gflops, peak, gflops / peak,
+                            dot ? "vdpbf16ps" : int8 ? "vpdpbusd" : "FMA",
+                            dot ? "outer-product panels, x rounded to bf16" : gemm_path(which, wt, M));
+            }
+        }
+    std::printf("ratio: GFLOP/s / the peak of the unit in use, both measured in this run\n");
 }
 
 }  // namespace
@@ -152,12 +211,13 @@ void m_sweep(int threads, isa which, double bandwidth, const std::string& only_d
 int main(int argc, char** argv) {
     int threads = 2;
     std::string only_isa, only_dtype;
-    bool quick = false, sweep = false;
+    bool quick = false, sweep = false, prefill_only = false;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
         else if (!std::strcmp(argv[i], "--quick")) quick = true;
         else if (!std::strcmp(argv[i], "--m-sweep")) sweep = true;
+        else if (!std::strcmp(argv[i], "--prefill")) prefill_only = true;
         else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else if (!std::strcmp(argv[i], "--clock") && i + 1 < argc && !std::strcmp(argv[i + 1], "cpu")) {
             bench_clock = probe_clock::thread_cpu;
@@ -166,7 +226,7 @@ int main(int argc, char** argv) {
             ++i;
         }
         else {
-            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep] [--prefill]\n", argv[0]);
             return 2;
         }
     }
@@ -182,11 +242,12 @@ int main(int argc, char** argv) {
     const double bandwidth = measure_memory_bandwidth_gbs(threads, bench_clock);
     std::printf("memory read bandwidth (%d threads): %.1f GB/s\n", threads, bandwidth);
 
-    if (sweep) {
+    if (sweep || prefill_only) {
         isa which = best_isa();
         for (isa candidate : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16})
             if (!only_isa.empty() && only_isa == isa_name(candidate) && isa_supported(candidate)) which = candidate;
-        m_sweep(threads, which, bandwidth, only_dtype);
+        if (sweep) m_sweep(threads, which, bandwidth, only_dtype);
+        else prefill(threads, which, quick, only_dtype);
         return 0;
     }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "conformance.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 
 using namespace llmq::kernels;
 
@@ -18,6 +19,17 @@ TEST_SUITE("kernels") {
         if (isa_supported(isa::avx512)) CHECK(isa_supported(isa::avx2));
         if (isa_supported(isa::avx512_bf16)) CHECK(isa_supported(isa::avx512));
         MESSAGE("best ISA: ", std::string(isa_name(best_isa())));
+    }
+
+    TEST_CASE("dot_product_unit_probes_run_exactly_where_the_isa_has_the_unit") {
+        // The benchmarks hold bf16 and Q8_0 prefill to these peaks; a probe that ran on an ISA
+        // without the instruction would fault, and one that returned 0 where it exists would
+        // leave a figure without its bound. (No figure is checked: probes are not timed tests.)
+        for (isa which : testing::supported_isas()) {
+            const bool has = which == isa::avx512_bf16;
+            CHECK_MESSAGE((measure_bf16_dot_peak_gflops(which, 1) > 0.0) == has, isa_name(which));
+            CHECK_MESSAGE((measure_int8_dot_peak_gops(which, 1) > 0.0) == has, isa_name(which));
+        }
     }
 
     TEST_CASE("usable_isa_never_exceeds_what_the_cpu_runs") {

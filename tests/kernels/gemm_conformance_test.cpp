@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "conformance.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "llmq/kernels/q8_0_int8.hpp"
 #include "llmq/kernels/quant_blocks.hpp"
 
@@ -25,6 +26,10 @@ const shape float_shapes[] = {
     {5, 13, 64},  {7, 31, 100},  {1, 4099, 96}, {13, 70, 1030}, {64, 96, 288}, {1, 64, 2048},
     {520, 12, 40}, {6, 24, 1536}, {300, 20, 1030} /* more rows than one packed x block */,
     {4, 3, 100003} /* K so long that one row tile outgrows the x block buffer */,
+    // Prefill rows (M > 16, the packed driver): row counts around its tiles, K crossing its K
+    // block by odd amounts, N of no column tile (and, through the inner range, ranges that
+    // start off the column grid).
+    {17, 70, 257}, {65, 130, 300}, {64, 65, 1030}, {18, 64, 128}, {23, 129, 513},
 };
 // Q8_0: K a multiple of 32.
 const shape q8_shapes[] = {
@@ -33,6 +38,10 @@ const shape q8_shapes[] = {
     // The row counts of batched decode around every row tile, with K of an odd number of
     // blocks (no multiple of any K step) and N of no column tile.
     {1, 13, 1184}, {3, 9, 160}, {4, 13, 96}, {16, 9, 288}, {17, 21, 352}, {64, 19, 1056}, {65, 7, 224},
+    // The int8 prefill panels of avx512_bf16 (M > 16): 3-row tiles and their tails, K of 1, 17
+    // and 33 blocks (crossing the 512-value K block; one block leaves half of the last 16-step
+    // transpose empty), N past one 64-column panel and ending inside a 16-column group.
+    {65, 130, 544}, {17, 97, 1056}, {64, 33, 32}, {100, 75, 1568},
 };
 
 struct weights {
@@ -87,34 +96,46 @@ void check_case(dtype wt, const shape& s, uint64_t seed, bool int8 = false) {
     const std::vector<float> x = rng.floats(std::size_t(s.M * ldx), -1.0, 1.0);
     const weights w = make_weights(wt, s.N, s.K, rng);
 
-    // gemm_q8_0_int8, and gemm with Q8_0 weights and at most gemm_integer_max_rows rows: Q8_0
-    // weights meet x quantised to Q8_0 (int8 dot products); the exact result is that of the
-    // quantised x, x^ = q * d per 32-value block, by the kernels' rule.
-    const bool quantised_x = int8 || s.M <= gemm_integer_max_rows(wt);
-    const std::vector<double> xq = quantised_x ? quantise_q8_0_rows(x, s.M, s.K, ldx) : std::vector<double>();
+    // gemm_q8_0_int8, and gemm where gemm_quantizes_x says so (Q8_0 weights with at most
+    // gemm_integer_max_rows rows, and Q8_0 prefill on avx512_bf16): Q8_0 weights meet x
+    // quantised to Q8_0 (int8 dot products); the exact result is that of the quantised x,
+    // x^ = q * d per 32-value block, by the kernels' rule. Both references are made, and each
+    // ISA is held to the one of its numerics.
+    const bool any_quantised = int8 || (wt == dtype::q8_0 && s.K % 32 == 0);
+    const std::vector<double> xq = any_quantised ? quantise_q8_0_rows(x, s.M, s.K, ldx) : std::vector<double>();
     std::vector<double> expected(static_cast<std::size_t>(s.M * s.N)), bound(expected.size());
+    std::vector<double> expected_q(expected.size()), bound_q(expected.size());
     std::vector<double> unquantised(expected.size()), quantisation(expected.size());
     for (int64_t m = 0; m < s.M; ++m)
         for (int64_t n = 0; n < s.N; ++n) {
-            double sum = 0.0, magnitude = 0.0, plain = 0.0, moved = 0.0;
+            double sum = 0.0, magnitude = 0.0, sum_q = 0.0, magnitude_q = 0.0, moved = 0.0;
             for (int64_t k = 0; k < s.K; ++k) {
-                const double xv = xq.empty() ? double(x[m * ldx + k]) : xq[m * ldx + k];
-                const double p = xv * w.values[n * s.K + k];
-                sum += p;
-                magnitude += std::fabs(p);
-                plain += double(x[m * ldx + k]) * w.values[n * s.K + k];
-                moved += std::fabs((xv - double(x[m * ldx + k])) * w.values[n * s.K + k]);
+                const double xv = double(x[m * ldx + k]), wv = w.values[n * s.K + k];
+                sum += xv * wv;
+                magnitude += std::fabs(xv * wv);
+                if (!xq.empty()) {
+                    const double xqv = xq[m * ldx + k];
+                    sum_q += xqv * wv;
+                    magnitude_q += std::fabs(xqv * wv);
+                    moved += std::fabs((xqv - xv) * wv);
+                }
             }
             expected[m * s.N + n] = sum;
             bound[m * s.N + n] = 8.0 * std::sqrt(double(s.K)) * f32_unit * magnitude + 1e-30;
-            unquantised[m * s.N + n] = plain;
-            quantisation[m * s.N + n] = moved + bound[m * s.N + n];
+            expected_q[m * s.N + n] = sum_q;
+            bound_q[m * s.N + n] = 8.0 * std::sqrt(double(s.K)) * f32_unit * magnitude_q + 1e-30;
+            unquantised[m * s.N + n] = sum;
+            quantisation[m * s.N + n] = moved + bound_q[m * s.N + n];
         }
 
     // Full range, then an inner range to check that columns outside it stay untouched.
     const int64_t ranges[2][2] = {{0, s.N}, {s.N / 3, s.N - s.N / 4}};
     std::vector<float> scalar_y;
+    bool scalar_quantised = false;
     for (isa which : supported_isas()) {
+        const bool quantised_x = int8 || gemm_quantizes_x(which, wt, s.M);
+        REQUIRE_MESSAGE(!(quantised_x && xq.empty()), "gemm_quantizes_x is true for ", dtype_name(wt), " K=", s.K);
+        if (which == isa::scalar) scalar_quantised = quantised_x;
         for (const auto& range : ranges) {
             if (range[0] >= range[1]) continue;
             const float sentinel = 12345.0f;
@@ -134,8 +155,8 @@ void check_case(dtype wt, const shape& s, uint64_t seed, bool int8 = false) {
                     const float v = y[m * ldy + n];
                     if (n >= range[0] && n < range[1]) {
                         got.push_back(v);
-                        want.push_back(expected[m * s.N + n]);
-                        tolerance.push_back(bound[m * s.N + n]);
+                        want.push_back(quantised_x ? expected_q[m * s.N + n] : expected[m * s.N + n]);
+                        tolerance.push_back(quantised_x ? bound_q[m * s.N + n] : bound[m * s.N + n]);
                     } else if (v != sentinel) {
                         outside.push_back(v);
                     }
@@ -153,7 +174,8 @@ void check_case(dtype wt, const shape& s, uint64_t seed, bool int8 = false) {
                 check_within(got.data(), plain.data(), moved.data(), got.size(), context.str() + " vs f32 x");
             }
             CHECK_MESSAGE(outside.empty(), context.str(), ": wrote outside its column range");
-            if (range[0] == 0 && range[1] == s.N) {
+            // Against the scalar reference where both have the same numerics.
+            if (range[0] == 0 && range[1] == s.N && quantised_x == scalar_quantised) {
                 if (which == isa::scalar) {
                     scalar_y = got;
                 } else {
@@ -197,8 +219,12 @@ TEST_SUITE("kernels") {
         // x is rounded to bf16 by the caller; every bf16 x bf16 product is exact in f32, so
         // the reference is the double sum of the rounded values and the bound is the same
         // random-walk bound as for gemm (vdpbf16ps rounds each pair sum like an FMA chain).
-        const shape shapes[] = {{1, 9, 7},    {1, 33, 64},  {3, 17, 33}, {4, 40, 100},
-                                {13, 70, 1030}, {64, 24, 288}, {1, 4099, 96}, {520, 12, 40}};
+        // From 96 rows the outer-product panels on avx512_bf16 (pairs along K: odd K pads the
+        // last pair; K blocks of 256 values; 64-column panels; 6-row tiles), below that the
+        // row tiles.
+        const shape shapes[] = {{1, 9, 7},     {1, 33, 64},    {3, 17, 33},   {4, 40, 100},  {13, 70, 1030},
+                                {64, 24, 288}, {1, 4099, 96},  {520, 12, 40}, {17, 70, 257}, {65, 130, 513},
+                                {64, 65, 1030}, {96, 64, 256}, {97, 130, 513}, {101, 200, 1030}};
         uint64_t seed = 400;
         for (const shape& s : shapes) {
             random_source rng(seed++);

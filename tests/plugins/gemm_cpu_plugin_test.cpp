@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "llmq/kernels/cpu.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "plugin_test_host.hpp"
 
 namespace k = llmq::kernels;
@@ -56,7 +57,13 @@ struct gemm_problem {
         }
         y.assign(std::size_t(M * ldy), -1.0f);
         expected.assign(y.size(), 0.0f);
-        k::gemm(k::isa::scalar, x.data(), M, K, ldx, w.data(), wt, ldw, expected.data(), ldy, 0, N);
+        // The scalar kernels, unless the plugin's ISA (the best) quantizes x where the scalar
+        // one does not (Q8_0 prefill on avx512_bf16): then that ISA's own kernels, whose
+        // numerics kernels_gemm_matches_reference_on_every_isa checks against float64.
+        const k::isa reference_isa = k::gemm_quantizes_x(k::best_isa(), wt, M) != k::gemm_quantizes_x(k::isa::scalar, wt, M)
+                                         ? k::best_isa()
+                                         : k::isa::scalar;
+        k::gemm(reference_isa, x.data(), M, K, ldx, w.data(), wt, ldw, expected.data(), ldy, 0, N);
         bound.assign(y.size(), 0.0);
         for (int64_t m = 0; m < M; ++m)
             for (int64_t n = 0; n < N; ++n) {

@@ -21,6 +21,7 @@
 #include "bench_model.hpp"
 #include "machine_limits.hpp"
 #include "process_memory.hpp"
+#include "llmq/kernels/gemm_units.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_runtime.hpp"
 
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
     int32_t prompt = 128, decode = 128, sequences = 1;
     int cpu = 1, threads_per_device = 0, repeat = 3, limit_repeats = 2;
     std::optional<int> tensor, pipeline;
-    bool no_limits = false;
+    bool no_limits = false, bf16_dot = false;
     CLI::App app{"llmq-bench-engine: prefill and decode tokens/s of the in-process engine, each "
                  "beside the machine's limit measured in the same run."};
     bench::add_model_options(app, model_choice);
@@ -142,6 +143,8 @@ int main(int argc, char** argv) {
     app.add_option("--pipeline", pipeline, "[parallel] pipeline (default auto)")->check(CLI::Range(1, 1024));
     app.add_option("--repeat", repeat, "measured rounds; the best is printed")->check(CLI::Range(1, 100))->capture_default_str();
     app.add_option("--limit-repeats", limit_repeats, "repetitions of each machine-limit probe")->check(CLI::Range(1, 20))->capture_default_str();
+    app.add_flag("--bf16-dot", bf16_dot,
+                 "[plugins.gemm-cpu] bf16_dot_products = true: bf16 weights run vdpbf16ps on x rounded to bf16");
     app.add_flag("--no-limits", no_limits, "skip the machine-limit probes (for profiling the engine alone)");
     CLI11_PARSE(app, argc, argv);
     log::set_level(log::level::warn);
@@ -169,6 +172,7 @@ int main(int argc, char** argv) {
     config.scheduler.max_tokens_per_step = std::max(512, prompt * sequences);
     config.scheduler.prefill_chunk = prompt;  // the whole prompt in one step
     config.scheduler.max_new_tokens = std::max(decode, 8);
+    if (bf16_dot) config.plugins.tables["gemm-cpu"] = "bf16_dot_products = true\n";
     if (Status s = validate_config(config); !s.ok()) {
         std::fprintf(stderr, "llmq-bench-engine: %s\n", s.message().c_str());
         return 1;
@@ -264,6 +268,21 @@ int main(int argc, char** argv) {
                 cost->prefill_flops(prompt) / 1e9, prompt);
     std::printf("%-8s %12s %14.1f %7.3f   FMA peak, same FLOPs\n", "", "", prefill_fma_limit,
                 best.prefill_tokens_per_s / prefill_fma_limit);
+    // The peak of the unit the prefill GEMMs run on (the kernels' choice for this weight type and
+    // prompt length), the same FLOPs.
+    const char* unit = "FMA";
+    double unit_peak = limits.fma_peak_gflops;
+    if (cost->weight_dtype == "bf16" && bf16_dot && limits.bf16_dot_peak_gflops > 0) {
+        unit = "vdpbf16ps";
+        unit_peak = limits.bf16_dot_peak_gflops;
+    } else if (cost->weight_dtype == "q8_0" && kernels::gemm_quantizes_x(limits.isa, kernels::dtype::q8_0, prompt) &&
+               limits.int8_dot_peak_gops > 0) {
+        unit = "vpdpbusd";
+        unit_peak = limits.int8_dot_peak_gops;
+    }
+    const double prefill_unit_limit = double(prompt) / (cost->prefill_flops(prompt) / (unit_peak * 1e9));
+    std::printf("%-8s %12s %14.1f %7.3f   peak of the unit in use (%s, %.1f G/s), same FLOPs\n", "", "",
+                prefill_unit_limit, best.prefill_tokens_per_s / prefill_unit_limit, unit, unit_peak);
     std::printf("%-8s %12.2f %14.2f %7.3f   %s\n", "decode", best.decode_tokens_per_s, decode_limit,
                 best.decode_tokens_per_s / decode_limit,
                 sequences == 1 ? "memory bandwidth / weight bytes per token"

@@ -19,6 +19,8 @@ const kernel_table& scalar_table() {
         reference::fma_loop,
         reference::sum_words,
         reference::quant_gemm,
+        nullptr,  // no bf16 or int8 dot-product unit in portable C++
+        nullptr,
     };
     return table;
 }

@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "panel_prefetch.hpp"
 #include "simd_entries.hpp"
 #include "simd_vector.hpp"
 
@@ -345,34 +346,6 @@ void pack_w(const uint8_t* w, int64_t ldw, int nr, int64_t k0, int64_t kc, int64
     }
 }
 
-// Prefetches the weight lines of the next panel into L2 a few at a time, spread over the row
-// tiles that use the current panel, so pack_w finds them there instead of waiting for short
-// row streams to ramp up from memory.
-struct panel_prefetch {
-    const uint8_t* rows = nullptr;
-    int64_t ldw = 0, begin = 0, end = 0, offset = 0;
-    int count = 0, row = 0;
-
-    void start(const uint8_t* first_row, int64_t stride, int nrows, int64_t byte_begin, int64_t byte_end) {
-        rows = first_row;
-        ldw = stride;
-        count = nrows;
-        begin = offset = byte_begin & ~int64_t(63);
-        end = byte_end;
-        row = 0;
-    }
-    void issue(int lines) {
-        for (; lines > 0 && row < count; --lines) {
-            _mm_prefetch(reinterpret_cast<const char*>(rows + row * ldw + offset), _MM_HINT_T1);
-            offset += 64;
-            if (offset >= end) {
-                ++row;
-                offset = begin;
-            }
-        }
-    }
-};
-
 template <class L>
 void gemm_packed(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w,
                  int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
@@ -474,6 +447,8 @@ void gemm_for(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* 
 }
 
 #if defined(__AVX512BF16__)
+constexpr int64_t BF16_PANEL_MIN_M = 96;
+
 // ---- bf16 x bf16 (opt-in reduced precision): vdpbf16ps adds the products of 32 bf16 pairs
 // into 16 f32 lanes. Rows are read in place (x is already bf16, w is bf16), blocked over K.
 
@@ -561,6 +536,14 @@ void gemm_bf16(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8
 void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
                 int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* w = static_cast<const uint8_t*>(w_);
+#if defined(__AVX512BF16__) && defined(__AVX512VNNI__)
+    // Q8_0 prefill with VNNI: the int8 outer-product panels of gemm_panels_simd.cpp, on x
+    // quantized per block (gemm_quantizes_x); widened to f32 below if their buffers cannot be
+    // allocated.
+    if (wt == dtype::q8_0 && M > SMALL_M &&
+        gemm_panels_q8_0(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end))
+        return;
+#endif
     switch (wt) {
         case dtype::f32: return gemm_for<load_f32>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
         case dtype::f16: return gemm_for<load_f16>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
@@ -575,6 +558,13 @@ void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w
 #if defined(__AVX512BF16__)
 void gemm_bf16_dot_entry(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
                          int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    // Above BF16_PANEL_MIN_M rows the outer-product panels of gemm_panels_simd.cpp win (at 64
+    // rows the row tiles below are as fast: docs/benchmarks.md).
+#if defined(__AVX512VNNI__)
+    if (M >= BF16_PANEL_MIN_M &&
+        gemm_panels_bf16_dot(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end))
+        return;
+#endif
     gemm_bf16(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end);
 }
 #endif

@@ -32,6 +32,16 @@ const kernel_table& LLMQ_KERNELS_PASTE(LLMQ_KERNELS_ISA_NS, _table)() {
         v::fma_loop_entry,
         v::sum_words_entry,
         v::quant_gemm_entry,
+#if defined(__AVX512BF16__)
+        v::bf16_dot_loop_entry,
+#else
+        nullptr,
+#endif
+#if defined(__AVX512VNNI__)
+        v::int8_dot_loop_entry,
+#else
+        nullptr,
+#endif
     };
     return table;
 }

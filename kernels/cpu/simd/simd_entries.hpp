@@ -20,6 +20,16 @@ void gemm_q8_0_int8(const float* x, int64_t M, int64_t K, int64_t ldx, const uin
 void gemm_bf16_dot_entry(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const void* w,
                          int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 #endif
+#if defined(__AVX512BF16__) && defined(__AVX512VNNI__)
+// gemm_panels_simd.cpp: prefill GEMMs as outer-product micro-kernels on packed panels, Q8_0
+// weights with VNNI int8 dot products on x quantized per block, and bf16 weights with
+// vdpbf16ps on x already rounded to bf16 (gemm_bf16_dot). False, having done nothing, when
+// their buffers cannot be allocated.
+bool gemm_panels_q8_0(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
+                      int64_t ldy, int64_t n_begin, int64_t n_end);
+bool gemm_panels_bf16_dot(const uint16_t* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
+                          float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
+#endif
 void paged_attention_entry(const paged_attention_params& p, int64_t item_begin,
                            int64_t item_end);
 void rms_norm_rows_entry(const float* x, const float* weight, float* y, int64_t rows, int64_t n,
@@ -31,6 +41,12 @@ void row_to_f32_entry(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32_entry(dtype t, const float* src, void* dst, int64_t n);
 double fma_loop_entry(int64_t iterations);
 uint64_t sum_words_entry(const uint64_t* words, std::size_t count);
+#if defined(__AVX512BF16__)
+double bf16_dot_loop_entry(int64_t iterations);
+#endif
+#if defined(__AVX512VNNI__)
+double int8_dot_loop_entry(int64_t iterations);
+#endif
 // quant_gemm_simd.cpp
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);

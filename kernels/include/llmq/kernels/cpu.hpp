@@ -95,10 +95,15 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 // is gemm_q8_0_int8, kernels/q8_0_int8.hpp). With more rows block-quantized weights are
 // dequantized exactly to f32 a slab of rows at a time into the f32 GEMM. Each calling thread
 // keeps buffers for the quantized x and the slab (grown as needed).
+// Q8_0 prefill (M > 16) on avx512_bf16 quantizes x per 32 values as the decode path does and
+// sums int8 products with vpdpbusd in outer-product panels (kernels/cpu/simd/
+// gemm_panels_simd.cpp; same error bound as above; gemm_quantizes_x in gemm_units.hpp says
+// when); the calling thread keeps up to ~1.2 MiB of panel buffers for it.
 void gemm(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
           int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
 // The driver gemm() runs for these arguments, in words ("direct row tiles", "small-M direct
-// tiles, columns outermost", "packed panels", "scalar reference"), for benchmark output.
+// tiles, columns outermost", "outer-product panels, f32 FMA", "scalar reference"), for
+// benchmark output.
 const char* gemm_path(isa which, dtype wt, int64_t M);
 
 // A good grain for splitting N across threads (multiple of the kernel's column tile).
@@ -110,6 +115,7 @@ int64_t gemm_column_grain(int64_t M, int64_t N, int64_t K);
 // CPU issues it as fast as an FMA, measure first). The rounding of x costs a relative error
 // of up to 2^-9 per element, so results differ from gemm() by up to ~2e-3 of sum |x w|; on
 // ISAs without AVX-512 BF16 it widens x to f32 and gives gemm()'s sums on the rounded x.
+// From 96 rows it runs outer-product panels (gemm_panels_simd.cpp), below that row tiles.
 //   x: M rows of K bf16 values, row stride ldx (elements); w: bf16, ldw in BYTES (even).
 void gemm_bf16_dot(isa which, const uint16_t* x, int64_t M, int64_t K, int64_t ldx,
                    const void* w, int64_t ldw, float* y, int64_t ldy, int64_t n_begin,
