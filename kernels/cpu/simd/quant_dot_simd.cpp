@@ -817,18 +817,23 @@ void gemm_type(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
                int64_t ldy, int64_t n_begin, int64_t n_end) {
     for (int64_t m = 0; m < M; ++m)
         prepare_row<T>(x + m * ldx, K, x_rows.q + m * K, x_rows.bias + m * (K / 4), x_rows.X + m * (K / 16));
-    // Weight rows outermost in pieces of a few rows, the row tiles of x inside: a piece's
-    // bytes come from memory once and are read again from L1 by each further tile.
-    constexpr int64_t PIECE = 4;
-    for (int64_t n0 = n_begin; n0 < n_end; n0 += PIECE) {
-        const int64_t n1 = n_end - n0 < PIECE ? n_end : n0 + PIECE;
-        for (int64_t m = 0; m < M; m += 4) {
-            float* yt = y + m * ldy;
-            switch (M - m < 4 ? M - m : 4) {
-                case 4: dot_rows<T, 4>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
-                case 3: dot_rows<T, 3>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
-                case 2: dot_rows<T, 2>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
-                default: dot_rows<T, 1>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+    // Blocks of up to X_BLOCK rows of x (their layout, ~2.3 K bytes a row, stays in L2);
+    // in each, weight rows outermost in pieces of a few rows, the row tiles of x inside: a
+    // piece's bytes come from memory once per block and are read again from L1 by each
+    // further tile.
+    constexpr int64_t PIECE = 4, X_BLOCK = 64;
+    for (int64_t m0 = 0; m0 < M; m0 += X_BLOCK) {
+        const int64_t m1 = M - m0 < X_BLOCK ? M : m0 + X_BLOCK;
+        for (int64_t n0 = n_begin; n0 < n_end; n0 += PIECE) {
+            const int64_t n1 = n_end - n0 < PIECE ? n_end : n0 + PIECE;
+            for (int64_t m = m0; m < m1; m += 4) {
+                float* yt = y + m * ldy;
+                switch (m1 - m < 4 ? m1 - m : 4) {
+                    case 4: dot_rows<T, 4>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                    case 3: dot_rows<T, 3>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                    case 2: dot_rows<T, 2>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                    default: dot_rows<T, 1>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                }
             }
         }
     }

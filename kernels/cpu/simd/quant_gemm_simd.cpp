@@ -207,6 +207,13 @@ void gemm_dequantized(const float* x, int64_t M, int64_t K, int64_t ldx, const u
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* w = static_cast<const uint8_t*>(w_);
+#if defined(__AVX512VNNI__)
+    // Prefill on VNNI: the same int8 dot products at every M (quant_prefill_is_integer in
+    // quant_blocks.hpp), where they beat the f32 GEMM on dequantized slabs.
+    if (M > detail::quant_integer_max_rows(wt) && quant_prefill_is_integer(wt, K) &&
+        quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end))
+        return;
+#endif
     if (M <= detail::quant_integer_max_rows(wt)) {
         if (quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
         // No decoder of its own (or a legacy row not a multiple of 256) or no memory for x: the

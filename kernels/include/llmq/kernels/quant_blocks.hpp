@@ -84,6 +84,21 @@ constexpr int64_t gemm_integer_max_rows(dtype t) {
     }
 }
 
+// Whether, on an ISA with AVX-512 VNNI (isa::avx512_bf16), the GEMMs with more rows than
+// gemm_integer_max_rows(t) (prefill) also quantize x per 32 values and sum int8 products, as
+// the decode path does (same error bound), on rows of K values that it takes (a multiple of
+// 256): the types where that measured faster than the f32 GEMM on exactly dequantized slabs
+// (docs/benchmarks.md, "kquant2": q4_k 1.4x, q5_k 1.2x, the legacy 32-value types ~1.1x; q3_k,
+// q6_k, iq4_xs and iq4_nl stay on the slabs, where their lookups or bias lanes cost more).
+// The other ISAs, and the other types and lengths, compute prefill in f32 on the slabs.
+constexpr bool quant_prefill_is_integer(dtype t, int64_t K) {
+    switch (t) {
+        case dtype::q4_k: case dtype::q5_k: case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1:
+            return K % 256 == 0;
+        default: return false;
+    }
+}
+
 // Dequantizes n values (n a multiple of block_values(t)) of block type t, exactly as above.
 // Any bytes are valid input (a NaN or infinite scale gives NaN or infinite values; nothing is
 // read past n / block_values(t) blocks). The scalar reference; row_to_f32 reaches it too.
