@@ -46,6 +46,8 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
             return vnni ? "int8 dots in registers, AVX-512 VNNI (vpdpbusd)" : "int8 dots in registers, vpmaddubsw";
         return "int8 dots on an unpacked chunk, vpmaddubsw";
     }
+    if (used == isa::avx512_bf16 && quant_prefill_is_integer(wt, 256))
+        return "int8 dots in registers, AVX-512 VNNI (vpdpbusd), 4-row tiles (rows of a multiple of 256)";
     if (is_block_quantized(wt)) return "dequantized f32 slabs into packed panels";
     if (M <= detail::gemm_direct_max_m) return "direct row tiles";
     if (M <= detail::gemm_small_max_m) return "small-M direct tiles, columns outermost";

@@ -4,6 +4,9 @@
 //                                        stdout, through row_to_f32 ("row") or the GEMM's
 //                                        prefill path with x = the identity ("gemm": rows of
 //                                        256 values, y = the dequantized weights)
+//   quant_dump integer TYPE ISA          1 if that prefill path quantizes x instead (the int8
+//                                        dot products of quant_prefill_is_integer on VNNI:
+//                                        not a dequantization), else 0
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -21,6 +24,17 @@ int main(int argc, char** argv) {
         for (isa i : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16})
             if (isa_supported(i)) std::printf("%s\n", isa_name(i));
         return 0;
+    }
+    if (argc == 4 && std::strcmp(argv[1], "integer") == 0) {
+        isa which;
+        for (int32_t id = 0; id <= int32_t(dtype::iq4_xs); ++id)
+            if (std::strcmp(dtype_name(dtype(id)), argv[2]) == 0 && parse_isa(argv[3], &which)) {
+                const bool vnni = usable_isa(which) == isa::avx512_bf16;
+                std::printf("%d\n", vnni && quant_prefill_is_integer(dtype(id), 256) ? 1 : 0);
+                return 0;
+            }
+        std::fprintf(stderr, "quant_dump: unknown type or ISA\n");
+        return 2;
     }
     if (argc != 5) {
         std::fprintf(stderr, "usage: quant_dump isas | TYPE ISA row|gemm COUNT\n");

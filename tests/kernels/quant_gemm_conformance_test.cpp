@@ -20,12 +20,16 @@ const dtype block_types[] = {dtype::q4_0, dtype::q4_1, dtype::q5_0,  dtype::q5_1
 struct shape {
     int64_t M, N, K;  // K in blocks of the type's block
 };
-// Rows on both sides of each type's gemm_integer_max_rows (3 or 16) and of the row tiles (3,
-// 4), up to 65; block counts of 1, odd ones, and several 256-value chunks (with a partial
-// chunk for the 32-value types: K not a multiple of 256).
+// Rows on both sides of each type's gemm_integer_max_rows (3, 16 or 32) and of the row tiles
+// (3, 4), up to 65; block counts of 1, odd ones, and several 256-value chunks (with a partial
+// chunk for the 32-value types: K not a multiple of 256, which their vector decoders leave to
+// the chunk path), and M = 1, 3, 4, 17, 24, 32, 33, 64, 65 with whole 256-value chunks for
+// every type (8 and 16 blocks of the 32-value types).
 const shape shapes[] = {{1, 1, 1},  {1, 9, 3},   {2, 5, 1},  {3, 17, 5}, {1, 70, 8},  {4, 7, 2},
                         {9, 13, 5}, {40, 9, 3},  {3, 3, 40}, {1, 33, 11}, {16, 6, 3}, {17, 7, 2},
-                        {5, 11, 9}, {32, 4, 2},  {33, 5, 1}, {64, 5, 2}, {65, 3, 1}};
+                        {5, 11, 9}, {32, 4, 2},  {33, 5, 1}, {64, 5, 2}, {65, 3, 1},
+                        {1, 5, 16}, {3, 4, 8},   {4, 5, 8},  {17, 3, 8}, {24, 3, 8},  {32, 2, 8},
+                        {33, 2, 8}, {64, 3, 8},  {65, 2, 16}};
 
 struct weights {
     std::vector<uint8_t> bytes;
@@ -83,9 +87,14 @@ void check_case(dtype t, const shape& s, uint64_t seed) {
     const int64_t ldx = K + 3, ldy = s.N + 2;
     const std::vector<float> x = rng.floats(std::size_t(s.M * ldx), -1.0, 1.0);
     const weights w = make_weights(t, s.N, K, rng);
-    const bool integer = s.M <= gemm_integer_max_rows(t);
+    // The scalar reference quantizes x up to gemm_integer_max_rows; the VNNI ISA at every M
+    // for the types quant_prefill_is_integer names.
+    const bool scalar_integer = s.M <= gemm_integer_max_rows(t);
+    const auto integer_on = [&](isa which) {
+        return scalar_integer || (usable_isa(which) == isa::avx512_bf16 && quant_prefill_is_integer(t, K));
+    };
 
-    std::vector<double> expected(std::size_t(s.M * s.N)), bound(expected.size());
+    std::vector<double> expected(std::size_t(s.M * s.N)), bound(expected.size()), rounding_of(expected.size());
     for (int64_t m = 0; m < s.M; ++m)
         for (int64_t n = 0; n < s.N; ++n) {
             double sum = 0.0, magnitude = 0.0, rounding = 0.0;
@@ -101,13 +110,17 @@ void check_case(dtype t, const shape& s, uint64_t seed) {
                 rounding += amax / 127.0 / 2.0 * wsum * 1.01;
             }
             expected[std::size_t(m * s.N + n)] = sum;
-            bound[std::size_t(m * s.N + n)] =
-                16.0 * std::sqrt(double(K)) * f32_unit * magnitude + (integer ? rounding : 0.0) + 1e-30;
+            bound[std::size_t(m * s.N + n)] = 16.0 * std::sqrt(double(K)) * f32_unit * magnitude + 1e-30;
+            rounding_of[std::size_t(m * s.N + n)] = rounding;
         }
 
     std::vector<float> reference_y(std::size_t(s.M * ldy), -7.0f);
     gemm(isa::scalar, x.data(), s.M, K, ldx, w.bytes.data(), t, w.ldw, reference_y.data(), ldy, 0, s.N);
     for (isa which : supported_isas()) {
+        const bool integer = integer_on(which);
+        std::vector<double> double_bound(bound);
+        if (integer)
+            for (std::size_t i = 0; i < bound.size(); ++i) double_bound[i] += rounding_of[i];
         std::vector<float> y(std::size_t(s.M * ldy), -7.0f);
         // In two column ranges, as threads call it.
         const int64_t split = s.N / 2;
@@ -122,12 +135,14 @@ void check_case(dtype t, const shape& s, uint64_t seed) {
                 double magnitude = 0.0;
                 for (int64_t k = 0; k < K; ++k)
                     magnitude += std::fabs(double(x[std::size_t(m * ldx + k)]) * w.values[std::size_t(n * K + k)]);
-                scalar_bound[std::size_t(m * s.N + n)] = 32.0 * std::sqrt(double(K)) * f32_unit * magnitude + 1e-30;
+                // Same quantized x and integer sums as the scalar reference where both take
+                // the integer path; one of them rounding x, the other not: x's rounding too.
+                scalar_bound[std::size_t(m * s.N + n)] = 32.0 * std::sqrt(double(K)) * f32_unit * magnitude + 1e-30 +
+                                                         (integer != scalar_integer ? rounding_of[std::size_t(m * s.N + n)] : 0.0);
             }
         std::ostringstream context;
         context << dtype_name(t) << " " << isa_name(which) << " M=" << s.M << " N=" << s.N << " K=" << K;
-        check_within(got.data(), expected.data(), bound.data(), got.size(), context.str() + " vs double");
-        // Same quantized x and integer sums as the scalar reference: only f32 order differs.
+        check_within(got.data(), expected.data(), double_bound.data(), got.size(), context.str() + " vs double");
         check_within(got.data(), against_scalar.data(), scalar_bound.data(), got.size(),
                      context.str() + " vs scalar");
         for (int64_t m = 0; m < s.M; ++m)

@@ -1,6 +1,7 @@
-// The decode path (M <= quant_integer_max_rows) for the k-quants q4_k, q5_k and q6_k on one
-// ISA: each weight block is read once and decoded in registers, never staged in memory, and
-// dotted with every row of x by int8 dot products.
+// The decode path (M <= quant_integer_max_rows) for q3_k .. q6_k, iq4_xs, q8_0 and the legacy
+// 32-value types q4_0, q4_1, q5_0, q5_1 and iq4_nl (eight blocks at a time; rows a multiple of
+// 256 values) on one ISA: each weight block is read once and decoded in registers, never
+// staged in memory, and dotted with every row of x by int8 dot products.
 //
 // x is quantized once per call, per row and run of 32 values, exactly as the scalar reference
 // does (quant_activations.hpp: d = max|x| / 127, q = round(x / d)), and laid out for the dots:
@@ -25,6 +26,8 @@
 // with one FMA per slot. Mins are subtracted once per block through ds16 (an FMA of 16 lanes).
 //
 // Versus the reference the integer sums are the same; only the f32 rounding and order differ.
+#include <array>
+
 #include "../quant_activations.hpp"
 #include "../reference/reference_kernels.hpp"
 #include "llmq/kernels/quant_blocks.hpp"
@@ -157,6 +160,11 @@ inline __m128i scales_mins_k4(const uint8_t* packed) {
 // q4_k / q5_k: factors F = [d * scale of run 0..7, dmin * min of run 0..7]; x's side
 // X = [dx of run 0..7, dx * sum(q) of run 0..7]. The mins' products (F X, upper half) are
 // summed over the row and subtracted at its end.
+//
+// With VNNI the slots hold the values times a power of two where that saves instructions, and
+// x's side carries the inverse (unit, exact): q4_k's high nibbles are used in place (v & 0xf0,
+// 16 x the value); q5_k holds 8 x the value, the nibble shifted to bits 3..6 and the fifth bit
+// to bit 7.
 template <bool five>
 struct q45_k {
     static constexpr int bytes = five ? 176 : 144;
@@ -164,6 +172,18 @@ struct q45_k {
     static constexpr int bias = 0;
     static constexpr bool has_min = true;
     static constexpr bool signed_weights = false, tail = false;
+    // Only with VNNI: vpmaddubsw's pair sums of such values (up to 2 x 248 x 127) would
+    // saturate int16.
+    static constexpr bool scaled = vnni;
+#if defined(__AVX512F__)
+    static constexpr bool eight = five && scaled;  // q5_k slots hold 8 x the value
+#else
+    static constexpr bool eight = false;
+#endif
+    // What the stored values of natural run g are multiplied by to give the format's.
+    static constexpr float unit(int g) {
+        return eight ? 0.125f : (scaled && !five && g % 2 == 1 ? 0.0625f : 1.0f);
+    }
 #if defined(__AVX512F__)
     // Slot 2p + h (h: 0 low nibbles, 1 high) holds runs 4p + h (bytes 0..31) and 4p + 2 + h
     // (bytes 32..63): one 64-byte load of qs gives two slots.
@@ -179,41 +199,101 @@ struct q45_k {
     }();
 
     static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
+        factors(b, F);
+        values(b, w);
+    }
+    static void factors(const uint8_t* b, g16& F) {
         int32_t halves;
         std::memcpy(&halves, b, 4);
         const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(halves));
         const __m128i packed = scales_mins_k4(b + 4);
-        const uint8_t* qs = five ? b + 48 : b + 16;
 #if defined(__AVX512F__)
         const __m512 scale = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
                                                    _mm512_castps128_ps512(d_dmin));
         F = g16_from_u8(packed, scale);
-        const __m512i nibble = _mm512_set1_epi8(15);
-        [[maybe_unused]] const __m512i qh = five ? _mm512_broadcast_i64x4(load256(b + 16)) : _mm512_setzero_si512();
-        for (int p = 0; p < 2; ++p) {
-            const __m512i v = _mm512_loadu_si512(qs + 64 * p);
-            __m512i lo = _mm512_and_si512(v, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
-            if constexpr (five) {  // bit g of qh[l] is the 5th bit of value 32g + l: moved to bit 4
-                const __m512i sixteen = _mm512_set1_epi8(16);
-                const int g = 4 * p;  // runs g, g + 2 (low), g + 1, g + 3 (high)
-                const __m512i to_lo = _mm512_setr_epi64(g, g, g, g, g + 2, g + 2, g + 2, g + 2);
-                const __m512i to_hi = _mm512_add_epi64(to_lo, _mm512_set1_epi64(1));
-                // bit g to bit 4: shift left by 4 - g or right by g - 4 (per 64-bit lane)
-                const __m512i four = _mm512_set1_epi64(4);
-                const __m512i bits_lo = _mm512_or_si512(_mm512_sllv_epi64(qh, _mm512_sub_epi64(four, to_lo)),
-                                                        _mm512_srlv_epi64(qh, _mm512_sub_epi64(to_lo, four)));
-                const __m512i bits_hi = _mm512_or_si512(_mm512_sllv_epi64(qh, _mm512_sub_epi64(four, to_hi)),
-                                                        _mm512_srlv_epi64(qh, _mm512_sub_epi64(to_hi, four)));
-                lo = _mm512_ternarylogic_epi32(lo, bits_lo, sixteen, 0xf8);  // lo | (bits & 16)
-                hi = _mm512_ternarylogic_epi32(hi, bits_hi, sixteen, 0xf8);
-            }
-            w[2 * p] = lo;
-            w[2 * p + 1] = hi;
-        }
 #else
         const __m256 d = _mm256_broadcastss_ps(d_dmin);
         const __m256 dmin = _mm256_permute_ps(_mm256_castps128_ps256(d_dmin), 0x55);
         F = g16_from_u8(packed, d, _mm256_permute2f128_ps(dmin, dmin, 0));
+#endif
+    }
+#if defined(__AVX512F__)
+    // The factors of the 4 blocks at b, b + bytes, ...: the same values as factors() of each,
+    // with the scale and min unpacking done once for all four (one block per 128-bit lane).
+    static constexpr bool group4 = true;
+    static void factors4(const uint8_t* b, g16 (&F)[4]) {
+        // lane j: block j's bytes 0..15 = d, dmin (fp16), then the 12 packed scale bytes
+        __m512i raw = _mm512_castsi128_si512(load128(b));
+        raw = _mm512_inserti32x4(raw, load128(b + bytes), 1);
+        raw = _mm512_inserti32x4(raw, load128(b + 2 * bytes), 2);
+        raw = _mm512_inserti32x4(raw, load128(b + 3 * bytes), 3);
+        // scales_mins_k4 on each lane, its bytes 4 further on
+        const __m512i low = _mm512_shuffle_epi8(
+            raw, _mm512_broadcast_i32x4(_mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15)));
+        const __m512i top = _mm512_shuffle_epi8(
+            raw, _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11)));
+        const __m512i low_bits = _mm512_and_si512(_mm512_srlv_epi32(low, _mm512_broadcast_i32x4(_mm_setr_epi32(0, 0, 0, 4))),
+                                                  _mm512_broadcast_i32x4(_mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f)));
+        const __m512i packed = _mm512_ternarylogic_epi32(low_bits, _mm512_srli_epi32(top, 2), _mm512_set1_epi8(0x30), 0xf8);
+        // d0 dmin0 d1 dmin1 ... (dword 0 of each lane)
+        const __m256 dd = _mm256_cvtph_ps(_mm512_castsi512_si128(
+            _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), raw)));
+        const __m512 dd16 = _mm512_castps256_ps512(dd);
+        F[0] = g16_from_u8(_mm512_castsi512_si128(packed),
+                           _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), dd16));
+        F[1] = g16_from_u8(_mm512_extracti32x4_epi32(packed, 1),
+                           _mm512_permutexvar_ps(_mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3), dd16));
+        F[2] = g16_from_u8(_mm512_extracti32x4_epi32(packed, 2),
+                           _mm512_permutexvar_ps(_mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5), dd16));
+        F[3] = g16_from_u8(_mm512_extracti32x4_epi32(packed, 3),
+                           _mm512_permutexvar_ps(_mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7), dd16));
+    }
+#else
+    static constexpr bool group4 = false;
+    static void factors4(const uint8_t*, g16 (&)[4]) {}
+#endif
+    static void values(const uint8_t* b, vi (&w)[SLOTS]) {
+        const uint8_t* qs = five ? b + 48 : b + 16;
+#if defined(__AVX512F__)
+        const __m512i nibble = _mm512_set1_epi8(15);
+        [[maybe_unused]] const __m512i qh = five ? _mm512_broadcast_i64x4(load256(b + 16)) : _mm512_setzero_si512();
+        for (int p = 0; p < 2; ++p) {
+            const __m512i v = _mm512_loadu_si512(qs + 64 * p);
+            const int g = 4 * p;  // runs g, g + 2 (low nibbles), g + 1, g + 3 (high)
+            if constexpr (!scaled) {
+                __m512i lo = _mm512_and_si512(v, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                if constexpr (five) {  // bit g of qh[l] is the 5th bit of value 32g + l: moved to bit 4
+                    const __m512i sixteen = _mm512_set1_epi8(16);
+                    const __m512i to_lo = _mm512_setr_epi64(g, g, g, g, g + 2, g + 2, g + 2, g + 2);
+                    const __m512i to_hi = _mm512_add_epi64(to_lo, _mm512_set1_epi64(1));
+                    // bit g to bit 4: shift left by 4 - g or right by g - 4 (per 64-bit lane)
+                    const __m512i four = _mm512_set1_epi64(4);
+                    const __m512i bits_lo = _mm512_or_si512(_mm512_sllv_epi64(qh, _mm512_sub_epi64(four, to_lo)),
+                                                            _mm512_srlv_epi64(qh, _mm512_sub_epi64(to_lo, four)));
+                    const __m512i bits_hi = _mm512_or_si512(_mm512_sllv_epi64(qh, _mm512_sub_epi64(four, to_hi)),
+                                                            _mm512_srlv_epi64(qh, _mm512_sub_epi64(to_hi, four)));
+                    lo = _mm512_ternarylogic_epi32(lo, bits_lo, sixteen, 0xf8);  // lo | (bits & 16)
+                    hi = _mm512_ternarylogic_epi32(hi, bits_hi, sixteen, 0xf8);
+                }
+                w[2 * p] = lo;
+                w[2 * p + 1] = hi;
+            } else if constexpr (five) {
+                // 8 x the value: the nibble at bits 3..6 (<< 3 or >> 1), and bit g of qh[l], the
+                // 5th bit of value 32g + l, shifted left by 7 - g to bit 7 (per 64-bit lane)
+                const __m512i to_lo = _mm512_setr_epi64(7 - g, 7 - g, 7 - g, 7 - g, 5 - g, 5 - g, 5 - g, 5 - g);
+                const __m512i to_hi = _mm512_sub_epi64(to_lo, _mm512_set1_epi64(1));
+                const __m512i bits3to6 = _mm512_set1_epi8(0x78), bit7 = _mm512_set1_epi8(char(0x80));
+                const __m512i fifth_lo = _mm512_and_si512(_mm512_sllv_epi64(qh, to_lo), bit7);
+                const __m512i fifth_hi = _mm512_and_si512(_mm512_sllv_epi64(qh, to_hi), bit7);
+                // (nibble & 0x78) | fifth
+                w[2 * p] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(v, 3), fifth_lo, bits3to6, 0xec);
+                w[2 * p + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 1), fifth_hi, bits3to6, 0xec);
+            } else {
+                w[2 * p] = _mm512_and_si512(v, nibble);
+                w[2 * p + 1] = _mm512_andnot_si512(nibble, v);  // 16 x the high nibble
+            }
+        }
+#else
         const __m256i nibble = _mm256_set1_epi8(15);
         [[maybe_unused]] const __m256i qh = five ? load256(b + 16) : _mm256_setzero_si256();
         for (int c = 0; c < 4; ++c) {
@@ -233,26 +313,36 @@ struct q45_k {
     // dx, ds: per natural 32-value run of the block.
     static void x_factors(const float* dx, const float* ds, float* X) {
         for (int g = 0; g < 8; ++g) {
-            X[g] = dx[g];
+            X[g] = dx[g] * unit(g);
             X[8 + g] = ds[g];
         }
     }
 };
 
+// What the types with one decoder per block and their runs in natural order share: the lane
+// table of factors one per `values` values, unscaled values, no four-block factors.
+constexpr lane_table lanes_per(int values) {
+    lane_table t{};
+    for (int s = 0; s < SLOTS; ++s)
+        for (int i = 0; i < LANES; ++i) t.index[s][i] = (s * SLOT + 4 * i) / values;
+    return t;
+}
+struct plain_type {
+    static constexpr float unit(int) { return 1.0f; }
+    static constexpr bool group4 = false;
+    static void factors4(const uint8_t*, g16 (&)[4]) {}
+    static void values(const uint8_t*, vi (&)[SLOTS]) {}
+    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+};
+
 // q6_k: F = d * the 16 int8 scales (one per group of 16), X = dx of each group's run.
-struct q6_k {
+struct q6_k : plain_type {
     static constexpr int bytes = 210;
     static constexpr int group = 16;
     static constexpr int bias = 32;
     static constexpr bool has_min = false;
     static constexpr bool signed_weights = false, tail = false;
-    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    static constexpr lane_table lanes = [] {
-        lane_table t{};
-        for (int s = 0; s < SLOTS; ++s)
-            for (int i = 0; i < LANES; ++i) t.index[s][i] = (s * SLOT + 4 * i) / 16;
-        return t;
-    }();
+    static constexpr lane_table lanes = lanes_per(16);
 
     static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
         const float d = half_to_float(b + 208);
@@ -292,24 +382,15 @@ struct q6_k {
     }
 };
 
-// The lane table of the types whose factors are one per group of 16 values in natural order.
-constexpr lane_table groups_of_16 = [] {
-    lane_table t{};
-    for (int s = 0; s < SLOTS; ++s)
-        for (int i = 0; i < LANES; ++i) t.index[s][i] = (s * SLOT + 4 * i) / 16;
-    return t;
-}();
-
 // q3_k: unsigned values q2 + 4 * (high bit) in 0..7 with bias 4 (the format subtracts 4 where
 // the high bit is clear); F = d * (s - 32) of the 16 groups, X = dx of each group's run.
-struct q3_k {
+struct q3_k : plain_type {
     static constexpr int bytes = 110;
     static constexpr int group = 16;
     static constexpr int bias = 4;
     static constexpr bool has_min = false;
     static constexpr bool signed_weights = false, tail = false;
-    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    static constexpr lane_table lanes = groups_of_16;
+    static constexpr lane_table lanes = lanes_per(16);
 
     // The 16 6-bit scales (less 32, as int8) from the 12 packed bytes at p.
     static __m128i scales(const uint8_t* p) {
@@ -364,14 +445,13 @@ struct q3_k {
 
 // iq4_xs: the codebook value of each nibble, + 128 as u8 under VNNI (bias 128), signed with
 // the sign trick otherwise; F = d * (ls - 32) of the 8 runs, each twice (groups of 16).
-struct iq4_xs {
+struct iq4_xs : plain_type {
     static constexpr int bytes = 136;
     static constexpr int group = 16;
     static constexpr int bias = vnni ? 128 : 0;
     static constexpr bool has_min = false;
     static constexpr bool signed_weights = !vnni, tail = false;
-    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    static constexpr lane_table lanes = groups_of_16;
+    static constexpr lane_table lanes = lanes_per(16);
 
     static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
         const float d = half_to_float(b);
@@ -407,21 +487,117 @@ struct iq4_xs {
     }
 };
 
+// The legacy 32-value types (quant_blocks.hpp), eight blocks at a time (256 values; K a
+// multiple of 256 on this path): v = d * (q - offset) (q4_0: 8, q5_0: 16), d * q + m (q4_1,
+// q5_1) or d * codebook[q] (iq4_nl; + 128 as u8 under VNNI, as iq4_xs). F = [d of block
+// 0..7, -m of block 0..7 (or 0)], X = [dx of run 0..7, ds of run 0..7 (or 0)]: the min's
+// products are summed and subtracted, as for q4_k.
+enum class legacy_kind { q4_0, q4_1, q5_0, q5_1, iq4_nl };
+template <legacy_kind kind>
+struct legacy : plain_type {
+    static constexpr bool five = kind == legacy_kind::q5_0 || kind == legacy_kind::q5_1;
+    static constexpr bool nl = kind == legacy_kind::iq4_nl;
+    static constexpr int block = kind == legacy_kind::q4_1 ? 20 : kind == legacy_kind::q5_0 ? 22 : kind == legacy_kind::q5_1 ? 24 : 18;
+    static constexpr bool has_min = kind == legacy_kind::q4_1 || kind == legacy_kind::q5_1;
+    static constexpr int qh_at = has_min ? 4 : 2;               // q5_0 / q5_1: 32 bits of fifth bits
+    static constexpr int qs_at = (has_min ? 4 : 2) + (five ? 4 : 0);
+    static constexpr int bytes = 8 * block;
+    static constexpr int group = 32;
+    static constexpr int bias = nl ? (vnni ? 128 : 0) : kind == legacy_kind::q4_0 ? 8 : kind == legacy_kind::q5_0 ? 16 : 0;
+    static constexpr bool signed_weights = nl && !vnni, tail = false;
+    static constexpr lane_table lanes = lanes_per(32);
+
+    // The 32 unsigned values of the block at b (signed for signed_weights) as a 256-bit
+    // vector in value order: 128-bit lane 0 the low nibbles, lane 1 the high ones.
+    [[maybe_unused]] static __m256i block_values(const uint8_t* b) {
+        const __m256i v = _mm256_broadcastsi128_si256(load128(b + qs_at));
+        __m256i q = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(15));
+        if constexpr (five) {  // bit j of qh is the 5th bit of value j
+            uint32_t qh;
+            std::memcpy(&qh, b + qh_at, 4);
+#if defined(__AVX512F__)
+            const __m256i high = _mm256_movm_epi8(__mmask32(qh));
+#else
+            // byte j of the vector: byte j / 8 of qh, tested against bit j % 8
+            const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)),
+                                                       _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                                        2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+            const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+            const __m256i high = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+#endif
+            q = _mm256_or_si256(q, _mm256_and_si256(high, _mm256_set1_epi8(16)));
+        }
+        if constexpr (nl) {
+            const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(iq4_codebook)));
+            q = _mm256_shuffle_epi8(vnni ? _mm256_xor_si256(table, _mm256_set1_epi8(char(0x80))) : table, q);
+        }
+        return q;
+    }
+#if defined(__AVX512F__)
+    // Blocks a and b (their 64 values in order) as one slot.
+    static __m512i pair_values(const uint8_t* a, const uint8_t* b) {
+        const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(load128(a + qs_at)), load128(b + qs_at), 1);
+        const __m512i v = _mm512_shuffle_i64x2(_mm512_castsi256_si512(both), _mm512_castsi256_si512(both), _MM_SHUFFLE(1, 1, 0, 0));
+        __m512i q = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(15));
+        if constexpr (five) {  // bit j of qh is the 5th bit of value j
+            uint32_t qa, qb;
+            std::memcpy(&qa, a + qh_at, 4);
+            std::memcpy(&qb, b + qh_at, 4);
+            const __m512i high = _mm512_movm_epi8(__mmask64(qa | uint64_t(qb) << 32));
+            q = _mm512_ternarylogic_epi32(q, high, _mm512_set1_epi8(16), 0xf8);  // q | (high & 16)
+        }
+        if constexpr (nl) {
+            const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(iq4_codebook));
+            q = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(vnni ? _mm_xor_si128(table, _mm_set1_epi8(char(0x80))) : table), q);
+        }
+        return q;
+    }
+#endif
+    static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
+#if defined(__AVX512F__)
+        // d (and m) of block i: word (block / 2) i (+ 1) of the blocks' bytes (even strides);
+        // blocks 0..3 and 4..7 from two 128-byte windows, each picked by one word permute
+        constexpr int stride = block / 2;
+        alignas(64) static constexpr int16_t at[32] = {
+            0, stride, 2 * stride, 3 * stride, 0, stride, 2 * stride, 3 * stride,
+            1, stride + 1, 2 * stride + 1, 3 * stride + 1, 1, stride + 1, 2 * stride + 1, 3 * stride + 1};
+        const __m512i index = _mm512_load_si512(at);
+        const uint8_t* upper = b + 4 * block;
+        const __m512i halves = _mm512_or_si512(
+            _mm512_maskz_permutex2var_epi16(0x0f0f, _mm512_loadu_si512(b), index, _mm512_loadu_si512(b + 64)),
+            _mm512_maskz_permutex2var_epi16(0xf0f0, _mm512_loadu_si512(upper), index, _mm512_loadu_si512(upper + 64)));
+        const __m512 dm = _mm512_cvtph_ps(_mm512_castsi512_si256(halves));  // d 0..7, m 0..7
+        F = {has_min ? _mm512_mask_sub_ps(dm, 0xff00, _mm512_setzero_ps(), dm) : _mm512_maskz_mov_ps(0x00ff, dm)};
+        for (int s = 0; s < SLOTS; ++s) w[s] = pair_values(b + 2 * block * s, b + 2 * block * s + block);
+#else
+        alignas(16) uint16_t halves[16] = {};
+        for (int i = 0; i < 8; ++i) {
+            std::memcpy(&halves[i], b + block * i, 2);
+            if constexpr (has_min) std::memcpy(&halves[8 + i], b + block * i + 2, 2);
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(halves)));
+        const __m256 m = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(halves + 8))));
+        F = {d, m};
+        for (int s = 0; s < SLOTS; ++s) w[s] = block_values(b + block * s);
+#endif
+    }
+    static void x_factors(const float* dx, const float* ds, float* X) {
+        for (int g = 0; g < 8; ++g) {
+            X[g] = dx[g];
+            X[8 + g] = has_min ? ds[g] : 0.0f;
+        }
+    }
+};
+
 // q8_0, eight 34-byte blocks at a time: F = [d of block 0..7, 0 ...], X = [dx of run 0..7,
 // 0 ...]. With VNNI the signed values are offset to unsigned (w ^ 0x80 = w + 128) and x's
 // bias lanes take 128 sum(q) back; without, signed_weights picks the sign trick.
-struct q8_0 {
+struct q8_0 : plain_type {
     static constexpr int bytes = 8 * q8_0_block_bytes;
     static constexpr int bias = vnni ? 128 : 0;
     static constexpr bool has_min = false;
     static constexpr bool signed_weights = !vnni, tail = true;
-    static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    static constexpr lane_table lanes = [] {
-        lane_table t{};
-        for (int s = 0; s < SLOTS; ++s)
-            for (int i = 0; i < LANES; ++i) t.index[s][i] = (s * SLOT + 4 * i) / 32;
-        return t;
-    }();
+    static constexpr lane_table lanes = lanes_per(32);
 
     static __m256i values(const uint8_t* block) {
         const __m256i v = load256(block + 2);
@@ -468,21 +644,22 @@ struct x_layout {
 };
 thread_local x_layout x_rows;
 
-// One run of 32 values of x: q, and returns d (sum of q in *sum).
-inline float quantize_run(const float* xb, int8_t* q, int32_t* sum) {
+// One run of 32 values of x: q (at `q`), the lanes -bias * (sum of each 4 q) (at bias4, 8 of
+// them), and returns d (sum of q in *sum).
+inline float quantize_run(const float* xb, int bias, int8_t* q, int32_t* bias4, int32_t* sum) {
     vf amax = vzero();
     for (int i = 0; i < 32; i += W) amax = vmax(amax, vabs(vload(xb + i)));
     const float d = vhmax(amax) / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int i = 0; i < 32; i += W) vstore_q8(q + i, vmul(vload(xb + i), vset1(id)));
-    int32_t s = 0;
-    for (int i = 0; i < 32; ++i) s += q[i];
-    *sum = s;
+    const __m256i quads = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), load256(reinterpret_cast<const uint8_t*>(q))),
+                                            _mm256_set1_epi16(1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(bias4), _mm256_mullo_epi32(quads, _mm256_set1_epi32(-bias)));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    *sum = _mm_cvtsi128_si32(t);
     return d;
-}
-
-inline void bias_lanes(const int8_t* q, int values, int bias, int32_t* bias4) {
-    for (int l = 0; l < values / 4; ++l) bias4[l] = -bias * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
 }
 
 // Full blocks of 256 in the type's order; a tail (K % 256, q8_0 only) in natural order, with
@@ -490,25 +667,36 @@ inline void bias_lanes(const int8_t* q, int values, int bias, int32_t* bias4) {
 template <class T>
 void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X) {
     const int64_t full = K / SUPER * SUPER;
+    constexpr auto slot_of = [] {  // where natural run g is stored
+        std::array<int, 8> at{};
+        for (int p = 0; p < 8; ++p) at[T::order[p]] = p;
+        return at;
+    }();
     for (int64_t b0 = 0; b0 < full; b0 += SUPER) {
         float dx[8], ds[8];
-        alignas(32) int8_t natural[SUPER];
         for (int g = 0; g < 8; ++g) {
             int32_t sum;
-            dx[g] = quantize_run(x + b0 + 32 * g, natural + 32 * g, &sum);
+            const int p = slot_of[g];
+            dx[g] = quantize_run(x + b0 + 32 * g, T::bias, q + b0 + 32 * p, bias4 + (b0 + 32 * p) / 4, &sum);
             ds[g] = dx[g] * float(sum);
         }
-        int8_t* qb = q + b0;
-        for (int p = 0; p < 8; ++p) std::memcpy(qb + 32 * p, natural + 32 * T::order[p], 32);
-        bias_lanes(qb, SUPER, T::bias, bias4 + b0 / 4);
         T::x_factors(dx, ds, X + b0 / 16);
     }
     for (int64_t k = full; k < K; k += 32) {
         int32_t sum;
-        X[full / 16 + (k - full) / 32] = quantize_run(x + k, q + k, &sum);
-        bias_lanes(q + k, 32, T::bias, bias4 + k / 4);
+        X[full / 16 + (k - full) / 32] = quantize_run(x + k, T::bias, q + k, bias4 + k / 4, &sum);
     }
 }
+
+#if defined(__AVX512F__)
+inline vf vload_u8(const uint8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+#else
+inline vf vload_u8(const uint8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+#endif
 
 #if defined(__AVX512F__)
 inline vf lanes_of(const g16& f, const int32_t* index) { return _mm512_permutexvar_ps(_mm512_load_si512(index), f.v); }
@@ -536,23 +724,19 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
     }
     for (int64_t n = n_begin; n < n_end; ++n) {
         const uint8_t* row = w + n * ldw;
-        // Two accumulators per row (even and odd slots), so consecutive FMAs do not wait on
-        // each other.
-        vf acc[rows][2];
+        // NACC accumulators per row (slot s into s % NACC), so consecutive FMAs do not wait on
+        // each other: four for one row, two when the rows give independent chains already.
+        constexpr int NACC = rows == 1 && SLOTS >= 4 ? 4 : 2;
+        vf acc[rows][NACC];
         g16 acc_min[rows];
         [[maybe_unused]] __m256 tail[rows];
         for (int r = 0; r < rows; ++r) {
-            acc[r][0] = acc[r][1] = vzero();
+            for (int a = 0; a < NACC; ++a) acc[r][a] = vzero();
             acc_min[r] = g16_zero();
             if constexpr (T::tail) tail[r] = _mm256_setzero_ps();
         }
-        for (int64_t b = 0; b < blocks; ++b) {
-            const uint8_t* block = row + b * T::bytes;
-            for (int line = 0; line < T::bytes; line += 64)
-                _mm_prefetch(reinterpret_cast<const char*>(block + PREFETCH_AHEAD + line), _MM_HINT_T0);
-            vi wq[SLOTS];
-            g16 F;
-            T::decode(block, wq, F);
+        // Block b's values and factors F into every row's accumulators.
+        auto dot_block = [&](int64_t b, const vi (&wq)[SLOTS], const g16& F) {
 #pragma GCC unroll 4
             for (int r = 0; r < rows; ++r) {
                 const g16 f = g16_mul(F, g16_load(xf[r] + 16 * b));
@@ -564,10 +748,35 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
                     vi sums;
                     if constexpr (T::signed_weights) sums = dot_signed(start, wq[s], xv);
                     else sums = dot(start, wq[s], xv);
-                    acc[r][s & 1] = vfma(to_float(sums), lanes_of(f, T::lanes.index[s]), acc[r][s & 1]);
+                    acc[r][s % NACC] = vfma(to_float(sums), lanes_of(f, T::lanes.index[s]), acc[r][s % NACC]);
                 }
                 if constexpr (T::has_min) acc_min[r] = g16_add(acc_min[r], f);
             }
+        };
+        int64_t b = 0;
+        if constexpr (T::group4) {
+            for (; b + 4 <= blocks; b += 4) {
+                const uint8_t* block = row + b * T::bytes;
+                for (int line = 0; line < 4 * T::bytes; line += 64)
+                    _mm_prefetch(reinterpret_cast<const char*>(block + PREFETCH_AHEAD + line), _MM_HINT_T0);
+                g16 F[4];
+                T::factors4(block, F);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; ++j) {
+                    vi wq[SLOTS];
+                    T::values(block + j * T::bytes, wq);
+                    dot_block(b + j, wq, F[j]);
+                }
+            }
+        }
+        for (; b < blocks; ++b) {
+            const uint8_t* block = row + b * T::bytes;
+            for (int line = 0; line < T::bytes; line += 64)
+                _mm_prefetch(reinterpret_cast<const char*>(block + PREFETCH_AHEAD + line), _MM_HINT_T0);
+            vi wq[SLOTS];
+            g16 F;
+            T::decode(block, wq, F);
+            dot_block(b, wq, F);
         }
         if constexpr (T::tail) {
             // The last K % 256 values (q8_0): one 32-value block at a time.
@@ -589,7 +798,9 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
             }
         }
         for (int r = 0; r < rows; ++r) {
-            float sum = vhsum(vadd(acc[r][0], acc[r][1]));
+            vf total = acc[r][0];
+            for (int a = 1; a < NACC; ++a) total = vadd(total, acc[r][a]);
+            float sum = vhsum(total);
             if constexpr (T::tail) {
                 __m128 t = _mm_add_ps(_mm256_castps256_ps128(tail[r]), _mm256_extractf128_ps(tail[r], 1));
                 t = _mm_add_ps(t, _mm_movehl_ps(t, t));
@@ -606,18 +817,23 @@ void gemm_type(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
                int64_t ldy, int64_t n_begin, int64_t n_end) {
     for (int64_t m = 0; m < M; ++m)
         prepare_row<T>(x + m * ldx, K, x_rows.q + m * K, x_rows.bias + m * (K / 4), x_rows.X + m * (K / 16));
-    // Weight rows outermost in pieces of a few rows, the row tiles of x inside: a piece's
-    // bytes come from memory once and are read again from L1 by each further tile.
-    constexpr int64_t PIECE = 4;
-    for (int64_t n0 = n_begin; n0 < n_end; n0 += PIECE) {
-        const int64_t n1 = n_end - n0 < PIECE ? n_end : n0 + PIECE;
-        for (int64_t m = 0; m < M; m += 4) {
-            float* yt = y + m * ldy;
-            switch (M - m < 4 ? M - m : 4) {
-                case 4: dot_rows<T, 4>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
-                case 3: dot_rows<T, 3>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
-                case 2: dot_rows<T, 2>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
-                default: dot_rows<T, 1>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+    // Blocks of up to X_BLOCK rows of x (their layout, ~2.3 K bytes a row, stays in L2);
+    // in each, weight rows outermost in pieces of a few rows, the row tiles of x inside: a
+    // piece's bytes come from memory once per block and are read again from L1 by each
+    // further tile.
+    constexpr int64_t PIECE = 4, X_BLOCK = 64;
+    for (int64_t m0 = 0; m0 < M; m0 += X_BLOCK) {
+        const int64_t m1 = M - m0 < X_BLOCK ? M : m0 + X_BLOCK;
+        for (int64_t n0 = n_begin; n0 < n_end; n0 += PIECE) {
+            const int64_t n1 = n_end - n0 < PIECE ? n_end : n0 + PIECE;
+            for (int64_t m = m0; m < m1; m += 4) {
+                float* yt = y + m * ldy;
+                switch (m1 - m < 4 ? m1 - m : 4) {
+                    case 4: dot_rows<T, 4>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                    case 3: dot_rows<T, 3>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                    case 2: dot_rows<T, 2>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                    default: dot_rows<T, 1>(x_rows, m, w, ldw, yt, ldy, n0, n1); break;
+                }
             }
         }
     }
@@ -640,12 +856,12 @@ void dequantize_row_with(const uint8_t* row, int64_t K, float* dst) {
         _mm256_store_ps(f, F.lo);
         _mm256_store_ps(f + 8, F.hi);
 #endif
-        alignas(64) int8_t q[SUPER];
+        alignas(64) uint8_t q[SUPER];  // the slots' bytes: unsigned values (signed ones for signed_weights)
         for (int s = 0; s < SLOTS; ++s) {
 #if defined(__AVX512F__)
-            _mm512_store_si512(q + s * SLOT, _mm512_sub_epi8(w[s], _mm512_set1_epi8(char(T::bias))));
+            _mm512_store_si512(q + s * SLOT, w[s]);
 #else
-            _mm256_store_si256(reinterpret_cast<__m256i*>(q + s * SLOT), _mm256_sub_epi8(w[s], _mm256_set1_epi8(char(T::bias))));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(q + s * SLOT), w[s]);
 #endif
         }
         float* out = dst + b * SUPER;
@@ -653,7 +869,11 @@ void dequantize_row_with(const uint8_t* row, int64_t K, float* dst) {
             const int run = T::order[p];
             for (int i = 0; i < 32; i += W) {
                 const int v = 32 * run + i;
-                vf value = vmul(vset1(f[v / T::group]), vload_i8(q + 32 * p + i));
+                // (stored - bias) * unit is the format's integer value, exactly; the factor
+                // times unit is exact too (a power of two), so the product rounds as f * q.
+                const vf stored = T::signed_weights ? vload_i8(reinterpret_cast<const int8_t*>(q + 32 * p + i))
+                                                    : vload_u8(q + 32 * p + i);
+                vf value = vmul(vset1(f[v / T::group] * T::unit(run)), vsub(stored, vset1(float(T::bias))));
                 if constexpr (T::has_min) {
                     __asm__("" : "+v"(value));  // the product rounded on its own, as the definition
                     value = vsub(value, vset1(f[8 + run]));
@@ -675,6 +895,9 @@ bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
         case dtype::q8_0:
             if (K % 32 != 0) return false;
             break;
+        case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1: case dtype::iq4_nl:
+            if (K % SUPER != 0) return false;  // the chunk path takes a partial 256
+            break;
         default: return false;
     }
     if (!x_rows.resize(M, K)) return false;
@@ -684,6 +907,11 @@ bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
         case dtype::q6_k: gemm_type<q6_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q3_k: gemm_type<q3_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::iq4_xs: gemm_type<iq4_xs>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::q4_0: gemm_type<legacy<legacy_kind::q4_0>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::q4_1: gemm_type<legacy<legacy_kind::q4_1>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::q5_0: gemm_type<legacy<legacy_kind::q5_0>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::q5_1: gemm_type<legacy<legacy_kind::q5_1>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::iq4_nl: gemm_type<legacy<legacy_kind::iq4_nl>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         default: gemm_type<q8_0>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
     }
     return true;
@@ -697,6 +925,11 @@ bool dequantize_row_fast(dtype wt, const uint8_t* row, int64_t K, float* dst) {
         case dtype::q6_k: dequantize_row_with<q6_k>(row, K, dst); return true;
         case dtype::q3_k: dequantize_row_with<q3_k>(row, K, dst); return true;
         case dtype::iq4_xs: dequantize_row_with<iq4_xs>(row, K, dst); return true;
+        case dtype::q4_0: dequantize_row_with<legacy<legacy_kind::q4_0>>(row, K, dst); return true;
+        case dtype::q4_1: dequantize_row_with<legacy<legacy_kind::q4_1>>(row, K, dst); return true;
+        case dtype::q5_0: dequantize_row_with<legacy<legacy_kind::q5_0>>(row, K, dst); return true;
+        case dtype::q5_1: dequantize_row_with<legacy<legacy_kind::q5_1>>(row, K, dst); return true;
+        case dtype::iq4_nl: dequantize_row_with<legacy<legacy_kind::iq4_nl>>(row, K, dst); return true;
         default: return false;
     }
 }

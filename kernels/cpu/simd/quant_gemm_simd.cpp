@@ -12,9 +12,10 @@
 //    into an f32 slab that stays in L2 (q3_k .. q6_k and iq4_xs by the decoders of
 //    quant_dot_simd.cpp), and the f32 GEMM of this ISA run on the slab.
 //
-// This file's integer path serves the types without a decoder of their own in
-// quant_dot_simd.cpp (q4_0 unpacked with vector code; q4_1, q5_0, q5_1, q2_k, iq4_nl with the
-// scalar unpacking, which gives the same chunk), and any type when quant_dot has no memory.
+// This file's integer path serves what quant_dot_simd.cpp leaves (q2_k; rows of the legacy
+// 32-value types that are not a multiple of 256 values: q4_0 unpacked with vector code, q4_1,
+// q5_0, q5_1, q2_k, iq4_nl with the scalar unpacking, which gives the same chunk), in tiles
+// of up to 3 rows, and any type when quant_dot has no memory.
 #include <cstring>
 
 #include "../quant_activations.hpp"
@@ -206,19 +207,31 @@ void gemm_dequantized(const float* x, int64_t M, int64_t K, int64_t ldx, const u
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w_, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     const auto* w = static_cast<const uint8_t*>(w_);
+#if defined(__AVX512VNNI__)
+    // Prefill on VNNI: the same int8 dot products at every M (quant_prefill_is_integer in
+    // quant_blocks.hpp), where they beat the f32 GEMM on dequantized slabs.
+    if (M > detail::quant_integer_max_rows(wt) && quant_prefill_is_integer(wt, K) &&
+        quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end))
+        return;
+#endif
     if (M <= detail::quant_integer_max_rows(wt)) {
         if (quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
-        // No decoder of its own or no memory for x: the chunk path (the reference's for more rows).
-        if (M > MAX_ROWS) return reference::quant_gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
+        // No decoder of its own (or a legacy row not a multiple of 256) or no memory for x: the
+        // chunk path, in tiles of up to MAX_ROWS rows (the same integer sums per row).
+        for (int64_t m = 0; m < M; m += MAX_ROWS) {
+            const float* xt = x + m * ldx;
+            float* yt = y + m * ldy;
+            switch (M - m < MAX_ROWS ? M - m : MAX_ROWS) {
+                case 1: gemm_integer<1>(xt, K, ldx, w, wt, ldw, yt, ldy, n_begin, n_end); break;
+                case 2: gemm_integer<2>(xt, K, ldx, w, wt, ldw, yt, ldy, n_begin, n_end); break;
+                default: gemm_integer<3>(xt, K, ldx, w, wt, ldw, yt, ldy, n_begin, n_end); break;
+            }
+        }
+        return;
     }
-    switch (M) {
-        case 1: return gemm_integer<1>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
-        case 2: return gemm_integer<2>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
-        case 3: return gemm_integer<3>(x, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
-        default: return gemm_dequantized(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
-    }
+    gemm_dequantized(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
 }
 
-static_assert(MAX_ROWS == 3, "quant_gemm_entry dispatches M = 1..3 to the integer path");
+static_assert(MAX_ROWS == 3, "quant_gemm_entry tiles the integer path by 1..3 rows");
 
 }  // namespace llmq::kernels::LLMQ_KERNELS_ISA_NS

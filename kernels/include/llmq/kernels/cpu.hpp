@@ -87,8 +87,8 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n);
 // sqrt(K) ulp of sum |x w| in practice). With M > 16 the calling thread keeps a 1 MiB buffer
 // (the packed block of x), allocated on its first such call and freed when the thread ends.
 // Decode path (quantized weights, M <= gemm_integer_max_rows(wt) of quant_blocks.hpp: 32 for
-// q4_k and q5_k, 16 for q8_0, q3_k, q6_k and iq4_xs, 3 for the other block types; K a
-// multiple of the block): each row of
+// q4_k, q5_k and q6_k, 16 for q8_0, q3_k, iq4_xs, q4_0, q4_1, q5_0, q5_1 and iq4_nl, 3 for
+// q2_k; K a multiple of the block): each row of
 // x is quantized per 32 values to int8 (d = max|x| / 127, kept in f32) and the dot products
 // are integer sums scaled per 32 values, so the error is that of the rounding of x, at most
 // sum over the 32-value runs of d / 2 * sum |w| of the run, plus f32 summation (for q8_0 this

@@ -69,17 +69,33 @@ constexpr int block_bytes(dtype t) { return dtype_info_of(t).block_bytes; }
 // quantize x per 32 values to int8 and sum integer products (the decode path); with more
 // rows they compute in f32 on exactly dequantized weights. 0 for the types that are always
 // f32 (f32, f16, bf16). The measured crossovers of docs/benchmarks.md ("kspeed") set them:
-// q3_k .. q6_k, iq4_xs and q8_0 have a vector decoder of their own (kernels/cpu/simd/
-// quant_dot_simd.cpp); the other block types unpack through a staging chunk.
+// q3_k .. q6_k, iq4_xs, q8_0 and the legacy 32-value types (q4_0, q4_1, q5_0, q5_1, iq4_nl;
+// rows a multiple of 256 values) have a vector decoder of their own (kernels/cpu/simd/
+// quant_dot_simd.cpp); q2_k and legacy rows of other lengths unpack through a staging chunk.
 constexpr int64_t gemm_integer_max_rows(dtype t) {
     switch (t) {
-        case dtype::q4_k: case dtype::q5_k: return 32;
-        case dtype::q3_k: case dtype::q6_k: case dtype::iq4_xs: case dtype::q8_0: return 16;
+        case dtype::q4_k: case dtype::q5_k: case dtype::q6_k: return 32;
+        case dtype::q3_k: case dtype::iq4_xs: case dtype::q8_0: return 16;
         // (a switch, not is_block_quantized: the ISA libraries call this at run time and must
         // not reference the dtype table, a symbol of the common code)
-        case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1: case dtype::q2_k:
-        case dtype::iq4_nl: return 3;
+        case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1: case dtype::iq4_nl: return 16;
+        case dtype::q2_k: return 3;
         default: return 0;
+    }
+}
+
+// Whether, on an ISA with AVX-512 VNNI (isa::avx512_bf16), the GEMMs with more rows than
+// gemm_integer_max_rows(t) (prefill) also quantize x per 32 values and sum int8 products, as
+// the decode path does (same error bound), on rows of K values that it takes (a multiple of
+// 256): the types where that measured faster than the f32 GEMM on exactly dequantized slabs
+// (docs/benchmarks.md, "kquant2": q4_k 1.4x, q5_k 1.2x, the legacy 32-value types ~1.1x; q3_k,
+// q6_k, iq4_xs and iq4_nl stay on the slabs, where their lookups or bias lanes cost more).
+// The other ISAs, and the other types and lengths, compute prefill in f32 on the slabs.
+constexpr bool quant_prefill_is_integer(dtype t, int64_t K) {
+    switch (t) {
+        case dtype::q4_k: case dtype::q5_k: case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1:
+            return K % 256 == 0;
+        default: return false;
     }
 }
 
