@@ -56,9 +56,10 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
     return "packed panels";
 }
 
-bool gemm_quantizes_x(isa which, dtype wt, int64_t M) {
+bool gemm_quantizes_x(isa which, dtype wt, int64_t M, int64_t K) {
     const isa used = usable_isa(which);
     if (M <= gemm_integer_max_rows(wt)) return true;
+    if (used == isa::avx512_bf16 && quant_prefill_is_integer(wt, K)) return true;
     return wt == dtype::q8_0 && used == isa::avx512_bf16 && M > detail::gemm_small_max_m;
 }
 

@@ -145,7 +145,7 @@ void m_sweep(int threads, isa which, double bandwidth, const std::string& only_d
             }) / double(copies);
             // The compute peak of the unit the path runs on: vpdpbusd where x is quantized and the
             // ISA has VNNI, else FMA.
-            const bool vnni = (int8 || gemm_quantizes_x(which, wt, M)) && int8_peak > 0.0;
+            const bool vnni = (int8 || gemm_quantizes_x(which, wt, M, K)) && int8_peak > 0.0;
             const double bound = std::max(double(matrix_bytes) / (bandwidth * 1e9),
                                           2.0 * double(M) * double(N) * double(K) / ((vnni ? int8_peak : fma_peak) * 1e9));
             std::printf("%-9s %4lld %10.3f %10.3f %6.2f %9.1f  %s\n", int8 ? "q8_0-int8" : dtype_name(wt),
@@ -194,7 +194,7 @@ void prefill(int threads, isa which, bool quick, const std::string& only_dtype) 
                     else
                         gemm(which, x.data(), M, K, K, w.data(), wt, ldw, y.data(), N, p.begin, p.end);
                 });
-                const bool int8 = gemm_quantizes_x(which, wt, M);
+                const bool int8 = gemm_quantizes_x(which, wt, M, K);
                 const double peak = dot ? bf16_dot : int8 ? int8_dot : fma;
                 const double gflops = 2.0 * double(M) * double(N) * double(K) / s / 1e9;
                 std::printf("%-9s %4lld %5lld %5lld %9.3f %9.1f %9.1f %6.2f  %s, %s\n", dot ? "bf16-dot" : dtype_name(wt),

@@ -133,7 +133,7 @@ void check_case(dtype wt, const shape& s, uint64_t seed, bool int8 = false) {
     std::vector<float> scalar_y;
     bool scalar_quantised = false;
     for (isa which : supported_isas()) {
-        const bool quantised_x = int8 || gemm_quantizes_x(which, wt, s.M);
+        const bool quantised_x = int8 || gemm_quantizes_x(which, wt, s.M, s.K);
         REQUIRE_MESSAGE(!(quantised_x && xq.empty()), "gemm_quantizes_x is true for ", dtype_name(wt), " K=", s.K);
         if (which == isa::scalar) scalar_quantised = quantised_x;
         for (const auto& range : ranges) {

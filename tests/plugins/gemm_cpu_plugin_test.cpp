@@ -60,7 +60,7 @@ struct gemm_problem {
         // The scalar kernels, unless the plugin's ISA (the best) quantizes x where the scalar
         // one does not (Q8_0 prefill on avx512_bf16): then that ISA's own kernels, whose
         // numerics kernels_gemm_matches_reference_on_every_isa checks against float64.
-        const k::isa reference_isa = k::gemm_quantizes_x(k::best_isa(), wt, M) != k::gemm_quantizes_x(k::isa::scalar, wt, M)
+        const k::isa reference_isa = k::gemm_quantizes_x(k::best_isa(), wt, M, K) != k::gemm_quantizes_x(k::isa::scalar, wt, M, K)
                                          ? k::best_isa()
                                          : k::isa::scalar;
         k::gemm(reference_isa, x.data(), M, K, ldx, w.data(), wt, ldw, expected.data(), ldy, 0, N);

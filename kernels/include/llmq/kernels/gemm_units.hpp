@@ -12,8 +12,10 @@ namespace llmq::kernels {
 // Whether gemm() quantizes x per 32-value block for these arguments (the integer dot
 // products: the decode path of cpu.hpp, M <= gemm_integer_max_rows(wt), and Q8_0 prefill on
 // avx512_bf16, whose VNNI micro-kernels take every M > 16 with the same quantization of x:
-// their unit is vpdpbusd); otherwise x is used as given and the arithmetic is f32 FMA.
-bool gemm_quantizes_x(isa which, dtype wt, int64_t M);
+// their unit is vpdpbusd; and on avx512_bf16 the prefill of the types and row lengths K that
+// quant_prefill_is_integer names, which run the decode kernels at every M); otherwise x is
+// used as given and the arithmetic is f32 FMA.
+bool gemm_quantizes_x(isa which, dtype wt, int64_t M, int64_t K);
 
 // Peak of the AVX-512 BF16 dot-product unit in GFLOP/s (vdpbf16ps: 2 products per f32 lane,
 // 4 flops per lane per instruction), independent chains in registers on `threads` threads of
