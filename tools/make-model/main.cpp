@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
                  "benchmarks and planning)."};
     app.add_option("--out", out, "output GGUF path")->required();
     app.add_option("--arch", spec.arch, "architecture name in the metadata")
-        ->check(CLI::IsMember({"llama", "mistral", "qwen2"}))
+        ->check(CLI::IsMember({"llama", "mistral", "qwen2", "mllama"}))
         ->capture_default_str();
     app.add_option("--name", spec.name, "general.name")->capture_default_str();
     app.add_option("--dim", spec.dim, "hidden size (embedding length)")->capture_default_str();
@@ -71,7 +71,19 @@ int main(int argc, char** argv) {
     app.add_option("--feature-layer", clip.feature_layer,
                    "--clip: write clip.vision.feature_layer (default: absent, the second-to-last layer)");
     app.add_flag("--patch-f16", clip.patch_f16, "--clip: patch embedding in F16 (as converted files have it)");
+    app.add_option("--cross-layers", spec.cross_layers,
+                   "--arch mllama: the cross-attention layers (Llama 3.2 Vision), e.g. --cross-layers 1,3")
+        ->delimiter(',');
+    std::string preset;
+    app.add_option("--mllama-preset", preset,
+                   "a header-only Llama-3.2-Vision text model of the real shape: 11b or 90b "
+                   "(sets --arch mllama, the sizes, the cross layers, --rope-freqs and --header-only)")
+        ->check(CLI::IsMember({"11b", "90b"}));
     CLI11_PARSE(app, argc, argv);
+    if (!preset.empty()) {
+        llmq::mllama_text_preset(preset, &spec);
+        if (dtype == "f32") dtype = "bf16";  // as the published checkpoints are
+    }
     if (make_clip) {
         clip.dim = spec.dim;
         clip.layers = spec.layers;

@@ -36,6 +36,10 @@ struct Engine::Sequence {
     std::vector<int32_t> image_start;
     std::vector<float> embeddings;
     std::vector<int32_t> embed_row;
+    // Cross-attention images (mllama): kept to the end of the request, like their keys and
+    // values in the shards, so they survive preemption.
+    std::shared_ptr<const CrossAttentionStates> cross;
+    CrossAttentionMask cross_mask;
     int32_t prompt_len = 0;
     int32_t computed = 0;         // tokens whose KV is in the cache
     std::vector<int32_t> blocks;
@@ -102,6 +106,19 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
         s->tokens = tokenizer_.encode(request.prompt, request.add_bos, request.parse_special);
     }
     if (s->tokens.empty()) return invalid_argument("prompt: empty (no text and no token ids)");
+    if (request.cross_states) {
+        const LlamaHParams& hp = executor_.hparams();
+        if (hp.cross_layers.empty())
+            return invalid_argument("images: this model has no cross-attention layers (cross-attention states "
+                                    "are for Llama 3.2 Vision, architecture mllama)");
+        if (request.cross_states->dim != hp.n_embd)
+            return invalid_argument("images: cross-attention states of " + std::to_string(request.cross_states->dim) +
+                                    " values a row, the model's embedding length is " + std::to_string(hp.n_embd));
+        auto mask = cross_attention_mask(s->tokens, hp.image_token, request.cross_states->images());
+        if (!mask) return mask.status();
+        s->cross_mask = std::move(*mask);
+        s->cross = std::move(request.cross_states);
+    }
     if (static_cast<int64_t>(s->tokens.size()) >= options_.context_length)
         return invalid_argument("prompt: " + std::to_string(s->tokens.size()) +
                                 " tokens do not fit the context of " +
@@ -184,6 +201,7 @@ EngineStats Engine::stats() const {
 void Engine::finish(Sequence& s, FinishReason reason, std::string error) {
     if (s.finished) return;
     s.finished = true;
+    if (s.cross) executor_.release_image_kv(s.cross->id);
     executor_.blocks().release(s.blocks);
     s.blocks.clear();
     if (reason == FinishReason::stop || reason == FinishReason::length) {
@@ -431,6 +449,8 @@ bool Engine::step() {
             q.embeddings = w.seq->embeddings.data();
             q.embedding_row = rows[wi].data();
         }
+        q.cross = w.seq->cross;
+        q.cross_mask = &w.seq->cross_mask;
         q.tokens = w.seq->tokens.data() + w.seq->computed;
         q.count = w.count;
         q.position = w.seq->computed;
@@ -520,6 +540,8 @@ void Engine::decode_in_flight(const std::vector<Sequence*>& seqs) {
         g.step.clear();
         for (Sequence* s : g.seqs) {
             StepSequence q;
+            q.cross = s->cross;
+            q.cross_mask = &s->cross_mask;
             q.tokens = s->tokens.data() + s->computed;
             q.count = 1;
             q.position = s->computed;

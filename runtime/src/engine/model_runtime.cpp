@@ -67,7 +67,9 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     auto tok = Tokenizer::create(std::move(*vocab));
     if (!tok) return tok.status();
     m->tokenizer_ = std::move(*tok);
-    if (m->tokenizer_->vocab_size() != static_cast<int32_t>(m->layout_.hp.n_vocab))
+    // mllama's tokenizer also lists <|image|>, which has an embedding row and no logit.
+    const int64_t tokens = m->tokenizer_->vocab_size();
+    if (tokens < m->layout_.hp.n_vocab || tokens > m->layout_.hp.n_embd_rows)
         return corrupt(config.model.path + ": the tokenizer has " +
                        std::to_string(m->tokenizer_->vocab_size()) + " tokens, the model " +
                        std::to_string(m->layout_.hp.n_vocab));

@@ -13,6 +13,7 @@
 
 #include "llmq/runtime/backend.hpp"
 #include "llmq/runtime/communicator.hpp"
+#include "llmq/runtime/cross_attention.hpp"
 #include "llmq/runtime/kv_cache.hpp"
 #include "llmq/runtime/model_shard.hpp"
 #include "llmq/runtime/mpi_world.hpp"
@@ -35,6 +36,10 @@ struct StepSequence {
     // takes row embedding_row[t] of `embeddings` ([rows][n_embd], host memory) as its input.
     const float* embeddings = nullptr;
     const int32_t* embedding_row = nullptr;
+    // Cross-attention images (mllama, cross_attention.hpp): the request's image states and
+    // which positions see which image. Null: a text-only sequence (or a model without).
+    std::shared_ptr<const CrossAttentionStates> cross;
+    const CrossAttentionMask* cross_mask = nullptr;
 };
 
 struct ExecutorOptions {
@@ -93,6 +98,13 @@ public:
     // it): out receives encoder.tokens_per_image() x embedding_dim() floats. Errors: no vision
     // plugin loaded; the encoder's or the plugin's. Thread: the engine loop.
     [[nodiscard]] Status encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out);
+
+    // A request with cross-attention images is done: every shard drops the image keys and
+    // values it keeps for these states (after the steps already posted). Thread: the engine loop.
+    void release_image_kv(uint64_t states_id);
+    // Bytes of image keys and values all shards hold now (read on the engine thread between
+    // steps; a shard updates its count on its worker).
+    uint64_t image_kv_bytes() const;
 
     // MPI ranks other than 0: run the steps rank 0 broadcasts until it calls stop_followers().
     [[nodiscard]] Status follow();

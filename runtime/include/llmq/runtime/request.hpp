@@ -2,10 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "llmq/runtime/cross_attention.hpp"
 
 #include "llmq/runtime/sampler.hpp"
 
@@ -23,6 +26,10 @@ struct GenerateRequest {
     // each takes the place of an "<image>" marker of the text prompt, or all come before the
     // text when it has none (vision_encoder.hpp). Text prompts only.
     std::vector<std::vector<uint8_t>> images;
+    // A cross-attention model's (mllama's) image states, given directly (in-process callers
+    // and tests; the engine makes them from `images` for such a model): one image per
+    // <|image|> token of the prompt, in order (cross_attention.hpp).
+    std::shared_ptr<const CrossAttentionStates> cross_states;
 };
 
 enum class FinishReason { stop, length, cancelled, error };
