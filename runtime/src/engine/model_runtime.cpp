@@ -21,6 +21,7 @@ PlannerInput planner_input(const Config& c) {
     in.context_length = static_cast<int32_t>(c.model.context_length);
     in.max_seqs = c.scheduler.max_running_sequences;
     in.max_tokens_per_step = c.scheduler.max_tokens_per_step;
+    in.max_images = c.ipc.max_images;
     if (!c.model.vision.empty()) {
         // The header is enough; a file that does not open is refused, naming it, when the
         // model loads (ModelRuntime::load) or by `llmq plan`.
