@@ -330,6 +330,20 @@ typedef struct llmq_attention_ops {
  *    (encoder layers to run: the feature layer), "activation": "gelu" | "quick_gelu",
  *    "class_token": true, "drop_class_token": true, "projector": "mlp",
  *    "projection_dim": N}
+ * For "mllama" (Llama 3.2 Vision's tiled encoder, since 1.2): the tensors v.patch_embd.weight,
+ * v.class_embd, v.position_embd.{weight,gate}, v.tile_position_embd.{weight,gate},
+ * v.{pre,post}_tile_position_embd.{weight,gate}, v.{pre,post}_ln.{weight,bias},
+ * v.blk.N.{attn_norm,ffn_norm}.{weight,bias}, v.blk.N.attn_{q,k,v,output}.weight,
+ * v.blk.N.{ffn_up,ffn_down}.{weight,bias} (fc1, fc2), v.global.blk.N.* the same plus attn_gate
+ * and ffn_gate, mm.0.{weight,bias}; gates hold tanh(g) (position_embd.gate 1 - tanh(g)). Metadata:
+ *   {"architecture": "mllama", the keys above but drop_class_token, "global_layers": G,
+ *    "intermediate_layers": [i, ...] (indices into the local encoder's hidden states),
+ *    "max_num_tiles": T, "aspect_ratio_rows": R, "tile_grids": [[high, wide], ...] (the grid of
+ *    aspect-ratio id k + 1 at index k), "activation": "gelu", "projector": "linear",
+ *    "projection_dim": N}
+ * with pixels [T][3][I][I] (the tiles past the grid zero), embeddings [T * (P + 1)][N] (P the
+ * patches per tile) and variant the aspect-ratio id; runtime/include/llmq/runtime/
+ * mllama_vision.hpp and docs/vision.md give the semantics.
  * A plugin refuses an architecture or projector it does not implement with
  * LLMQ_STATUS_UNSUPPORTED naming it. encode may be called many times after one load_weights;
  * load_weights may be called again (the runtime then hands the same or other weights).

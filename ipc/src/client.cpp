@@ -262,7 +262,16 @@ Result<std::chrono::nanoseconds> Client::ping(std::chrono::milliseconds timeout)
 Result<RenderedChat> Client::render_chat(const std::vector<ChatTurn>& turns, bool add_generation_prompt,
                                          std::string_view template_source, std::chrono::milliseconds timeout) {
     nlohmann::json messages = nlohmann::json::array();
-    for (const ChatTurn& t : turns) messages.push_back({{"role", t.role}, {"content", t.content}});
+    for (const ChatTurn& t : turns) {
+        if (t.images == 0) {
+            messages.push_back({{"role", t.role}, {"content", t.content}});
+            continue;
+        }
+        nlohmann::json parts = nlohmann::json::array();
+        for (std::uint32_t i = 0; i < t.images; ++i) parts.push_back({{"type", "image"}});
+        parts.push_back({{"type", "text"}, {"text", t.content}});
+        messages.push_back({{"role", t.role}, {"content", std::move(parts)}});
+    }
     nlohmann::json args{{"messages", std::move(messages)}, {"add_generation_prompt", add_generation_prompt}};
     if (!template_source.empty()) args["template"] = std::string(template_source);
     auto reply = control("chat_template", args, timeout);

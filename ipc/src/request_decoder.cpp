@@ -1,5 +1,6 @@
 #include "llmq/ipc/request_decoder.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -219,8 +220,10 @@ PolledRequest decode_generate_payload(std::uint64_t id, const std::byte* bytes, 
         const std::byte* ids = reader.view(std::uint64_t{f.prompt_length} * sizeof(std::int32_t));
         g.prompt_tokens.resize(f.prompt_length);
         std::memcpy(g.prompt_tokens.data(), ids, g.prompt_tokens.size() * sizeof(std::int32_t));
+        const bool images = (f.flags & kPayloadHasImages) != 0;
         for (std::size_t i = 0; i < g.prompt_tokens.size(); ++i) {
             const std::int32_t t = g.prompt_tokens[i];
+            if (t == kImagePromptToken && images) continue;  // an image's place, counted below
             if (t < 0 || static_cast<std::uint32_t>(t) >= limits.vocab_size) {
                 return defect(id, "prompt_tokens[" + std::to_string(i) + "]",
                               "is " + std::to_string(t) + "; the vocabulary has ids 0 to " +
@@ -281,7 +284,6 @@ PolledRequest decode_generate_payload(std::uint64_t id, const std::byte* bytes, 
     if (f.flags & kPayloadHasImages) {
         std::uint32_t count = 0;
         if (!reader.take(&count, sizeof count)) return defect(id, "image_count", "is missing: the payload ends first");
-        if (g.prompt_is_tokens) return defect(id, "images", "go with a text prompt, not token ids");
         if (limits.max_images == 0) return defect(id, "images", "are not taken: the model has no vision projector");
         if (count == 0 || count > limits.max_images)
             return defect(id, "image_count", "is " + std::to_string(count) + "; send 1 to " +
@@ -302,6 +304,13 @@ PolledRequest decode_generate_payload(std::uint64_t id, const std::byte* bytes, 
                                              std::to_string(reader.remaining()) + " payload bytes follow");
             const auto* p = reinterpret_cast<const std::uint8_t*>(bytes);
             g.images.emplace_back(p, p + length);
+        }
+        if (g.prompt_is_tokens) {
+            const auto marks = std::count(g.prompt_tokens.begin(), g.prompt_tokens.end(), kImagePromptToken);
+            if (marks != static_cast<std::ptrdiff_t>(count))
+                return defect(id, "prompt_tokens", "hold " + std::to_string(marks) + " image marks (" +
+                                                       std::to_string(kImagePromptToken) + ") for " +
+                                                       std::to_string(count) + " image(s); put one where each image goes");
         }
     }
     if (reader.remaining() != 0) {

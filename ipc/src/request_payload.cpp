@@ -43,8 +43,6 @@ Result<std::uint64_t> generate_payload_size(const GenerateRequest& r) {
         size += sizeof(std::uint32_t) + s.size();
     }
     if (!r.images.empty()) {
-        if (r.prompt_is_tokens)
-            return make_error(ErrorCode::invalid_argument, "generate request: images go with a text prompt");
         if (r.images.size() > kU32Max) return make_error(ErrorCode::invalid_argument, "generate request: too many images");
         size += sizeof(std::uint32_t);
         for (const auto& image : r.images) {

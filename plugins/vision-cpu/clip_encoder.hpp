@@ -19,23 +19,12 @@
 
 #include "llmq/kernels/cpu.hpp"
 #include "llmq_plugin.h"
+#include "vision_weights.hpp"
 
 namespace llmq::vision_cpu {
 
-struct clip_hparams {
-    int32_t image_size = 0, patch_size = 0, dim = 0, ff = 0, heads = 0, layers = 0, projection_dim = 0;
-    float eps = 1e-5f;
+struct clip_hparams : vit_sizes {
     bool quick_gelu = true;
-    int32_t grid() const { return image_size / patch_size; }
-    int32_t patches() const { return grid() * grid(); }
-};
-
-// A linear layer: y[M, out] = x[M, in] · wᵀ + b.
-struct linear {
-    const void* w = nullptr;
-    kernels::dtype wt = kernels::dtype::f32;
-    int64_t ldw = 0, out = 0, in = 0;
-    std::vector<float> bias;  // [out]; empty: none
 };
 
 struct clip_layer {

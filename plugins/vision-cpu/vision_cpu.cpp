@@ -1,6 +1,7 @@
 // vision-cpu: the CPU vision plugin. Encodes one preprocessed image with a CLIP vision tower
-// and LLaVA's MLP projector (clip_encoder.hpp), on the same GEMM and attention kernels as the
-// text path.
+// and LLaVA's MLP projector (clip_encoder.hpp), or with Llama 3.2 Vision's tiled encoder and
+// projector (mllama_encoder.hpp, metadata architecture "mllama", variant = the aspect-ratio
+// id), on the same GEMM and attention kernels as the text path.
 //
 // load_weights keeps the host's tensor pointers (the runtime owns them until shutdown) and
 // widens the small vectors (norms, biases, class and position embeddings) to f32 once; the
@@ -14,10 +15,12 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <toml++/toml.h>
 
 #include "clip_encoder.hpp"
+#include "mllama_encoder.hpp"
 #include "llmq/kernels/cpu.hpp"
 #include "llmq_plugin.h"
 #include "llmq_plugin_checks.hpp"
@@ -34,7 +37,8 @@ constexpr const char* plugin_version = "1.0.0";
 struct instance {
     const llmq_host* host = nullptr;
     k::isa isa = k::isa::scalar;
-    std::unique_ptr<llmq::vision_cpu::clip_model> model;
+    std::unique_ptr<llmq::vision_cpu::clip_model> model;    // architecture "clip"
+    std::unique_ptr<llmq::vision_cpu::mllama_model> mllama;  // or "mllama"
     std::vector<float> scratch;
 };
 
@@ -75,9 +79,18 @@ llmq_status load_weights(void* raw, const llmq_named_tensor* tensors, size_t cou
     if (self == nullptr || (tensors == nullptr && count > 0))
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "load_weights: instance or tensors is NULL");
     try {
-        auto model = std::make_unique<llmq::vision_cpu::clip_model>();
         llmq_status status = LLMQ_OK;
+        const nlohmann::json meta = nlohmann::json::parse(metadata_json ? metadata_json : "", nullptr, false);
+        if (meta.is_object() && meta.value("architecture", "") == "mllama") {
+            auto model = std::make_unique<llmq::vision_cpu::mllama_model>();
+            if (!llmq::vision_cpu::load_mllama(tensors, count, metadata_json, *model, &status, error)) return status;
+            self->model.reset();
+            self->mllama = std::move(model);
+            return LLMQ_OK;
+        }
+        auto model = std::make_unique<llmq::vision_cpu::clip_model>();
         if (!llmq::vision_cpu::load_clip(tensors, count, metadata_json, *model, &status, error)) return status;
+        self->mllama.reset();
         self->model = std::move(model);
         return LLMQ_OK;
     } catch (const std::bad_alloc&) {
@@ -107,11 +120,33 @@ llmq_status check_dense(const llmq_tensor& t, const char* name, std::initializer
     return LLMQ_OK;
 }
 
+// A tiled encoder's image: pixels [tiles][3][I][I], embeddings [tiles * rows][N], variant the
+// aspect-ratio id.
+llmq_status encode_mllama(instance& self, const llmq_vision_args& a, llmq_error* error) {
+    const auto& hp = self.mllama->hp;
+    if (a.variant < 1 || a.variant > hp.grid_tiles.size())
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "encode: aspect-ratio id (variant) %u is not in 1..%zu",
+                    a.variant, hp.grid_tiles.size());
+    llmq_status s = check_dense(a.pixels, "pixels", {hp.max_tiles, 3, hp.image_size, hp.image_size}, error);
+    if (s == LLMQ_OK)
+        s = check_dense(a.embeddings, "embeddings", {int64_t(hp.max_tiles) * hp.rows_per_tile(), hp.projection_dim}, error);
+    if (s != LLMQ_OK) return s;
+    try {
+        llmq::vision_cpu::encode_mllama(*self.mllama, *self.host, self.isa, static_cast<const float*>(a.pixels.data),
+                                        int32_t(a.variant), static_cast<float*>(a.embeddings.data), self.scratch);
+        return LLMQ_OK;
+    } catch (const std::bad_alloc&) {
+        return fail(error, LLMQ_STATUS_OUT_OF_MEMORY, "encode: out of memory for the activations");
+    }
+}
+
 llmq_status encode(void* raw, const llmq_vision_args* a, llmq_error* error) {
     auto* self = static_cast<instance*>(raw);
     if (self == nullptr || a == nullptr || a->struct_size < sizeof(llmq_vision_args))
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "encode: instance or args is NULL or args too small");
-    if (!self->model) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "encode: no weights loaded (call load_weights)");
+    if (!self->model && !self->mllama)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "encode: no weights loaded (call load_weights)");
+    if (self->mllama) return encode_mllama(*self, *a, error);
     if (a->variant != 0)
         return fail(error, LLMQ_STATUS_UNSUPPORTED, "encode: variant %u (a tiled encoder's aspect ratio) is not clip's",
                     a->variant);

@@ -6,7 +6,9 @@
 
 A Client is one connection to one llmqd instance (its own shared-memory region); use it from
 one thread at a time. generate() returns a Generation: iterate it for TokenEvents; when it ends,
-its finish_reason and token counts are set. Closing a Generation early (close(), leaving its
+its finish_reason and token counts are set. A vision model (llmqd with [model] vision) takes
+images as their file bytes: generate("USER: <image>\nWhat is this? ASSISTANT:", images=[data]).
+ Closing a Generation early (close(), leaving its
 `with` block, or dropping it) cancels the request in the daemon. Every failure is an LlmqError
 carrying the daemon's code and message.
 """
@@ -18,7 +20,9 @@ import json
 
 from . import _abi
 
-__all__ = ['Client', 'Generation', 'TokenEvent', 'LlmqError']
+__all__ = ['Client', 'Generation', 'TokenEvent', 'LlmqError', 'IMAGE_TOKEN']
+
+IMAGE_TOKEN = _abi.IMAGE_TOKEN
 
 TokenEvent = collections.namedtuple('TokenEvent', ['token_id', 'piece', 'text', 'logprob'])
 TokenEvent.__doc__ = """One generated token: its id, its bytes (`piece`, which may split a UTF-8
@@ -121,9 +125,13 @@ class Client(_ClosedOnExit):
 
     def generate(self, prompt, max_tokens=0, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
                  repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, penalty_last_n=64,
-                 seed=None, stop=(), logprobs=False, add_bos=True, ignore_eos=False, priority=0, timeout=60.0):
+                 seed=None, stop=(), logprobs=False, add_bos=True, ignore_eos=False, priority=0, images=(),
+                 timeout=60.0):
         """Submits a request and returns its Generation. prompt: text, or a list of token ids.
         max_tokens 0 = the daemon's limit; seed None = the daemon picks one; stop: up to 8 strings.
+        images: PNG or JPEG file bytes (bytes-like), for a vision model: each at an "<image>" of a
+        text prompt (else all before the text), or at an IMAGE_TOKEN of a token prompt; llmqd
+        decodes and checks them, and a bad one ends this generation with an LlmqError.
         timeout: the longest wait for any one event, in seconds."""
         self._require_open()
         if isinstance(stop, str):
@@ -144,6 +152,18 @@ class Client(_ClosedOnExit):
             req.prompt_tokens = tokens
             req.prompt_token_count = len(prompt)
             keep.append(tokens)
+        images = [bytes(image) for image in images]
+        if images:
+            if self._lib.api_minor < 1:
+                raise LlmqError('LLMQ_CLIENT_ERR_INVALID_ARGUMENT',
+                                f'images need libllmq-client API 2.1 or later (this one is 2.{self._lib.api_minor})')
+            buffers = [ctypes.create_string_buffer(image, len(image)) for image in images]
+            pointers = (ctypes.c_void_p * len(images))(*[ctypes.addressof(b) for b in buffers])
+            sizes = (ctypes.c_size_t * len(images))(*[len(image) for image in images])
+            req.images = ctypes.cast(pointers, ctypes.POINTER(ctypes.c_void_p))
+            req.image_sizes = sizes
+            req.image_count = len(images)
+            keep.extend([buffers, pointers, sizes])
         encoded_stops = [s.encode() for s in stop]
         stops = (ctypes.c_char_p * max(1, len(encoded_stops)))(*encoded_stops)
         req.stop = stops

@@ -1,7 +1,7 @@
 """The C ABI of libllmq-client (llmq_client.h, API 2) as ctypes declarations.
 
-Every struct here mirrors the header member for member; test_layout() in the tests pins their
-sizes to the header's (40, 104 and 80 bytes on LP64).
+Every struct here mirrors the header member for member; the tests pin their sizes to the
+header's (40, 128 and 80 bytes on LP64).
 """
 
 import ctypes
@@ -9,6 +9,7 @@ import ctypes.util
 import os
 
 API_MAJOR = 2
+IMAGE_TOKEN = -1  # LLMQ_IMAGE_TOKEN: an image's place in a token prompt (API 2.2)
 
 REQUEST_ADD_BOS = 0x1
 REQUEST_IGNORE_EOS = 0x2
@@ -39,7 +40,10 @@ class GenerateRequest(ctypes.Structure):
                 ('repetition_penalty', ctypes.c_float), ('presence_penalty', ctypes.c_float),
                 ('frequency_penalty', ctypes.c_float), ('top_k', ctypes.c_int32),
                 ('penalty_last_n', ctypes.c_int32), ('max_tokens', ctypes.c_int32), ('priority', ctypes.c_int32),
-                ('seed', ctypes.c_uint64)]
+                ('seed', ctypes.c_uint64),
+                # API 2.1: encoded images (PNG/JPEG bytes) for a vision model.
+                ('images', ctypes.POINTER(ctypes.c_void_p)), ('image_sizes', ctypes.POINTER(ctypes.c_size_t)),
+                ('image_count', ctypes.c_size_t)]
 
 
 class Event(ctypes.Structure):
@@ -96,6 +100,7 @@ def library():
         f.argtypes = argtypes
     major, minor = ctypes.c_uint32(), ctypes.c_uint32()
     lib.llmq_client_api_version(ctypes.byref(major), ctypes.byref(minor))
+    lib.api_minor = minor.value
     if major.value != API_MAJOR:
         raise ImportError(f'llmq: {name} has client API {major.value}.{minor.value}; this package needs {API_MAJOR}.x')
     _lib = lib

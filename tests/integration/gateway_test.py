@@ -6,10 +6,18 @@ limits, a slow sender, too many streams, missing or wrong bearer token), and a c
 disconnects mid-stream (llmqd counts the request cancelled and frees its blocks at once).
 --part promtool: /metrics after some traffic passes `promtool check metrics` and holds every
 family an operator watches. --part sdk: the official `openai` npm package as the client
-(gateway_openai_sdk.mjs); exit 77 when node or the package cannot be had.
+(gateway_openai_sdk.mjs); exit 77 when node or the package cannot be had. --part vision: chat
+messages with image_url parts (base64 data URLs) against a LLaVA-style model: the image and its
+place change what the model sees, the same request gives the same answer, streamed through curl
+too; every bad image part (http URL, bad base64, other media type, a corrupt or non-image file,
+too many images or bytes for llmqd's [ipc] limits, an over-large body, a model without vision,
+an image outside a user message) is an OpenAI-shaped 4xx for that request alone while llmqd and
+the gateway serve on; and the openai SDK sends an image (gateway_openai_sdk_vision.mjs) when npm
+can install it.
 """
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -19,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from integration_harness import Harness, TestFailure, bound, check  # noqa: E402
+from integration_harness import Harness, TestFailure, bound, check, png_bytes  # noqa: E402
 from gateway_harness import metrics, request, start_gateway, wait_daemon_idle  # noqa: E402
 
 SKIP = 77
@@ -28,7 +36,7 @@ SKIP = 77
 def parse_extra(h):
     p = argparse.ArgumentParser()
     p.add_argument('--gateway', required=True)
-    p.add_argument('--part', required=True, choices=['http', 'promtool', 'sdk'])
+    p.add_argument('--part', required=True, choices=['http', 'promtool', 'sdk', 'vision'])
     p.add_argument('--npm-cache', default='')
     return p.parse_args(h.extra_args)
 
@@ -190,7 +198,7 @@ def part_http(h, extra, daemon, model):
     error_of(*request(gw, 'POST', '/v1/completions', {'model': model, 'prompt': ['a', 'b']})[::2], 400, 'prompt')
     error_of(*request(gw, 'GET', '/v1/nothing')[::2], 404)
     error_of(*request(gw, 'GET', '/v1/chat/completions')[::2], 405)
-    error_of(*request(gw, 'POST', '/v1/completions', b'{"a": "' + b'x' * (2 << 20) + b'"}')[::2], 413)
+    error_of(*request(gw, 'POST', '/v1/completions', b'{"a": "' + b'x' * (13 << 20) + b'"}')[::2], 413)
     error_of(*request(gw, 'GET', '/health', headers={'X-Big': 'y' * 40000})[::2], 431)
     # A request llmqd itself refuses (a token id beyond the vocabulary) is a 400 too, streamed or not.
     for stream in (False, True):
@@ -287,12 +295,12 @@ def part_promtool(h, extra, daemon, model):
     check(bad.wait(30) != 0 and '[metrics] listen' in bad.log(), f'bad listen: {bad.log()[-500:]}')
 
 
-def part_sdk(h, extra, daemon, model):
+def openai_sdk(extra, h):
+    """(node, the npm folder holding the openai package), or a reason it cannot be had."""
     node = shutil.which('node')
     npm = shutil.which('npm')
     if not node or not npm:
-        print('SKIP: node/npm not installed')
-        sys.exit(SKIP)
+        return None, 'node/npm not installed'
     folder = extra.npm_cache or h.path('npm')
     os.makedirs(folder, exist_ok=True)
     if not os.path.isfile(os.path.join(folder, 'node_modules', 'openai', 'package.json')):
@@ -300,27 +308,148 @@ def part_sdk(h, extra, daemon, model):
             r = subprocess.run([npm, 'install', '--no-audit', '--no-fund', '--prefix', folder, 'openai@4'],
                                capture_output=True, text=True, timeout=150)
         except subprocess.TimeoutExpired:
-            print('SKIP: npm install openai took over 150 s (no registry?)')
-            sys.exit(SKIP)
+            return None, 'npm install openai took over 150 s (no registry?)'
         if r.returncode != 0:
-            print(f'SKIP: npm install openai failed (no registry?): {r.stderr[-500:]}')
-            sys.exit(SKIP)
-    gw = start_gateway(h, extra.gateway)
-    _, before = metrics(gw)
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'gateway_openai_sdk.mjs')
+            return None, f'npm install openai failed (no registry?): {r.stderr[-500:]}'
+    return (node, folder), ''
+
+
+def run_sdk_script(h, sdk, name, gw, model, extra_env=None):
+    """Runs one of the SDK scripts against `gw`; returns its JSON line of results."""
+    node, folder = sdk
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
     env = dict(h.env, NODE_PATH=os.path.join(folder, 'node_modules'), LLMQ_GATEWAY_URL=gw.url('/v1'),
-               LLMQ_MODEL=model)
+               LLMQ_MODEL=model, **(extra_env or {}))
     # ESM ignores NODE_PATH: run the script from a copy inside the npm folder.
-    runner = os.path.join(folder, 'gateway_openai_sdk.mjs')
+    runner = os.path.join(folder, name)
     shutil.copyfile(script, runner)
     r = subprocess.run([node, runner], capture_output=True, text=True, timeout=bound(120), env=env)
-    check(r.returncode == 0, f'the openai SDK script failed ({r.returncode}):\n{r.stdout}\n{r.stderr}')
-    results = json.loads(r.stdout.strip().splitlines()[-1])
+    check(r.returncode == 0, f'the openai SDK script {name} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}')
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def part_sdk(h, extra, daemon, model):
+    sdk, why = openai_sdk(extra, h)
+    if not sdk:
+        print(f'SKIP: {why}')
+        sys.exit(SKIP)
+    gw = start_gateway(h, extra.gateway)
+    _, before = metrics(gw)
+    results = run_sdk_script(h, sdk, 'gateway_openai_sdk.mjs', gw, model)
     h.log(f'openai SDK: {results}')
     wait_daemon_idle(h, daemon, timeout=1)
     _, after = metrics(gw)
     key = 'llmq_requests_total{outcome="cancelled"}'
     check(after[key] >= before[key] + 1, 'llmqd did not count the aborted stream as cancelled')
+
+
+def data_url(data, media='image/png'):
+    return f'data:{media};base64,' + base64.b64encode(data).decode()
+
+
+def image_part(data, media='image/png'):
+    return {'type': 'image_url', 'image_url': {'url': data_url(data, media)}}
+
+
+def part_vision(h, extra, daemon, text_model):
+    """Images in chat messages (see the module comment). `daemon` serves a text-only model."""
+    vision_model = h.make_model('gwvision')
+    clip = h.make_clip('gwvision-mmproj')
+    seeing = h.start_daemon(vision_model, instance='seeing',
+                            sections={'model': {'vision': clip}, 'ipc': {'max_images': 2, 'max_image_bytes': 100000}})
+    model = h.status('seeing')['model']['name']
+    check(h.status('seeing')['model']['vision']['max_images'] == 2, 'status shows the vision limits')
+    gw = start_gateway(h, extra.gateway, '--instance', 'seeing')
+    a, b = png_bytes(40, 25, 1), png_bytes(40, 25, 2)
+    path = '/v1/chat/completions'
+
+    def ask(content, want=200, **fields):
+        body = {'model': model, 'messages': [{'role': 'user', 'content': content}], 'max_tokens': 6,
+                'temperature': 0, 'logprobs': True, **fields}
+        status, _, answer = request(gw, 'POST', path, body)
+        if want != 200:
+            return error_of(status, answer, want)
+        check(status == 200, lambda: f'image chat: {status} {answer[:400]!r}')
+        r = json.loads(answer)
+        lp = [t['logprob'] for t in r['choices'][0]['logprobs']['content']]
+        return r['choices'][0]['message']['content'], lp, r['usage']['prompt_tokens']
+
+    text_only = ask('Describe the picture')
+    first = ask([{'type': 'text', 'text': 'Describe the picture'}, image_part(a)])
+    check(first[2] >= text_only[2] + 16, f'the prompt holds the image\'s 16 positions ({first[2]} vs {text_only[2]})')
+    check(ask([{'type': 'text', 'text': 'Describe the picture'}, image_part(a)]) == first,
+          'the same image request gives the same answer')
+    other = ask([{'type': 'text', 'text': 'Describe the picture'}, image_part(b)])
+    check(other[1] != first[1], 'another image gives other log-probabilities')
+    before = ask([image_part(a), {'type': 'text', 'text': 'Describe the picture'}])
+    check(before[1] != first[1], 'the image before the text is another prompt than after it')
+    two = ask([image_part(a), {'type': 'text', 'text': 'and'}, image_part(b)])
+    check(two[2] >= 32, f'two images take 32 positions ({two[2]})')
+    h.log(f'image chat: {first}; other image {other[1][:2]}; image first {before[1][:2]}')
+
+    if shutil.which('curl'):
+        body = json.dumps({'model': model, 'messages': [{'role': 'user', 'content': [
+            {'type': 'text', 'text': 'What is this?'}, image_part(a)]}], 'max_tokens': 4, 'stream': True})
+        body_file = h.path('image-chat.json')
+        with open(body_file, 'w') as f:
+            f.write(body)
+        r = subprocess.run(['curl', '-sS', '-N', '-H', 'Content-Type: application/json', '--data-binary', '@' + body_file,
+                            gw.url(path)], capture_output=True, timeout=bound(60))
+        check(r.returncode == 0 and r.stdout.endswith(b'data: [DONE]\n\n'), f'curl image stream: {r.stdout[-300:]!r}')
+
+    # Refusals: an OpenAI-shaped 400 for that request, naming the part.
+    cut = a[:60]
+    cases = [
+        ([{'type': 'image_url', 'image_url': {'url': 'https://example.com/cat.png'}}], 'messages[0].content[0].image_url.url',
+         'only data URLs'),
+        ([{'type': 'text', 'text': 'x'}, {'type': 'image_url', 'image_url': {'url': 'data:image/png;base64,@@@@'}}],
+         'messages[0].content[1].image_url.url', 'base64'),
+        ([image_part(a, 'image/gif')], 'messages[0].content[0].image_url.url', 'image/png and image/jpeg'),
+        ([{'type': 'image_url'}], 'messages[0].content[0].image_url.url', 'string'),
+        ([{'type': 'input_audio'}], 'messages[0].content[0].type', 'image_url'),
+        ([image_part(a), image_part(a), image_part(b)], 'messages', '[ipc] max_images'),
+        ([image_part(png_bytes(200, 200, 0, noise=True))], 'messages', '[ipc] max_image_bytes'),
+    ]
+    for content, param, words in cases:
+        e = ask(content, want=400)
+        check(e['param'] == param and words in e['message'], f'{param}: {e}')
+    e = error_of(*request(gw, 'POST', path, {'model': model, 'messages': [
+        {'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': [image_part(a)]}]})[::2], 400)
+    check('user messages only' in e['message'], f'an assistant image: {e}')
+    # What only llmqd can tell (the bytes are not a good image) comes back as a 400 too, streamed or not.
+    for stream in (False, True):
+        for data, words in [(cut, 'PNG truncated'), (b'hello, not an image', 'image')]:
+            status, _, answer = request(gw, 'POST', path, {'model': model, 'max_tokens': 3, 'stream': stream,
+                                                           'messages': [{'role': 'user', 'content': [image_part(data)]}]})
+            e = error_of(status, answer, 400)
+            check(words in e['message'], f'a bad image (stream={stream}): {e}')
+    # A body over [gateway] max_body_bytes is a 413, before anything is decoded.
+    small = start_gateway(h, extra.gateway, '--instance', 'seeing', config='[gateway]\nmax_body_bytes = 4096\n')
+    status, _, answer = request(small, 'POST', path, {'model': model, 'messages': [
+        {'role': 'user', 'content': [image_part(png_bytes(64, 64, 0, noise=True))]}]})
+    error_of(status, answer, 413)
+    # A model without a vision projector says so.
+    plain = start_gateway(h, extra.gateway)
+    status, _, answer = request(plain, 'POST', path, {'model': text_model, 'messages': [
+        {'role': 'user', 'content': [{'type': 'text', 'text': 'x'}, image_part(a)]}]})
+    e = error_of(status, answer, 400)
+    check('takes no images' in e['message'], f'a model without vision: {e}')
+
+    # Everyone else is still served, by the same daemons and gateways.
+    check(ask([{'type': 'text', 'text': 'Describe the picture'}, image_part(a)]) == first, 'served on after the refusals')
+    check(ask('Describe the picture') == text_only, 'text requests are served on')
+    check(seeing.alive() and daemon.alive() and gw.process.poll() is None, 'llmqd and the gateway are alive')
+    wait_daemon_idle(h, seeing, timeout=5)
+
+    sdk, why = openai_sdk(extra, h)
+    if not sdk:
+        h.log(f'the openai SDK part is skipped: {why}')
+        return
+    with open(h.path('sdk-image.png'), 'wb') as f:
+        f.write(a)
+    results = run_sdk_script(h, sdk, 'gateway_openai_sdk_vision.mjs', gw, model,
+                             {'LLMQ_IMAGE_URL': data_url(a), 'LLMQ_EXPECTED_TEXT': first[0]})
+    h.log(f'openai SDK with an image: {results}')
 
 
 def main():
@@ -329,7 +458,8 @@ def main():
         model_path = h.make_model('gwmodel')
         daemon = h.start_daemon(model_path)
         model = h.status()['model']['name']
-        {'http': part_http, 'promtool': part_promtool, 'sdk': part_sdk}[extra.part](h, extra, daemon, model)
+        parts = {'http': part_http, 'promtool': part_promtool, 'sdk': part_sdk, 'vision': part_vision}
+        parts[extra.part](h, extra, daemon, model)
 
 
 if __name__ == '__main__':

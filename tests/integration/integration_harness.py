@@ -19,10 +19,12 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 # Flags of `llmq run` and `llmq generate` a request spec may carry.
 _SPEC_FLAGS = {
@@ -79,6 +81,21 @@ def request_args(spec):
     if spec.get('ignore_eos'):
         args.append('--ignore-eos')
     return args
+
+
+def png_bytes(w, h, seed, noise=False):
+    """An 8-bit RGB PNG: a pattern of `seed`, or incompressible noise (a file of a known size)."""
+    if noise:
+        pixels = os.urandom(w * h * 3)
+        rows = b''.join(b'\x00' + pixels[y * w * 3:(y + 1) * w * 3] for y in range(h))
+    else:
+        rows = b''.join(b'\x00' + bytes((x * 7 + y * 13 + seed * 31 + ch * 50) % 256 for x in range(w) for ch in range(3))
+                        for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)) +
+            chunk(b'IDAT', zlib.compress(rows, 0 if noise else 6)) + chunk(b'IEND', b''))
 
 
 def last_json_line(text):
@@ -241,6 +258,15 @@ class Harness:
         else:
             args += ['--vocab', '512']
         subprocess.run(args, check=True, capture_output=True, timeout=60)
+        return out
+
+    def make_clip(self, name='mmproj', projection_dim=64):
+        """A random LLaVA-style clip projector GGUF (28 px, 7 px patches: 16 image positions) for a
+        text model of width projection_dim."""
+        out = self.path(name + '.gguf')
+        subprocess.run([self.args.make_model, '--clip', '--out', out, '--dim', '32', '--heads', '2', '--layers', '3',
+                        '--ffn', '64', '--image-size', '28', '--patch-size', '7', '--projection-dim',
+                        str(projection_dim)], check=True, capture_output=True, timeout=60)
         return out
 
     def write_config(self, name, sections):

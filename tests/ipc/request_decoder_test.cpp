@@ -502,3 +502,25 @@ TEST_CASE("images travel after the stop strings and decode byte for byte within 
     l.max_images = 2;
     check_defect(decode_payload(cut, l), "images[1]");
 }
+
+TEST_CASE("a token prompt carries images at its image marks, one mark per image") {
+    GenerateRequest in = valid_request();
+    in.prompt_is_tokens = true;
+    in.prompt_tokens = {1, kImagePromptToken, 15, 16, kImagePromptToken, 17};
+    in.images = {{0x89, 'P', 'N', 'G', 1}, {0xFF, 0xD8, 0xFF, 9}};
+    DecodeLimits l = limits();
+    l.max_images = 2;
+    l.max_image_bytes = 100;
+    auto result = decode_payload(encode(in), l);
+    const auto* d = std::get_if<DecodedRequest>(&result);
+    REQUIRE(d != nullptr);
+    CHECK(d->generate.prompt_tokens == in.prompt_tokens);
+    CHECK(d->generate.images == in.images);
+    // Marks and images must agree in number.
+    in.prompt_tokens = {1, kImagePromptToken, 15};
+    check_defect(decode_payload(encode(in), l), "prompt_tokens");
+    // Without images a mark is an invalid id like any negative one.
+    GenerateRequest plain = in;
+    plain.images.clear();
+    check_defect(decode_payload(encode(plain), l), "prompt_tokens[1]");
+}

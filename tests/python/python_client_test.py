@@ -7,7 +7,6 @@ the daemon's error text in LlmqError, two interleaved generations on one client,
 `pip install` of python/ gives an importable package.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -17,23 +16,17 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
 from integration_harness import Harness, TestFailure, bound, check  # noqa: E402
+from python_client_setup import import_llmq  # noqa: E402
 
 
 def main():
     with Harness('python_client') as h:
-        p = argparse.ArgumentParser()
-        p.add_argument('--client-lib', required=True)
-        p.add_argument('--python-dir', required=True)
-        extra = p.parse_args(h.extra_args)
-        os.environ['LLMQ_CLIENT_LIBRARY'] = os.path.abspath(extra.client_lib)
-        os.environ['LLMQ_IPC_DIR'] = h.ipc_dir
-        sys.path.insert(0, os.path.abspath(extra.python_dir))
-        import llmq
+        llmq, extra = import_llmq(h)
         from llmq import _abi
 
         import ctypes
         check((ctypes.sizeof(_abi.ConnectOptions), ctypes.sizeof(_abi.GenerateRequest), ctypes.sizeof(_abi.Event))
-              == (40, 104, 80), 'the ctypes structs do not match llmq_client.h')
+              == (40, 128, 80), 'the ctypes structs do not match llmq_client.h')
 
         try:
             llmq.Client(instance='nobody')

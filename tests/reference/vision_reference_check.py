@@ -8,8 +8,9 @@ The reference follows:
   * LLaVA's expand2square (llava/mm_utils.py): the image centred on a square canvas of its
     longer side, filled with tuple(int(x * 255) for x in image_mean);
   * CLIPImageProcessor: PIL's bicubic resize to image_size (Pillow's ImagingResample: support
-    2 * max(scale, 1), a = -0.5, 22-bit fixed-point weights, horizontal pass then vertical,
-    each rounded to bytes), rescale 1/255, normalise with image_mean / image_std;
+    2 * max(scale, 1), a = -0.5, taps at (x - center + 0.5) * (1 / filterscale), 22-bit
+    fixed-point weights, horizontal pass then vertical, each rounded to bytes), rescale 1/255,
+    normalise with image_mean / image_std;
   * Hugging Face CLIPVisionTransformer: [CLS; conv patches] + positions, pre_layrnorm, encoder
     layers x = x + attn(ln1(x)), x = x + mlp(ln2(x)) with quick_gelu or gelu;
   * LLaVA: the hidden state of the feature layer (hidden_states[-2] by default: the output of
@@ -73,16 +74,28 @@ def bicubic_filter(x):
     return 0.0
 
 
-def resample_coefficients(in_size, out_size):
+def bilinear_filter(x):
+    x = abs(x)
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+BICUBIC = (bicubic_filter, 2.0)
+BILINEAR = (bilinear_filter, 1.0)
+
+
+def resample_coefficients(in_size, out_size, kind=BICUBIC):
+    """Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis."""
+    filt, filter_support = kind
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
-    support = 2.0 * filterscale
+    support = filter_support * filterscale
+    ss = 1.0 / filterscale
     bounds, weights = [], []
     for i in range(out_size):
         center = (i + 0.5) * scale
         xmin = max(int(center - support + 0.5), 0)
         xmax = min(int(center + support + 0.5), in_size)
-        k = [bicubic_filter((x - center + 0.5) / filterscale) for x in range(xmin, xmax)]
+        k = [filt((x - center + 0.5) * ss) for x in range(xmin, xmax)]
         total = sum(k)
         fixed = []
         for v in k:
@@ -93,9 +106,9 @@ def resample_coefficients(in_size, out_size):
     return bounds, weights
 
 
-def resample_axis(img, out_size, axis):
+def resample_axis(img, out_size, axis, kind=BICUBIC):
     """One 8-bit pass along axis (1: horizontal, 0: vertical), as Pillow's."""
-    bounds, weights = resample_coefficients(img.shape[axis], out_size)
+    bounds, weights = resample_coefficients(img.shape[axis], out_size, kind)
     src = np.moveaxis(img.astype(np.int64), axis, 0)
     out = np.empty((out_size,) + src.shape[1:], dtype=np.int64)
     for i in range(out_size):
@@ -106,12 +119,18 @@ def resample_axis(img, out_size, axis):
     return np.moveaxis(out, 0, axis).astype(np.uint8)
 
 
+def pil_resize(rgb, width, height, kind):
+    """Image.resize((width, height), filter) on an RGB image: horizontal pass, then vertical,
+    each only where the size changes."""
+    if rgb.shape[1] != width:
+        rgb = resample_axis(rgb, width, 1, kind)
+    if rgb.shape[0] != height:
+        rgb = resample_axis(rgb, height, 0, kind)
+    return rgb
+
+
 def preprocess(rgb, size, mean, std):
-    square = expand2square(rgb, tuple(int(m * 255) for m in mean))
-    if square.shape[1] != size:
-        square = resample_axis(square, size, 1)
-    if square.shape[0] != size:
-        square = resample_axis(square, size, 0)
+    square = pil_resize(expand2square(rgb, tuple(int(m * 255) for m in mean)), size, size, BICUBIC)
     x = square.astype(np.float32) * np.float32(1 / 255)
     x = (x - np.array(mean, dtype=np.float32)) / np.array(std, dtype=np.float32)
     return torch.from_numpy(x.transpose(2, 0, 1).astype(np.float64))  # [3][S][S]

@@ -4,37 +4,19 @@ sees (its logits), the same image gives the same tokens, tp=2 and pp=2 on CPU de
 tokens of one device, and a bad image, an image without a projector, or a projector of another
 model's size are errors that name the problem."""
 import os
-import struct
 import sys
-import zlib
 
-from llmq_test_helpers import Checks, json_lines, make_model, run, tmpdir
+from llmq_test_helpers import Checks, json_lines, make_clip, make_model, run, tmpdir, write_png
 
 llmq, maker, llmqd = sys.argv[1], sys.argv[2], sys.argv[3]
 c = Checks()
 d = tmpdir()
 model = make_model(maker, os.path.join(d, "m.gguf"), dim=64, layers=2, heads=4, kv_heads=2, ffn=128, seed=3)
-clip = os.path.join(d, "mmproj.gguf")
-run([maker, "--clip", "--out", clip, "--dim", "32", "--heads", "2", "--layers", "3", "--ffn", "64",
-     "--image-size", "28", "--patch-size", "7", "--projection-dim", "64"])
+clip = make_clip(maker, os.path.join(d, "mmproj.gguf"))
 other_clip = os.path.join(d, "mmproj48.gguf")
 run([maker, "--clip", "--out", other_clip, "--projection-dim", "48"])
-
-
-def png(path, w, h, seed):
-    rows = b"".join(b"\x00" + bytes((x * 7 + y * 13 + seed * 31 + ch * 50) % 256 for x in range(w) for ch in range(3))
-                    for y in range(h))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
-                chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-    return path
-
-
-img_a = png(os.path.join(d, "a.png"), 40, 25, 1)
-img_b = png(os.path.join(d, "b.png"), 40, 25, 2)
+img_a = write_png(os.path.join(d, "a.png"), 40, 25, 1)
+img_b = write_png(os.path.join(d, "b.png"), 40, 25, 2)
 
 
 def generate(image, config=None, extra=(), check=True):
@@ -102,6 +84,8 @@ try:
     def client(*args, check=True):
         return run([llmq, "generate", "--prompt", "Describe <image> briefly", "--max-tokens", "8", "--temperature", "0",
                     "--json"] + list(args), check=check, env=env)
+    st = run([llmq, "status"], env=env).stdout
+    c.check("vision: 16 positions an image, up to 2 images" in st, f"llmq status shows the vision limits: {st}")
     served = json_lines(client("--image", img_a).stdout)[-1]
     c.check(served["tokens"] == first["tokens"], f"llmqd gives llmq run's tokens ({served['tokens']})")
     p = client("--image", bad, check=False)
@@ -110,6 +94,17 @@ try:
             f"a truncated image is an error event: {(last.get('error') or p.stderr)[-120:]}")
     p = client("--image", img_a, "--image", img_a, "--image", img_a, check=False)
     c.check(p.returncode != 0 and "max_images" in (p.stdout + p.stderr), "more images than [ipc] max_images are refused")
+    # The same prompt as token ids with a -1 where the image goes (as the chat_template command
+    # renders image parts): the same tokens as the text with its <image> marker.
+    ids, bos = first["prompt_tokens"], first["prompt_tokens"][0]
+    at = next(i for i in range(1, len(ids)) if ids[i:i + 16] == [bos] * 16)
+    marked = ids[:at] + [-1] + ids[at + 16:]
+    p = run([llmq, "generate", "--prompt-tokens", ",".join(map(str, marked)), "--image", img_a, "--max-tokens", "8",
+             "--temperature", "0", "--json"], env=env)
+    c.check(json_lines(p.stdout)[-1]["tokens"] == first["tokens"], "a token prompt with a -1 mark gives the text's tokens")
+    p = run([llmq, "generate", "--prompt-tokens", ",".join(map(str, marked)), "--max-tokens", "2", "--json"], env=env,
+            check=False)
+    c.check(p.returncode != 0 and "prompt_tokens[" in (p.stdout + p.stderr), "a -1 without an image is refused")
     again = json_lines(client("--image", img_a).stdout)[-1]
     c.check(again["tokens"] == first["tokens"] and daemon.poll() is None, "and the daemon serves the next request")
     text_only = run([llmq, "generate", "--prompt", "Hello", "--max-tokens", "4", "--temperature", "0", "--json"], env=env)

@@ -16,7 +16,7 @@ constexpr GatewayKey kKeys[] = {
     {"instance", "the llmqd instance to serve"},
     {"ipc_dir", "llmqd's socket folder (\"\": $LLMQ_IPC_DIR, else the user's runtime folder)"},
     {"api_keys_file", "file of accepted bearer tokens, one a line (\"\": no authentication)"},
-    {"max_body_bytes", "largest request body; larger ones get 413"},
+    {"max_body_bytes", "largest request body; larger ones get 413 (base64 images take 4/3 of their bytes)"},
     {"max_header_bytes", "largest request header block; larger ones get 431"},
     {"request_timeout_ms", "time for a whole request to arrive; slower senders get 408"},
     {"idle_timeout_ms", "a kept-alive connection with no request is closed after this"},

@@ -17,7 +17,9 @@ struct GatewayConfig {
     std::string instance = "default";    // the llmqd instance to serve
     std::string ipc_dir;                 // its socket folder; "" = the client library's default
     std::string api_keys_file;           // one bearer token a line; "" = no authentication
-    uint64_t max_body_bytes = 1 << 20;   // larger request bodies get 413
+    // Larger request bodies get 413. 12 MiB holds llmqd's default 8 MiB of images a request
+    // ([ipc] max_image_bytes) as base64 data URLs (4/3 of their bytes) and the text.
+    uint64_t max_body_bytes = 12u << 20;
     uint32_t max_header_bytes = 16384;   // larger request headers get 431
     uint32_t request_timeout_ms = 30000; // the whole request (headers and body) must arrive in this
     uint32_t idle_timeout_ms = 60000;    // a kept-alive connection with no request is closed after this

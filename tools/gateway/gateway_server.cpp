@@ -441,6 +441,14 @@ net::awaitable<bool> GatewayServer::Session::handle_generate(const Request& req,
                            "", "rate_limit_exceeded"};
     if (refusal) co_return co_await write_error(req, *refusal, route);
 
+    if (!api.generate.images.empty()) {
+        // llmqd's own limits, asked now (they are its [ipc] settings and its model's).
+        const std::string command = "status";
+        auto status = co_await control(command, json::object());
+        if (!status) refusal = from_ipc(status.error());
+        else refusal = image_refusal(*status, api.generate);
+        if (refusal) co_return co_await write_error(req, *refusal, route);
+    }
     if (chat) {
         const std::string command = "chat_template";
         json args{{"messages", api.messages}, {"add_generation_prompt", true}};

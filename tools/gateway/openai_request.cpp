@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "image_data_url.hpp"
+
 namespace llmq::gateway {
 
 using json = nlohmann::json;
@@ -159,19 +161,54 @@ std::optional<ApiError> common_fields(const json& body, const RequestLimits& lim
     return std::nullopt;
 }
 
-// A message's content: a string, or an array of {"type": "text", "text": ...} parts.
-std::optional<std::string> message_text(const json& content) {
-    if (content.is_string()) return content.get<std::string>();
-    if (content.is_null()) return std::string();
-    if (!content.is_array()) return std::nullopt;
-    std::string text;
-    for (const auto& part : content) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-            !part["text"].is_string())
-            return std::nullopt;
-        text += part["text"].get<std::string>();
+// A message's content for llmqd's chat_template command: a string, or an array of text and
+// image_url parts; the latter become {"type": "image"} parts, their decoded bytes appended to
+// *images in order. Returns the error, if any.
+std::optional<ApiError> message_content(const json& content, const std::string& where, json* out,
+                                        std::vector<std::vector<uint8_t>>* images) {
+    if (content.is_string()) {
+        *out = content;
+        return std::nullopt;
     }
-    return text;
+    if (content.is_null()) {
+        *out = "";
+        return std::nullopt;
+    }
+    if (!content.is_array()) return bad(where, "must be a string or an array of content parts");
+    json parts = json::array();
+    std::string text;  // text parts run together, as one string when no image comes
+    bool any_image = false;
+    for (size_t j = 0; j < content.size(); ++j) {
+        const json& part = content[j];
+        const std::string at = where + "[" + std::to_string(j) + "]";
+        const std::string type = part.is_object() && part.contains("type") && part["type"].is_string()
+                                     ? part["type"].get<std::string>()
+                                     : "";
+        if (type == "text") {
+            if (!part.contains("text") || !part["text"].is_string()) return bad(at + ".text", "must be a string");
+            parts.push_back({{"type", "text"}, {"text", part["text"]}});
+            text += part["text"].get<std::string>();
+        } else if (type == "image_url") {
+            const json* url = nullptr;
+            if (part.contains("image_url") && part["image_url"].is_object() && part["image_url"].contains("url"))
+                url = &part["image_url"]["url"];
+            else if (part.contains("image_url") && part["image_url"].is_string())
+                url = &part["image_url"];
+            if (!url || !url->is_string())
+                return bad(at + ".image_url.url", "must be a string (a data:image/png;base64,... URL)");
+            auto bytes = decode_image_data_url(url->get_ref<const std::string&>());
+            if (auto* error = std::get_if<std::string>(&bytes)) return bad(at + ".image_url.url", *error);
+            images->push_back(std::move(std::get<std::vector<uint8_t>>(bytes)));
+            parts.push_back({{"type", "image"}});
+            any_image = true;
+        } else {
+            return bad(at + ".type", "must be \"text\" or \"image_url\", got " +
+                                         (type.empty() ? std::string("none") : "\"" + type + "\""));
+        }
+    }
+    if (any_image) *out = std::move(parts);
+    else *out = text;
+    return std::nullopt;
 }
 
 }  // namespace
@@ -235,9 +272,11 @@ ParsedRequest parse_chat_request(const json& body, const RequestLimits& limits) 
         if (role != "system" && role != "user" && role != "assistant")
             return bad(where + ".role", "must be \"system\", \"user\" or \"assistant\", got \"" + role + "\"");
         if (!m.contains("content")) return bad(where + ".content", "is required");
-        auto text = message_text(m["content"]);
-        if (!text) return bad(where + ".content", "must be a string or an array of text parts");
-        r.messages.push_back({{"role", role}, {"content", *text}});
+        json content;
+        if (auto error = message_content(m["content"], where + ".content", &content, &r.generate.images)) return *error;
+        if (content.is_array() && role != "user")
+            return bad(where + ".content", "images are taken in user messages only");
+        r.messages.push_back({{"role", role}, {"content", std::move(content)}});
     }
     std::optional<ApiError> error;
     if (!bool_field(body, "logprobs", &r.logprobs, &error)) return *error;
@@ -250,6 +289,31 @@ ParsedRequest parse_chat_request(const json& body, const RequestLimits& limits) 
     r.generate.prompt_is_tokens = true;  // filled from chat_template's tokens
     r.generate.add_bos = false;
     return r;
+}
+
+std::optional<ApiError> image_refusal(const json& status, const ipc::GenerateRequest& request) {
+    if (request.images.empty()) return std::nullopt;
+    const json* vision = nullptr;
+    if (status.is_object() && status.contains("model") && status["model"].is_object() &&
+        status["model"].contains("vision"))
+        vision = &status["model"]["vision"];
+    const std::string name = status.is_object() && status.contains("model") && status["model"].is_object()
+                                 ? status["model"].value("name", "")
+                                 : "";
+    if (!vision || !vision->is_object())
+        return bad("messages", "the model '" + name + "' takes no images: llmqd serves it without a vision "
+                               "projector ([model] vision = MMPROJ)");
+    const uint64_t max_images = vision->value("max_images", uint64_t{0});
+    const uint64_t max_bytes = vision->value("max_image_bytes", uint64_t{0});
+    if (request.images.size() > max_images)
+        return bad("messages", std::to_string(request.images.size()) + " images; llmqd takes at most " +
+                                   std::to_string(max_images) + " a request ([ipc] max_images)");
+    uint64_t total = 0;
+    for (const auto& image : request.images) total += image.size();
+    if (total > max_bytes)
+        return bad("messages", "the images hold " + std::to_string(total) + " bytes; llmqd takes at most " +
+                                   std::to_string(max_bytes) + " a request ([ipc] max_image_bytes)");
+    return std::nullopt;
 }
 
 std::variant<nlohmann::json, ApiError> parse_json_body(const std::string& body) {

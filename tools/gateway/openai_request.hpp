@@ -10,6 +10,9 @@
 // stream_options.include_usage, max_tokens (chat also max_completion_tokens), temperature,
 // top_p, seed, stop, presence_penalty, frequency_penalty, logprobs (completions: 0; chat: true
 // with top_logprobs 0, since llmqd reports the sampled token's log-probability only), n = 1.
+// Chat content may be an array of {"type": "text"} and {"type": "image_url"} parts; an image's
+// URL must be a base64 PNG or JPEG data URL (image_data_url.hpp), decoded here (a 400 naming
+// messages[i].content[j].image_url.url otherwise); the daemon checks the image itself.
 // Other OpenAI fields are ignored, except those whose non-default values would change the
 // answer (best_of, echo, suffix, logit_bias, tools, response_format other than text), which
 // are refused.
@@ -41,7 +44,10 @@ struct ApiError {
 
 struct ApiRequest {
     ipc::GenerateRequest generate;  // for chat, the prompt tokens come from chat_template
-    nlohmann::json messages;        // chat: [{"role", "content"}] with content as text
+    // chat: [{"role", "content"}] for llmqd's chat_template command, content a string, or for a
+    // message with images an array of {"type": "text", "text"} and {"type": "image"} parts
+    // (generate.images holds the images' bytes in that order).
+    nlohmann::json messages;
     std::string model;
     bool chat = false;
     bool stream = false;
@@ -57,6 +63,10 @@ using ParsedRequest = std::variant<ApiRequest, ApiError>;
 
 ParsedRequest parse_completion_request(const nlohmann::json& body, const RequestLimits& limits);
 ParsedRequest parse_chat_request(const nlohmann::json& body, const RequestLimits& limits);
+
+// A chat request's images against what llmqd's status says it takes (its "model"."vision":
+// null, or max_images and max_image_bytes): a 400 saying which limit, or nothing.
+std::optional<ApiError> image_refusal(const nlohmann::json& status, const ipc::GenerateRequest& request);
 
 // The body as JSON, or a 400 naming the byte where parsing stopped.
 std::variant<nlohmann::json, ApiError> parse_json_body(const std::string& body);

@@ -167,9 +167,11 @@ Command add_generate(CLI::App& root) {
     auto f = std::make_shared<Flags>();
     CLI::App* app = root.add_subcommand("generate", "Generate text through a running llmqd (shared memory)");
     app->add_option("--prompt,-p", f->prompt, "Prompt text");
-    app->add_option("--prompt-tokens", f->prompt_tokens, "Prompt as token ids")->delimiter(',');
+    app->add_option("--prompt-tokens", f->prompt_tokens, "Prompt as token ids (-1: where an --image goes)")
+        ->delimiter(',');
     app->add_option("--image", f->images,
-                    "PNG or JPEG image for a vision model (repeatable): at each <image> in the prompt, else first");
+                    "PNG or JPEG image for a vision model (repeatable): at each <image> in the prompt, else first "
+                    "(with --prompt-tokens: at each -1)");
     app->add_flag("--json", f->json, "JSON Lines: one object per token, then a summary");
     app->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
     add_client_flags(*app, f->client);
@@ -184,14 +186,14 @@ Command add_generate(CLI::App& root) {
         std::signal(SIGINT, on_sigint);
         ipc::GenerateRequest req = to_ipc(f->sampling);
         std::vector<int32_t> prompt_tokens = f->prompt_tokens;
+        // The daemon checks the images and their limits ([ipc] max_images, max_image_bytes).
+        if (std::string error; !read_image_files(f->images, 0, req.images, error)) return fail("generate", error);
         if (!f->prompt_tokens.empty()) {
-            req.prompt_is_tokens = true;
+            req.prompt_is_tokens = true;  // with images: a -1 where each goes
             req.prompt_tokens = f->prompt_tokens;
         } else {
             req.prompt_text = f->prompt;
             req.add_bos = !f->no_bos;
-            // The daemon checks the images and their limits ([ipc] max_images, max_image_bytes).
-            if (std::string error; !read_image_files(f->images, 0, req.images, error)) return fail("generate", error);
             if (f->json) {  // the summary names the prompt's ids, as `llmq run --json` does
                 auto t = (*client)->control("tokenize", {{"text", f->prompt}, {"add_bos", !f->no_bos}},
                                             std::chrono::seconds(30));
@@ -245,6 +247,11 @@ Command add_status(CLI::App& root) {
           << (j["draining"].get<bool>() ? " (draining)" : "") << ", up " << duration_text(j["uptime_s"].get<double>()) << "\n";
         o << "model: " << j["model"]["name"].get<std::string>() << " (" << j["model"]["architecture"].get<std::string>()
           << ", " << j["model"]["layers"] << " layers, context " << j["model"]["context_length"] << ")\n";
+        if (j["model"].contains("vision") && j["model"]["vision"].is_object()) {
+            const auto& v = j["model"]["vision"];
+            o << "vision: " << v["tokens_per_image"] << " positions an image, up to " << v["max_images"]
+              << " images and " << format_bytes(v["max_image_bytes"].get<uint64_t>()) << " a request\n";
+        }
         o << "plan: tensor " << j["plan"]["tensor"] << " x pipeline " << j["plan"]["pipeline"] << "\n";
         for (const auto& d : j["plan"]["devices"])
             o << "  " << d["device"].get<std::string>() << ": layers " << d["layers"][0] << "-"
@@ -275,6 +282,7 @@ constexpr const char* kChatHelp =
     "  /help           this list\n"
     "  /system [TEXT]  set the system message (empty: none); it starts a new conversation\n"
     "  /clear          forget the conversation (the system message stays)\n"
+    "  /image PATH     attach a PNG or JPEG to your next message (vision models; repeatable)\n"
     "  /bye            leave (so does Ctrl-D)\n"
     "  Ctrl-C          cancel the reply being written\n";
 
@@ -300,6 +308,7 @@ Command add_chat(CLI::App& root) {
         ClientFlags client;
         std::string system;
         std::string chat_template;
+        std::vector<std::string> images;
         SamplingFlags sampling;
     };
     auto f = std::make_shared<Flags>();
@@ -308,10 +317,14 @@ Command add_chat(CLI::App& root) {
     app->add_option("--system", f->system, "System prompt");
     app->add_option("--chat-template", f->chat_template,
                     "Jinja chat template file to use instead of the model's tokenizer.chat_template");
+    app->add_option("--image", f->images,
+                    "PNG or JPEG for a vision model (repeatable): goes with your first message; /image PATH "
+                    "attaches one to the next");
     add_client_flags(*app, f->client);
     add_sampling_flags(*app, f->sampling);
     set_example(*app, "  llmq chat --system \"Answer in one sentence.\"\n"
-                      "  llmq chat --chat-template chatml.jinja --temp 0.2\n\n"
+                      "  llmq chat --chat-template chatml.jinja --temp 0.2\n"
+                      "  llmq chat --image photo.jpg      (then ask about it)\n\n"
                       "In the session:\n" + std::string(kChatHelp));
     return [f]() -> int {
         std::string source;
@@ -335,6 +348,12 @@ Command add_chat(CLI::App& root) {
             template_origin(**client, f->chat_template) + "\n/help lists the commands; /bye or Ctrl-D leaves.\n");
         std::string system = f->system;
         std::vector<ipc::ChatTurn> turns;
+        // The conversation's images in turn order (each request sends them all, as it sends
+        // every turn), and those waiting for the next message.
+        std::vector<std::vector<uint8_t>> images, pending;
+        if (std::string error; !read_image_files(f->images, 0, pending, error)) return fail("chat", error);
+        if (!pending.empty())
+            say("(" + std::to_string(pending.size()) + " image(s) will go with your first message)\n");
         std::string line;
         for (;;) {
             const LineEditor::Result read = editor.read(">>> ", &line);
@@ -357,14 +376,26 @@ Command add_chat(CLI::App& root) {
                     say(kChatHelp);
                 } else if (command == "/clear") {
                     turns.clear();
+                    images.clear();
+                    pending.clear();
                     say("(conversation cleared)\n");
+                } else if (command == "/image") {
+                    // The daemon checks the image itself when the message goes.
+                    if (rest.empty()) {
+                        say("/image needs a file: /image PATH\n");
+                    } else if (std::string error; !read_image_files({rest}, 0, pending, error)) {
+                        say("(" + error + ")\n");
+                    } else {
+                        say("(image " + rest + " will go with your next message)\n");
+                    }
                 } else if (command == "/system") {
                     system = rest;
                     turns.clear();
+                    images.clear();
                     say(system.empty() ? "(no system message; new conversation)\n"
                                        : "(system message set; new conversation)\n");
                 } else {
-                    const std::string near = closest_name(command, {"/help", "/system", "/clear", "/bye"});
+                    const std::string near = closest_name(command, {"/help", "/system", "/clear", "/image", "/bye"});
                     say("unknown command " + command + (near.empty() ? "" : " (did you mean " + near + "?)") +
                         "; /help lists them\n");
                 }
@@ -373,28 +404,45 @@ Command add_chat(CLI::App& root) {
             std::vector<ipc::ChatTurn> conversation;
             if (!system.empty()) conversation.push_back({"system", system});
             conversation.insert(conversation.end(), turns.begin(), turns.end());
-            conversation.push_back({"user", line});
+            const ipc::ChatTurn asked{"user", line, static_cast<uint32_t>(pending.size())};
+            conversation.push_back(asked);
             // The daemon renders the template and tokenizes: only the template's markup
-            // becomes control tokens, the typed line stays text.
+            // becomes control tokens, the typed line stays text; each image is a mark.
             auto rendered = (*client)->render_chat(conversation, true, source, std::chrono::seconds(30));
+            if (!rendered && !pending.empty()) {  // e.g. a model without vision: this message only
+                say("(error: " + rendered.error().message + "; the image(s) were dropped)\n");
+                pending.clear();
+                continue;
+            }
             if (!rendered) return fail("chat", rendered.error().message);
             ipc::GenerateRequest req = to_ipc(f->sampling);
             req.prompt_is_tokens = true;
             req.prompt_tokens = std::move(rendered->tokens);
+            req.images = images;
+            req.images.insert(req.images.end(), pending.begin(), pending.end());
             g_interrupted = 0;
             auto id = (*client)->submit(req);
+            if (!id && id.error().code == ipc::ErrorCode::invalid_argument) {  // e.g. images too large
+                say("(error: " + id.error().message + (pending.empty() ? "" : "; the new image(s) were dropped") + ")\n");
+                pending.clear();
+                continue;
+            }
             if (!id) return fail("chat", id.error().message);
             auto r = stream(**client, *id, false, true);
             if (!r) return fail("chat", r.error().message);
             print_text("\n");
             if (r->error_event) {  // this reply failed; the session goes on
-                say("(error: " + r->error_event->text + ")\n");
+                say("(error: " + r->error_event->text + (pending.empty() ? "" : "; the new image(s) were dropped") +
+                    ")\n");
+                pending.clear();
                 continue;
             }
             if (r->final_event && r->final_event->finish_reason() == ipc::FinishReason::cancelled)
                 say("(reply cancelled)\n");
             g_interrupted = 0;
-            turns.push_back({"user", line});
+            images.insert(images.end(), std::make_move_iterator(pending.begin()), std::make_move_iterator(pending.end()));
+            pending.clear();
+            turns.push_back(asked);
             turns.push_back({"assistant", r->text});
         }
         return kExitOk;

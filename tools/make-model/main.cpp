@@ -8,6 +8,7 @@
 #include "llmq/runtime/weight_mix.hpp"
 #include "random_clip.hpp"
 #include "random_llama.hpp"
+#include "random_mllama_vision.hpp"
 
 int main(int argc, char** argv) {
     llmq::RandomLlamaSpec spec;
@@ -79,10 +80,76 @@ int main(int argc, char** argv) {
                    "a header-only Llama-3.2-Vision text model of the real shape: 11b or 90b "
                    "(sets --arch mllama, the sizes, the cross layers, --rope-freqs and --header-only)")
         ->check(CLI::IsMember({"11b", "90b"}));
+    bool vision_tower = false;
+    app.add_flag("--vision-tower", vision_tower,
+                 "--arch mllama: add the vision part (v.* and mm.0 tensors, mllama.vision.* keys) to the text model, "
+                 "shaped by --vision-dim, --vision-layers, --vision-heads, --vision-ffn, --global-layers, --max-tiles, "
+                 "--intermediate-layers, --image-size and --patch-size; its projection is --dim");
+    llmq::RandomMllamaVisionSpec tower;
+    app.add_option("--vision-dim", tower.dim, "--vision-tower: the encoder's width")->capture_default_str();
+    app.add_option("--vision-layers", tower.layers, "--vision-tower: local encoder layers")->capture_default_str();
+    app.add_option("--vision-heads", tower.heads, "--vision-tower: encoder heads")->capture_default_str();
+    app.add_option("--vision-ffn", tower.ffn, "--vision-tower: encoder MLP size")->capture_default_str();
+    llmq::RandomMllamaVisionSpec mllama_vision;
+    bool make_mllama_vision = false;
+    app.add_flag("--mllama-vision", make_mllama_vision,
+                 "write only the vision part of a Llama 3.2 Vision file (architecture mllama: mllama.vision.* keys, "
+                 "v.* and mm.0 tensors) instead: --dim, --layers (local), --heads, --ffn, --dtype (f32/f16/bf16), "
+                 "--seed, --header-only, --image-size (the tile), --patch-size and --projection-dim describe it");
+    app.add_option("--global-layers", mllama_vision.global_layers, "--mllama-vision: gated global layers")
+        ->capture_default_str();
+    app.add_option("--max-tiles", mllama_vision.max_tiles, "--mllama-vision: max_num_tiles")->capture_default_str();
+    app.add_option("--intermediate-layers", mllama_vision.intermediate_layers,
+                   "--mllama-vision: local hidden states fed to the projector (indices, 0 = the input)")
+        ->delimiter(',')
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     if (!preset.empty()) {
         llmq::mllama_text_preset(preset, &spec);
         if (dtype == "f32") dtype = "bf16";  // as the published checkpoints are
+        vision_tower = true;
+        tower = llmq::mllama_vision_preset();
+        mllama_vision = tower;
+        clip.image_size = tower.image_size;
+        clip.patch_size = tower.patch_size;
+    }
+    if (vision_tower) {
+        if (spec.arch != "mllama") {
+            std::fprintf(stderr, "llmq-make-model: --vision-tower goes with --arch mllama\n");
+            return 2;
+        }
+        tower.global_layers = mllama_vision.global_layers;
+        tower.max_tiles = mllama_vision.max_tiles;
+        tower.intermediate_layers = mllama_vision.intermediate_layers;
+        tower.image_size = clip.image_size;
+        tower.patch_size = clip.patch_size;
+        tower.projection_dim = spec.dim;
+        tower.seed = spec.seed + 1;
+        tower.header_only = spec.header_only;
+        tower.dtype = llmq::find_weight_mix(dtype)->base;
+        spec.vision = tower;
+    }
+    auto report = [&](const llmq::Status& s) {
+        if (!s.ok()) {
+            std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());
+            return 1;
+        }
+        std::fprintf(stderr, "llmq-make-model: wrote %s\n", out.c_str());
+        return 0;
+    };
+    if (make_mllama_vision) {
+        auto& v = mllama_vision;
+        v.dim = spec.dim;
+        v.layers = spec.layers;
+        v.heads = spec.heads;
+        v.ffn = spec.ffn;
+        v.seed = spec.seed;
+        v.header_only = spec.header_only;
+        v.image_size = clip.image_size;
+        v.patch_size = clip.patch_size;
+        v.projection_dim = clip.projection_dim;
+        v.dtype = llmq::find_weight_mix(dtype)->base;
+        return report(llmq::write_random_mllama_vision(v, out));
     }
     if (make_clip) {
         clip.dim = spec.dim;
@@ -94,13 +161,7 @@ int main(int argc, char** argv) {
         if (spec.name != llmq::RandomLlamaSpec{}.name) clip.name = spec.name;
         const auto* mix = llmq::find_weight_mix(dtype);
         clip.dtype = mix->base;
-        llmq::Status s = llmq::write_random_clip(clip, out);
-        if (!s.ok()) {
-            std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());
-            return 1;
-        }
-        std::fprintf(stderr, "llmq-make-model: wrote %s\n", out.c_str());
-        return 0;
+        return report(llmq::write_random_clip(clip, out));
     }
 
     spec.mix = dtype;

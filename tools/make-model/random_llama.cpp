@@ -199,7 +199,29 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
         LLMQ_TRY(add_weight(b + "ffn_up.weight", {dim, ffn}, matmul(dim)));
         LLMQ_TRY(add_weight(b + "ffn_down.weight", {ffn, dim}, matmul(ffn)));
     }
+    if (spec.vision) {
+        if (spec.arch != "mllama") return invalid_argument("model spec: a vision part goes with --arch mllama");
+        RandomMllamaVisionSpec v = *spec.vision;
+        v.projection_dim = spec.dim;
+        v.header_only = spec.header_only;
+        LLMQ_TRY(add_random_mllama_vision(v, w));
+    }
     return w.write(path);
+}
+
+RandomMllamaVisionSpec mllama_vision_preset() {
+    RandomMllamaVisionSpec v;
+    v.image_size = 560;
+    v.patch_size = 14;
+    v.dim = 1280;
+    v.ffn = 5120;
+    v.heads = 16;
+    v.layers = 32;
+    v.global_layers = 8;
+    v.max_tiles = 4;
+    v.intermediate_layers = {3, 7, 15, 23, 30};
+    v.dtype = kernels::dtype::bf16;
+    return v;
 }
 
 bool mllama_text_preset(const std::string& which, RandomLlamaSpec* s) {

@@ -7,11 +7,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "llmq/kernels/cpu.hpp"
 #include "llmq/runtime/status.hpp"
+#include "random_mllama_vision.hpp"
 
 namespace llmq {
 
@@ -42,12 +44,18 @@ struct RandomLlamaSpec {
     // cross-attention layers (cross_attn_* tensors, mllama.attention.cross_attention_layers);
     // the vocabulary gets "<|image|>" at id `vocab`, token_embd 8 rows past the LM head's.
     std::vector<uint32_t> cross_layers;
+    // mllama: the vision part in the same file (random_mllama_vision.hpp), when set.
+    std::optional<RandomMllamaVisionSpec> vision;
 };
 
 // Llama-3.2-11B-Vision's and -90B-Vision's text model shapes (Hugging Face configs:
 // text_config of meta-llama/Llama-3.2-{11B,90B}-Vision-Instruct), header-only, for planning.
 // `which` is "11b" or "90b"; false for another name.
 bool mllama_text_preset(const std::string& which, RandomLlamaSpec* spec);
+// Their vision part (the same in both: vision_config of either): 560-px tiles of 14-px
+// patches, width 1280, 32 local and 8 global layers, 16 heads, MLP 5120, 4 tiles, the
+// intermediate layers 3, 7, 15, 23, 30. projection_dim is the text model's --dim.
+RandomMllamaVisionSpec mllama_vision_preset();
 
 // Llama 3.1's per-pair RoPE divisors for head size `head_dim` and base `theta`.
 std::vector<float> llama31_rope_factors(uint32_t head_dim, float theta);

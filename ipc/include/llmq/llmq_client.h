@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define LLMQ_CLIENT_API_VERSION_MAJOR 2
-#define LLMQ_CLIENT_API_VERSION_MINOR 1
+#define LLMQ_CLIENT_API_VERSION_MINOR 2
 
 typedef enum llmq_client_status {
     LLMQ_CLIENT_OK = 0,
@@ -102,6 +102,9 @@ void llmq_client_close(llmq_client* client);
 #define LLMQ_REQUEST_LOGPROBS 0x4u   /* report each token's log-probability */
 #define LLMQ_REQUEST_SEED_SET 0x8u   /* use `seed`; otherwise llmqd picks one */
 
+/* Since API 2.2: in prompt_tokens of a request with images, the place of one image. */
+#define LLMQ_IMAGE_TOKEN (-1)
+
 typedef struct llmq_generate_request {
     uint32_t struct_size;          /* sizeof(llmq_generate_request) */
     uint32_t flags;                /* LLMQ_REQUEST_* */
@@ -125,8 +128,9 @@ typedef struct llmq_generate_request {
     /* Since API 2.1 (a struct_size of 104, API 2.0's, leaves them NULL / 0): encoded images
      * (PNG or JPEG file bytes; llmqd decodes and checks them) for a model with a vision
      * projector, in prompt order: each at an "<image>" of the text prompt, else all before it.
-     * Text prompts only. llmqd's [ipc] max_images and max_image_bytes (all images together)
-     * bound them; a bad image is an LLMQ_EVENT_ERROR event naming it ("images[0]: image: ..."). */
+     * Since API 2.2 also with prompt_tokens: each image at one LLMQ_IMAGE_TOKEN among the ids
+     * (as the "chat_template" command returns them for image parts). llmqd's [ipc] max_images
+     * and max_image_bytes (all images together) bound them; a bad image is an LLMQ_EVENT_ERROR event naming it ("images[0]: image: ..."). */
     const uint8_t* const* images;  /* image_count pointers */
     const size_t* image_sizes;     /* image_count byte counts */
     size_t image_count;
@@ -236,6 +240,9 @@ llmq_client_error* llmq_client_ping(llmq_client* client, uint32_t timeout_ms, ui
  * |                |                                      |  message stays text): submit them as     |
  * |                |                                      |  prompt_tokens. A template that cannot   |
  * |                |                                      |  render is an error naming its line      |
+ * |                | A "content" may also be an array of  | Each image part is one LLMQ_IMAGE_TOKEN  |
+ * |                |  parts {"type": "text", "text"} and  |  in "tokens" (send the images in that    |
+ * |                |  {"type": "image"} (vision models)   |  order); "images": their number          |
  * | drain          | {}                                   | {"draining": true}: no new requests,     |
  * |                |                                      |  running ones finish, then llmqd exits 0 |
  * | shutdown       | {}                                   | {"stopping": true} (drains, as drain)    |

@@ -69,21 +69,11 @@ Engine::~Engine() = default;
 Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<RequestSink> sink) {
     LLMQ_TRY(validate(request.sampling));
     auto s = std::make_unique<Sequence>();
-    if (!request.images.empty() && !request.prompt_tokens.empty())
-        return invalid_argument("images: they go with a text prompt (its <image> markers), not with prompt_tokens");
-    if (!request.prompt_tokens.empty()) {
-        for (size_t i = 0; i < request.prompt_tokens.size(); ++i)
-            if (!tokenizer_.valid_id(request.prompt_tokens[i]))
-                return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " +
-                                        std::to_string(request.prompt_tokens[i]) +
-                                        " is not a token id of this model (vocabulary of " +
-                                        std::to_string(tokenizer_.vocab_size()) + ")");
-        s->tokens = std::move(request.prompt_tokens);
-    } else if (!request.images.empty()) {
-        if (!vision_)
+    if (!request.images.empty()) {
+        if (!vision_ && !mllama_vision_)
             return invalid_argument("images: this model has no vision projector ([model] vision, or llmq run "
                                     "--vision MMPROJ)");
-        const ImageLimits& limits = vision_->limits();
+        const ImageLimits& limits = vision_ ? vision_->limits() : mllama_limits_;
         if (request.images.size() > static_cast<size_t>(limits.max_images))
             return invalid_argument("images: " + std::to_string(request.images.size()) + " images, over [ipc] max_images = " +
                                     std::to_string(limits.max_images));
@@ -97,6 +87,40 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
             if (!image) return Status(image.status().code(), "images[" + std::to_string(i) + "]: " + image.status().message());
             s->images.push_back(std::move(*image));
         }
+    }
+    if (mllama_vision_ && !s->images.empty()) {
+        // Llama 3.2 Vision: the images' places are <|image|> tokens, given or placed.
+        if (!request.prompt_tokens.empty()) {
+            for (size_t i = 0; i < request.prompt_tokens.size(); ++i)
+                if (!tokenizer_.valid_id(request.prompt_tokens[i]))
+                    return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " +
+                                            std::to_string(request.prompt_tokens[i]) + " is not a token id of this model");
+            s->tokens = std::move(request.prompt_tokens);
+        } else {
+            s->tokens = place_image_tokens(request.prompt, s->images.size(), request.add_bos, request.parse_special);
+        }
+        auto mask = cross_attention_mask(s->tokens, executor_.hparams().image_token, static_cast<int32_t>(s->images.size()));
+        if (!mask) return mask.status();
+        s->cross_mask = std::move(*mask);
+    } else if (!request.prompt_tokens.empty()) {
+        const bool marks_allowed = !s->images.empty();
+        for (size_t i = 0; i < request.prompt_tokens.size(); ++i) {
+            const int32_t t = request.prompt_tokens[i];
+            if (marks_allowed && t == image_prompt_token) continue;
+            if (!tokenizer_.valid_id(t))
+                return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " + std::to_string(t) +
+                                        " is not a token id of this model (vocabulary of " +
+                                        std::to_string(tokenizer_.vocab_size()) + ")");
+        }
+        if (s->images.empty()) {
+            s->tokens = std::move(request.prompt_tokens);
+        } else {
+            auto placed = vision_->place_images(tokenizer_, request.prompt_tokens, s->images.size());
+            if (!placed) return placed.status();
+            s->tokens = std::move(placed->tokens);
+            s->image_start = std::move(placed->image_start);
+        }
+    } else if (!s->images.empty()) {
         auto placed = vision_->place_images(tokenizer_, request.prompt, s->images.size(), request.add_bos,
                                             request.parse_special);
         if (!placed) return placed.status();
@@ -246,9 +270,51 @@ void Engine::preempt(Sequence& s) {
     ++counters_.preemptions;
 }
 
+// mllama prompts: each "<|image|>" of the text becomes the image token (whatever
+// parse_special says); without one, the images' tokens go first, after BOS.
+std::vector<int32_t> Engine::place_image_tokens(const std::string& text, size_t images, bool add_bos,
+                                                bool parse_special) const {
+    constexpr std::string_view marker = "<|image|>";
+    const int32_t image = executor_.hparams().image_token;
+    std::vector<int32_t> tokens;
+    if (text.find(marker) == std::string::npos) {
+        tokens = tokenizer_.encode("", add_bos, parse_special);
+        tokens.insert(tokens.end(), images, image);
+        const auto rest = tokenizer_.encode(text, false, parse_special);
+        tokens.insert(tokens.end(), rest.begin(), rest.end());
+        return tokens;
+    }
+    size_t at = 0;
+    bool first = true;
+    for (;;) {
+        const size_t next = text.find(marker, at);
+        const std::string_view piece = std::string_view(text).substr(at, next == std::string::npos ? std::string::npos : next - at);
+        const auto ids = tokenizer_.encode(piece, first && add_bos, parse_special);
+        tokens.insert(tokens.end(), ids.begin(), ids.end());
+        first = false;
+        if (next == std::string::npos) return tokens;
+        tokens.push_back(image);
+        at = next + marker.size();
+    }
+}
+
 // The images' embeddings, once per request (they survive preemption), and where each prompt
-// position takes its input from.
+// position takes its input from. For mllama, the images' cross-attention states.
 Status Engine::encode_images(Sequence& s) {
+    if (mllama_vision_ && !s.images.empty() && !s.cross) {
+        auto states = std::make_shared<CrossAttentionStates>();
+        states->dim = executor_.hparams().n_embd;
+        MllamaImageFeatures features;
+        for (size_t i = 0; i < s.images.size(); ++i) {
+            Status st = executor_.encode_mllama_image(*mllama_vision_, s.images[i], features);
+            if (st.ok())
+                st = states->add_image(features.rows, features.max_tiles, features.tiles_used, features.rows_per_tile);
+            if (!st.ok()) return st.with_context("images[" + std::to_string(i) + "]");
+        }
+        s.cross = std::move(states);
+        s.images.clear();
+        return {};
+    }
     if (s.images.empty() || !s.embeddings.empty()) return {};
     const int32_t n = vision_->tokens_per_image();
     const size_t dim = static_cast<size_t>(vision_->embedding_dim());

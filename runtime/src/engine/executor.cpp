@@ -404,7 +404,7 @@ uint64_t Executor::image_kv_bytes() const {
     return total;
 }
 
-Status Executor::encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out) {
+Status Executor::on_vision_device(const std::function<Status(PluginInstance&)>& encode) {
     auto set = plugins_->snapshot();
     std::shared_ptr<PluginInstance> vision = set->of(LLMQ_PLUGIN_KIND_VISION, 0);
     if (!vision)
@@ -412,8 +412,16 @@ Status Executor::encode_image(const VisionEncoder& encoder, const RgbImage& imag
                            ": set [plugins] vision = \"vision-cpu\"");
     std::promise<Status> done;
     auto result = done.get_future();
-    backends_[0]->device().post([&] { done.set_value(encoder.encode(image, *vision, out)); });
+    backends_[0]->device().post([&] { done.set_value(encode(*vision)); });
     return result.get();
+}
+
+Status Executor::encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out) {
+    return on_vision_device([&](PluginInstance& vision) { return encoder.encode(image, vision, out); });
+}
+
+Status Executor::encode_mllama_image(const MllamaVisionModel& model, const RgbImage& image, MllamaImageFeatures& out) {
+    return on_vision_device([&](PluginInstance& vision) { return model.encode(image, vision, out); });
 }
 
 Status Executor::follow() {

@@ -111,31 +111,19 @@ Status read_cross_layers(const GgufFile& file, const std::string& p, LlamaHParam
 }
 
 // The mllama.vision.* keys Ollama's converter writes (from HF's vision_config).
-Expected<MllamaVisionSummary> mllama_vision_summary(const GgufFile& file, const LlamaHParams& hp) {
+Expected<MllamaVisionSummary> mllama_vision_summary(const GgufFile& file) {
     const std::string p = "mllama.vision.";
-    uint32_t v[6] = {};
-    const char* keys[6] = {"block_count", "embedding_length", "feed_forward_length", "image_size", "patch_size",
-                           "max_num_tiles"};
-    for (int i = 0; i < 6; ++i) {
+    uint32_t v[3] = {};
+    const char* keys[3] = {"image_size", "patch_size", "max_num_tiles"};
+    for (int i = 0; i < 3; ++i) {
         auto x = file.get_u32(p + keys[i]);
         if (!x) return x.status();
         if (*x == 0) return corrupt(file.describe() + ": metadata key '" + p + keys[i] + "' is 0");
         v[i] = *x;
     }
-    const auto [layers, dim, ffn, image, patch, tiles] = std::array<uint64_t, 6>{v[0], v[1], v[2], v[3], v[4], v[5]};
-    if (image % patch != 0)
-        return corrupt(file.describe() + ": mllama.vision.image_size " + std::to_string(image) +
-                       " is not a multiple of patch_size " + std::to_string(patch));
-    (void)layers;
-    uint64_t kept = 0;
-    if (const GgufValue* ix = file.find(p + "intermediate_layers_indices"); ix && ix->is_array()) kept = ix->array_size();
+    const int64_t grid = v[0] / v[1];
     MllamaVisionSummary s;
-    for (const GgufTensor& t : file.tensors())
-        if (t.name.rfind("v.", 0) == 0 || t.name.rfind("mm.", 0) == 0) s.weight_bytes += t.size_bytes;
-    const uint64_t patches = (image / patch) * (image / patch) + 1;  // + the class token
-    s.rows_per_image = static_cast<int64_t>(tiles * patches);
-    const uint64_t padded = tiles * ((patches + 7) / 8 * 8);
-    s.activation_bytes = 4 * padded * (7 * dim + ffn + kept * dim + hp.n_embd);
+    s.rows_per_image = int64_t{v[2]} * (grid * grid + 1);  // + the class row of each tile
     return s;
 }
 
@@ -376,7 +364,7 @@ Expected<LlamaLayout> load_llama_layout(const GgufFile& file) {
         L.layers.push_back(t);
     }
     if (hp.arch == "mllama" && file.has("mllama.vision.block_count")) {
-        auto summary = mllama_vision_summary(file, hp);
+        auto summary = mllama_vision_summary(file);
         if (!summary) return summary.status();
         L.vision = *summary;
     }

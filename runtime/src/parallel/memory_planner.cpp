@@ -120,8 +120,8 @@ MemoryPlan evaluate(const LlamaLayout& layout, const std::vector<DeviceInfo>& de
             if (s == 0 && r == 0) {
                 // The encoder runs once per image on the first device (a LLaVA projector file,
                 // or an mllama file's own v.* / mm.0 tensors).
-                d.vision_weights = in.vision_weight_bytes + layout.vision.weight_bytes;
-                d.vision_workspace = in.vision_activation_bytes + layout.vision.activation_bytes;
+                d.vision_weights = in.vision_weight_bytes;
+                d.vision_workspace = in.vision_activation_bytes;
             }
             const uint64_t fixed = d.fixed();
             d.fits = fixed + d.minimum_kv <= d.usable;

@@ -29,6 +29,7 @@
 #include "llmq/runtime/metrics_endpoint.hpp"
 #include "llmq/runtime/serving_metrics.hpp"
 #include "llmq/runtime/spin_budget.hpp"
+#include "llmq/runtime/vision_encoder.hpp"
 #include "prompt_worker.hpp"
 
 namespace llmq {
@@ -528,6 +529,16 @@ nlohmann::json Server::status_json(const ipc::PeerCredentials& asker) {
                   {"architecture", hp.arch}, {"vocab", hp.n_vocab}, {"layers", hp.n_layer},
                   {"dim", hp.n_embd}, {"context_length", runtime_->plan().context_length},
                   {"load_seconds", runtime_->load_seconds()}};
+    // What a client needs to send images (null: the model takes none).
+    j["model"]["vision"] = nullptr;
+    if (const VisionEncoder* v = runtime_->vision())
+        j["model"]["vision"] = {{"tokens_per_image", v->tokens_per_image()},
+                                {"max_images", limits_.max_images},
+                                {"max_image_bytes", limits_.max_image_bytes}};
+    else if (runtime_->mllama_vision())  // one <|image|> token an image; the rows go to cross-attention
+        j["model"]["vision"] = {{"tokens_per_image", 1},
+                                {"max_images", limits_.max_images},
+                                {"max_image_bytes", limits_.max_image_bytes}};
     j["devices"] = nlohmann::json::array();
     for (const auto& d : runtime_->devices())
         j["devices"].push_back({{"name", d->info().name}, {"threads", d->info().threads},
@@ -689,7 +700,7 @@ int Server::run() {
     limits_.max_prompt_tokens = static_cast<uint32_t>(runtime_->plan().context_length);
     limits_.max_prompt_bytes = config.ipc.max_prompt_bytes;
     limits_.max_new_tokens = config.scheduler.max_new_tokens;
-    if (runtime_->vision()) {
+    if (runtime_->takes_images()) {
         limits_.max_images = static_cast<uint32_t>(config.ipc.max_images);
         limits_.max_image_bytes = config.ipc.max_image_bytes;
     }

@@ -2,44 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "llmq_abi_dtypes.hpp"
+#include "vision_gguf.hpp"
 
 namespace llmq {
 
-namespace {
-
-// The ABI's view of a GGUF tensor: shape[0] outermost (GGUF lists the innermost first),
-// byte strides, host memory of the file mapping.
-llmq_tensor abi_tensor(const GgufTensor& t) {
-    llmq_tensor x{};
-    x.data = const_cast<uint8_t*>(t.data);
-    x.rank = static_cast<int32_t>(t.shape.size());
-    x.dtype = abi::dtype_id(t.dtype);
-    x.device_type = LLMQ_BACKEND_CPU;
-    const auto& info = kernels::dtype_info_of(t.dtype);
-    int64_t stride = static_cast<int64_t>(t.row_bytes());
-    for (int32_t d = 0; d < LLMQ_TENSOR_MAX_RANK; ++d) {
-        x.shape[d] = 1;
-        x.strides[d] = 0;
-    }
-    for (int32_t d = x.rank - 1, g = 0; d >= 0; --d, ++g) {
-        x.shape[d] = t.shape[static_cast<size_t>(g)];
-        if (g == 0) {
-            x.strides[d] = info.element_bytes();  // 0 for block-quantized rows
-        } else {
-            x.strides[d] = stride;
-            stride *= x.shape[d];
-        }
-    }
-    return x;
-}
-
-}  // namespace
-
 Expected<std::shared_ptr<const ClipModel>> ClipModel::open(const std::string& path) {
-    auto file = GgufFile::open(path);
-    if (!file) return file.status();
-    return from_file(*file);
+    return open_vision_model<ClipModel>(path);
 }
 
 Expected<std::shared_ptr<const ClipModel>> ClipModel::from_file(std::shared_ptr<const GgufFile> file) {
@@ -66,41 +34,18 @@ Expected<std::shared_ptr<const ClipModel>> ClipModel::from_file(std::shared_ptr<
     if (*projector != "mlp")
         return unsupported(path + ": clip.projector_type \"" + *projector + "\" is not implemented (llmq runs \"mlp\", "
                            "LLaVA-1.5's)");
-    struct {
-        const char* key;
-        int32_t* out;
-    } sizes[] = {{"clip.vision.image_size", &hp.image_size},
-                 {"clip.vision.patch_size", &hp.patch_size},
-                 {"clip.vision.embedding_length", &hp.dim},
-                 {"clip.vision.feed_forward_length", &hp.ff},
-                 {"clip.vision.attention.head_count", &hp.heads},
-                 {"clip.vision.block_count", &hp.block_count}};
-    for (auto& s : sizes) {
-        auto v = file->get_u32(s.key);
-        if (!v) return v.status().with_context(path);
-        if (*v < 1 || *v > (1u << 20)) return bad(std::string(s.key) + " = " + std::to_string(*v) + " is out of range");
-        *s.out = static_cast<int32_t>(*v);
-    }
+    LLMQ_TRY(read_sizes(*file, {{"clip.vision.image_size", &hp.image_size},
+                                {"clip.vision.patch_size", &hp.patch_size},
+                                {"clip.vision.embedding_length", &hp.dim},
+                                {"clip.vision.feed_forward_length", &hp.ff},
+                                {"clip.vision.attention.head_count", &hp.heads},
+                                {"clip.vision.block_count", &hp.block_count}}));
     auto eps = file->get_f32("clip.vision.attention.layer_norm_epsilon");
     if (!eps) return eps.status().with_context(path);
     hp.eps = *eps;
-    if (hp.image_size % hp.patch_size != 0)
-        return bad("clip.vision.image_size " + std::to_string(hp.image_size) + " is not a multiple of patch_size " +
-                   std::to_string(hp.patch_size));
-    if (hp.dim % hp.heads != 0)
-        return bad("clip.vision.embedding_length " + std::to_string(hp.dim) + " is not a multiple of head_count " +
-                   std::to_string(hp.heads));
-    for (const char* key : {"clip.vision.image_mean", "clip.vision.image_std"}) {
-        const bool is_mean = std::string_view(key).ends_with("mean");
-        auto v = file->get_f32_array(key);
-        if (!v) return v.status().with_context(path);
-        if (v->size() != 3) return bad(std::string(key) + " has " + std::to_string(v->size()) + " values, not 3 (R, G, B)");
-        auto& dst = is_mean ? hp.mean : hp.std;
-        for (size_t c = 0; c < 3; ++c) {
-            if (!is_mean && !((*v)[c] > 0)) return bad(std::string(key) + " has a value that is not > 0");
-            dst[c] = (*v)[c];
-        }
-    }
+    LLMQ_TRY(check_vit_shape(*file, "clip.vision.", hp.image_size, hp.patch_size, hp.dim, hp.heads));
+    LLMQ_TRY(read_rgb(*file, "clip.vision.image_mean", false, hp.mean));
+    LLMQ_TRY(read_rgb(*file, "clip.vision.image_std", true, hp.std));
     // The feature layer: an index into the encoder's hidden states (0: the embeddings, n: after
     // n layers). LLaVA-1.5 takes -2, the second to last, which is also llama.cpp's default.
     hp.layers = hp.block_count - 1;
@@ -117,19 +62,8 @@ Expected<std::shared_ptr<const ClipModel>> ClipModel::from_file(std::shared_ptr<
 
     // ---- tensors: present, of the shape the keys imply (GGUF order: innermost first)
     const int64_t D = hp.dim, P = hp.patches(), p = hp.patch_size;
-    auto need = [&](const std::string& name, std::vector<int64_t> shape) -> Status {
-        const GgufTensor* t = file->tensor(name);
-        if (!t) return bad("tensor " + name + " is missing");
-        if (t->shape != shape) {
-            GgufTensor want;
-            want.shape = shape;
-            return bad("tensor " + name + " is " + t->shape_string() + ", the header implies " + want.shape_string());
-        }
-        if (!t->supported()) return unsupported(path + ": tensor " + name + " has type " + ggml_type_name(t->ggml_type));
-        m->named_.push_back({t->name.c_str(), abi_tensor(*t)});
-        m->weight_bytes_ += t->size_bytes;
-        return {};
-    };
+    PluginTensorList tensors(*file);
+    auto need = [&](const std::string& name, std::vector<int64_t> shape) { return tensors.need(name, std::move(shape)); };
     LLMQ_TRY(need("v.patch_embd.weight", {p, p, 3, D}));
     LLMQ_TRY(need("v.class_embd", {D}));
     LLMQ_TRY(need("v.position_embd.weight", {D, P + 1}));
@@ -157,23 +91,16 @@ Expected<std::shared_ptr<const ClipModel>> ClipModel::from_file(std::shared_ptr<
     LLMQ_TRY(need("mm.0.bias", {hp.projection_dim}));
     LLMQ_TRY(need("mm.2.weight", {hp.projection_dim, hp.projection_dim}));
     LLMQ_TRY(need("mm.2.bias", {hp.projection_dim}));
-    if (file->has_data())
-        for (const auto& t : m->named_)
-            if (!t.tensor.data) return bad(std::string("tensor ") + t.name + " has no data");
+    LLMQ_TRY(tensors.check_data());
+    m->named_ = std::move(tensors.named);
+    m->weight_bytes_ = tensors.bytes;
 
-    nlohmann::json meta = {{"architecture", "clip"},
-                           {"image_size", hp.image_size},
-                           {"patch_size", hp.patch_size},
-                           {"embedding_length", hp.dim},
-                           {"feed_forward_length", hp.ff},
-                           {"head_count", hp.heads},
-                           {"layer_norm_epsilon", hp.eps},
-                           {"layers", hp.layers},
-                           {"activation", hp.quick_gelu ? "quick_gelu" : "gelu"},
-                           {"class_token", true},
-                           {"drop_class_token", true},
-                           {"projector", "mlp"},
-                           {"projection_dim", hp.projection_dim}};
+    nlohmann::json meta = vit_plugin_metadata("clip", hp.image_size, hp.patch_size, hp.dim, hp.ff, hp.heads, hp.eps,
+                                              hp.layers, hp.projection_dim);
+    meta["activation"] = hp.quick_gelu ? "quick_gelu" : "gelu";
+    meta["class_token"] = true;
+    meta["drop_class_token"] = true;
+    meta["projector"] = "mlp";
     m->metadata_ = meta.dump();
     return std::shared_ptr<const ClipModel>(std::move(m));
 }

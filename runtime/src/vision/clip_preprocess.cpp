@@ -23,6 +23,8 @@ RgbImage pad_to_square(const RgbImage& image, std::array<uint8_t, 3> background)
 
 namespace {
 
+// PIL's filters (Resample.c): bicubic with a = -0.5 (support 2) and the triangle of
+// bilinear (support 1).
 double bicubic(double x) {
     constexpr double a = -0.5;
     x = std::fabs(x);
@@ -31,27 +33,39 @@ double bicubic(double x) {
     return 0.0;
 }
 
+double bilinear(double x) {
+    x = std::fabs(x);
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+struct resample_filter {
+    double (*value)(double);
+    double support;
+};
+
 constexpr int precision_bits = 32 - 8 - 2;  // PIL's fixed point for 8-bit images
 
 // For each output index, the first input index and the fixed-point weights (PIL's
-// precompute_coeffs and normalize_coeffs_8bpc).
+// precompute_coeffs and normalize_coeffs_8bpc, including its multiply by 1 / filterscale).
 struct axis_weights {
     std::vector<int32_t> first;
     std::vector<std::vector<int32_t>> k;
 };
 
-axis_weights weights(int32_t in, int32_t out) {
+axis_weights weights(const resample_filter& filter, int32_t in, int32_t out) {
     axis_weights w;
     const double scale = double(in) / out;
     const double filter_scale = std::max(scale, 1.0);
-    const double support = 2.0 * filter_scale;
+    const double support = filter.support * filter_scale;
+    const double inverse_scale = 1.0 / filter_scale;
     for (int32_t i = 0; i < out; ++i) {
         const double center = (i + 0.5) * scale;
         const int32_t lo = std::max(static_cast<int32_t>(center - support + 0.5), 0);
         const int32_t hi = std::min(static_cast<int32_t>(center + support + 0.5), in);
         std::vector<double> k(static_cast<size_t>(std::max(hi - lo, 0)));
         double sum = 0;
-        for (int32_t x = lo; x < hi; ++x) sum += (k[static_cast<size_t>(x - lo)] = bicubic((x - center + 0.5) / filter_scale));
+        for (int32_t x = lo; x < hi; ++x)
+            sum += (k[static_cast<size_t>(x - lo)] = filter.value((x - center + 0.5) * inverse_scale));
         std::vector<int32_t> ki(k.size());
         for (size_t j = 0; j < k.size(); ++j) {
             const double v = (sum != 0 ? k[j] / sum : 0) * double(1 << precision_bits);
@@ -69,8 +83,8 @@ uint8_t clip8(int64_t v) {
 }
 
 // One pass along x (horizontal) or y, into a new image.
-RgbImage pass(const RgbImage& in, int32_t out_w, int32_t out_h, bool horizontal) {
-    const axis_weights w = horizontal ? weights(in.width, out_w) : weights(in.height, out_h);
+RgbImage pass(const resample_filter& filter, const RgbImage& in, int32_t out_w, int32_t out_h, bool horizontal) {
+    const axis_weights w = horizontal ? weights(filter, in.width, out_w) : weights(filter, in.height, out_h);
     RgbImage out;
     out.width = out_w;
     out.height = out_h;
@@ -91,13 +105,23 @@ RgbImage pass(const RgbImage& in, int32_t out_w, int32_t out_h, bool horizontal)
     return out;
 }
 
+// PIL's ImagingResample: the horizontal pass, then the vertical, each only where the size
+// changes (so a same-size resize is a copy, as Image.resize).
+RgbImage resize_with(const resample_filter& filter, const RgbImage& image, int32_t width, int32_t height) {
+    RgbImage out = image;
+    if (width != image.width) out = pass(filter, out, width, out.height, true);
+    if (height != image.height) out = pass(filter, out, width, height, false);
+    return out;
+}
+
 }  // namespace
 
 RgbImage resize_bicubic(const RgbImage& image, int32_t width, int32_t height) {
-    RgbImage out = image;
-    if (width != image.width) out = pass(out, width, out.height, true);
-    if (height != image.height) out = pass(out, width, height, false);
-    return out;
+    return resize_with({bicubic, 2.0}, image, width, height);
+}
+
+RgbImage resize_bilinear(const RgbImage& image, int32_t width, int32_t height) {
+    return resize_with({bilinear, 1.0}, image, width, height);
 }
 
 std::vector<float> normalize_planar(const RgbImage& image, const std::array<float, 3>& mean,

@@ -1,6 +1,9 @@
 #include "llmq/runtime/vision_encoder.hpp"
 
+#include <algorithm>
+
 #include "llmq/runtime/clip_preprocess.hpp"
+#include "vision_gguf.hpp"
 
 namespace llmq {
 
@@ -56,29 +59,34 @@ Expected<PromptWithImages> VisionEncoder::place_images(const Tokenizer& tokenize
     return out;
 }
 
+Expected<PromptWithImages> VisionEncoder::place_images(const Tokenizer& tokenizer, std::span<const int32_t> tokens,
+                                                       size_t images) const {
+    const auto marks = static_cast<size_t>(std::count(tokens.begin(), tokens.end(), image_prompt_token));
+    if (marks != images)
+        return invalid_argument("prompt_tokens: " + std::to_string(marks) + " image mark(s) (" +
+                                std::to_string(image_prompt_token) + ") for " + std::to_string(images) +
+                                " image(s); put one where each image goes");
+    const int32_t placeholder = tokenizer.bos() >= 0 ? tokenizer.bos() : 0;
+    PromptWithImages out;
+    for (int32_t t : tokens) {
+        if (t != image_prompt_token) {
+            out.tokens.push_back(t);
+            continue;
+        }
+        out.image_start.push_back(static_cast<int32_t>(out.tokens.size()));
+        out.tokens.insert(out.tokens.end(), static_cast<size_t>(tokens_per_image()), placeholder);
+    }
+    return out;
+}
+
 Status VisionEncoder::encode(const RgbImage& image, PluginInstance& vision, float* out) const {
     const ClipHParams& hp = model_->hparams();
     std::vector<float> pixels = clip_preprocess(image, hp);
     LLMQ_TRY(vision.vision_load_weights(this, model_->plugin_tensors(), model_->plugin_metadata()));
-    auto dense = [&](void* data, std::initializer_list<int64_t> dims) {
-        llmq_tensor t{};
-        t.data = data;
-        t.dtype = LLMQ_DTYPE_F32;
-        t.rank = static_cast<int32_t>(dims.size());
-        t.device_type = LLMQ_BACKEND_CPU;
-        int64_t stride = 4;
-        for (int d = LLMQ_TENSOR_MAX_RANK - 1; d >= 0; --d) t.shape[d] = 1;
-        for (int d = t.rank - 1; d >= 0; --d) {
-            t.shape[d] = dims.begin()[d];
-            t.strides[d] = stride;
-            stride *= t.shape[d];
-        }
-        return t;
-    };
     llmq_vision_args a{};
     a.struct_size = sizeof a;
-    a.pixels = dense(pixels.data(), {3, hp.image_size, hp.image_size});
-    a.embeddings = dense(out, {hp.patches(), hp.projection_dim});
+    a.pixels = dense_f32_tensor(pixels.data(), {3, hp.image_size, hp.image_size});
+    a.embeddings = dense_f32_tensor(out, {hp.patches(), hp.projection_dim});
     return vision.encode(a);
 }
 

@@ -304,3 +304,32 @@ TEST_CASE("a model without a template gets the plain one") {
     REQUIRE(p.ok());
     CHECK(p->text == "System: Be brief.\nUser: Hi\nAssistant: Hello!\nUser: Thanks\nAssistant:");
 }
+
+TEST_CASE("an image part renders as a mark between its text, and typed marker text stays text") {
+    auto tok = llmq::test::load_shared_tokenizer("llama-spm.gguf");
+    if (!tok) return;
+    auto t = ChatTemplate::parse(template_text("llama2.jinja"), "llama2");
+    REQUIRE(t.ok());
+    const std::string content = "Look at " + std::string(llmq::chat_image_marker) + " and <image> too";
+    auto p = (*t)->render(std::vector<ChatMessage>{{"user", content}}, llmq::chat_render_options(*tok, true));
+    REQUIRE(p.ok());
+    size_t images = 0;
+    const auto ids = llmq::encode_chat_prompt(*tok, *p, -1, &images);
+    CHECK(images == 1);
+    REQUIRE(std::count(ids.begin(), ids.end(), -1) == 1);
+    // Either side of the mark: the prompt's text tokenized on its own, markup and all.
+    const size_t at = p->text.find(llmq::chat_image_marker);
+    const size_t end = at + llmq::chat_image_marker.size();
+    llmq::ChatPrompt before{p->text.substr(0, at), std::vector<uint8_t>(p->from_data.begin(), p->from_data.begin() + static_cast<std::ptrdiff_t>(at))};
+    std::vector<int32_t> want = llmq::encode_chat_prompt(*tok, before);
+    want.push_back(-1);
+    const std::vector<uint8_t> after_marks(p->from_data.begin() + static_cast<std::ptrdiff_t>(end), p->from_data.end());
+    const auto after = tok->encode_marked(std::string_view(p->text).substr(end), after_marks);
+    want.insert(want.end(), after.begin(), after.end());
+    CHECK(ids == want);
+    // Without image parts the marker-aware encoding is the plain one.
+    auto plain = (*t)->render(std::vector<ChatMessage>{{"user", "Look at <image> too"}}, llmq::chat_render_options(*tok, true));
+    REQUIRE(plain.ok());
+    CHECK(llmq::encode_chat_prompt(*tok, *plain, -1, &images) == llmq::encode_chat_prompt(*tok, *plain));
+    CHECK(images == 0);
+}

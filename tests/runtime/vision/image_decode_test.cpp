@@ -3,6 +3,9 @@
 // the defect, before any pixel is decoded where the header already says no.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "image_fixtures.hpp"
@@ -203,4 +206,23 @@ TEST_CASE("image_refuses_jpeg_kinds_it_cannot_decode") {
     Bytes twelve = write_jpeg(8, 8, smooth);
     twelve[sof_offset(twelve) + 4] = 12;  // sample precision
     CHECK(contains(error_of(twelve), "12-bit samples"));
+}
+
+// The libFuzzer target's find: a JPEG whose segments are all well formed but whose entropy-coded
+// data runs out before the last block. stb_image 2.27 then decodes the rest from zero bits (the
+// image comes out grey there, as any truncated JPEG) and shifts a zero byte by 32 or more on the
+// way, which UBSan calls undefined: stb_image_impl.cpp is built without that one check, so this
+// test, run under the sanitizers (run_sanitizers.sh), fails if that build flag is lost.
+TEST_CASE("image_decodes_a_jpeg_whose_entropy_data_runs_out_of_bits") {
+    const char* root = std::getenv("LLMQ_SOURCE_ROOT");
+    REQUIRE(root != nullptr);
+    std::ifstream f(std::string(root) + "/tests/fuzz/seeds/jpeg-runs-out-of-bits.jpg", std::ios::binary);
+    REQUIRE(f.good());
+    Bytes b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    REQUIRE(b.size() == 2618);
+    auto r = decode_image(b, {});
+    REQUIRE(r);
+    CHECK(r->width == 12);
+    CHECK(r->height == 299);
+    CHECK(r->pixels.size() == size_t(12) * 299 * 3);
 }

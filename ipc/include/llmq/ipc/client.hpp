@@ -36,13 +36,17 @@ class ClientRegion;
 struct ChatTurn {
     std::string role;  // "system", "user", "assistant", ...
     std::string content;
+    // Images of this turn (vision models), placed before its text; the request that sends the
+    // rendered tokens carries the conversation's images in turn order.
+    std::uint32_t images = 0;
 };
 
 // A conversation rendered by the daemon's chat template.
 struct RenderedChat {
     std::string origin;           // which template rendered it
     std::string text;             // the prompt text (markup and messages)
-    std::vector<std::int32_t> tokens;  // the ids to submit (GenerateRequest::prompt_tokens)
+    std::vector<std::int32_t> tokens;  // the ids to submit (GenerateRequest::prompt_tokens),
+                                       // a kImagePromptToken where each image goes
 };
 
 struct ConnectOptions {

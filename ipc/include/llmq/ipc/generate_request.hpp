@@ -11,6 +11,11 @@
 
 namespace llmq::ipc {
 
+// In a token prompt that carries images, each kImagePromptToken marks where one image goes (the
+// daemon widens it to the image's positions); the ids of a chat prompt rendered with image
+// parts (the chat_template command) hold them. Elsewhere it is an invalid id, as any negative.
+inline constexpr std::int32_t kImagePromptToken = -1;
+
 struct SamplingParams {
     float temperature = 0.8f;         // 0 = greedy; finite, 0..100
     std::int32_t top_k = 40;          // 0 = off; 0..vocab size
@@ -38,9 +43,9 @@ struct GenerateRequest {
     std::vector<std::string> stop;  // up to 8 strings of up to 256 bytes each
     std::int32_t priority = 0;    // higher runs first and is preempted last; -1000..1000
     // Encoded images (PNG or JPEG bytes, as read from their files) for a model with a vision
-    // projector, in prompt order (each at an "<image>" of the text, else all before it). Text
-    // prompts only. The daemon decodes and checks them; limits: [ipc] max_images and
-    // max_image_bytes (all images together).
+    // projector, in prompt order: each at an "<image>" of a text prompt (else all before it),
+    // or at a kImagePromptToken of a token prompt (one per image). The daemon decodes and checks
+    // them; limits: [ipc] max_images and max_image_bytes (all images together).
     std::vector<std::vector<std::uint8_t>> images;
 };
 

@@ -25,6 +25,8 @@
 //   as before and an older daemon refuses the flag by name):
 //   ...     4     u32 image_count              >= 1
 //   ...     ...   image_count × { u32 length; length bytes (PNG or JPEG) }
+//   With images a token prompt holds one kImagePromptToken (-1) per image, where it goes (a
+//   daemon before that refuses images with token ids by name).
 //
 // The payload ends exactly after the last stop string (or image); trailing bytes are refused.
 #pragma once

@@ -101,6 +101,17 @@ ChatRenderOptions chat_render_options(const Tokenizer& tokenizer, bool add_gener
 // asks for one and the prompt does not already start with it.
 std::vector<int32_t> encode_chat_prompt(const Tokenizer& tokenizer, const ChatPrompt& prompt);
 
+// What an image part of a message stands for while the template renders: bytes that no
+// message text can hold (0xFF is never part of UTF-8, and message text is checked to be UTF-8),
+// so only an image part makes it.
+inline constexpr std::string_view chat_image_marker = "\xff" "image" "\xff";
+
+// encode_chat_prompt for a prompt whose messages held image parts: each chat_image_marker that
+// came from the data becomes one `image_token` id (the text either side tokenized on its own,
+// as LLaVA tokenizes the chunks around "<image>"). *images receives how many there were.
+std::vector<int32_t> encode_chat_prompt(const Tokenizer& tokenizer, const ChatPrompt& prompt, int32_t image_token,
+                                        size_t* images);
+
 // Reads a template file for --chat-template / [model] chat_template. Errors name the path.
 [[nodiscard]] Expected<std::string> read_chat_template_file(const std::string& path);
 

@@ -24,6 +24,9 @@ namespace llmq {
 RgbImage pad_to_square(const RgbImage& image, std::array<uint8_t, 3> background);
 // Step 2 for any size (width, height >= 1).
 RgbImage resize_bicubic(const RgbImage& image, int32_t width, int32_t height);
+// The same with PIL's bilinear filter (the triangle, support 1, widened by the scale when
+// shrinking): Image.resize(..., BILINEAR), which Llama 3.2 Vision's MllamaImageProcessor uses.
+RgbImage resize_bilinear(const RgbImage& image, int32_t width, int32_t height);
 // Step 3: [3][height][width], (v / 255 - mean[c]) / std[c].
 std::vector<float> normalize_planar(const RgbImage& image, const std::array<float, 3>& mean,
                                     const std::array<float, 3>& std);

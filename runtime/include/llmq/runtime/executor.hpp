@@ -7,6 +7,7 @@
 // device's worker thread; the executor waits for all of them.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "llmq/runtime/communicator.hpp"
 #include "llmq/runtime/cross_attention.hpp"
 #include "llmq/runtime/kv_cache.hpp"
+#include "llmq/runtime/mllama_vision.hpp"
 #include "llmq/runtime/model_shard.hpp"
 #include "llmq/runtime/mpi_world.hpp"
 #include "llmq/runtime/parallel_plan.hpp"
@@ -106,6 +108,11 @@ public:
     // steps; a shard updates its count on its worker).
     uint64_t image_kv_bytes() const;
 
+    // Encode one image of a cross-attention model (mllama) with the first device's vision
+    // plugin, on its worker. Errors as encode_image's. Thread: the engine loop.
+    [[nodiscard]] Status encode_mllama_image(const MllamaVisionModel& model, const RgbImage& image,
+                                             MllamaImageFeatures& out);
+
     // MPI ranks other than 0: run the steps rank 0 broadcasts until it calls stop_followers().
     [[nodiscard]] Status follow();
     // Rank 0: tell the followers to return from follow(). No-op in-process.
@@ -126,6 +133,8 @@ private:
     Status finish_batches(InFlight& flight);
     Status run_batches(std::vector<MicroBatch> batches, std::vector<float>& logits);
     int32_t logits_producer() const;  // world rank of (last stage, tensor rank 0)
+    // Run `encode` with the first device's vision plugin on that device's worker, and wait.
+    Status on_vision_device(const std::function<Status(PluginInstance&)>& encode);
 
     MpiWorld* world_ = nullptr;
     std::unique_ptr<Communicator> world_comm_;

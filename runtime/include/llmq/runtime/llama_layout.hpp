@@ -74,16 +74,10 @@ struct LlamaLayerTensors {
     const GgufTensor* mlp_gate = nullptr;   // cross_attn_mlp_gate [1] F32, tanh'd when applied
 };
 
-// The vision part of a single-file mllama GGUF, as the planner counts it (the encoder itself
-// is read by the vision model). Zeros without one.
+// The vision part of a single-file mllama GGUF as the text side's planner sees it (the
+// encoder itself is MllamaVisionModel's). Zero without one.
 struct MllamaVisionSummary {
-    uint64_t weight_bytes = 0;    // every v.* and mm.* tensor
     int64_t rows_per_image = 0;   // cross-attention rows of one image: max_num_tiles x (patches + 1)
-    // The encoder's activations for one image, estimated from its shape: per row (its
-    // max_num_tiles tiles, each padded to a multiple of 8 rows as HF pads them) the hidden
-    // state, its norm, q, k, v, the attention output and the MLP's in f32, the kept
-    // intermediate layers, and the projected row of n_embd values.
-    uint64_t activation_bytes = 0;
 };
 
 // Shapes are in GGUF order (shape[0] innermost): a matmul weight [in, out] is `out` rows of

@@ -34,8 +34,9 @@ struct PlannerInput {
     int32_t context_length = 0;       // 0: the model's training context
     int32_t max_seqs = 32;
     int32_t max_tokens_per_step = 512;
-    // A LLaVA-style vision tower ([model] vision): its weights and the activations of one
-    // image's encode, both on the first device (stage 0, rank 0), where images are encoded.
+    // A vision tower (a LLaVA-style [model] vision, or an mllama file's own v.* / mm.0): its
+    // weights and the activations of one image's encode, both on the first device (stage 0,
+    // rank 0), where images are encoded.
     uint64_t vision_weight_bytes = 0;
     uint64_t vision_activation_bytes = 0;
     // Images of one request ([ipc] max_images): a cross-attention model (mllama) keeps each

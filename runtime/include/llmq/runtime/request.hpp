@@ -24,7 +24,8 @@ struct GenerateRequest {
     uint64_t owner = 0;                  // who asked (the daemon: the connection); 0 = nobody
     // Encoded images (PNG or JPEG bytes), in prompt order, for a model with a vision projector:
     // each takes the place of an "<image>" marker of the text prompt, or all come before the
-    // text when it has none (vision_encoder.hpp). Text prompts only.
+    // text when it has none; in a token prompt, each takes the place of one image_prompt_token
+    // (vision_encoder.hpp).
     std::vector<std::vector<uint8_t>> images;
     // A cross-attention model's (mllama's) image states, given directly (in-process callers
     // and tests; the engine makes them from `images` for such a model): one image per

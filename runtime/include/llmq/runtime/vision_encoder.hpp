@@ -29,6 +29,8 @@
 namespace llmq {
 
 inline constexpr const char* default_image_marker = "<image>";
+// A token prompt's mark for one image (the client protocol's kImagePromptToken, LLMQ_IMAGE_TOKEN).
+inline constexpr int32_t image_prompt_token = -1;
 
 // A prompt's tokens with its images placed: tokens[image_start[i] ..] are the placeholder
 // positions of image i (tokens_per_image of them).
@@ -53,6 +55,12 @@ public:
     // when the markers and the images disagree in number.
     [[nodiscard]] Expected<PromptWithImages> place_images(const Tokenizer& tokenizer, const std::string& text,
                                                           size_t images, bool add_bos, bool parse_special) const;
+
+    // Token ids with one image_prompt_token where each image goes (a chat prompt rendered with
+    // image parts): each mark widened to the image's placeholder positions. invalid_argument
+    // when marks and images disagree in number.
+    [[nodiscard]] Expected<PromptWithImages> place_images(const Tokenizer& tokenizer, std::span<const int32_t> tokens,
+                                                          size_t images) const;
 
     // Preprocess and encode one image: out receives tokens_per_image() x embedding_dim()
     // floats. Thread: the worker of vision's device (a CPU device).
