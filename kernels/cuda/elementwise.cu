@@ -52,6 +52,11 @@ __global__ void add_kernel(dtype act, void* y, const void* x, int64_t n) {
         store(act, y, i, load(act, y, i) + load(act, x, i));
 }
 
+__global__ void scaled_add_kernel(dtype act, void* y, const void* x, float scale, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        store(act, y, i, load(act, y, i) + scale * load(act, x, i));
+}
+
 __global__ void kv_write_kernel(dtype act, const void* k, const void* v, dtype kv_t, void* k_cache, void* v_cache,
                                 const int64_t* slots, int64_t num_slots, int64_t row_values) {
     const int64_t t = blockIdx.x;
@@ -185,6 +190,13 @@ cudaError_t add(dtype act, void* y, const void* x, int64_t n, cudaStream_t strea
     if (!is_activation(act)) return cudaErrorInvalidValue;
     if (n <= 0) return cudaSuccess;
     add_kernel<<<unsigned(blocks_for(n)), threads, 0, stream>>>(act, y, x, n);
+    return detail::launched();
+}
+
+cudaError_t scaled_add(dtype act, void* y, const void* x, float scale, int64_t n, cudaStream_t stream) {
+    if (!is_activation(act)) return cudaErrorInvalidValue;
+    if (n <= 0) return cudaSuccess;
+    scaled_add_kernel<<<unsigned(blocks_for(n)), threads, 0, stream>>>(act, y, x, scale, n);
     return detail::launched();
 }
 

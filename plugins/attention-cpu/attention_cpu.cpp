@@ -15,6 +15,9 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
+#include <algorithm>
+#include <vector>
 #include <exception>
 #include <new>
 #include <string>
@@ -91,7 +94,11 @@ void shutdown(void* self) { delete static_cast<instance*>(self); }
 
 // q or out: F32 on the CPU, [num_tokens][num_heads][head_dim] contiguous, as rank 2
 // ([tokens, heads * head_dim]) or rank 3 ([tokens, heads, head_dim]).
-llmq_status check_rows(const llmq_tensor& t, const char* name, const llmq_attention_args& a, llmq_error* error) {
+struct row_shape {
+    int32_t num_tokens, num_heads, head_dim;
+};
+
+llmq_status check_rows(const llmq_tensor& t, const char* name, const row_shape& a, llmq_error* error) {
     if (t.device_type != LLMQ_BACKEND_CPU)
         return fail(error, LLMQ_STATUS_UNSUPPORTED, "attention: %s.device_type is %d, %s takes CPU tensors only", name,
                     t.device_type, plugin_name);
@@ -144,8 +151,9 @@ llmq_status check_attention(const llmq_attention_args* a, llmq_error* error) {
     if (!std::isfinite(a->scale))
         return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "attention: scale is not finite");
     llmq_status s;
-    if ((s = check_rows(a->q, "q", *a, error)) != LLMQ_OK) return s;
-    if ((s = check_rows(a->out, "out", *a, error)) != LLMQ_OK) return s;
+    const row_shape rows{a->num_tokens, a->num_heads, a->head_dim};
+    if ((s = check_rows(a->q, "q", rows, error)) != LLMQ_OK) return s;
+    if ((s = check_rows(a->out, "out", rows, error)) != LLMQ_OK) return s;
     if (a->num_seqs == 0) return LLMQ_OK;
     if (a->k_cache == nullptr || a->v_cache == nullptr || a->query_start == nullptr || a->context_len == nullptr ||
         a->block_tables == nullptr)
@@ -227,7 +235,143 @@ llmq_status attention(void* raw, const llmq_attention_args* a, llmq_error* error
     return LLMQ_OK;
 }
 
-const llmq_attention_ops attention_ops = {sizeof(llmq_attention_ops), 0, attention, nullptr};
+// ---- cross-attention (ABI 1.2)
+
+llmq_status check_cross_attention(const llmq_cross_attention_args* a, llmq_error* error) {
+    if (a == nullptr) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: args is NULL");
+    if (a->struct_size < sizeof(llmq_cross_attention_args))
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: args.struct_size is %u, expected at least %zu",
+                    a->struct_size, sizeof(llmq_cross_attention_args));
+    if (a->kv_dtype != LLMQ_DTYPE_F32 && a->kv_dtype != LLMQ_DTYPE_F16 && a->kv_dtype != LLMQ_DTYPE_BF16)
+        return fail(error, llmq::abi::dtype_of(a->kv_dtype) != nullptr ? LLMQ_STATUS_UNSUPPORTED : LLMQ_STATUS_INVALID_ARGUMENT,
+                    "cross_attention: kv_dtype %d; %s reads f32, f16 or bf16 image rows", a->kv_dtype, plugin_name);
+    if (a->num_seqs < 0 || a->num_tokens < 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: num_seqs %d and num_tokens %d must be >= 0",
+                    a->num_seqs, a->num_tokens);
+    if (a->num_heads <= 0 || a->num_kv_heads <= 0 || a->num_heads % a->num_kv_heads != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "cross_attention: num_heads %d must be a positive multiple of num_kv_heads %d", a->num_heads,
+                    a->num_kv_heads);
+    if (a->head_dim <= 0 || a->head_dim > k::paged_attention_max_head_dim)
+        return fail(error, a->head_dim > 0 ? LLMQ_STATUS_UNSUPPORTED : LLMQ_STATUS_INVALID_ARGUMENT,
+                    "cross_attention: head_dim %d outside [1, %d]", a->head_dim, k::paged_attention_max_head_dim);
+    if (!std::isfinite(a->scale)) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: scale is not finite");
+    llmq_status s;
+    const row_shape rows{a->num_tokens, a->num_heads, a->head_dim};
+    if ((s = check_rows(a->q, "q", rows, error)) != LLMQ_OK) return s;
+    if ((s = check_rows(a->out, "out", rows, error)) != LLMQ_OK) return s;
+    if (a->num_seqs == 0) return LLMQ_OK;
+    if (a->query_start == nullptr || a->kv_start == nullptr || a->row_begin == nullptr || a->row_end == nullptr)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                    "cross_attention: query_start, kv_start, row_begin and row_end must all be set");
+    if (a->query_start[0] != 0 || a->kv_start[0] != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: query_start[0] is %d and kv_start[0] is %" PRId64
+                    ", both must be 0", a->query_start[0], a->kv_start[0]);
+    bool any_rows = false;
+    for (int32_t q = 0; q < a->num_seqs; ++q) {
+        const int64_t begin = a->query_start[q], end = a->query_start[q + 1];
+        if (end < begin || end > a->num_tokens)
+            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                        "cross_attention: query_start[%d..%d] = %" PRId64 "..%" PRId64 " is not ascending within num_tokens %d",
+                        q, q + 1, begin, end, a->num_tokens);
+        const int64_t rows_here = a->kv_start[q + 1] - a->kv_start[q];
+        if (a->kv_start[q + 1] < a->kv_start[q])
+            return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: kv_start[%d..%d] = %" PRId64 "..%" PRId64
+                        " is not ascending", q, q + 1, a->kv_start[q], a->kv_start[q + 1]);
+        for (int64_t t = begin; t < end; ++t) {
+            const int64_t rb = a->row_begin[t], re = a->row_end[t];
+            if (rb < 0 || re < rb || re > rows_here)
+                return fail(error, LLMQ_STATUS_INVALID_ARGUMENT,
+                            "cross_attention: token %" PRId64 " sees rows [%" PRId64 ", %" PRId64
+                            ") of sequence %d, which has %" PRId64 " image rows",
+                            t, rb, re, q, rows_here);
+            any_rows = any_rows || re > rb;
+        }
+    }
+    if (a->query_start[a->num_seqs] != a->num_tokens)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: query_start[num_seqs] is %d, num_tokens is %d",
+                    a->query_start[a->num_seqs], a->num_tokens);
+    if (any_rows && (a->k_image == nullptr || a->v_image == nullptr))
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: k_image and v_image must be set");
+    const auto element = static_cast<uintptr_t>(llmq::abi::dtype_of(a->kv_dtype)->element_bytes());
+    if (reinterpret_cast<uintptr_t>(a->k_image) % element != 0 || reinterpret_cast<uintptr_t>(a->v_image) % element != 0)
+        return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: k_image and v_image must be aligned to their %u-byte elements",
+                    unsigned(element));
+    return LLMQ_OK;
+}
+
+struct cross_job {
+    const llmq_cross_attention_args* a;
+    const int32_t* token_seq;  // [num_tokens]
+};
+
+float load_kv(int32_t dtype, const void* base, int64_t i) {
+    if (dtype == LLMQ_DTYPE_F32) return static_cast<const float*>(base)[i];
+    const uint16_t bits = static_cast<const uint16_t*>(base)[i];
+    if (dtype == LLMQ_DTYPE_BF16) {
+        const uint32_t wide = uint32_t(bits) << 16;
+        float f;
+        std::memcpy(&f, &wide, sizeof f);
+        return f;
+    }
+    return k::fp16_to_fp32(bits);
+}
+
+// Items are (token, head) pairs: softmax(scale q·k) over the token's image rows, then the
+// weighted sum of their values, both in f32 with the running-max softmax.
+void run_cross_items(void* arg, int64_t begin, int64_t end) {
+    const auto& job = *static_cast<const cross_job*>(arg);
+    const llmq_cross_attention_args& a = *job.a;
+    const int64_t hd = a.head_dim, group = a.num_heads / a.num_kv_heads, row_values = int64_t(a.num_kv_heads) * hd;
+    float acc[k::paged_attention_max_head_dim], kv[k::paged_attention_max_head_dim];
+    for (int64_t item = begin; item < end; ++item) {
+        const int64_t t = item / a.num_heads, h = item % a.num_heads;
+        const float* q = static_cast<const float*>(a.q.data) + (t * a.num_heads + h) * hd;
+        float* out = static_cast<float*>(a.out.data) + (t * a.num_heads + h) * hd;
+        const int64_t base = a.kv_start[job.token_seq[t]];
+        const int64_t r0 = base + a.row_begin[t], r1 = base + a.row_end[t];
+        std::fill(acc, acc + hd, 0.0f);
+        float max_score = -INFINITY, total = 0.0f;
+        for (int64_t r = r0; r < r1; ++r) {
+            const int64_t at = r * row_values + (h / group) * hd;
+            float score = 0.0f;
+            for (int64_t d = 0; d < hd; ++d) score += q[d] * load_kv(a.kv_dtype, a.k_image, at + d);
+            score *= a.scale;
+            for (int64_t d = 0; d < hd; ++d) kv[d] = load_kv(a.kv_dtype, a.v_image, at + d);
+            if (score > max_score) {
+                const float shrink = std::exp(max_score - score);
+                for (int64_t d = 0; d < hd; ++d) acc[d] *= shrink;
+                total *= shrink;
+                max_score = score;
+            }
+            const float w = std::exp(score - max_score);
+            total += w;
+            for (int64_t d = 0; d < hd; ++d) acc[d] += w * kv[d];
+        }
+        // No rows: HF's "full text row masked out", an output of zeros.
+        const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+        for (int64_t d = 0; d < hd; ++d) out[d] = acc[d] * inv;
+    }
+}
+
+llmq_status cross_attention(void* raw, const llmq_cross_attention_args* a, llmq_error* error) {
+    auto* self = static_cast<instance*>(raw);
+    if (self == nullptr) return fail(error, LLMQ_STATUS_INVALID_ARGUMENT, "cross_attention: instance is NULL");
+    if (llmq_status s = check_cross_attention(a, error); s != LLMQ_OK) return s;
+    if (a->num_seqs == 0 || a->num_tokens == 0) return LLMQ_OK;
+    try {
+        std::vector<int32_t> token_seq(static_cast<size_t>(a->num_tokens));
+        for (int32_t q = 0; q < a->num_seqs; ++q)
+            for (int32_t t = a->query_start[q]; t < a->query_start[q + 1]; ++t) token_seq[static_cast<size_t>(t)] = q;
+        cross_job job{a, token_seq.data()};
+        self->host->parallel_for(self->host->host_context, int64_t(a->num_tokens) * a->num_heads, run_cross_items, &job);
+    } catch (const std::bad_alloc&) {
+        return fail(error, LLMQ_STATUS_OUT_OF_MEMORY, "cross_attention: out of memory");
+    }
+    return LLMQ_OK;
+}
+
+const llmq_attention_ops attention_ops = {sizeof(llmq_attention_ops), 0, attention, cross_attention};
 
 const llmq_plugin_descriptor descriptor = {
     sizeof(llmq_plugin_descriptor),

@@ -139,6 +139,7 @@ TEST_SUITE("plugins") {
         REQUIRE(d.attention != nullptr);
         CHECK(d.attention->struct_size == sizeof(llmq_attention_ops));
         CHECK((d.attention->attention != nullptr));
+        CHECK((d.attention->cross_attention != nullptr));  // ABI 1.2, for mllama
         CHECK(d.gemm == nullptr);
         CHECK(d.vision == nullptr);
     }

@@ -76,3 +76,34 @@ class Checks:
     def done(self):
         print(f"{self.passed} passed, {self.failed} failed")
         sys.exit(1 if self.failed else 0)
+
+
+class Daemon:
+    """llmqd on `config_text` with its own IPC folder under `folder`, until the with-block ends;
+    env is the environment the block's clients need."""
+
+    def __init__(self, llmqd, config_text, folder, timeout=60):
+        ipc_dir = os.path.join(folder, "ipc")
+        os.makedirs(ipc_dir, mode=0o700)
+        self.env = dict(os.environ, LLMQ_IPC_DIR=ipc_dir)
+        cfg = os.path.join(folder, "llmqd.toml")
+        with open(cfg, "w") as f:
+            f.write(config_text)
+        self.log_path = os.path.join(folder, "llmqd.log")
+        self.process = subprocess.Popen([llmqd, "--config", cfg], env=self.env, stdout=open(self.log_path, "w"),
+                                        stderr=subprocess.STDOUT)
+        import time
+        deadline = time.time() + timeout
+        while "serving" not in open(self.log_path).read():
+            if self.process.poll() is not None or time.time() > deadline:
+                self.process.kill()
+                raise AssertionError("llmqd did not start:\n" + open(self.log_path).read())
+            time.sleep(0.05)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        return False

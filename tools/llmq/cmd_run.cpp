@@ -138,8 +138,6 @@ Command add_run(CLI::App& root) {
         if (!flags->vision.empty()) config.model.vision = flags->vision;
         if (!flags->images.empty() && (flags->chat || !flags->prompt_tokens.empty()))
             return fail("run", "--image goes with a text --prompt (not yet with --chat or --prompt-tokens)");
-        if (!flags->images.empty() && config.model.vision.empty())
-            return fail("run", "--image needs a vision projector: give --vision MMPROJ or [model] vision");
         if (!flags->chat_template.empty()) {
             config.model.chat_template = flags->chat_template;
             flags->chat = true;
@@ -152,6 +150,9 @@ Command add_run(CLI::App& root) {
         ProgressDisplay progress(flags->json);
         auto rt = ModelRuntime::load(config, nullptr, progress.callback());
         if (!rt) return fail("run", rt.status().message());
+        if (!flags->images.empty() && !(*rt)->takes_images())
+            return fail("run", "--image needs a vision model: give --vision MMPROJ or [model] vision, or an mllama "
+                               "(Llama 3.2 Vision) file with its vision part");
         GenerateRequest req;
         req.prompt = flags->prompt;
         req.prompt_tokens = flags->prompt_tokens;

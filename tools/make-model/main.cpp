@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
                  "benchmarks and planning)."};
     app.add_option("--out", out, "output GGUF path")->required();
     app.add_option("--arch", spec.arch, "architecture name in the metadata")
-        ->check(CLI::IsMember({"llama", "mistral", "qwen2"}))
+        ->check(CLI::IsMember({"llama", "mistral", "qwen2", "mllama"}))
         ->capture_default_str();
     app.add_option("--name", spec.name, "general.name")->capture_default_str();
     app.add_option("--dim", spec.dim, "hidden size (embedding length)")->capture_default_str();
@@ -72,6 +72,24 @@ int main(int argc, char** argv) {
     app.add_option("--feature-layer", clip.feature_layer,
                    "--clip: write clip.vision.feature_layer (default: absent, the second-to-last layer)");
     app.add_flag("--patch-f16", clip.patch_f16, "--clip: patch embedding in F16 (as converted files have it)");
+    app.add_option("--cross-layers", spec.cross_layers,
+                   "--arch mllama: the cross-attention layers (Llama 3.2 Vision), e.g. --cross-layers 1,3")
+        ->delimiter(',');
+    std::string preset;
+    app.add_option("--mllama-preset", preset,
+                   "a header-only Llama-3.2-Vision text model of the real shape: 11b or 90b "
+                   "(sets --arch mllama, the sizes, the cross layers, --rope-freqs and --header-only)")
+        ->check(CLI::IsMember({"11b", "90b"}));
+    bool vision_tower = false;
+    app.add_flag("--vision-tower", vision_tower,
+                 "--arch mllama: add the vision part (v.* and mm.0 tensors, mllama.vision.* keys) to the text model, "
+                 "shaped by --vision-dim, --vision-layers, --vision-heads, --vision-ffn, --global-layers, --max-tiles, "
+                 "--intermediate-layers, --image-size and --patch-size; its projection is --dim");
+    llmq::RandomMllamaVisionSpec tower;
+    app.add_option("--vision-dim", tower.dim, "--vision-tower: the encoder's width")->capture_default_str();
+    app.add_option("--vision-layers", tower.layers, "--vision-tower: local encoder layers")->capture_default_str();
+    app.add_option("--vision-heads", tower.heads, "--vision-tower: encoder heads")->capture_default_str();
+    app.add_option("--vision-ffn", tower.ffn, "--vision-tower: encoder MLP size")->capture_default_str();
     llmq::RandomMllamaVisionSpec mllama_vision;
     bool make_mllama_vision = false;
     app.add_flag("--mllama-vision", make_mllama_vision,
@@ -86,6 +104,31 @@ int main(int argc, char** argv) {
         ->delimiter(',')
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    if (!preset.empty()) {
+        llmq::mllama_text_preset(preset, &spec);
+        if (dtype == "f32") dtype = "bf16";  // as the published checkpoints are
+        vision_tower = true;
+        tower = llmq::mllama_vision_preset();
+        mllama_vision = tower;
+        clip.image_size = tower.image_size;
+        clip.patch_size = tower.patch_size;
+    }
+    if (vision_tower) {
+        if (spec.arch != "mllama") {
+            std::fprintf(stderr, "llmq-make-model: --vision-tower goes with --arch mllama\n");
+            return 2;
+        }
+        tower.global_layers = mllama_vision.global_layers;
+        tower.max_tiles = mllama_vision.max_tiles;
+        tower.intermediate_layers = mllama_vision.intermediate_layers;
+        tower.image_size = clip.image_size;
+        tower.patch_size = clip.patch_size;
+        tower.projection_dim = spec.dim;
+        tower.seed = spec.seed + 1;
+        tower.header_only = spec.header_only;
+        tower.dtype = llmq::find_weight_mix(dtype)->base;
+        spec.vision = tower;
+    }
     auto report = [&](const llmq::Status& s) {
         if (!s.ok()) {
             std::fprintf(stderr, "llmq-make-model: %s\n", s.to_string().c_str());

@@ -1,5 +1,6 @@
 #include "random_llama.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string_view>
@@ -23,9 +24,15 @@ const WeightMix* mix_of(const RandomLlamaSpec& s) {
 
 Status check_spec(const RandomLlamaSpec& s) {
     auto bad = [](const std::string& m) { return invalid_argument("model spec: " + m); };
-    if (s.arch != "llama" && s.arch != "mistral" && s.arch != "qwen2") {
-        return bad("--arch must be llama, mistral or qwen2, not '" + s.arch + "'");
+    if (s.arch != "llama" && s.arch != "mistral" && s.arch != "qwen2" && s.arch != "mllama") {
+        return bad("--arch must be llama, mistral, qwen2 or mllama, not '" + s.arch + "'");
     }
+    if ((s.arch == "mllama") != !s.cross_layers.empty())
+        return bad("--cross-layers go with --arch mllama, and an mllama model needs at least one");
+    for (uint32_t l : s.cross_layers)
+        if (l >= s.layers) return bad("cross-attention layer " + std::to_string(l) + " is not below --layers");
+    if (s.arch == "mllama" && (s.tied || !s.vocab_from.empty()))
+        return bad("an mllama model has its own LM head and a synthetic vocabulary (no --tied, no --vocab-from)");
     if (s.dim == 0 || s.layers == 0 || s.heads == 0 || s.kv_heads == 0 || s.ffn == 0 ||
         s.context == 0) {
         return bad("dim, layers, heads, kv-heads, ffn and context must all be positive");
@@ -113,7 +120,12 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
         n_vocab = *n;
     } else {
         n_vocab = spec.vocab != 0 ? spec.vocab : default_vocab;
-        LLMQ_TRY(add_synthetic_vocab(w, n_vocab));
+        const bool mllama = spec.arch == "mllama";
+        LLMQ_TRY(add_synthetic_vocab(w, n_vocab, mllama ? std::vector<std::string>{"<|image|>"} : std::vector<std::string>{}));
+        if (mllama) {
+            std::vector<int32_t> layers(spec.cross_layers.begin(), spec.cross_layers.end());
+            w.set(a + "attention.cross_attention_layers", GgufValue::array_i32(layers));
+        }
     }
     w.set(a + "vocab_size", GgufValue::u32(n_vocab));
 
@@ -138,7 +150,9 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
     const int64_t dim = spec.dim, ffn = spec.ffn, vocab = n_vocab;
     const int64_t kv_dim = int64_t{spec.kv_heads} * head_dim;
 
-    LLMQ_TRY(add_weight("token_embd.weight", {dim, vocab}, matmul(dim)));
+    // mllama's table has 8 rows past the LM head's vocabulary (Hugging Face: vocab_size + 8).
+    const int64_t embd_rows = spec.arch == "mllama" ? vocab + 8 : vocab;
+    LLMQ_TRY(add_weight("token_embd.weight", {dim, embd_rows}, matmul(dim)));
     LLMQ_TRY(add("output_norm.weight", f32, {dim}, norm));
     if (!spec.tied) LLMQ_TRY(add_weight("output.weight", {dim, vocab}, matmul(dim)));
     if (spec.rope_freqs) {
@@ -153,6 +167,24 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
     for (uint32_t i = 0; i < spec.layers; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
         LLMQ_TRY(add(b + "attn_norm.weight", f32, {dim}, norm));
+        if (std::find(spec.cross_layers.begin(), spec.cross_layers.end(), i) != spec.cross_layers.end()) {
+            // Gates away from HF's initial 0, so that the layers matter in tests.
+            const Distribution gate{0.5f, 0.3f};
+            const std::string c = b + "cross_attn_";
+            LLMQ_TRY(add_weight(c + "q_proj.weight", {dim, dim}, matmul(dim)));
+            LLMQ_TRY(add_weight(c + "k_proj.weight", {dim, kv_dim}, matmul(dim)));
+            LLMQ_TRY(add_weight(c + "v_proj.weight", {dim, kv_dim}, matmul(dim)));
+            LLMQ_TRY(add_weight(c + "o_proj.weight", {dim, dim}, matmul(dim)));
+            LLMQ_TRY(add(c + "q_norm.weight", f32, {int64_t{head_dim}}, norm));
+            LLMQ_TRY(add(c + "k_norm.weight", f32, {int64_t{head_dim}}, norm));
+            LLMQ_TRY(add(c + "attn_gate", f32, {1}, gate));
+            LLMQ_TRY(add(c + "mlp_gate", f32, {1}, gate));
+            LLMQ_TRY(add(b + "ffn_norm.weight", f32, {dim}, norm));
+            LLMQ_TRY(add_weight(b + "ffn_gate.weight", {dim, ffn}, matmul(dim)));
+            LLMQ_TRY(add_weight(b + "ffn_up.weight", {dim, ffn}, matmul(dim)));
+            LLMQ_TRY(add_weight(b + "ffn_down.weight", {ffn, dim}, matmul(ffn)));
+            continue;
+        }
         LLMQ_TRY(add_weight(b + "attn_q.weight", {dim, dim}, matmul(dim)));
         LLMQ_TRY(add_weight(b + "attn_k.weight", {dim, kv_dim}, matmul(dim)));
         LLMQ_TRY(add_weight(b + "attn_v.weight", {dim, kv_dim}, matmul(dim)));
@@ -167,7 +199,61 @@ Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) 
         LLMQ_TRY(add_weight(b + "ffn_up.weight", {dim, ffn}, matmul(dim)));
         LLMQ_TRY(add_weight(b + "ffn_down.weight", {ffn, dim}, matmul(ffn)));
     }
+    if (spec.vision) {
+        if (spec.arch != "mllama") return invalid_argument("model spec: a vision part goes with --arch mllama");
+        RandomMllamaVisionSpec v = *spec.vision;
+        v.projection_dim = spec.dim;
+        v.header_only = spec.header_only;
+        LLMQ_TRY(add_random_mllama_vision(v, w));
+    }
     return w.write(path);
+}
+
+RandomMllamaVisionSpec mllama_vision_preset() {
+    RandomMllamaVisionSpec v;
+    v.image_size = 560;
+    v.patch_size = 14;
+    v.dim = 1280;
+    v.ffn = 5120;
+    v.heads = 16;
+    v.layers = 32;
+    v.global_layers = 8;
+    v.max_tiles = 4;
+    v.intermediate_layers = {3, 7, 15, 23, 30};
+    v.dtype = kernels::dtype::bf16;
+    return v;
+}
+
+bool mllama_text_preset(const std::string& which, RandomLlamaSpec* s) {
+    s->arch = "mllama";
+    s->vocab = 128256;
+    s->heads = 32;
+    s->kv_heads = 8;
+    s->context = 131072;
+    s->rope_theta = 500000.0f;
+    s->rope_freqs = true;
+    s->header_only = true;
+    s->cross_layers.clear();
+    if (which == "11b") {
+        // 40 layers (32 self + 8 cross), cross_attention_layers 3, 8, ..., 38.
+        s->name = "Llama-3.2-11B-Vision (shape)";
+        s->dim = 4096;
+        s->layers = 40;
+        s->ffn = 14336;
+        for (uint32_t l = 3; l < 40; l += 5) s->cross_layers.push_back(l);
+        return true;
+    }
+    if (which == "90b") {
+        // 100 layers (80 self + 20 cross), cross_attention_layers 3, 8, ..., 98.
+        s->name = "Llama-3.2-90B-Vision (shape)";
+        s->dim = 8192;
+        s->layers = 100;
+        s->heads = 64;
+        s->ffn = 28672;
+        for (uint32_t l = 3; l < 100; l += 5) s->cross_layers.push_back(l);
+        return true;
+    }
+    return false;
 }
 
 }  // namespace llmq

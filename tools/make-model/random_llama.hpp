@@ -7,16 +7,18 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "llmq/kernels/cpu.hpp"
 #include "llmq/runtime/status.hpp"
+#include "random_mllama_vision.hpp"
 
 namespace llmq {
 
 struct RandomLlamaSpec {
-    std::string arch = "llama";  // llama | mistral | qwen2 (metadata prefix)
+    std::string arch = "llama";  // llama | mistral | qwen2 | mllama (metadata prefix)
     std::string name = "llmq-random-llama";
     uint32_t dim = 64;
     uint32_t layers = 2;
@@ -38,7 +40,22 @@ struct RandomLlamaSpec {
     // factors 1 and 4, original context 8192), as converters write them for Llama 3.1/3.2.
     bool rope_freqs = false;
     uint32_t sliding_window = 0;  // <arch>.attention.sliding_window; 0 = key not written
+    // mllama (Llama 3.2 Vision's text model, as Ollama's converter writes it): these layers are
+    // cross-attention layers (cross_attn_* tensors, mllama.attention.cross_attention_layers);
+    // the vocabulary gets "<|image|>" at id `vocab`, token_embd 8 rows past the LM head's.
+    std::vector<uint32_t> cross_layers;
+    // mllama: the vision part in the same file (random_mllama_vision.hpp), when set.
+    std::optional<RandomMllamaVisionSpec> vision;
 };
+
+// Llama-3.2-11B-Vision's and -90B-Vision's text model shapes (Hugging Face configs:
+// text_config of meta-llama/Llama-3.2-{11B,90B}-Vision-Instruct), header-only, for planning.
+// `which` is "11b" or "90b"; false for another name.
+bool mllama_text_preset(const std::string& which, RandomLlamaSpec* spec);
+// Their vision part (the same in both: vision_config of either): 560-px tiles of 14-px
+// patches, width 1280, 32 local and 8 global layers, 16 heads, MLP 5120, 4 tiles, the
+// intermediate layers 3, 7, 15, 23, 30. projection_dim is the text model's --dim.
+RandomMllamaVisionSpec mllama_vision_preset();
 
 // Llama 3.1's per-pair RoPE divisors for head size `head_dim` and base `theta`.
 std::vector<float> llama31_rope_factors(uint32_t head_dim, float theta);

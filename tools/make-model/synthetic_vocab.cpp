@@ -18,7 +18,7 @@ const std::string space_marker = "\xE2\x96\x81";  // U+2581 "▁", SentencePiece
 
 }  // namespace
 
-Status add_synthetic_vocab(GgufWriter& writer, uint32_t n_vocab) {
+Status add_synthetic_vocab(GgufWriter& writer, uint32_t n_vocab, const std::vector<std::string>& control_tail) {
     if (n_vocab < min_synthetic_vocab) {
         return invalid_argument("synthetic vocabulary: " + std::to_string(n_vocab) +
                                 " tokens is too few; it needs at least " +
@@ -68,6 +68,11 @@ Status add_synthetic_vocab(GgufWriter& writer, uint32_t n_vocab) {
         }
     }
 
+    for (const std::string& t : control_tail) {
+        tokens.push_back(t);
+        scores.push_back(0.0f);
+        types.push_back(type_control);
+    }
     writer.set("tokenizer.ggml.model", GgufValue::string("llama"));
     writer.set("tokenizer.ggml.pre", GgufValue::string("default"));
     writer.set("tokenizer.ggml.tokens", GgufValue::string_array(std::move(tokens)));

@@ -80,6 +80,9 @@ public:
     }
 
     void add(float* y, const float* x, int64_t n) override { kernels::add_inplace(y, x, n); }
+    void scaled_add(float* y, const float* x, float scale, int64_t n) override {
+        for (int64_t i = 0; i < n; ++i) y[i] += scale * x[i];
+    }
 
     void rope(float* x, int64_t rows, int32_t heads, int32_t head_dim, std::span<const int32_t> positions,
               const RopeParams& p) override {

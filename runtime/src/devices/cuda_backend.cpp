@@ -143,6 +143,10 @@ public:
         if (replaying()) return;
         check(kc::add(dtype::f32, y, x, n, stream()), "add");
     }
+    void scaled_add(float* y, const float* x, float scale, int64_t n) override {
+        if (replaying()) return;
+        check(kc::scaled_add(dtype::f32, y, x, scale, n, stream()), "scaled_add");
+    }
 
     void rope(float* x, int64_t rows, int32_t heads, int32_t head_dim, std::span<const int32_t> positions,
               const RopeParams& p) override {

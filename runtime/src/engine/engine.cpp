@@ -36,6 +36,10 @@ struct Engine::Sequence {
     std::vector<int32_t> image_start;
     std::vector<float> embeddings;
     std::vector<int32_t> embed_row;
+    // Cross-attention images (mllama): kept to the end of the request, like their keys and
+    // values in the shards, so they survive preemption.
+    std::shared_ptr<const CrossAttentionStates> cross;
+    CrossAttentionMask cross_mask;
     int32_t prompt_len = 0;
     int32_t computed = 0;         // tokens whose KV is in the cache
     std::vector<int32_t> blocks;
@@ -66,10 +70,10 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
     LLMQ_TRY(validate(request.sampling));
     auto s = std::make_unique<Sequence>();
     if (!request.images.empty()) {
-        if (!vision_)
+        if (!vision_ && !mllama_vision_)
             return invalid_argument("images: this model has no vision projector ([model] vision, or llmq run "
                                     "--vision MMPROJ)");
-        const ImageLimits& limits = vision_->limits();
+        const ImageLimits& limits = vision_ ? vision_->limits() : mllama_limits_;
         if (request.images.size() > static_cast<size_t>(limits.max_images))
             return invalid_argument("images: " + std::to_string(request.images.size()) + " images, over [ipc] max_images = " +
                                     std::to_string(limits.max_images));
@@ -84,7 +88,21 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
             s->images.push_back(std::move(*image));
         }
     }
-    if (!request.prompt_tokens.empty()) {
+    if (mllama_vision_ && !s->images.empty()) {
+        // Llama 3.2 Vision: the images' places are <|image|> tokens, given or placed.
+        if (!request.prompt_tokens.empty()) {
+            for (size_t i = 0; i < request.prompt_tokens.size(); ++i)
+                if (!tokenizer_.valid_id(request.prompt_tokens[i]))
+                    return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " +
+                                            std::to_string(request.prompt_tokens[i]) + " is not a token id of this model");
+            s->tokens = std::move(request.prompt_tokens);
+        } else {
+            s->tokens = place_image_tokens(request.prompt, s->images.size(), request.add_bos, request.parse_special);
+        }
+        auto mask = cross_attention_mask(s->tokens, executor_.hparams().image_token, static_cast<int32_t>(s->images.size()));
+        if (!mask) return mask.status();
+        s->cross_mask = std::move(*mask);
+    } else if (!request.prompt_tokens.empty()) {
         const bool marks_allowed = !s->images.empty();
         for (size_t i = 0; i < request.prompt_tokens.size(); ++i) {
             const int32_t t = request.prompt_tokens[i];
@@ -112,6 +130,19 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
         s->tokens = tokenizer_.encode(request.prompt, request.add_bos, request.parse_special);
     }
     if (s->tokens.empty()) return invalid_argument("prompt: empty (no text and no token ids)");
+    if (request.cross_states) {
+        const LlamaHParams& hp = executor_.hparams();
+        if (hp.cross_layers.empty())
+            return invalid_argument("images: this model has no cross-attention layers (cross-attention states "
+                                    "are for Llama 3.2 Vision, architecture mllama)");
+        if (request.cross_states->dim != hp.n_embd)
+            return invalid_argument("images: cross-attention states of " + std::to_string(request.cross_states->dim) +
+                                    " values a row, the model's embedding length is " + std::to_string(hp.n_embd));
+        auto mask = cross_attention_mask(s->tokens, hp.image_token, request.cross_states->images());
+        if (!mask) return mask.status();
+        s->cross_mask = std::move(*mask);
+        s->cross = std::move(request.cross_states);
+    }
     if (static_cast<int64_t>(s->tokens.size()) >= options_.context_length)
         return invalid_argument("prompt: " + std::to_string(s->tokens.size()) +
                                 " tokens do not fit the context of " +
@@ -194,6 +225,7 @@ EngineStats Engine::stats() const {
 void Engine::finish(Sequence& s, FinishReason reason, std::string error) {
     if (s.finished) return;
     s.finished = true;
+    if (s.cross) executor_.release_image_kv(s.cross->id);
     executor_.blocks().release(s.blocks);
     s.blocks.clear();
     if (reason == FinishReason::stop || reason == FinishReason::length) {
@@ -238,9 +270,51 @@ void Engine::preempt(Sequence& s) {
     ++counters_.preemptions;
 }
 
+// mllama prompts: each "<|image|>" of the text becomes the image token (whatever
+// parse_special says); without one, the images' tokens go first, after BOS.
+std::vector<int32_t> Engine::place_image_tokens(const std::string& text, size_t images, bool add_bos,
+                                                bool parse_special) const {
+    constexpr std::string_view marker = "<|image|>";
+    const int32_t image = executor_.hparams().image_token;
+    std::vector<int32_t> tokens;
+    if (text.find(marker) == std::string::npos) {
+        tokens = tokenizer_.encode("", add_bos, parse_special);
+        tokens.insert(tokens.end(), images, image);
+        const auto rest = tokenizer_.encode(text, false, parse_special);
+        tokens.insert(tokens.end(), rest.begin(), rest.end());
+        return tokens;
+    }
+    size_t at = 0;
+    bool first = true;
+    for (;;) {
+        const size_t next = text.find(marker, at);
+        const std::string_view piece = std::string_view(text).substr(at, next == std::string::npos ? std::string::npos : next - at);
+        const auto ids = tokenizer_.encode(piece, first && add_bos, parse_special);
+        tokens.insert(tokens.end(), ids.begin(), ids.end());
+        first = false;
+        if (next == std::string::npos) return tokens;
+        tokens.push_back(image);
+        at = next + marker.size();
+    }
+}
+
 // The images' embeddings, once per request (they survive preemption), and where each prompt
-// position takes its input from.
+// position takes its input from. For mllama, the images' cross-attention states.
 Status Engine::encode_images(Sequence& s) {
+    if (mllama_vision_ && !s.images.empty() && !s.cross) {
+        auto states = std::make_shared<CrossAttentionStates>();
+        states->dim = executor_.hparams().n_embd;
+        MllamaImageFeatures features;
+        for (size_t i = 0; i < s.images.size(); ++i) {
+            Status st = executor_.encode_mllama_image(*mllama_vision_, s.images[i], features);
+            if (st.ok())
+                st = states->add_image(features.rows, features.max_tiles, features.tiles_used, features.rows_per_tile);
+            if (!st.ok()) return st.with_context("images[" + std::to_string(i) + "]");
+        }
+        s.cross = std::move(states);
+        s.images.clear();
+        return {};
+    }
     if (s.images.empty() || !s.embeddings.empty()) return {};
     const int32_t n = vision_->tokens_per_image();
     const size_t dim = static_cast<size_t>(vision_->embedding_dim());
@@ -441,6 +515,8 @@ bool Engine::step() {
             q.embeddings = w.seq->embeddings.data();
             q.embedding_row = rows[wi].data();
         }
+        q.cross = w.seq->cross;
+        q.cross_mask = &w.seq->cross_mask;
         q.tokens = w.seq->tokens.data() + w.seq->computed;
         q.count = w.count;
         q.position = w.seq->computed;
@@ -530,6 +606,8 @@ void Engine::decode_in_flight(const std::vector<Sequence*>& seqs) {
         g.step.clear();
         for (Sequence* s : g.seqs) {
             StepSequence q;
+            q.cross = s->cross;
+            q.cross_mask = &s->cross_mask;
             q.tokens = s->tokens.data() + s->computed;
             q.count = 1;
             q.position = s->computed;

@@ -85,6 +85,16 @@ Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
                                 std::to_string(backends.size()) + " are present");
     if (backends.empty()) return invalid_argument("the executor needs at least one device");
     if (options.num_blocks <= 0) return invalid_argument("[kv_cache] leaves no KV blocks");
+    if (!layout.hp.cross_layers.empty()) {
+        auto set = plugins.snapshot();
+        for (size_t d = 0; d < set->devices.size(); ++d) {
+            const auto& attention = set->devices[d].attention;
+            if (attention && !attention->has_cross_attention())
+                return unsupported(std::string("the model has cross-attention layers (mllama) and the attention plugin '") +
+                                   attention->library().descriptor().name +
+                                   std::string("' has no cross_attention (ABI 1.2); use attention-cpu"));
+        }
+    }
     std::unique_ptr<Executor> e(new Executor());
     e->hp_ = layout.hp;
     e->options_ = options;
@@ -179,7 +189,16 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
             b.query_start.push_back(0);
             b.logits_offset = logit_rows;
         }
+        b.cross.push_back(s.cross && s.cross_mask ? s.cross : nullptr);
         for (int32_t t = 0; t < s.count; ++t) {
+            int32_t row_begin = 0, row_end = 0;
+            if (b.cross.back()) {
+                const auto [first, last] = s.cross_mask->images_seen(s.position + t);
+                row_begin = static_cast<int32_t>(s.cross->image_row_start[static_cast<size_t>(first)]);
+                row_end = first < last ? static_cast<int32_t>(s.cross->image_row_start[static_cast<size_t>(last)]) : row_begin;
+            }
+            b.cross_row_begin.push_back(row_begin);
+            b.cross_row_end.push_back(row_end);
             if (s.embedding_row && s.embedding_row[t] >= 0) {
                 b.embed_rows.push_back(b.num_tokens + t);
                 b.embed_src.push_back(s.embeddings + static_cast<int64_t>(s.embedding_row[t]) * hp_.n_embd);
@@ -219,6 +238,14 @@ std::vector<MicroBatch> Executor::make_batches(std::span<const StepSequence> seq
     batches.erase(std::remove_if(batches.begin(), batches.end(),
                                  [](const MicroBatch& b) { return b.num_seqs == 0; }),
                   batches.end());
+    // A batch without images skips the cross-attention layers.
+    for (auto& b : batches) {
+        if (std::none_of(b.cross.begin(), b.cross.end(), [](const auto& c) { return c != nullptr; })) {
+            b.cross.clear();
+            b.cross_row_begin.clear();
+            b.cross_row_end.clear();
+        }
+    }
     *logit_rows_out = logit_rows;
     return batches;
 }
@@ -355,7 +382,7 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
     logits.resize(static_cast<size_t>(logit_rows) * hp_.n_vocab);
     if (world_) {
         for (const auto& b : batches)
-            if (!b.embed_rows.empty())
+            if (!b.embed_rows.empty() || !b.cross.empty())
                 return unsupported("images across MPI ranks are not done yet: serve a vision model in one process");
         std::vector<int32_t> words = serialize(batches);
         int64_t count = static_cast<int64_t>(words.size());
@@ -365,7 +392,20 @@ Status Executor::forward(std::span<const StepSequence> seqs, std::vector<float>&
     return run_batches(std::move(batches), logits);
 }
 
-Status Executor::encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out) {
+void Executor::release_image_kv(uint64_t states_id) {
+    for (auto& shard : shards_) {
+        ModelShard* s = shard.get();
+        s->device().post([s, states_id] { s->release_image_kv(states_id); });
+    }
+}
+
+uint64_t Executor::image_kv_bytes() const {
+    uint64_t total = 0;
+    for (const auto& s : shards_) total += s->image_kv_bytes();
+    return total;
+}
+
+Status Executor::on_vision_device(const std::function<Status(PluginInstance&)>& encode) {
     auto set = plugins_->snapshot();
     std::shared_ptr<PluginInstance> vision = set->of(LLMQ_PLUGIN_KIND_VISION, 0);
     if (!vision)
@@ -373,8 +413,16 @@ Status Executor::encode_image(const VisionEncoder& encoder, const RgbImage& imag
                            ": set [plugins] vision = \"vision-cpu\"");
     std::promise<Status> done;
     auto result = done.get_future();
-    backends_[0]->device().post([&] { done.set_value(encoder.encode(image, *vision, out)); });
+    backends_[0]->device().post([&] { done.set_value(encode(*vision)); });
     return result.get();
+}
+
+Status Executor::encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out) {
+    return on_vision_device([&](PluginInstance& vision) { return encoder.encode(image, vision, out); });
+}
+
+Status Executor::encode_mllama_image(const MllamaVisionModel& model, const RgbImage& image, MllamaImageFeatures& out) {
+    return on_vision_device([&](PluginInstance& vision) { return model.encode(image, vision, out); });
 }
 
 Status Executor::follow() {

@@ -21,7 +21,18 @@ PlannerInput planner_input(const Config& c) {
     in.context_length = static_cast<int32_t>(c.model.context_length);
     in.max_seqs = c.scheduler.max_running_sequences;
     in.max_tokens_per_step = c.scheduler.max_tokens_per_step;
-    if (!c.model.vision.empty()) {
+    in.max_images = c.ipc.max_images;
+    if (c.model.vision.empty()) {
+        // A single-file mllama model's own vision part.
+        GgufFile::Options header_only;
+        header_only.require_data = false;
+        if (auto file = GgufFile::open(c.model.path, header_only);
+            file && (*file)->has("mllama.vision.block_count"))
+            if (auto model = MllamaVisionModel::from_file(*file)) {
+                in.vision_weight_bytes = (*model)->weight_bytes();
+                in.vision_activation_bytes = (*model)->activation_bytes();
+            }
+    } else {
         // The header is enough; a file that does not open is refused, naming it, when the
         // model loads (ModelRuntime::load) or by `llmq plan`.
         GgufFile::Options header_only;
@@ -67,7 +78,9 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     auto tok = Tokenizer::create(std::move(*vocab));
     if (!tok) return tok.status();
     m->tokenizer_ = std::move(*tok);
-    if (m->tokenizer_->vocab_size() != static_cast<int32_t>(m->layout_.hp.n_vocab))
+    // mllama's tokenizer also lists <|image|>, which has an embedding row and no logit.
+    const int64_t tokens = m->tokenizer_->vocab_size();
+    if (tokens < m->layout_.hp.n_vocab || tokens > m->layout_.hp.n_embd_rows)
         return corrupt(config.model.path + ": the tokenizer has " +
                        std::to_string(m->tokenizer_->vocab_size()) + " tokens, the model " +
                        std::to_string(m->layout_.hp.n_vocab));
@@ -136,13 +149,29 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
         if (!vision) return vision.status().with_context("[model] vision");
         m->vision_ = std::move(*vision);
     }
+    ImageLimits limits;
+    limits.max_dimension = config.ipc.max_image_dimension;
+    limits.max_pixels = config.ipc.max_image_pixels;
+    limits.max_images = config.ipc.max_images;
+    limits.max_total_bytes = config.ipc.max_image_bytes;
+    if (m->layout_.hp.arch == "mllama" && m->file_->has("mllama.vision.block_count")) {
+        if (!config.model.vision.empty())
+            return invalid_argument("[model] vision: an mllama file holds its own vision part; no projector file goes with it");
+        auto model = MllamaVisionModel::from_file(m->file_);
+        if (!model) return model.status();
+        if ((*model)->hparams().projection_dim != static_cast<int32_t>(m->layout_.hp.n_embd))
+            return corrupt(config.model.path + ": mm.0 projects to " + std::to_string((*model)->hparams().projection_dim) +
+                           " values, the text model's embedding length is " + std::to_string(m->layout_.hp.n_embd));
+        m->mllama_vision_ = std::move(*model);
+    }
     step(3, "loading plugins");
     PluginChoice choice;
     choice.dir = config.plugins.dir;
     choice.gemm = config.plugins.gemm;
     choice.attention = config.plugins.attention;
     // A vision model needs a vision plugin: vision-cpu unless [plugins] vision names one.
-    choice.vision = config.plugins.vision.empty() && !config.model.vision.empty() ? "vision-cpu" : config.plugins.vision;
+    const bool vision_model = !config.model.vision.empty() || m->mllama_vision_;
+    choice.vision = config.plugins.vision.empty() && vision_model ? "vision-cpu" : config.plugins.vision;
     choice.cuda_gemm = config.plugins.cuda_gemm;
     choice.cuda_attention = config.plugins.cuda_attention;
     choice.cuda_vision = config.plugins.cuda_vision;
@@ -184,6 +213,7 @@ Expected<std::unique_ptr<ModelRuntime>> ModelRuntime::load(const Config& config,
     en.stall_timeout = config.ipc.stall_timeout;
     m->engine_ = std::make_unique<Engine>(*m->tokenizer_, *m->executor_, en);
     m->engine_->set_vision(m->vision_.get());
+    if (m->mllama_vision_) m->engine_->set_mllama_vision(m->mllama_vision_.get(), limits);
     m->load_seconds_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     step(kSteps, "ready");

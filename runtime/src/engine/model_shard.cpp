@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "llmq_abi_dtypes.hpp"
 
@@ -57,7 +58,11 @@ Expected<std::unique_ptr<ModelShard>> ModelShard::create(const LlamaLayout& layo
     LLMQ_TRY(s->place_weights(layout));
 
     KvCacheShape kv = kv_template;
-    kv.layers = spec.layer_end - spec.layer_begin;
+    // Cross-attention layers keep no KV in the cache (their keys and values are the images').
+    int32_t self_layers = 0;
+    for (int32_t l = spec.layer_begin; l < spec.layer_end; ++l)
+        if (!layout.layers[l].cross) ++self_layers;
+    kv.layers = std::max(self_layers, 1);
     kv.kv_heads = s->kv_heads_;
     kv.head_dim = static_cast<int32_t>(hd);
     auto storage = KvCacheStorage::create(backend, kv);
@@ -113,6 +118,19 @@ Status ModelShard::place_weights(const LlamaLayout& layout) {
         const auto& t = layout.layers[l];
         Layer L;
         LLMQ_TRY(vector(t.attn_norm, 0, hp.n_embd, &L.attn_norm));
+        if (t.cross) {
+            L.cross = true;
+            ++cross_layers_;
+            LLMQ_TRY(vector(t.q_norm, 0, hd, &L.q_norm));
+            LLMQ_TRY(vector(t.k_norm, 0, hd, &L.k_norm));
+            // The gates are scalars the host reads from the file (applied as a scale).
+            float g[2];
+            std::memcpy(&g[0], t.attn_gate->data, sizeof(float));
+            std::memcpy(&g[1], t.mlp_gate->data, sizeof(float));
+            L.attn_gate = std::tanh(g[0]);
+            L.mlp_gate = std::tanh(g[1]);
+            weight_bytes_ += 2 * hd * sizeof(float) + 2 * sizeof(float);
+        }
         LLMQ_TRY(vector(t.ffn_norm, 0, hp.n_embd, &L.ffn_norm));
         LLMQ_TRY(rows(t.wq, sl.head_begin * hd, sl.head_end * hd, &L.wq));
         LLMQ_TRY(rows(t.wk, sl.kv_begin * hd, sl.kv_end * hd, &L.wk));
@@ -130,7 +148,9 @@ Status ModelShard::place_weights(const LlamaLayout& layout) {
         layers_.push_back(L);
     }
     if (spec_.stage == 0) {
-        LLMQ_TRY(rows(layout.token_embd, sl.vocab_begin, sl.vocab_end, &embedding_));
+        // The last rank also holds the rows past the LM head's vocabulary (mllama's <|image|>).
+        const int64_t embd_end = spec_.rank == spec_.ranks - 1 ? int64_t{hp.n_embd_rows} : sl.vocab_end;
+        LLMQ_TRY(rows(layout.token_embd, sl.vocab_begin, std::max<int64_t>(embd_end, sl.vocab_end), &embedding_));
         weight_bytes_ += view_bytes(embedding_);
     }
     if (spec_.stage == spec_.stages - 1) {
@@ -165,7 +185,7 @@ Status ModelShard::forward(const MicroBatch& b, const PluginSet::PerDevice& plug
     if (T > max_tokens_)
         return internal_error("micro-batch of " + std::to_string(T) + " tokens exceeds the " +
                               std::to_string(max_tokens_) + "-token workspace");
-    if (graphs_ && backend_->graphs_supported() &&
+    if (graphs_ && cross_layers_ == 0 && backend_->graphs_supported() &&
         is_graph_decode_batch(b, std::min(max_tokens_, max_logit_rows_)))
         return forward_graph(b, plugins, logits);
     LLMQ_TRY(run_layers(b, plugins, tensor_comm, pipe));
@@ -230,13 +250,25 @@ Status ModelShard::run_layers(const MicroBatch& b, const PluginSet::PerDevice& p
     const int32_t* query_start = be.stage_indices(b.query_start);
     const int32_t* context_len = be.stage_indices(b.context_len);
     const int32_t* block_tables = be.stage_indices(b.block_tables);
-    // Each residual add is fused with the norm that follows it (the next block's input norm);
-    // the first layer's input norm stands alone, and so does the last add (the final norm
-    // runs on the logit rows only).
-    if (!layers_.empty()) be.rms_norm_rows(x_, layers_.front().attn_norm, h_, T, E, hp_.rms_eps);
+    // Each residual add is fused with the norm that follows it (the next block's input norm):
+    // h_ holds attn_norm(x_) of the layer about to run when `normed`. A cross-attention layer
+    // norms its own input (cross_attention_layer), so the add before one stands alone, as does
+    // the last add (the final norm runs on the logit rows only).
+    int32_t kv_layer = 0, cross_index = 0;
+    bool normed = false;
     for (size_t li = 0; li < layers_.size(); ++li) {
         const Layer& L = layers_[li];
+        if (L.cross) {
+            // Hugging Face skips the cross-attention layers when no image was given; in a
+            // batch with images, the rows that see none are left as they are.
+            if (!b.cross.empty()) LLMQ_TRY(cross_attention_layer(plugins, b, L, cross_index, tensor_comm));
+            ++cross_index;
+            normed = false;
+            continue;
+        }
+        const int32_t kvl = kv_layer++;
         // ---- attention block (h_ = attn_norm(x_))
+        if (!normed) be.rms_norm_rows(x_, L.attn_norm, h_, T, E, hp_.rms_eps);
         LLMQ_TRY(matmul(plugins, h_, T, L.wq, q_));
         LLMQ_TRY(matmul(plugins, h_, T, L.wk, k_));
         LLMQ_TRY(matmul(plugins, h_, T, L.wv, v_));
@@ -253,7 +285,7 @@ Status ModelShard::run_layers(const MicroBatch& b, const PluginSet::PerDevice& p
         rk.rows = T;
         rk.positions = b.positions;
         rk.rope = rope;
-        rk.pools = kv_->pools(static_cast<int32_t>(li));
+        rk.pools = kv_->pools(kvl);
         rk.block_tables = b.block_tables;
         rk.max_blocks = b.max_blocks;
         rk.token_seq = b.token_seq;
@@ -263,8 +295,8 @@ Status ModelShard::run_layers(const MicroBatch& b, const PluginSet::PerDevice& p
         a.struct_size = sizeof a;
         a.q = tensor_2d(q_, kernels::dtype::f32, T, qw, qw * 4, be.device());
         a.out = tensor_2d(att_, kernels::dtype::f32, T, qw, qw * 4, be.device());
-        a.k_cache = kv_->k_pool(static_cast<int32_t>(li));
-        a.v_cache = kv_->v_pool(static_cast<int32_t>(li));
+        a.k_cache = kv_->k_pool(kvl);
+        a.v_cache = kv_->v_pool(kvl);
         a.query_start = query_start;
         a.context_len = context_len;
         a.block_tables = block_tables;
@@ -290,11 +322,137 @@ Status ModelShard::run_layers(const MicroBatch& b, const PluginSet::PerDevice& p
         be.swiglu(gate_, up_, gate_, T * ff_);
         LLMQ_TRY(matmul(plugins, gate_, T, L.down, o_));
         if (tp) LLMQ_TRY(tensor_comm->all_reduce_sum(o_, T * E));
-        if (li + 1 < layers_.size())
+        if (li + 1 < layers_.size() && !layers_[li + 1].cross) {
             be.add_rms_norm(x_, o_, layers_[li + 1].attn_norm, h_, T, E, hp_.rms_eps);
-        else
+            normed = true;
+        } else {
             be.add(x_, o_, T * E);
+            normed = false;
+        }
     }
+    return {};
+}
+
+// o_ = down(silu(gate(h)) * up(h)) for h = ffn_norm(x_), summed over the tensor ranks.
+Status ModelShard::feed_forward(const PluginSet::PerDevice& p, const Layer& L, int64_t T, Communicator* tensor_comm) {
+    Backend& be = *backend_;
+    const int64_t E = hp_.n_embd;
+    be.rms_norm_rows(x_, L.ffn_norm, h_, T, E, hp_.rms_eps);
+    LLMQ_TRY(matmul(p, h_, T, L.gate, gate_));
+    LLMQ_TRY(matmul(p, h_, T, L.up, up_));
+    be.swiglu(gate_, up_, gate_, T * ff_);
+    LLMQ_TRY(matmul(p, gate_, T, L.down, o_));
+    if (spec_.ranks > 1) LLMQ_TRY(tensor_comm->all_reduce_sum(o_, T * E));
+    return {};
+}
+
+// The image keys and values of `states` in this shard's cross-attention layers, computed
+// on first use (HF MllamaTextCrossAttention: k_norm(k_proj(states)) per head, v_proj(states)),
+// then kept until release_image_kv: prefill chunks, decode steps and a preempted request's
+// recomputation all reuse them.
+Expected<const ModelShard::ImageKv*> ModelShard::image_kv(const PluginSet::PerDevice& p,
+                                                          const CrossAttentionStates& states) {
+    if (auto it = image_kv_.find(states.id); it != image_kv_.end()) return &it->second;
+    const int64_t R = states.row_count(), E = hp_.n_embd, hd = hp_.head_dim;
+    if (states.dim != E)
+        return invalid_argument("cross-attention states have " + std::to_string(states.dim) +
+                                " values a row; the model's embedding length is " + std::to_string(E));
+    if (R <= 0 || static_cast<int64_t>(states.rows.size()) != R * E)
+        return invalid_argument("cross-attention states: " + std::to_string(states.rows.size()) +
+                                " values for " + std::to_string(R) + " rows");
+    Backend& be = *backend_;
+    auto input = be.allocate(static_cast<uint64_t>(R * E) * sizeof(float), 64, "image rows");
+    if (!input) return input.status();
+    std::vector<int32_t> row_ids(static_cast<size_t>(R));
+    std::vector<const float*> sources(static_cast<size_t>(R));
+    for (int64_t r = 0; r < R; ++r) {
+        row_ids[static_cast<size_t>(r)] = static_cast<int32_t>(r);
+        sources[static_cast<size_t>(r)] = states.rows.data() + r * E;
+    }
+    be.copy_rows_from_host(input->floats(), E, row_ids, sources.data());
+    ImageKv kv;
+    kv.rows = R;
+    const uint64_t bytes = static_cast<uint64_t>(R) * kv_heads_ * hd * sizeof(float);
+    for (const Layer& L : layers_) {
+        if (!L.cross) continue;
+        auto k = be.allocate(bytes, 64, "image keys");
+        if (!k) return k.status();
+        auto v = be.allocate(bytes, 64, "image values");
+        if (!v) return v.status();
+        LLMQ_TRY(matmul(p, input->floats(), R, L.wk, k->floats()));
+        be.rms_norm_rows(k->floats(), L.k_norm, k->floats(), R * kv_heads_, hd, hp_.rms_eps);
+        LLMQ_TRY(matmul(p, input->floats(), R, L.wv, v->floats()));
+        kv.k.push_back(std::move(*k));
+        kv.v.push_back(std::move(*v));
+    }
+    LLMQ_TRY(be.synchronize());
+    image_kv_bytes_ += 2 * bytes * static_cast<uint64_t>(kv.k.size());
+    return &image_kv_.emplace(states.id, std::move(kv)).first->second;
+}
+
+void ModelShard::release_image_kv(uint64_t states_id) {
+    auto it = image_kv_.find(states_id);
+    if (it == image_kv_.end()) return;
+    for (const auto& k : it->second.k) image_kv_bytes_ -= 2 * k.bytes();
+    image_kv_.erase(it);
+}
+
+// One cross-attention decoder layer (HF MllamaCrossAttentionDecoderLayer) over the batch:
+//   x += tanh(attn_gate) * o_proj(attention(q_norm(q_proj(norm(x))), image K/V))
+//   x += tanh(mlp_gate) * mlp(norm(x))
+// each only on the rows that see an image. A row that sees none gets neither: its attention
+// output is zero (the ABI's rule, Meta's reference CrossAttention multiplies it by
+// full_text_row_masked_out_mask) and its MLP output is masked (HF and Meta).
+Status ModelShard::cross_attention_layer(const PluginSet::PerDevice& p, const MicroBatch& b, const Layer& L,
+                                         int32_t cross_index, Communicator* tensor_comm) {
+    Backend& be = *backend_;
+    const int64_t T = b.num_tokens, E = hp_.n_embd, hd = hp_.head_dim;
+    const int64_t qw = heads_ * hd;
+    const bool tp = spec_.ranks > 1;
+    be.rms_norm_rows(x_, L.attn_norm, h_, T, E, hp_.rms_eps);
+    LLMQ_TRY(matmul(p, h_, T, L.wq, q_));
+    be.rms_norm_rows(q_, L.q_norm, q_, T * heads_, hd, hp_.rms_eps);
+    for (int32_t s = 0; s < b.num_seqs; ++s) {
+        const CrossAttentionStates* states = b.cross[static_cast<size_t>(s)].get();
+        if (!states) continue;
+        auto kv = image_kv(p, *states);
+        if (!kv) return kv.status();
+        const int32_t q0 = b.query_start[static_cast<size_t>(s)], q1 = b.query_start[static_cast<size_t>(s) + 1];
+        const int32_t query_start[2] = {0, q1 - q0};
+        const int64_t kv_start[2] = {0, (*kv)->rows};
+        llmq_cross_attention_args a{};
+        a.struct_size = sizeof a;
+        a.q = tensor_2d(q_ + q0 * qw, kernels::dtype::f32, q1 - q0, qw, qw * 4, be.device());
+        a.out = tensor_2d(att_ + q0 * qw, kernels::dtype::f32, q1 - q0, qw, qw * 4, be.device());
+        a.k_image = (*kv)->k[static_cast<size_t>(cross_index)].floats();
+        a.v_image = (*kv)->v[static_cast<size_t>(cross_index)].floats();
+        a.query_start = query_start;
+        a.kv_start = kv_start;
+        a.row_begin = b.cross_row_begin.data() + q0;
+        a.row_end = b.cross_row_end.data() + q0;
+        a.kv_dtype = LLMQ_DTYPE_F32;
+        a.num_seqs = 1;
+        a.num_tokens = q1 - q0;
+        a.num_heads = heads_;
+        a.num_kv_heads = kv_heads_;
+        a.head_dim = static_cast<int32_t>(hd);
+        a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        LLMQ_TRY(p.attention->cross_attention(a));
+    }
+    // Rows of text-only sequences hold stale values from here on; only the runs of rows that
+    // see an image are added to the residual stream.
+    std::vector<std::pair<int64_t, int64_t>> runs;
+    for (int64_t t = 0; t < T; ++t) {
+        if (b.cross_row_begin[static_cast<size_t>(t)] >= b.cross_row_end[static_cast<size_t>(t)]) continue;
+        if (!runs.empty() && runs.back().second == t) ++runs.back().second;
+        else runs.emplace_back(t, t + 1);
+    }
+    LLMQ_TRY(matmul(p, att_, T, L.wo, o_));
+    if (tp) LLMQ_TRY(tensor_comm->all_reduce_sum(o_, T * E));
+    for (const auto& [r0, r1] : runs) be.scaled_add(x_ + r0 * E, o_ + r0 * E, L.attn_gate, (r1 - r0) * E);
+
+    LLMQ_TRY(feed_forward(p, L, T, tensor_comm));
+    for (const auto& [r0, r1] : runs) be.scaled_add(x_ + r0 * E, o_ + r0 * E, L.mlp_gate, (r1 - r0) * E);
     return {};
 }
 

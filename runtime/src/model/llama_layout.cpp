@@ -2,6 +2,7 @@
 // tensors, with every shape checked against those hyperparameters.
 #include "llmq/runtime/llama_layout.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -14,10 +15,12 @@ struct ArchInfo {
 };
 
 // Architectures whose tensor set is Llama's (qwen2 adds q/k/v biases and rotates NeoX-style).
-constexpr std::array<ArchInfo, 3> known_archs{{
+// mllama is Llama 3.2 Vision's text model: Llama layers with cross-attention layers among them.
+constexpr std::array<ArchInfo, 4> known_archs{{
     {"llama", false},
     {"mistral", false},
     {"qwen2", true},
+    {"mllama", false},
 }};
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -87,7 +90,48 @@ private:
     const LlamaHParams& hp_;
 };
 
+// <arch>.attention.cross_attention_layers: distinct layer indices below block_count, sorted.
+Status read_cross_layers(const GgufFile& file, const std::string& p, LlamaHParams* hp) {
+    const std::string key = p + "attention.cross_attention_layers";
+    const GgufValue* v = file.find(key);
+    if (!v) return corrupt(file.describe() + ": metadata key '" + key + "' is missing; an mllama file lists its cross-attention layers there");
+    if (!v->is_array() || v->array_size() == 0)
+        return corrupt(file.describe() + ": '" + key + "' must be a non-empty array of layer indices");
+    for (size_t i = 0; i < v->array_size(); ++i) {
+        const auto layer = v->int_at(i);
+        if (!layer || *layer < 0 || *layer >= hp->n_layer)
+            return corrupt(file.describe() + ": '" + key + "'[" + std::to_string(i) + "] is not a layer index below block_count " +
+                           std::to_string(hp->n_layer));
+        hp->cross_layers.push_back(static_cast<uint32_t>(*layer));
+    }
+    std::sort(hp->cross_layers.begin(), hp->cross_layers.end());
+    if (std::adjacent_find(hp->cross_layers.begin(), hp->cross_layers.end()) != hp->cross_layers.end())
+        return corrupt(file.describe() + ": '" + key + "' lists a layer twice");
+    return {};
+}
+
+// The mllama.vision.* keys Ollama's converter writes (from HF's vision_config).
+Expected<MllamaVisionSummary> mllama_vision_summary(const GgufFile& file) {
+    const std::string p = "mllama.vision.";
+    uint32_t v[3] = {};
+    const char* keys[3] = {"image_size", "patch_size", "max_num_tiles"};
+    for (int i = 0; i < 3; ++i) {
+        auto x = file.get_u32(p + keys[i]);
+        if (!x) return x.status();
+        if (*x == 0) return corrupt(file.describe() + ": metadata key '" + p + keys[i] + "' is 0");
+        v[i] = *x;
+    }
+    const int64_t grid = v[0] / v[1];
+    MllamaVisionSummary s;
+    s.rows_per_image = int64_t{v[2]} * (grid * grid + 1);  // + the class row of each tile
+    return s;
+}
+
 }  // namespace
+
+bool LlamaHParams::is_cross_layer(uint32_t layer) const {
+    return std::binary_search(cross_layers.begin(), cross_layers.end(), layer);
+}
 
 Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
     LlamaHParams hp;
@@ -103,7 +147,7 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
     }
     if (!info) {
         return unsupported(file.describe() + ": architecture '" + hp.arch +
-                           "' is not supported; llmq runs llama, mistral and qwen2 models");
+                           "' is not supported; llmq runs llama, mistral, qwen2 and mllama models");
     }
     hp.rope_neox = info->rope_neox;
     auto half_split = file.get_bool_or("llmq.rope.neox", false);
@@ -188,7 +232,12 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
     }
 
     // Vocabulary size: the tokenizer's token list, else <arch>.vocab_size, else the embedding.
-    if (file.has("tokenizer.ggml.tokens")) {
+    // mllama: the LM head's rows; its tokenizer also lists <|image|> and its embedding table
+    // has 8 rows more (Hugging Face's vocab_size + 8).
+    const GgufTensor* head = file.tensor("output.weight");
+    if (hp.arch == "mllama" && head && head->shape.size() == 2 && head->shape[1] > 0 && head->shape[1] <= UINT32_MAX) {
+        hp.n_vocab = static_cast<uint32_t>(head->shape[1]);
+    } else if (file.has("tokenizer.ggml.tokens")) {
         auto n = file.get_array_size("tokenizer.ggml.tokens");
         if (!n) return n.status();
         if (*n == 0 || *n > UINT32_MAX) return fail("tokenizer.ggml.tokens has " + std::to_string(*n) + " entries");
@@ -207,6 +256,23 @@ Expected<LlamaHParams> read_llama_hparams(const GgufFile& file) {
     if (!window) return window.status();
     hp.sliding_window = *window;
 
+    hp.n_embd_rows = hp.n_vocab;
+    if (hp.arch == "mllama") {
+        LLMQ_TRY(read_cross_layers(file, p, &hp));
+        if (const GgufTensor* e = file.tensor("token_embd.weight");
+            e && e->shape.size() == 2 && e->shape[1] >= hp.n_vocab && e->shape[1] <= UINT32_MAX)
+            hp.n_embd_rows = static_cast<uint32_t>(e->shape[1]);
+        hp.image_token = static_cast<int32_t>(hp.n_vocab);
+        if (file.has("tokenizer.ggml.tokens")) {
+            auto tokens = file.get_string_array("tokenizer.ggml.tokens");
+            if (!tokens) return tokens.status();
+            for (size_t i = 0; i < tokens->size(); ++i)
+                if ((*tokens)[i] == "<|image|>") hp.image_token = static_cast<int32_t>(i);
+        }
+        if (hp.image_token >= static_cast<int32_t>(hp.n_embd_rows))
+            return fail("the <|image|> token " + std::to_string(hp.image_token) + " has no row in token_embd (" +
+                        std::to_string(hp.n_embd_rows) + " rows)");
+    }
     hp.tied_output = file.tensor("output.weight") == nullptr;
     hp.qkv_bias = file.tensor("blk.0.attn_q.bias") != nullptr;
     return hp;
@@ -236,7 +302,9 @@ Expected<LlamaLayout> load_llama_layout(const GgufFile& file) {
         *slot = *t;
         return Status();
     };
-    LLMQ_TRY(assign(&L.token_embd, r.require("token_embd.weight", {embd, vocab}, Kind::matmul, vocab_why)));
+    const int64_t embd_rows = hp.n_embd_rows;
+    LLMQ_TRY(assign(&L.token_embd, r.require("token_embd.weight", {embd, embd_rows}, Kind::matmul,
+                                             embd_rows == vocab ? vocab_why : vocab_why + " + " + std::to_string(embd_rows - vocab) + " rows")));
     LLMQ_TRY(assign(&L.output_norm, r.require("output_norm.weight", {embd}, Kind::norm, n_embd_s)));
     if (hp.tied_output) {
         L.output = L.token_embd;
@@ -252,6 +320,26 @@ Expected<LlamaLayout> load_llama_layout(const GgufFile& file) {
         const std::string b = "blk." + std::to_string(i) + ".";
         LlamaLayerTensors t;
         LLMQ_TRY(assign(&t.attn_norm, r.require(b + "attn_norm.weight", {embd}, Kind::norm, n_embd_s)));
+        if (hp.is_cross_layer(i)) {
+            // Hugging Face MllamaCrossAttentionDecoderLayer, named as Ollama's converter names it.
+            const std::string c = b + "cross_attn_";
+            const std::string hd_why = "head_dim=" + std::to_string(hp.head_dim);
+            t.cross = true;
+            LLMQ_TRY(assign(&t.wq, r.require(c + "q_proj.weight", {embd, q_dim}, Kind::matmul, q_why)));
+            LLMQ_TRY(assign(&t.wk, r.require(c + "k_proj.weight", {embd, kv_dim}, Kind::matmul, kv_why)));
+            LLMQ_TRY(assign(&t.wv, r.require(c + "v_proj.weight", {embd, kv_dim}, Kind::matmul, kv_why)));
+            LLMQ_TRY(assign(&t.wo, r.require(c + "o_proj.weight", {q_dim, embd}, Kind::matmul, q_why)));
+            LLMQ_TRY(assign(&t.q_norm, r.require(c + "q_norm.weight", {int64_t{hp.head_dim}}, Kind::norm, hd_why)));
+            LLMQ_TRY(assign(&t.k_norm, r.require(c + "k_norm.weight", {int64_t{hp.head_dim}}, Kind::norm, hd_why)));
+            LLMQ_TRY(assign(&t.attn_gate, r.require(c + "attn_gate", {1}, Kind::norm, "one scalar")));
+            LLMQ_TRY(assign(&t.mlp_gate, r.require(c + "mlp_gate", {1}, Kind::norm, "one scalar")));
+            LLMQ_TRY(assign(&t.ffn_norm, r.require(b + "ffn_norm.weight", {embd}, Kind::norm, n_embd_s)));
+            LLMQ_TRY(assign(&t.ffn_gate, r.require(b + "ffn_gate.weight", {embd, ff}, Kind::matmul, ff_why)));
+            LLMQ_TRY(assign(&t.ffn_up, r.require(b + "ffn_up.weight", {embd, ff}, Kind::matmul, ff_why)));
+            LLMQ_TRY(assign(&t.ffn_down, r.require(b + "ffn_down.weight", {ff, embd}, Kind::matmul, ff_why)));
+            L.layers.push_back(t);
+            continue;
+        }
         LLMQ_TRY(assign(&t.wq, r.require(b + "attn_q.weight", {embd, q_dim}, Kind::matmul, q_why)));
         LLMQ_TRY(assign(&t.wk, r.require(b + "attn_k.weight", {embd, kv_dim}, Kind::matmul, kv_why)));
         LLMQ_TRY(assign(&t.wv, r.require(b + "attn_v.weight", {embd, kv_dim}, Kind::matmul, kv_why)));
@@ -274,6 +362,11 @@ Expected<LlamaLayout> load_llama_layout(const GgufFile& file) {
             }
         }
         L.layers.push_back(t);
+    }
+    if (hp.arch == "mllama" && file.has("mllama.vision.block_count")) {
+        auto summary = mllama_vision_summary(file);
+        if (!summary) return summary.status();
+        L.vision = *summary;
     }
     return L;
 }
@@ -312,7 +405,8 @@ uint64_t sum_over_tensors(const LlamaLayout& L, F f) {
     add(L.rope_freqs);
     for (const LlamaLayerTensors& t : L.layers) {
         for (const GgufTensor* x : {t.attn_norm, t.wq, t.wk, t.wv, t.wo, t.ffn_norm, t.ffn_gate,
-                                    t.ffn_up, t.ffn_down, t.bq, t.bk, t.bv}) {
+                                    t.ffn_up, t.ffn_down, t.bq, t.bk, t.bv, t.q_norm, t.k_norm,
+                                    t.attn_gate, t.mlp_gate}) {
             add(x);
         }
     }

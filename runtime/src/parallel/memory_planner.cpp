@@ -111,14 +111,19 @@ MemoryPlan evaluate(const LlamaLayout& layout, const std::vector<DeviceInfo>& de
             d.weights = shard_weight_bytes(layout, spec);
             d.workspace = shard_workspace_bytes(hp, plan.tensor, r, in.max_tokens_per_step, logit_rows);
             const TensorSlice sl = tensor_slice(hp, plan.tensor, r);
-            d.kv_per_block = 2ull * (d.layer_end - d.layer_begin) * (sl.kv_end - sl.kv_begin) *
-                             hp.head_dim * in.block_size * esize;
+            uint64_t self_layers = 0, cross_layers = 0;
+            for (int32_t l = d.layer_begin; l < d.layer_end; ++l) (layout.layers[l].cross ? cross_layers : self_layers) += 1;
+            d.kv_per_block = 2ull * self_layers * (sl.kv_end - sl.kv_begin) * hp.head_dim * in.block_size * esize;
+            d.image_kv = 2ull * cross_layers * static_cast<uint64_t>(layout.vision.rows_per_image) *
+                         static_cast<uint64_t>(std::max(in.max_images, 0)) * (sl.kv_end - sl.kv_begin) * hp.head_dim * 4;
             d.minimum_kv = d.kv_per_block * blocks_per_seq;
             if (s == 0 && r == 0) {
+                // The encoder runs once per image on the first device (a LLaVA projector file,
+                // or an mllama file's own v.* / mm.0 tensors).
                 d.vision_weights = in.vision_weight_bytes;
                 d.vision_workspace = in.vision_activation_bytes;
             }
-            const uint64_t fixed = d.weights + d.workspace + d.vision_weights + d.vision_workspace;
+            const uint64_t fixed = d.fixed();
             d.fits = fixed + d.minimum_kv <= d.usable;
             if (!d.fits) mp.fits = false;
             if (d.kv_per_block > 0 && fixed < d.usable)
@@ -189,7 +194,7 @@ Expected<MemoryPlan> plan_memory(const LlamaLayout& layout, const std::vector<De
     }
     // Explain: the worst device's numbers, then the smallest split that fits.
     auto shortfall = [](const DevicePlan& d) {
-        return static_cast<double>(d.weights + d.workspace + d.vision_weights + d.vision_workspace + d.minimum_kv) - static_cast<double>(d.usable);
+        return static_cast<double>(d.fixed() + d.minimum_kv) - static_cast<double>(d.usable);
     };
     const DevicePlan* worst = &mp.devices[0];
     for (const auto& d : mp.devices)
@@ -197,8 +202,14 @@ Expected<MemoryPlan> plan_memory(const LlamaLayout& layout, const std::vector<De
     why << "the model does not fit with " << split_name(plan) << ": device " << worst->device
         << " needs " << format_bytes(worst->weights) << " of weights + "
         << format_bytes(worst->workspace) << " of workspace + " << format_bytes(worst->minimum_kv)
-        << " of KV cache for one " << mp.context_length << "-token sequence = "
-        << format_bytes(worst->weights + worst->workspace + worst->minimum_kv) << ", and has "
+        << " of KV cache for one " << mp.context_length << "-token sequence";
+    if (worst->vision_weights + worst->vision_workspace > 0)
+        why << " + " << format_bytes(worst->vision_weights) << " of vision tower and projector + "
+            << format_bytes(worst->vision_workspace) << " of encoder activations";
+    if (worst->image_kv > 0)
+        why << " + " << format_bytes(worst->image_kv) << " of cross-attention image K/V for " << in.max_images
+            << " images";
+    why << " = " << format_bytes(worst->fixed() + worst->minimum_kv) << ", and has "
         << format_bytes(worst->usable) << " usable (" << format_bytes(worst->capacity) << " x "
         << in.memory_fraction << " memory_fraction)";
     bool found = false;
@@ -240,6 +251,7 @@ std::string MemoryPlan::to_text() const {
         if (d.vision_weights + d.vision_workspace > 0)
             o << "  vision tower " << format_bytes(d.vision_weights) << " + encoder activations "
               << format_bytes(d.vision_workspace);
+        if (d.image_kv > 0) o << "  image K/V " << format_bytes(d.image_kv);
         o << "  total " << format_bytes(d.needed()) << " of " << format_bytes(d.usable)
           << " usable" << (d.fits ? "" : "  DOES NOT FIT") << "\n";
     }
@@ -270,6 +282,7 @@ nlohmann::json MemoryPlan::to_json() const {
                                 {"workspace_bytes", d.workspace},
                                 {"vision_weight_bytes", d.vision_weights},
                                 {"vision_activation_bytes", d.vision_workspace},
+                                {"image_kv_bytes", d.image_kv},
                                 {"fits", d.fits}});
     return j;
 }

@@ -83,12 +83,15 @@ uint64_t rank_layer_bytes(const LlamaLayout& layout, int32_t tensor, int32_t ran
     b += rows_bytes(t.ffn_gate, ff) + rows_bytes(t.ffn_up, ff) + cols_bytes(t.ffn_down, ff);
     b += bytes_of(t.attn_norm) + bytes_of(t.ffn_norm);
     b += (q + 2 * kv) * 4 * (t.bq ? 1 : 0);
+    if (t.cross) b += bytes_of(t.q_norm) + bytes_of(t.k_norm) + bytes_of(t.attn_gate) + bytes_of(t.mlp_gate);
     return b;
 }
 
 uint64_t rank_embedding_bytes(const LlamaLayout& layout, int32_t tensor, int32_t rank) {
     const TensorSlice s = tensor_slice(layout.hp, tensor, rank);
-    return rows_bytes(layout.token_embd, s.vocab_end - s.vocab_begin);
+    // The last rank also holds the rows past the LM head's vocabulary (mllama).
+    const int64_t extra = rank == tensor - 1 ? int64_t{layout.hp.n_embd_rows} - layout.hp.n_vocab : 0;
+    return rows_bytes(layout.token_embd, s.vocab_end - s.vocab_begin + std::max<int64_t>(extra, 0));
 }
 
 uint64_t rank_lm_head_bytes(const LlamaLayout& layout, int32_t tensor, int32_t rank,
@@ -145,7 +148,8 @@ StageCosts stage_costs(const LlamaLayout& layout, int32_t tensor, int32_t pipeli
     const uint64_t kv_per_layer = kv_head_bytes * static_cast<uint64_t>(rank0.kv_end - rank0.kv_begin);
     c.prefix.push_back(0);
     for (int32_t l = 0; l < static_cast<int32_t>(layout.layers.size()); ++l)
-        c.prefix.push_back(c.prefix.back() + rank_layer_bytes(layout, tensor, 0, l) + kv_per_layer);
+        c.prefix.push_back(c.prefix.back() + rank_layer_bytes(layout, tensor, 0, l) +
+                           (layout.layers[l].cross ? 0 : kv_per_layer));  // cross layers keep no KV
     c.first = rank_embedding_bytes(layout, tensor, 0);
     c.last = rank_lm_head_bytes(layout, tensor, 0, pipeline == 1);
     return c;

@@ -1,5 +1,6 @@
 // A plugin instance bound to one device, and the one place plugin status codes become
 // runtime Status values.
+#include <cstddef>
 #include <cstring>
 
 #include "llmq/runtime/log.hpp"
@@ -102,6 +103,24 @@ Status PluginInstance::attention(const llmq_attention_args& args) {
     error.message[0] = '\0';
     return convert(lib_->descriptor().attention->attention(instance_, &args, &error), error,
                    "attention");
+}
+
+bool PluginInstance::has_cross_attention() const {
+    const llmq_attention_ops* ops = lib_->descriptor().attention;
+    return ops && ops->struct_size >= offsetof(llmq_attention_ops, cross_attention) + sizeof ops->cross_attention &&
+           ops->cross_attention != nullptr;
+}
+
+Status PluginInstance::cross_attention(const llmq_cross_attention_args& args) {
+    if (!has_cross_attention())
+        return unsupported("attention plugin '" + std::string(lib_->descriptor().name) +
+                           "' has no cross_attention (ABI 1.2); a model with cross-attention layers (mllama) "
+                           "needs one, e.g. attention-cpu");
+    calls_.fetch_add(1, std::memory_order_relaxed);
+    llmq_error error;
+    error.message[0] = '\0';
+    return convert(lib_->descriptor().attention->cross_attention(instance_, &args, &error), error,
+                   "cross_attention");
 }
 
 Status PluginInstance::vision_load_weights(const void* key, std::span<const llmq_named_tensor> tensors,

@@ -535,6 +535,10 @@ nlohmann::json Server::status_json(const ipc::PeerCredentials& asker) {
         j["model"]["vision"] = {{"tokens_per_image", v->tokens_per_image()},
                                 {"max_images", limits_.max_images},
                                 {"max_image_bytes", limits_.max_image_bytes}};
+    else if (runtime_->mllama_vision())  // one <|image|> token an image; the rows go to cross-attention
+        j["model"]["vision"] = {{"tokens_per_image", 1},
+                                {"max_images", limits_.max_images},
+                                {"max_image_bytes", limits_.max_image_bytes}};
     j["devices"] = nlohmann::json::array();
     for (const auto& d : runtime_->devices())
         j["devices"].push_back({{"name", d->info().name}, {"threads", d->info().threads},
@@ -696,7 +700,7 @@ int Server::run() {
     limits_.max_prompt_tokens = static_cast<uint32_t>(runtime_->plan().context_length);
     limits_.max_prompt_bytes = config.ipc.max_prompt_bytes;
     limits_.max_new_tokens = config.scheduler.max_new_tokens;
-    if (runtime_->vision()) {
+    if (runtime_->takes_images()) {
         limits_.max_images = static_cast<uint32_t>(config.ipc.max_images);
         limits_.max_image_bytes = config.ipc.max_image_bytes;
     }

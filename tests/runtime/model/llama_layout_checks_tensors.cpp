@@ -291,3 +291,64 @@ TEST_CASE("llama_layout_reads_qwen2_biases") {
     stray.tensor("blk.1.attn_q.bias", F32, {64});
     expect_refused(stray, status_code::corrupt, {"blk.1.attn_q.bias", "every layer or in none"});
 }
+
+namespace {
+
+// A small mllama as Ollama's converter writes it: layer 1 a cross-attention layer, the
+// embedding 8 rows past the LM head's 300, "<|image|>" the tokenizer's last token.
+LlamaFile mllama_file() {
+    LlamaFile lf(64, 3, 4, 2, 96, 300, "mllama");
+    const int64_t dim = 64, kv_dim = 32, hd = 16;
+    lf.set("mllama.attention.cross_attention_layers", GgufValue::array_i32(std::vector<int32_t>{1}));
+    lf.tensor("token_embd.weight", F16, {dim, 308});
+    for (const char* n : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight"}) lf.remove(std::string("blk.1.") + n);
+    lf.tensor("blk.1.cross_attn_q_proj.weight", F16, {dim, dim});
+    lf.tensor("blk.1.cross_attn_k_proj.weight", F16, {dim, kv_dim});
+    lf.tensor("blk.1.cross_attn_v_proj.weight", F16, {dim, kv_dim});
+    lf.tensor("blk.1.cross_attn_o_proj.weight", F16, {dim, dim});
+    lf.tensor("blk.1.cross_attn_q_norm.weight", F32, {hd});
+    lf.tensor("blk.1.cross_attn_k_norm.weight", F32, {hd});
+    lf.tensor("blk.1.cross_attn_attn_gate", F32, {1});
+    lf.tensor("blk.1.cross_attn_mlp_gate", F32, {1});
+    std::vector<std::string> tokens;
+    for (int i = 0; i < 300; ++i) tokens.push_back("t" + std::to_string(i));
+    tokens.push_back("<|image|>");
+    lf.set("tokenizer.ggml.tokens", GgufValue::string_array(tokens));
+    return lf;
+}
+
+}  // namespace
+
+TEST_CASE("llama_layout_reads_mllama_cross_attention_layers") {
+    ScratchDir dir;
+    auto f = mllama_file().open(dir);
+    auto L = load_llama_layout(*f);
+    REQUIRE_MESSAGE(L.ok(), L.status().to_string());
+    CHECK(L->hp.cross_layers == std::vector<uint32_t>{1});
+    CHECK(L->hp.n_vocab == 300);       // the LM head's rows, not the tokenizer's 301
+    CHECK(L->hp.n_embd_rows == 308);   // HF: vocab_size + 8
+    CHECK(L->hp.image_token == 300);
+    CHECK_FALSE(L->layers[0].cross);
+    CHECK(L->layers[1].cross);
+    CHECK(L->layers[1].wq->name == "blk.1.cross_attn_q_proj.weight");
+    CHECK(L->layers[1].attn_gate != nullptr);
+    CHECK(L->layers[1].k_norm->shape == std::vector<int64_t>{16});
+}
+
+TEST_CASE("llama_layout_refuses_bad_mllama_cross_attention_layers") {
+    LlamaFile lf = mllama_file();
+    lf.unset("mllama.attention.cross_attention_layers");
+    expect_refused(lf, status_code::corrupt, {"cross_attention_layers", "missing"});
+    lf = mllama_file();
+    lf.set("mllama.attention.cross_attention_layers", GgufValue::array_i32(std::vector<int32_t>{1, 3}));
+    expect_refused(lf, status_code::corrupt, {"cross_attention_layers'[1]", "block_count 3"});
+    lf = mllama_file();
+    lf.set("mllama.attention.cross_attention_layers", GgufValue::array_i32(std::vector<int32_t>{1, 1}));
+    expect_refused(lf, status_code::corrupt, {"twice"});
+    lf = mllama_file();
+    lf.remove("blk.1.cross_attn_mlp_gate");
+    expect_refused(lf, status_code::corrupt, {"blk.1.cross_attn_mlp_gate", "missing"});
+    lf = mllama_file();
+    lf.tensor("blk.1.cross_attn_q_norm.weight", F32, {64});
+    expect_refused(lf, status_code::corrupt, {"blk.1.cross_attn_q_norm.weight", "head_dim=16"});
+}

@@ -47,6 +47,8 @@ cudaError_t embedding_gather(dtype table_t, const void* table, int64_t ld_bytes,
 
 // y += x over n values (a residual add that is not followed by a norm).
 cudaError_t add(dtype act, void* y, const void* x, int64_t n, cudaStream_t stream);
+// y += scale * x over n values (the tanh-gated residuals of mllama's cross-attention layers).
+cudaError_t scaled_add(dtype act, void* y, const void* x, float scale, int64_t n, cudaStream_t stream);
 
 // y = x / sqrt(mean(x²) + eps) * weight, row by row (rows of n, stride n; y may equal x).
 cudaError_t rms_norm(dtype act, const void* x, const float* weight, void* y, int64_t rows,

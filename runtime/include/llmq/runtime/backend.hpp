@@ -163,6 +163,8 @@ public:
     virtual void add_bias_rows(float* x, const float* bias, int64_t rows, int64_t n) = 0;
     // y += x over n values (residual adds).
     virtual void add(float* y, const float* x, int64_t n) = 0;
+    // y += scale * x over n values (mllama's tanh-gated residuals: scale = tanh(gate)).
+    virtual void scaled_add(float* y, const float* x, float scale, int64_t n) = 0;
     // RoPE in place on `rows` rows of [heads][head_dim], row t at positions[t].
     virtual void rope(float* x, int64_t rows, int32_t heads, int32_t head_dim,
                       std::span<const int32_t> positions, const RopeParams& params) = 0;

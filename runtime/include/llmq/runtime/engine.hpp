@@ -25,6 +25,7 @@
 #include "llmq/runtime/sampler.hpp"
 #include "llmq/runtime/stop_strings.hpp"
 #include "llmq/runtime/tokenizer.hpp"
+#include "llmq/runtime/mllama_vision.hpp"
 #include "llmq/runtime/vision_encoder.hpp"
 
 namespace llmq {
@@ -78,6 +79,14 @@ public:
     // first submit; the encoder must outlive the engine.
     void set_vision(const VisionEncoder* vision) { vision_ = vision; }
     const VisionEncoder* vision() const { return vision_; }
+    // Or a cross-attention model's vision part (Llama 3.2 Vision, mllama_vision.hpp): each
+    // image takes the place of an "<|image|>" in the text prompt (all before the text, after
+    // BOS, when it has none), is encoded at first scheduling, and its rows become the request's
+    // cross-attention states. The model must outlive the engine.
+    void set_mllama_vision(const MllamaVisionModel* model, ImageLimits limits) {
+        mllama_vision_ = model;
+        mllama_limits_ = limits;
+    }
 
     EngineStats stats() const;
     const EngineOptions& options() const { return options_; }
@@ -104,10 +113,14 @@ private:
     // once a request arrives or is cancelled; then step() schedules as usual.
     void decode_in_flight(const std::vector<Sequence*>& seqs);
     Status encode_images(Sequence& s);
+    std::vector<int32_t> place_image_tokens(const std::string& text, size_t images, bool add_bos,
+                                            bool parse_special) const;
 
     const Tokenizer& tokenizer_;
     Executor& executor_;
     const VisionEncoder* vision_ = nullptr;
+    const MllamaVisionModel* mllama_vision_ = nullptr;
+    ImageLimits mllama_limits_;
     EngineOptions options_;
     int32_t max_blocks_per_seq_;
     std::unordered_map<uint64_t, int32_t> running_by_owner_;  // engine thread; owners != 0

@@ -7,13 +7,16 @@
 // device's worker thread; the executor waits for all of them.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "llmq/runtime/backend.hpp"
 #include "llmq/runtime/communicator.hpp"
+#include "llmq/runtime/cross_attention.hpp"
 #include "llmq/runtime/kv_cache.hpp"
+#include "llmq/runtime/mllama_vision.hpp"
 #include "llmq/runtime/model_shard.hpp"
 #include "llmq/runtime/mpi_world.hpp"
 #include "llmq/runtime/parallel_plan.hpp"
@@ -35,6 +38,10 @@ struct StepSequence {
     // takes row embedding_row[t] of `embeddings` ([rows][n_embd], host memory) as its input.
     const float* embeddings = nullptr;
     const int32_t* embedding_row = nullptr;
+    // Cross-attention images (mllama, cross_attention.hpp): the request's image states and
+    // which positions see which image. Null: a text-only sequence (or a model without).
+    std::shared_ptr<const CrossAttentionStates> cross;
+    const CrossAttentionMask* cross_mask = nullptr;
 };
 
 struct ExecutorOptions {
@@ -95,6 +102,18 @@ public:
     // plugin loaded; the encoder's or the plugin's. Thread: the engine loop.
     [[nodiscard]] Status encode_image(const VisionEncoder& encoder, const RgbImage& image, float* out);
 
+    // A request with cross-attention images is done: every shard drops the image keys and
+    // values it keeps for these states (after the steps already posted). Thread: the engine loop.
+    void release_image_kv(uint64_t states_id);
+    // Bytes of image keys and values all shards hold now (read on the engine thread between
+    // steps; a shard updates its count on its worker).
+    uint64_t image_kv_bytes() const;
+
+    // Encode one image of a cross-attention model (mllama) with the first device's vision
+    // plugin, on its worker. Errors as encode_image's. Thread: the engine loop.
+    [[nodiscard]] Status encode_mllama_image(const MllamaVisionModel& model, const RgbImage& image,
+                                             MllamaImageFeatures& out);
+
     // MPI ranks other than 0: run the steps rank 0 broadcasts until it calls stop_followers().
     [[nodiscard]] Status follow();
     // Rank 0: tell the followers to return from follow(). No-op in-process.
@@ -115,6 +134,8 @@ private:
     Status finish_batches(InFlight& flight);
     Status run_batches(std::vector<MicroBatch> batches, std::vector<float>& logits);
     int32_t logits_producer() const;  // world rank of (last stage, tensor rank 0)
+    // Run `encode` with the first device's vision plugin on that device's worker, and wait.
+    Status on_vision_device(const std::function<Status(PluginInstance&)>& encode);
 
     MpiWorld* world_ = nullptr;
     std::unique_ptr<Communicator> world_comm_;

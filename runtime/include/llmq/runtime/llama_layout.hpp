@@ -18,8 +18,12 @@
 namespace llmq {
 
 struct LlamaHParams {
-    std::string arch;          // general.architecture: "llama", "mistral", "qwen2"
-    uint32_t n_vocab = 0;
+    std::string arch;          // general.architecture: "llama", "mistral", "qwen2", "mllama"
+    uint32_t n_vocab = 0;      // rows of the LM head (logits per position)
+    // Rows of token_embd: n_vocab, except mllama's table, which has 8 more rows past the LM
+    // head's vocabulary (Hugging Face MllamaTextModel: vocab_size + 8); the first of them is
+    // the <|image|> token.
+    uint32_t n_embd_rows = 0;
     uint32_t n_embd = 0;       // hidden size
     uint32_t n_layer = 0;
     uint32_t n_head = 0;
@@ -39,6 +43,12 @@ struct LlamaHParams {
     // <arch>.attention.sliding_window (Mistral): a query at position p attends to keys at
     // positions p - sliding_window + 1 .. p only; 0 = no window (full causal attention).
     uint32_t sliding_window = 0;
+    // mllama (Llama 3.2 Vision): the indices of the cross-attention layers, ascending
+    // (<arch>.attention.cross_attention_layers), and the <|image|> token's id (the tokenizer's
+    // "<|image|>", else n_vocab as Hugging Face's image_token_index = vocab_size); -1 without.
+    std::vector<uint32_t> cross_layers;
+    int32_t image_token = -1;
+    bool is_cross_layer(uint32_t layer) const;
 };
 
 struct LlamaLayerTensors {
@@ -54,19 +64,34 @@ struct LlamaLayerTensors {
     const GgufTensor* bq = nullptr;         // [n_head * head_dim] F32, optional
     const GgufTensor* bk = nullptr;         // [n_head_kv * head_dim] F32, optional
     const GgufTensor* bv = nullptr;         // [n_head_kv * head_dim] F32, optional
+    // A cross-attention layer (mllama) has no self-attention: wq/wk/wv/wo are then its
+    // cross_attn_{q,k,v,o}_proj (K and V project the image rows, which have n_embd values),
+    // attn_norm its input norm, ffn_* its gated MLP, and these are set:
+    bool cross = false;
+    const GgufTensor* q_norm = nullptr;     // cross_attn_q_norm [head_dim] F32 (per head RMSNorm)
+    const GgufTensor* k_norm = nullptr;     // cross_attn_k_norm [head_dim] F32
+    const GgufTensor* attn_gate = nullptr;  // cross_attn_attn_gate [1] F32, tanh'd when applied
+    const GgufTensor* mlp_gate = nullptr;   // cross_attn_mlp_gate [1] F32, tanh'd when applied
+};
+
+// The vision part of a single-file mllama GGUF as the text side's planner sees it (the
+// encoder itself is MllamaVisionModel's). Zero without one.
+struct MllamaVisionSummary {
+    int64_t rows_per_image = 0;   // cross-attention rows of one image: max_num_tiles x (patches + 1)
 };
 
 // Shapes are in GGUF order (shape[0] innermost): a matmul weight [in, out] is `out` rows of
 // `in` values, which is the row layout kernels::gemm takes.
 struct LlamaLayout {
     LlamaHParams hp;
-    const GgufTensor* token_embd = nullptr;   // [n_embd, n_vocab]
+    const GgufTensor* token_embd = nullptr;   // [n_embd, n_embd_rows]
     const GgufTensor* output_norm = nullptr;  // [n_embd] F32
     const GgufTensor* output = nullptr;       // [n_embd, n_vocab]; == token_embd when tied
     // [head_dim / 2] F32, optional (Llama 3.1 style long-context RoPE): each rotation
     // frequency is divided by its factor. An engine that does not apply it must refuse it.
     const GgufTensor* rope_freqs = nullptr;
     std::vector<LlamaLayerTensors> layers;    // n_layer entries
+    MllamaVisionSummary vision;               // mllama with mllama.vision.* keys
 
     // Bytes of all tensors the layout uses (token_embd counted once when tied).
     uint64_t weight_bytes() const;

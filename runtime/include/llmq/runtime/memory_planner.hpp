@@ -34,10 +34,14 @@ struct PlannerInput {
     int32_t context_length = 0;       // 0: the model's training context
     int32_t max_seqs = 32;
     int32_t max_tokens_per_step = 512;
-    // A LLaVA-style vision tower ([model] vision): its weights and the activations of one
-    // image's encode, both on the first device (stage 0, rank 0), where images are encoded.
+    // A vision tower (a LLaVA-style [model] vision, or an mllama file's own v.* / mm.0): its
+    // weights and the activations of one image's encode, both on the first device (stage 0,
+    // rank 0), where images are encoded.
     uint64_t vision_weight_bytes = 0;
     uint64_t vision_activation_bytes = 0;
+    // Images of one request ([ipc] max_images): a cross-attention model (mllama) keeps each
+    // image's keys and values on every device that holds a cross-attention layer.
+    int32_t max_images = 0;
 };
 
 struct DevicePlan {
@@ -53,8 +57,11 @@ struct DevicePlan {
     uint64_t minimum_kv = 0; // one sequence of full context
     uint64_t vision_weights = 0;    // the vision tower (first device only)
     uint64_t vision_workspace = 0;  // the encoder's activations for one image (first device only)
+    // mllama: f32 image keys and values of max_images images in this device's cross layers.
+    uint64_t image_kv = 0;
     bool fits = false;
-    uint64_t needed() const { return weights + workspace + kv + vision_weights + vision_workspace; }
+    uint64_t fixed() const { return weights + workspace + vision_weights + vision_workspace + image_kv; }
+    uint64_t needed() const { return fixed() + kv; }
 };
 
 struct MemoryPlan {

@@ -52,6 +52,10 @@ public:
     PluginHost& plugins() { return *plugins_; }
     Executor& executor() { return *executor_; }
     const VisionEncoder* vision() const { return vision_.get(); }
+    // The vision part of a single-file Llama 3.2 Vision model (null: none).
+    const MllamaVisionModel* mllama_vision() const { return mllama_vision_.get(); }
+    // Whether requests may carry images (either kind of vision model).
+    bool takes_images() const { return vision_ || mllama_vision_; }
     const std::vector<std::unique_ptr<Device>>& devices() const { return devices_; }
     const std::string& model_name() const { return name_; }
     const std::string& model_path() const { return file_->path(); }
@@ -70,6 +74,7 @@ private:
     std::unique_ptr<Executor> executor_;
     std::unique_ptr<Engine> engine_;
     std::unique_ptr<VisionEncoder> vision_;  // [model] vision; null: text only
+    std::shared_ptr<const MllamaVisionModel> mllama_vision_;
     std::string name_;
     double load_seconds_ = 0;
 };

@@ -12,12 +12,15 @@
 // backend must outlive it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "llmq/runtime/backend.hpp"
 #include "llmq/runtime/communicator.hpp"
+#include "llmq/runtime/cross_attention.hpp"
 #include "llmq/runtime/kv_cache.hpp"
 #include "llmq/runtime/llama_layout.hpp"
 #include "llmq/runtime/parallel_plan.hpp"
@@ -43,6 +46,12 @@ struct MicroBatch {
     std::vector<int32_t> embed_rows;
     std::vector<const float*> embed_src;
     int32_t logits_offset = 0;           // their first row in the step's logits
+    // Cross-attention (mllama): per sequence its images' states, or null (a text-only
+    // sequence, whose rows skip the cross-attention layers); per token the rows of its
+    // sequence's states it sees, [cross_row_begin[t], cross_row_end[t]) (equal: none).
+    // Empty when no sequence of the batch has images.
+    std::vector<std::shared_ptr<const CrossAttentionStates>> cross;  // [num_seqs]
+    std::vector<int32_t> cross_row_begin, cross_row_end;             // [num_tokens]
 };
 
 struct ShardSpec {
@@ -79,6 +88,12 @@ public:
     // backend supports them (Backend::graphs_supported). Thread: the loading thread.
     void enable_decode_graphs(bool on) { graphs_ = on && spec_.ranks == 1 && spec_.stages == 1; }
 
+    // Drop the image keys and values this shard keeps for the states with this id (the
+    // request is finished). Thread: this shard's device worker.
+    void release_image_kv(uint64_t states_id);
+    // Bytes of image keys and values held now.
+    uint64_t image_kv_bytes() const { return image_kv_bytes_.load(std::memory_order_relaxed); }
+
     const ShardSpec& spec() const { return spec_; }
     Backend& backend() const { return *backend_; }
     Device& device() const { return backend_->device(); }
@@ -93,11 +108,25 @@ private:
         const float* ffn_norm;
         WeightView wq, wk, wv, wo, gate, up, down;
         const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
+        // Cross-attention layers (mllama): wq/wk/wv/wo are cross_attn_*_proj.
+        bool cross = false;
+        const float *q_norm = nullptr, *k_norm = nullptr;
+        float attn_gate = 0.0f, mlp_gate = 0.0f;  // tanh of the file's gates
+    };
+    // One request's image keys and values in this shard's cross-attention layers:
+    // k[c], v[c] for its c-th cross layer, rows x [kv_heads][head_dim] f32.
+    struct ImageKv {
+        int64_t rows = 0;
+        std::vector<DeviceBuffer> k, v;
     };
     ModelShard() = default;
     Status place_weights(const LlamaLayout& layout);
     Status matmul(const PluginSet::PerDevice& p, const float* x, int64_t m, const WeightView& w,
                   float* y);
+    Status feed_forward(const PluginSet::PerDevice& p, const Layer& L, int64_t T, Communicator* tensor_comm);
+    Status cross_attention_layer(const PluginSet::PerDevice& p, const MicroBatch& b, const Layer& L,
+                                 int32_t cross_index, Communicator* tensor_comm);
+    Expected<const ImageKv*> image_kv(const PluginSet::PerDevice& p, const CrossAttentionStates& states);
     Status logits_out(const PluginSet::PerDevice& p, const MicroBatch& b, Communicator* tensor_comm,
                       float* logits);
     // Embedding (or the previous stage's activations) and every layer, into x_.
@@ -129,6 +158,9 @@ private:
     bool replay_ = false;  // in a graph step's replay: plugin calls are skipped
     MicroBatch graph_batch_;
     uint64_t weight_bytes_ = 0, workspace_bytes_ = 0;
+    int32_t cross_layers_ = 0;  // cross-attention layers in this shard
+    std::unordered_map<uint64_t, ImageKv> image_kv_;  // by CrossAttentionStates::id (worker thread)
+    std::atomic<uint64_t> image_kv_bytes_{0};  // written on the worker, read by the engine
 };
 
 }  // namespace llmq

@@ -77,6 +77,10 @@ public:
 
     Status matmul(const llmq_matmul_args& args);
     Status attention(const llmq_attention_args& args);
+    // Whether the attention plugin has cross_attention (ABI 1.2, optional), and the call;
+    // unsupported naming the plugin when it has none.
+    bool has_cross_attention() const;
+    Status cross_attention(const llmq_cross_attention_args& args);
     // Vision plugins: hand over the encoder's weights (llmq_vision_ops.load_weights) unless
     // the weights named by `key` (their owner; non-null) were the last this instance took, so
     // that a caller may call it before every encode and a freshly swapped-in instance gets

@@ -2,10 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "llmq/runtime/cross_attention.hpp"
 
 #include "llmq/runtime/sampler.hpp"
 
@@ -24,6 +27,10 @@ struct GenerateRequest {
     // text when it has none; in a token prompt, each takes the place of one image_prompt_token
     // (vision_encoder.hpp).
     std::vector<std::vector<uint8_t>> images;
+    // A cross-attention model's (mllama's) image states, given directly (in-process callers
+    // and tests; the engine makes them from `images` for such a model): one image per
+    // <|image|> token of the prompt, in order (cross_attention.hpp).
+    std::shared_ptr<const CrossAttentionStates> cross_states;
 };
 
 enum class FinishReason { stop, length, cancelled, error };
