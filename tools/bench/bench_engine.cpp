@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
     if (cost->weight_dtype == "bf16" && bf16_dot && limits.bf16_dot_peak_gflops > 0) {
         unit = "vdpbf16ps";
         unit_peak = limits.bf16_dot_peak_gflops;
-    } else if (cost->weight_dtype == "q8_0" && kernels::gemm_quantizes_x(limits.isa, kernels::dtype::q8_0, prompt) &&
+    } else if (cost->weight_dtype == "q8_0" && kernels::gemm_quantizes_x(limits.isa, kernels::dtype::q8_0, prompt, cost->n_embd) &&
                limits.int8_dot_peak_gops > 0) {
         unit = "vpdpbusd";
         unit_peak = limits.int8_dot_peak_gops;
