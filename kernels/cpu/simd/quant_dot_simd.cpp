@@ -563,9 +563,21 @@ struct legacy : plain_type {
             1, stride + 1, 2 * stride + 1, 3 * stride + 1, 1, stride + 1, 2 * stride + 1, 3 * stride + 1};
         const __m512i index = _mm512_load_si512(at);
         const uint8_t* upper = b + 4 * block;
-        const __m512i halves = _mm512_or_si512(
-            _mm512_maskz_permutex2var_epi16(0x0f0f, _mm512_loadu_si512(b), index, _mm512_loadu_si512(b + 64)),
-            _mm512_maskz_permutex2var_epi16(0xf0f0, _mm512_loadu_si512(upper), index, _mm512_loadu_si512(upper + 64)));
+        // Each window is read only as far as the permute's last word (3 * stride + 1), by
+        // masked loads: a 128-byte window of the last blocks would run past the row (past
+        // the end of the weights, or of their mapping, for the last row).
+        constexpr int need = 3 * block + 4;
+        constexpr __mmask64 low = need >= 64 ? ~__mmask64(0) : (__mmask64(1) << need) - 1;
+        constexpr __mmask64 high = need <= 64 ? 0 : (__mmask64(1) << (need - 64)) - 1;
+        const auto window = [](const uint8_t* p, __m512i& a, __m512i& c) {
+            a = _mm512_maskz_loadu_epi8(low, p);
+            c = high ? _mm512_maskz_loadu_epi8(high, p + 64) : _mm512_setzero_si512();
+        };
+        __m512i b0, b1, u0, u1;
+        window(b, b0, b1);
+        window(upper, u0, u1);
+        const __m512i halves = _mm512_or_si512(_mm512_maskz_permutex2var_epi16(0x0f0f, b0, index, b1),
+                                               _mm512_maskz_permutex2var_epi16(0xf0f0, u0, index, u1));
         const __m512 dm = _mm512_cvtph_ps(_mm512_castsi512_si256(halves));  // d 0..7, m 0..7
         F = {has_min ? _mm512_mask_sub_ps(dm, 0xff00, _mm512_setzero_ps(), dm) : _mm512_maskz_mov_ps(0x00ff, dm)};
         for (int s = 0; s < SLOTS; ++s) w[s] = pair_values(b + 2 * block * s, b + 2 * block * s + block);
