@@ -1,9 +1,8 @@
 #include "llmq/runtime/executor.hpp"
 #include "llmq/runtime/pipeline_schedule.hpp"
 
-#include <future>
-
 #include <algorithm>
+#include <future>
 #include <latch>
 #include <utility>
 
@@ -142,7 +141,18 @@ Expected<std::unique_ptr<Executor>> Executor::create(const LlamaLayout& layout,
     return e;
 }
 
-Executor::~Executor() = default;
+Executor::~Executor() {
+    // Tasks posted to the devices' workers may still use the shards (release_image_kv, posted
+    // when a request with images finishes): wait until each worker has run what was queued
+    // before this, then the shards may go. (The devices' workers outlive the executor.)
+    std::vector<std::future<void>> drained;
+    for (auto& shard : shards_) {
+        auto done = std::make_shared<std::promise<void>>();
+        drained.push_back(done->get_future());
+        shard->device().post([done] { done->set_value(); });
+    }
+    for (auto& f : drained) f.wait();
+}
 
 void Executor::rebuild_groups() {
     if (world_) return;  // MPI communicators are not rebuilt; a failed collective is fatal there
