@@ -2,7 +2,8 @@
 // stdio, so that no other copy of it in the process can clash with this one.
 //
 // This file is a library of its own (meson.build) so that it alone is built with
-// -fno-sanitize=shift (g++ 12 ignores the narrower -fno-sanitize=shift-exponent). Why: stb_image 2.27 (Debian 12's libstb-dev) keeps reading a
+// -fno-sanitize=shift (g++ 12 still checks exponents under the narrower
+// -fno-sanitize=shift-exponent). Why: stb_image 2.27 (Debian 12's libstb-dev) keeps reading a
 // JPEG's entropy-coded data after it has run out of bits (a marker came first: a corrupt file
 // whose segments are all well formed, which decode_image's walk cannot tell from a good one).
 // Its bit count then goes negative and stbi__grow_buffer_unsafe shifts the byte it adds, which
