@@ -117,13 +117,15 @@ bool cpu_has(isa which) {
 
 isa compute_best_isa() {
     isa best = isa::scalar;
-    for (isa candidate : {isa::avx2, isa::avx512, isa::avx512_bf16, isa::amx})
+    // amx only when asked for (LLMQ_CPU_ISA=amx): its Q8_0 prefill tiles measured slower than
+    // avx512_bf16's VNNI panels so far (docs/benchmarks.md, 2026-12-02).
+    for (isa candidate : {isa::avx2, isa::avx512, isa::avx512_bf16})
         if (isa_supported(candidate)) best = candidate;
     // The cap from the environment: a test or benchmark can pin a lower ISA. An unknown
     // name is ignored rather than fatal (kernels have no way to report it).
     if (const char* cap = std::getenv("LLMQ_CPU_ISA"); cap != nullptr && *cap != '\0') {
         isa limit;
-        if (parse_isa(cap, &limit) && static_cast<int>(limit) < static_cast<int>(best))
+        if (parse_isa(cap, &limit) && (static_cast<int>(limit) < static_cast<int>(best) || limit == isa::amx))
             best = usable_isa(limit);
     }
     return best;

@@ -49,7 +49,8 @@ struct cpu_features {
 // What this CPU has (cpuid + xgetbv: the OS must save the wide registers). Cached.
 const cpu_features& detect_cpu_features();
 // The best ISA this CPU supports and this build compiled. LLMQ_CPU_ISA=scalar|avx2|avx512|
-// avx512_bf16|amx in the environment caps it (for tests and benchmarks).
+// avx512_bf16 in the environment caps it (for tests and benchmarks); LLMQ_CPU_ISA=amx opts in
+// to amx (never chosen by default: its Q8_0 prefill is not yet faster than VNNI's).
 isa best_isa();
 // Is `which` usable on this CPU with this build? (LLMQ_CPU_ISA does not change this answer.)
 bool isa_supported(isa which);
