@@ -12,6 +12,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define LLMQ_KERNELS_X86 1
 #endif
 
@@ -24,6 +26,15 @@ uint64_t read_xcr0() {
     // xgetbv with ecx = 0; written as bytes so no -mxsave is needed for this file.
     __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0));
     return (uint64_t(edx) << 32) | eax;
+}
+
+bool request_tile_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+    return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+#else
+    return false;
+#endif
 }
 
 cpu_features probe() {
@@ -56,6 +67,14 @@ cpu_features probe() {
             __cpuid_count(7, 1, a1, b1, c1, d1);
             f.avx512_bf16 = (a1 >> 5) & 1;
         }
+        // AMX: the cpuid bits, XCR0 bits 17-18 (XTILECFG, XTILEDATA) and Linux's permission
+        // for the tile data state, asked here once, before any tile instruction runs.
+        const bool tile_state = (xcr0 & 0x60000) == 0x60000;
+        if (tile_state && ((edx >> 24) & 1) && request_tile_permission()) {
+            f.amx_tile = true;
+            f.amx_int8 = (edx >> 25) & 1;
+            f.amx_bf16 = (edx >> 22) & 1;
+        }
     }
     return f;
 }
@@ -75,6 +94,9 @@ bool compiled(isa which) {
 #if defined(LLMQ_KERNELS_HAVE_AVX512_BF16)
         case isa::avx512_bf16: return true;
 #endif
+#if defined(LLMQ_KERNELS_HAVE_AMX)
+        case isa::amx: return true;
+#endif
         default: return false;
     }
 }
@@ -88,19 +110,22 @@ bool cpu_has(isa which) {
         case isa::avx2: return avx2;
         case isa::avx512: return avx512;
         case isa::avx512_bf16: return avx512 && f.avx512_bf16 && f.avx512_vnni;
+        case isa::amx: return avx512 && f.avx512_bf16 && f.avx512_vnni && f.amx_tile && f.amx_int8 && f.amx_bf16;
     }
     return false;
 }
 
 isa compute_best_isa() {
     isa best = isa::scalar;
+    // amx only when asked for (LLMQ_CPU_ISA=amx): its Q8_0 prefill tiles measured slower than
+    // avx512_bf16's VNNI panels so far (docs/benchmarks.md, 2026-12-02).
     for (isa candidate : {isa::avx2, isa::avx512, isa::avx512_bf16})
         if (isa_supported(candidate)) best = candidate;
     // The cap from the environment: a test or benchmark can pin a lower ISA. An unknown
     // name is ignored rather than fatal (kernels have no way to report it).
     if (const char* cap = std::getenv("LLMQ_CPU_ISA"); cap != nullptr && *cap != '\0') {
         isa limit;
-        if (parse_isa(cap, &limit) && static_cast<int>(limit) < static_cast<int>(best))
+        if (parse_isa(cap, &limit) && (static_cast<int>(limit) < static_cast<int>(best) || limit == isa::amx))
             best = usable_isa(limit);
     }
     return best;
@@ -132,13 +157,14 @@ const char* isa_name(isa which) {
         case isa::avx2: return "avx2";
         case isa::avx512: return "avx512";
         case isa::avx512_bf16: return "avx512_bf16";
+        case isa::amx: return "amx";
     }
     return "unknown";
 }
 
 bool parse_isa(const char* name, isa* out) {
     if (name == nullptr) return false;
-    for (isa candidate : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
+    for (isa candidate : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16, isa::amx}) {
         if (std::strcmp(name, isa_name(candidate)) == 0) {
             *out = candidate;
             return true;
@@ -151,6 +177,9 @@ namespace detail {
 
 const kernel_table& table_for(isa which) {
     switch (usable_isa(which)) {
+#if defined(LLMQ_KERNELS_HAVE_AMX)
+        case isa::amx: return amx_table();
+#endif
 #if defined(LLMQ_KERNELS_HAVE_AVX512_BF16)
         case isa::avx512_bf16: return avx512_bf16_table();
 #endif

@@ -41,17 +41,19 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
     const isa used = usable_isa(which);
     if (used == isa::scalar) return "scalar reference";
     if (M <= gemm_integer_max_rows(wt)) {
-        const bool vnni = used == isa::avx512_bf16;
+        const bool vnni = used >= isa::avx512_bf16;
         if (gemm_integer_max_rows(wt) > 3)  // the types with a decoder of their own
             return vnni ? "int8 dots in registers, AVX-512 VNNI (vpdpbusd)" : "int8 dots in registers, vpmaddubsw";
         return "int8 dots on an unpacked chunk, vpmaddubsw";
     }
-    if (used == isa::avx512_bf16 && quant_prefill_is_integer(wt, 256))
+    if (used >= isa::avx512_bf16 && quant_prefill_is_integer(wt, 256))
         return "int8 dots in registers, AVX-512 VNNI (vpdpbusd), 4-row tiles (rows of a multiple of 256)";
     if (is_block_quantized(wt)) return "dequantized f32 slabs into packed panels";
     if (M <= detail::gemm_direct_max_m) return "direct row tiles";
     if (M <= detail::gemm_small_max_m) return "small-M direct tiles, columns outermost";
-    if (wt == dtype::q8_0 && used == isa::avx512_bf16)
+    if (wt == dtype::q8_0 && used == isa::amx)
+        return "AMX INT8 tiles (tdpbssd) on x quantized per block, 16 x 16 int32 tiles per block";
+    if (wt == dtype::q8_0 && used >= isa::avx512_bf16)
         return "outer-product panels, int8 dots (vpdpbusd) on x quantized per block";
     return "packed panels";
 }
@@ -59,8 +61,8 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
 bool gemm_quantizes_x(isa which, dtype wt, int64_t M, int64_t K) {
     const isa used = usable_isa(which);
     if (M <= gemm_integer_max_rows(wt)) return true;
-    if (used == isa::avx512_bf16 && quant_prefill_is_integer(wt, K)) return true;
-    return wt == dtype::q8_0 && used == isa::avx512_bf16 && M > detail::gemm_small_max_m;
+    if (used >= isa::avx512_bf16 && quant_prefill_is_integer(wt, K)) return true;
+    return wt == dtype::q8_0 && used >= isa::avx512_bf16 && M > detail::gemm_small_max_m;
 }
 
 void gemm_q8_0_int8(isa which, const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, int64_t ldw,
@@ -69,6 +71,7 @@ void gemm_q8_0_int8(isa which, const float* x, int64_t M, int64_t K, int64_t ldx
     const auto* wb = static_cast<const uint8_t*>(w);
     switch (usable_isa(which)) {
 #if defined(LLMQ_KERNELS_HAVE_AVX512_BF16)
+        case isa::amx:  // AMX takes the prefill only (gemm_amx.cpp); these rows are VNNI's
         case isa::avx512_bf16: return avx512_bf16::gemm_q8_0_int8(x, M, K, ldx, wb, ldw, y, ldy, n_begin, n_end);
 #endif
 #if defined(LLMQ_KERNELS_HAVE_AVX512)
@@ -83,6 +86,7 @@ void gemm_q8_0_int8(isa which, const float* x, int64_t M, int64_t K, int64_t ldx
 
 const char* gemm_q8_0_int8_path(isa which) {
     switch (usable_isa(which)) {
+        case isa::amx:
         case isa::avx512_bf16: return "AVX-512 VNNI (vpdpbusd)";
         case isa::avx512: return "AVX-512 (vpmaddubsw; no VNNI)";
         case isa::avx2: return "AVX2 (vpmaddubsw)";

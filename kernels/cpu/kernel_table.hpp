@@ -61,6 +61,9 @@ const kernel_table& scalar_table();
 const kernel_table& avx2_table();
 const kernel_table& avx512_table();
 const kernel_table& avx512_bf16_table();
+// simd/gemm_amx.cpp (its own library, avx512_bf16's flags plus AMX's): avx512_bf16_table()
+// with the prefill GEMM entries that AMX tiles take.
+const kernel_table& amx_table();
 
 // The Q8_0 int8-dot GEMM of each ISA library (simd/quant_dot_simd.cpp), reached only through
 // gemm_q8_0_int8() in kernel_dispatch.cpp after checking isa_supported().

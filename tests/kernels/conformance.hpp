@@ -17,7 +17,7 @@ namespace llmq::kernels::testing {
 // Every ISA variant this CPU and build can run, scalar first.
 inline std::vector<isa> supported_isas() {
     std::vector<isa> out;
-    for (isa candidate : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16})
+    for (isa candidate : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16, isa::amx})
         if (isa_supported(candidate)) out.push_back(candidate);
     return out;
 }

@@ -18,6 +18,7 @@ TEST_SUITE("kernels") {
         // Each level implies the ones below it.
         if (isa_supported(isa::avx512)) CHECK(isa_supported(isa::avx2));
         if (isa_supported(isa::avx512_bf16)) CHECK(isa_supported(isa::avx512));
+        if (isa_supported(isa::amx)) CHECK((f.amx_tile && f.amx_int8 && f.amx_bf16 && isa_supported(isa::avx512_bf16)));
         MESSAGE("best ISA: ", std::string(isa_name(best_isa())));
     }
 
@@ -26,14 +27,14 @@ TEST_SUITE("kernels") {
         // without the instruction would fault, and one that returned 0 where it exists would
         // leave a figure without its bound. (No figure is checked: probes are not timed tests.)
         for (isa which : testing::supported_isas()) {
-            const bool has = which == isa::avx512_bf16;
+            const bool has = which >= isa::avx512_bf16;  // amx keeps avx512_bf16's probes
             CHECK_MESSAGE((measure_bf16_dot_peak_gflops(which, 1) > 0.0) == has, isa_name(which));
             CHECK_MESSAGE((measure_int8_dot_peak_gops(which, 1) > 0.0) == has, isa_name(which));
         }
     }
 
     TEST_CASE("usable_isa_never_exceeds_what_the_cpu_runs") {
-        for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
+        for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16, isa::amx}) {
             const isa got = usable_isa(which);
             CHECK(isa_supported(got));
             CHECK(static_cast<int>(got) <= static_cast<int>(which));
@@ -42,7 +43,7 @@ TEST_SUITE("kernels") {
     }
 
     TEST_CASE("isa_names_parse_back") {
-        for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
+        for (isa which : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16, isa::amx}) {
             isa parsed = isa::scalar;
             CHECK(parse_isa(isa_name(which), &parsed));
             CHECK(parsed == which);
@@ -59,7 +60,7 @@ TEST_SUITE("kernels") {
             const char* cap = std::getenv("LLMQ_CPU_ISA");
             if (cap == nullptr) {
                 isa best = isa::scalar;
-                for (isa which : {isa::avx2, isa::avx512, isa::avx512_bf16})
+                for (isa which : {isa::avx2, isa::avx512, isa::avx512_bf16})  // amx: opt-in
                     if (isa_supported(which)) best = which;
                 CHECK(best_isa() == best);
             }

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
         isa which;
         for (int32_t id = 0; id <= int32_t(dtype::iq4_xs); ++id)
             if (std::strcmp(dtype_name(dtype(id)), argv[2]) == 0 && parse_isa(argv[3], &which)) {
-                const bool vnni = usable_isa(which) == isa::avx512_bf16;
+                const bool vnni = usable_isa(which) >= isa::avx512_bf16;
                 std::printf("%d\n", vnni && quant_prefill_is_integer(dtype(id), 256) ? 1 : 0);
                 return 0;
             }

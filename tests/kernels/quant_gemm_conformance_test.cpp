@@ -91,7 +91,7 @@ void check_case(dtype t, const shape& s, uint64_t seed) {
     // for the types quant_prefill_is_integer names.
     const bool scalar_integer = s.M <= gemm_integer_max_rows(t);
     const auto integer_on = [&](isa which) {
-        return scalar_integer || (usable_isa(which) == isa::avx512_bf16 && quant_prefill_is_integer(t, K));
+        return scalar_integer || (usable_isa(which) >= isa::avx512_bf16 && quant_prefill_is_integer(t, K));
     };
 
     std::vector<double> expected(std::size_t(s.M * s.N)), bound(expected.size()), rounding_of(expected.size());

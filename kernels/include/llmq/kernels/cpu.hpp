@@ -25,7 +25,8 @@ enum class isa : int {
     scalar = 0,      // portable C++
     avx2 = 1,        // AVX2 + FMA + F16C
     avx512 = 2,      // AVX-512 F/BW/VL/DQ
-    avx512_bf16 = 3  // AVX-512 + BF16 + VNNI
+    avx512_bf16 = 3,  // AVX-512 + BF16 + VNNI
+    amx = 4           // avx512_bf16 + AMX tiles (INT8, BF16); the OS must grant tile state
 };
 
 struct cpu_features {
@@ -38,17 +39,23 @@ struct cpu_features {
     bool avx512dq = false;
     bool avx512_bf16 = false;
     bool avx512_vnni = false;
+    // cpuid 7.0 edx 24 / 25 / 22 with XCR0 bits 17-18 and the tile permission granted
+    // (arch_prctl ARCH_REQ_XCOMP_PERM, asked once at detection); all false if refused.
+    bool amx_tile = false;
+    bool amx_int8 = false;
+    bool amx_bf16 = false;
 };
 
 // What this CPU has (cpuid + xgetbv: the OS must save the wide registers). Cached.
 const cpu_features& detect_cpu_features();
 // The best ISA this CPU supports and this build compiled. LLMQ_CPU_ISA=scalar|avx2|avx512|
-// avx512_bf16 in the environment caps it (for tests and benchmarks).
+// avx512_bf16 in the environment caps it (for tests and benchmarks); LLMQ_CPU_ISA=amx opts in
+// to amx (never chosen by default: its Q8_0 prefill is not yet faster than VNNI's).
 isa best_isa();
 // Is `which` usable on this CPU with this build? (LLMQ_CPU_ISA does not change this answer.)
 bool isa_supported(isa which);
 const char* isa_name(isa which);
-// Parses "scalar", "avx2", "avx512", "avx512_bf16"; returns false for anything else.
+// Parses "scalar", "avx2", "avx512", "avx512_bf16", "amx"; returns false for anything else.
 bool parse_isa(const char* name, isa* out);
 // Every kernel taking an `isa` runs `which` if supported, else the best supported ISA below it
 // (so asking for avx512_bf16 on an AVX2-only machine runs the AVX2 code, never faults).
