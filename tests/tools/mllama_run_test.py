@@ -1,7 +1,8 @@
 """Llama 3.2 Vision (mllama) end to end from one random GGUF holding the text model with its
 cross-attention layers and the tiled vision encoder: `llmq run --image` gives the same tokens
 every time, on one device, tp=2, pp=2 and tp=2 x pp=2 CPU devices, and through llmqd with
-`llmq generate --image`; the image matters (other logits); a text-only request skips the
+`llmq generate --image`, and in `llmq chat --image` (same answer; none without the image;
+a second image by /image in a later turn); the image matters (other logits); a text-only request skips the
 cross-attention layers; a bad image is an error for that request only; and `llmq plan`
 counts the tower, the encoder's activations and the image K/V, fitting a 90B-Vision-shaped
 header on 4x80GiB and refusing it on 1x80GiB with the bytes."""
@@ -73,6 +74,23 @@ with Daemon(llmqd, f'[model]\npath = "{model}"\n[ipc]\nmax_images = 2\n', d) as 
     c.check(p.returncode != 0 and "PNG truncated" in (p.stdout + p.stderr), "a truncated image is an error event")
     again = json_lines(client("--image", img_a).stdout)[-1]
     c.check(again["tokens"] == first["tokens"] and daemon.process.poll() is None, "and the daemon serves the next request")
+    # llmq chat: an image part renders as <|image|> where it sits in the user turn, so a chat
+    # whose template only joins the messages asks what `generate` asks and answers the same.
+    tpl = os.path.join(d, "join.jinja")
+    with open(tpl, "w") as f:
+        f.write("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}")
+
+    def chat(lines, *flags):
+        return run([llmq, "chat", "--chat-template", tpl, "--max-tokens", "8", "--temp", "0", *flags],
+                   input="".join(line + "\n" for line in lines), env=daemon.env, check=False)
+    said = json_lines(client("--image", img_a).stdout)[-1]["text"]
+    p = chat(["Describe it", "/bye"], "--image", img_a)
+    c.check(p.returncode == 0 and said.strip() and said.strip() in p.stdout,
+            f"llmq chat --image answers as generate --image ({said!r} in {p.stdout!r}; {p.stderr[-300:]})")
+    p = chat(["Describe it", "/bye"])
+    c.check(p.returncode == 0 and said.strip() not in p.stdout, f"without the image the chat answers otherwise: {p.stdout!r}")
+    p = chat(["Describe it", "/image " + img_b, "and this?", "/bye"], "--image", img_a)
+    c.check(p.returncode == 0 and "error" not in p.stderr, f"a second image by /image in a later turn: {p.stderr[-300:]}")
 
 big = os.path.join(d, "m90.gguf")
 run([maker, "--mllama-preset", "90b", "--out", big])

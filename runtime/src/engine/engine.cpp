@@ -91,6 +91,9 @@ Expected<uint64_t> Engine::submit(GenerateRequest request, std::shared_ptr<Reque
     if (mllama_vision_ && !s->images.empty()) {
         // Llama 3.2 Vision: the images' places are <|image|> tokens, given or placed.
         if (!request.prompt_tokens.empty()) {
+            // A chat's image marks (image_prompt_token, from chat_template) are <|image|> here.
+            for (int32_t& t : request.prompt_tokens)
+                if (t == image_prompt_token) t = executor_.hparams().image_token;
             for (size_t i = 0; i < request.prompt_tokens.size(); ++i)
                 if (!tokenizer_.valid_id(request.prompt_tokens[i]))
                     return invalid_argument("prompt_tokens[" + std::to_string(i) + "] = " +

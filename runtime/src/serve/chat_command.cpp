@@ -41,7 +41,7 @@ std::optional<std::string> join_parts(const nlohmann::json& parts, const std::st
             *content += text;
         } else if (type == "image") {
             if (!vision)
-                return at + " is an image, but the model has no vision projector ([model] vision = MMPROJ)";
+                return at + " is an image, but the model has no vision projector ([model] vision = MMPROJ) nor an mllama vision part";
             *content += chat_image_marker;
             ++*images;
         } else {
@@ -86,7 +86,9 @@ void register_chat_command(ipc::Listener& listener, const ModelRuntime& runtime,
         std::vector<ChatMessage> messages;
         uint64_t bytes = 0;
         size_t images = 0;
-        const bool vision = runtime.vision() != nullptr;
+        // LLaVA-style: each image part becomes the projector's rows at its mark; mllama: the mark
+        // becomes <|image|> and the rows go to cross-attention (several images a conversation).
+        const bool vision = runtime.vision() != nullptr || runtime.mllama_vision();
         for (size_t i = 0; i < ms.size(); ++i) {
             const auto& m = ms[i];
             const std::string where = "args.messages[" + std::to_string(i) + "]";
