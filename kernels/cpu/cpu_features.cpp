@@ -110,7 +110,7 @@ bool cpu_has(isa which) {
         case isa::avx2: return avx2;
         case isa::avx512: return avx512;
         case isa::avx512_bf16: return avx512 && f.avx512_bf16 && f.avx512_vnni;
-        case isa::amx: return avx512 && f.avx512_bf16 && f.avx512_vnni && f.amx_tile && f.amx_int8 && f.amx_bf16;
+        case isa::amx: return cpu_has(isa::avx512_bf16) && f.amx_tile && f.amx_int8 && f.amx_bf16;
     }
     return false;
 }

@@ -145,7 +145,7 @@ void grid(const int8_t* xq, const float* xs, int64_t K, const int8_t* wp, const 
     }
 }
 
-bool gemm_q8_0_tiles(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
+void gemm_q8_0_tiles(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
                      int64_t ldy, int64_t n_begin, int64_t n_end) {
     const int64_t blocks = K / QV;
     const int64_t mc_max = ((M < MC ? M : MC) + TM - 1) / TM * TM;
@@ -173,14 +173,12 @@ bool gemm_q8_0_tiles(const float* x, int64_t M, int64_t K, int64_t ldx, const ui
         }
     }
     _tile_release();
-    return true;
 }
 
 void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt, int64_t ldw,
                 float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-    if (wt == dtype::q8_0 && M > detail::gemm_small_max_m && K % QV == 0 &&
-        gemm_q8_0_tiles(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end))
-        return;
+    if (wt == dtype::q8_0 && M > detail::gemm_small_max_m && K % QV == 0)
+        return gemm_q8_0_tiles(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end);
     detail::avx512_bf16_table().gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
 }
 
