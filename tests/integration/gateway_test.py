@@ -94,7 +94,7 @@ def slow_sender(gw, timeout_ms):
 def disconnect_mid_stream(h, daemon, gw, model):
     """A streaming client that leaves after its first token: cancelled in llmqd at once."""
     _, before = metrics(gw)
-    body = json.dumps({'model': model, 'prompt': 'Once upon a time', 'max_tokens': 1000, 'stream': True}).encode()
+    body = json.dumps({'model': model, 'prompt': 'Once upon a time', 'max_tokens': 1000, 'stream': True, 'ignore_eos': True}).encode()
     s = socket.create_connection(('127.0.0.1', gw.port), timeout=bound(30))
     s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
               b'Content-Length: %d\r\n\r\n' % len(body) + body)
@@ -120,7 +120,7 @@ def stalled_reader(h, daemon, gw, model):
     """A streaming client that stops reading (a tiny receive buffer, never read): once a write
     has waited request_timeout_ms the gateway drops it and cancels the request in llmqd."""
     _, before = metrics(gw)
-    body = json.dumps({'model': model, 'prompt': 'Once', 'max_tokens': 2000, 'stream': True}).encode()
+    body = json.dumps({'model': model, 'prompt': 'Once', 'max_tokens': 2000, 'stream': True, 'ignore_eos': True}).encode()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     s.connect(('127.0.0.1', gw.port))
@@ -224,7 +224,7 @@ def part_http(h, extra, daemon, model):
     slow_sender(gw2, 500)
     # max_streams = 1: a second generation while one runs gets 429.
     auth = {'Authorization': 'Bearer secret-one'}
-    body = json.dumps({'model': model, 'prompt': 'Once', 'max_tokens': 1000, 'stream': True}).encode()
+    body = json.dumps({'model': model, 'prompt': 'Once', 'max_tokens': 1000, 'stream': True, 'ignore_eos': True}).encode()
     s = socket.create_connection(('127.0.0.1', gw2.port), timeout=bound(30))
     s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-one\r\n'
               b'Content-Length: %d\r\n\r\n' % len(body) + body)

@@ -139,6 +139,8 @@ std::optional<ApiError> common_fields(const json& body, const RequestLimits& lim
         }
         g.stop = std::move(stops);
     }
+    // vLLM's extension: keep generating past the end-of-sequence token (until max_tokens or a stop).
+    if (!bool_field(body, "ignore_eos", &g.ignore_eos, &error)) return error;
     if (!bool_field(body, "stream", &r->stream, &error)) return error;
     if (present(body, "stream_options")) {
         const json& o = body["stream_options"];

@@ -22,7 +22,7 @@ json chat(json extra) {
 TEST_CASE("completion requests map onto the generate request") {
     const auto r = parse_completion_request(
         json{{"model", "m"}, {"prompt", "Hi"}, {"max_tokens", 7}, {"temperature", 0}, {"top_p", 0.5},
-             {"seed", -1}, {"stop", json::array({"\n", "END"})}, {"logprobs", 0}},
+             {"seed", -1}, {"stop", json::array({"\n", "END"})}, {"logprobs", 0}, {"ignore_eos", true}},
         RequestLimits{});
     REQUIRE(std::holds_alternative<ApiRequest>(r));
     const auto& g = std::get<ApiRequest>(r).generate;
@@ -35,9 +35,11 @@ TEST_CASE("completion requests map onto the generate request") {
     CHECK(g.sampling.seed == UINT64_MAX);
     CHECK(g.stop == std::vector<std::string>{"\n", "END"});
     CHECK(g.logprobs);
+    CHECK(g.ignore_eos);
     // OpenAI's default of 16 tokens for completions.
     const auto d = parse_completion_request(json{{"model", "m"}, {"prompt", "Hi"}}, RequestLimits{});
     CHECK(std::get<ApiRequest>(d).generate.max_tokens == 16);
+    CHECK(!std::get<ApiRequest>(d).generate.ignore_eos);
 }
 
 TEST_CASE("each wrong field is a 400 naming it") {
@@ -54,6 +56,7 @@ TEST_CASE("each wrong field is a 400 naming it") {
         {chat({{"stop", json::array({"a", "b", "c", "d", "e"})}}), "stop"},
         {chat({{"stop", ""}}), "stop"},
         {chat({{"stream", "yes"}}), "stream"},
+        {chat({{"ignore_eos", 1}}), "ignore_eos"},
         {chat({{"stream_options", {{"include_usage", true}}}}), "stream_options"},
         {chat({{"top_logprobs", 2}}), "top_logprobs"},
         {chat({{"logit_bias", {{"1", 5}}}}), "logit_bias"},
