@@ -18,9 +18,9 @@
 #include <immintrin.h>
 
 #include <cstring>
-#include <vector>
 
 #include "../kernel_table.hpp"
+#include "../quant_activations.hpp"
 
 namespace llmq::kernels::amx {
 namespace {
@@ -40,11 +40,13 @@ struct alignas(64) tile_config {
     uint8_t rows[16] = {};
 };
 
+// 64-byte aligned scratch per thread (detail::scratch_buffer, not std::vector: a vector's
+// out-of-line members would be symbols outside this namespace, compiled with AMX flags).
 struct amx_buffers {
-    std::vector<int8_t> xq;     // MC rows of K int8 (rows past M zero)
-    std::vector<float> xs;      // MC rows of K / 32 scales
-    std::vector<int8_t> wp;     // K / 32 blocks of PACKED_BLOCK bytes
-    std::vector<float> ws;      // K / 32 blocks of TN scales
+    detail::scratch_buffer xq;  // MC rows of K int8 (rows past M zero)
+    detail::scratch_buffer xs;  // MC rows of K / 32 f32 scales
+    detail::scratch_buffer wp;  // K / 32 blocks of PACKED_BLOCK bytes
+    detail::scratch_buffer ws;  // K / 32 blocks of TN f32 scales
 };
 thread_local amx_buffers buffers;
 
@@ -145,40 +147,41 @@ void grid(const int8_t* xq, const float* xs, int64_t K, const int8_t* wp, const 
     }
 }
 
-void gemm_q8_0_tiles(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
+// False, having written nothing, when the scratch cannot be allocated.
+bool gemm_q8_0_tiles(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
                      int64_t ldy, int64_t n_begin, int64_t n_end) {
     const int64_t blocks = K / QV;
     const int64_t mc_max = ((M < MC ? M : MC) + TM - 1) / TM * TM;
     amx_buffers& buf = buffers;
-    buf.xq.resize(std::size_t(mc_max * K));
-    buf.xs.resize(std::size_t(mc_max * blocks));
-    buf.wp.resize(std::size_t(blocks * PACKED_BLOCK));
-    buf.ws.resize(std::size_t(blocks * TN) + 16);
-    // 64-byte aligned scales for the aligned loads in grid().
-    float* ws = buf.ws.data();
-    while (reinterpret_cast<uintptr_t>(ws) % 64 != 0) ++ws;
+    auto* xq = static_cast<int8_t*>(buf.xq.reserve(std::size_t(mc_max * K)));
+    auto* xs = static_cast<float*>(buf.xs.reserve(std::size_t(mc_max * blocks) * sizeof(float)));
+    auto* wp = static_cast<int8_t*>(buf.wp.reserve(std::size_t(blocks * PACKED_BLOCK)));
+    // 64-byte aligned, for the aligned loads in grid().
+    auto* ws = static_cast<float*>(buf.ws.reserve(std::size_t(blocks * TN) * sizeof(float)));
+    if (xq == nullptr || xs == nullptr || wp == nullptr || ws == nullptr) return false;
     configure_tiles();
     for (int64_t m0 = 0; m0 < M; m0 += MC) {
         const int64_t mc = M - m0 < MC ? M - m0 : MC;
         const int64_t padded = (mc + TM - 1) / TM * TM;
-        quantize_rows(x + m0 * ldx, ldx, mc, padded, K, buf.xq.data(), buf.xs.data());
+        quantize_rows(x + m0 * ldx, ldx, mc, padded, K, xq, xs);
         for (int64_t n = n_begin; n < n_end; n += TN) {
             const int nr = static_cast<int>(n_end - n < TN ? n_end - n : TN);
-            pack_weights(w + n * ldw, ldw, nr, blocks, buf.wp.data(), ws);
+            pack_weights(w + n * ldw, ldw, nr, blocks, wp, ws);
             for (int64_t t = 0; t < padded; t += TM) {
                 const int mr = static_cast<int>(mc - t < TM ? mc - t : TM);
-                grid(buf.xq.data() + t * K, buf.xs.data() + t * blocks, K, buf.wp.data(), ws,
-                     y + (m0 + t) * ldy + n, ldy, mr, nr);
+                grid(xq + t * K, xs + t * blocks, K, wp, ws, y + (m0 + t) * ldy + n, ldy, mr, nr);
             }
         }
     }
     _tile_release();
+    return true;
 }
 
 void gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt, int64_t ldw,
                 float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
-    if (wt == dtype::q8_0 && M > detail::gemm_small_max_m && K % QV == 0)
-        return gemm_q8_0_tiles(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end);
+    if (wt == dtype::q8_0 && M > detail::gemm_small_max_m && K % QV == 0 &&
+        gemm_q8_0_tiles(x, M, K, ldx, static_cast<const uint8_t*>(w), ldw, y, ldy, n_begin, n_end))
+        return;
     detail::avx512_bf16_table().gemm(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end);
 }
 
