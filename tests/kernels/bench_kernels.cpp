@@ -10,7 +10,10 @@
 // layers, so a GEMV is timed over enough copies of its matrix to exceed the last-level cache
 // (as many layers would); the measured rate is the rate from memory, not from cache.
 //
-//   bench_kernels [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep] [--prefill]
+//   bench_kernels [--threads N] [--isa NAME] [--dtype NAME] [--k K] [--quick] [--clock wall|cpu] [--m-sweep] [--prefill]
+//
+// --dtype: only that weight type (any of the table's, q4_0 or iq4_nl too); --k: rows of K values
+// instead of 2048 (a multiple of the type's block; 896 is Qwen2.5-0.5B's hidden size).
 //
 // --m-sweep: instead, the GEMM of M = 1..512 rows (batched decode to prefill) on the TinyLlama
 // 2048 x 2048 projection for f16, Q8_0, Q4_K and Q6_K weights (or --dtype), on the best ISA (or --isa), weights from
@@ -212,6 +215,7 @@ int main(int argc, char** argv) {
     int threads = 2;
     std::string only_isa, only_dtype;
     bool quick = false, sweep = false, prefill_only = false;
+    long long k_values = 2048;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
@@ -219,6 +223,7 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--m-sweep")) sweep = true;
         else if (!std::strcmp(argv[i], "--prefill")) prefill_only = true;
         else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
+        else if (!std::strcmp(argv[i], "--k") && i + 1 < argc) k_values = std::atoll(argv[++i]);
         else if (!std::strcmp(argv[i], "--clock") && i + 1 < argc && !std::strcmp(argv[i + 1], "cpu")) {
             bench_clock = probe_clock::thread_cpu;
             ++i;
@@ -226,16 +231,31 @@ int main(int argc, char** argv) {
             ++i;
         }
         else {
-            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--dtype NAME] [--quick] [--clock wall|cpu] [--m-sweep] [--prefill]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--threads N] [--isa NAME] [--dtype NAME] [--k K] [--quick] [--clock wall|cpu] [--m-sweep] [--prefill]\n", argv[0]);
             return 2;
         }
     }
     threads = std::max(threads, 1);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines appear as they are measured
-    const int64_t K = 2048;
+    const int64_t K = k_values;
     const std::vector<int64_t> Ns = quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{2048, 5632, 32000};
     const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{64} : std::vector<int64_t>{64, 512};
-    const dtype dtypes[] = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0, dtype::q4_k, dtype::q5_k, dtype::q6_k};
+    std::vector<dtype> dtypes = {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0, dtype::q4_k, dtype::q5_k, dtype::q6_k};
+    if (!only_dtype.empty() && !sweep && !prefill_only) {
+        dtypes.clear();
+        for (const dtype_info& d : dtype_table)
+            if (d.weight && only_dtype == d.name) dtypes.push_back(d.id);
+        if (dtypes.empty()) {
+            std::fprintf(stderr, "%s: --dtype %s is not a weight type\n", argv[0], only_dtype.c_str());
+            return 2;
+        }
+    }
+    for (dtype wt : dtypes)
+        if (K < 1 || K % dtype_info_of(wt).block_values != 0) {
+            std::fprintf(stderr, "%s: --k %lld is not a positive multiple of %s's block of %d values\n", argv[0],
+                         (long long)K, dtype_name(wt), int(dtype_info_of(wt).block_values));
+            return 2;
+        }
 
     std::printf("llmq kernel benchmark: %d thread(s), best ISA %s, timed by %s\n", threads, isa_name(best_isa()),
                 bench_clock == probe_clock::wall ? "wall clock" : "thread CPU time");
@@ -266,7 +286,6 @@ int main(int argc, char** argv) {
         std::printf("%-10s %-5s %5s %6s %5s %10s %10s %8s %8s\n", "weights", "op", "M", "N", "K",
                     "ms", "rate", "ratio", "vs f32");
         for (dtype wt : dtypes) {
-            if (!only_dtype.empty() && only_dtype != dtype_name(wt)) continue;
             for (int64_t N : Ns) {
                 // ---- GEMV from memory: rotate over enough copies to exceed the caches.
                 const std::size_t matrix_bytes = row_bytes(wt, K) * std::size_t(N);

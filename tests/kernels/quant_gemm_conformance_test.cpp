@@ -22,14 +22,16 @@ struct shape {
 };
 // Rows on both sides of each type's gemm_integer_max_rows (3, 16 or 32) and of the row tiles
 // (3, 4), up to 65; block counts of 1, odd ones, and several 256-value chunks (with a partial
-// chunk for the 32-value types: K not a multiple of 256, which their vector decoders leave to
-// the chunk path), and M = 1, 3, 4, 17, 24, 32, 33, 64, 65 with whole 256-value chunks for
-// every type (8 and 16 blocks of the 32-value types).
+// chunk for the 32-value types: K not a multiple of 256, whose last K % 256 values their vector
+// decoders take one block at a time; 28 blocks is Qwen2.5-0.5B's 896), and M = 1, 3, 4, 17,
+// 24, 32, 33, 64, 65 with whole 256-value chunks for every type (8 and 16 blocks of the
+// 32-value types).
 const shape shapes[] = {{1, 1, 1},  {1, 9, 3},   {2, 5, 1},  {3, 17, 5}, {1, 70, 8},  {4, 7, 2},
                         {9, 13, 5}, {40, 9, 3},  {3, 3, 40}, {1, 33, 11}, {16, 6, 3}, {17, 7, 2},
                         {5, 11, 9}, {32, 4, 2},  {33, 5, 1}, {64, 5, 2}, {65, 3, 1},
                         {1, 5, 16}, {3, 4, 8},   {4, 5, 8},  {17, 3, 8}, {24, 3, 8},  {32, 2, 8},
-                        {33, 2, 8}, {64, 3, 8},  {65, 2, 16}};
+                        {33, 2, 8}, {64, 3, 8},  {65, 2, 16}, {1, 9, 28}, {3, 6, 28}, {4, 5, 12},
+                        {16, 3, 28}};
 
 struct weights {
     std::vector<uint8_t> bytes;

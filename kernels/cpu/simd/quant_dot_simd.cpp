@@ -1,7 +1,8 @@
-// The decode path (M <= quant_integer_max_rows) for q3_k .. q6_k, iq4_xs, q8_0 and the legacy
-// 32-value types q4_0, q4_1, q5_0, q5_1 and iq4_nl (eight blocks at a time; rows a multiple of
-// 256 values) on one ISA: each weight block is read once and decoded in registers, never
-// staged in memory, and dotted with every row of x by int8 dot products.
+// The decode path (M <= quant_integer_max_rows) for q3_k .. q6_k, iq4_xs (rows a multiple of 256
+// values), q8_0 and the legacy 32-value types q4_0, q4_1, q5_0, q5_1 and iq4_nl (eight blocks
+// at a time, then the row's last K % 256 values one block at a time) on one ISA: each weight
+// block is read once and decoded in registers, never staged in memory, and dotted with every
+// row of x by int8 dot products.
 //
 // x is quantized once per call, per row and run of 32 values, exactly as the scalar reference
 // does (quant_activations.hpp: d = max|x| / 127, q = round(x / d)), and laid out for the dots:
@@ -487,11 +488,11 @@ struct iq4_xs : plain_type {
     }
 };
 
-// The legacy 32-value types (quant_blocks.hpp), eight blocks at a time (256 values; K a
-// multiple of 256 on this path): v = d * (q - offset) (q4_0: 8, q5_0: 16), d * q + m (q4_1,
-// q5_1) or d * codebook[q] (iq4_nl; + 128 as u8 under VNNI, as iq4_xs). F = [d of block
-// 0..7, -m of block 0..7 (or 0)], X = [dx of run 0..7, ds of run 0..7 (or 0)]: the min's
-// products are summed and subtracted, as for q4_k.
+// The legacy 32-value types (quant_blocks.hpp), eight blocks at a time (256 values), the last
+// K % 256 values as a tail of single blocks (tail_values): v = d * (q - offset) (q4_0: 8,
+// q5_0: 16), d * q + m (q4_1, q5_1) or d * codebook[q] (iq4_nl; + 128 as u8 under VNNI, as
+// iq4_xs). F = [d of block 0..7, -m of block 0..7 (or 0)], X = [dx of run 0..7, ds of run
+// 0..7 (or 0)]: the min's products are summed and subtracted, as for q4_k.
 enum class legacy_kind { q4_0, q4_1, q5_0, q5_1, iq4_nl };
 template <legacy_kind kind>
 struct legacy : plain_type {
@@ -504,7 +505,8 @@ struct legacy : plain_type {
     static constexpr int bytes = 8 * block;
     static constexpr int group = 32;
     static constexpr int bias = nl ? (vnni ? 128 : 0) : kind == legacy_kind::q4_0 ? 8 : kind == legacy_kind::q5_0 ? 16 : 0;
-    static constexpr bool signed_weights = nl && !vnni, tail = false;
+    static constexpr bool signed_weights = nl && !vnni, tail = true;
+    static constexpr int tail_block = block;
     static constexpr lane_table lanes = lanes_per(32);
 
     // The 32 unsigned values of the block at b (signed for signed_weights) as a 256-bit
@@ -533,6 +535,9 @@ struct legacy : plain_type {
         }
         return q;
     }
+    // A tail block: its values as decode gives them, its d and its m (0 without a min).
+    static __m256i tail_values(const uint8_t* b) { return block_values(b); }
+    static float tail_min(const uint8_t* b) { return has_min ? half_to_float(b + 2) : 0.0f; }
 #if defined(__AVX512F__)
     // Blocks a and b (their 64 values in order) as one slot.
     static __m512i pair_values(const uint8_t* a, const uint8_t* b) {
@@ -609,12 +614,15 @@ struct q8_0 : plain_type {
     static constexpr int bias = vnni ? 128 : 0;
     static constexpr bool has_min = false;
     static constexpr bool signed_weights = !vnni, tail = true;
+    static constexpr int tail_block = q8_0_block_bytes;
     static constexpr lane_table lanes = lanes_per(32);
 
     static __m256i values(const uint8_t* block) {
         const __m256i v = load256(block + 2);
         return vnni ? _mm256_xor_si256(v, _mm256_set1_epi8(char(0x80))) : v;
     }
+    static __m256i tail_values(const uint8_t* block) { return values(block); }
+    static float tail_min(const uint8_t*) { return 0.0f; }
     static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
         alignas(16) uint16_t halves[8];
         for (int i = 0; i < 8; ++i) std::memcpy(&halves[i], b + q8_0_block_bytes * i, 2);
@@ -674,8 +682,9 @@ inline float quantize_run(const float* xb, int bias, int8_t* q, int32_t* bias4, 
     return d;
 }
 
-// Full blocks of 256 in the type's order; a tail (K % 256, q8_0 only) in natural order, with
-// the d of its run j at X[16 * (K / 256) + j].
+// Full blocks of 256 in the type's order; a tail (K % 256: q8_0 and the legacy types) in
+// natural order, with the d of its run j at X[16 * (K / 256) + j] and, for the types with a
+// min, d * (sum of the run's q) at X[16 * (K / 256) + (K % 256) / 32 + j].
 template <class T>
 void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X) {
     const int64_t full = K / SUPER * SUPER;
@@ -694,9 +703,12 @@ void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X)
         }
         T::x_factors(dx, ds, X + b0 / 16);
     }
-    for (int64_t k = full; k < K; k += 32) {
+    const int64_t runs = (K - full) / 32;
+    for (int64_t k = full, j = 0; k < K; k += 32, ++j) {
         int32_t sum;
-        X[full / 16 + (k - full) / 32] = quantize_run(x + k, T::bias, q + k, bias4 + k / 4, &sum);
+        const float d = quantize_run(x + k, T::bias, q + k, bias4 + k / 4, &sum);
+        X[full / 16 + j] = d;
+        if constexpr (T::has_min) X[full / 16 + runs + j] = d * float(sum);
     }
 }
 
@@ -742,10 +754,11 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
         vf acc[rows][NACC];
         g16 acc_min[rows];
         [[maybe_unused]] __m256 tail[rows];
+        [[maybe_unused]] float tail_min[rows];
         for (int r = 0; r < rows; ++r) {
             for (int a = 0; a < NACC; ++a) acc[r][a] = vzero();
             acc_min[r] = g16_zero();
-            if constexpr (T::tail) tail[r] = _mm256_setzero_ps();
+            if constexpr (T::tail) tail[r] = _mm256_setzero_ps(), tail_min[r] = 0.0f;
         }
         // Block b's values and factors F into every row's accumulators.
         auto dot_block = [&](int64_t b, const vi (&wq)[SLOTS], const g16& F) {
@@ -791,21 +804,30 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
             dot_block(b, wq, F);
         }
         if constexpr (T::tail) {
-            // The last K % 256 values (q8_0): one 32-value block at a time.
+            // The last K % 256 values: one 32-value block at a time, 8 lanes of 4 products
+            // (the bias lanes as start, as above), d * dx per block; a min's products, m * ds,
+            // summed apart.
+            const int64_t runs = (K - blocks * SUPER) / 32;
             for (int64_t k = blocks * SUPER, j = 0; k < K; k += 32, ++j) {
-                const uint8_t* block = row + blocks * T::bytes + j * q8_0_block_bytes;
-                const __m256i wv = T::values(block);
+                const uint8_t* block = row + blocks * T::bytes + j * T::tail_block;
+                const __m256i wv = T::tail_values(block);
                 const float d = half_to_float(block);
+                [[maybe_unused]] const float m = T::tail_min(block);
                 for (int r = 0; r < rows; ++r) {
                     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[r] + k));
+                    const __m256i start = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[r] + k / 4));
                     __m256i sums;
 #if defined(__AVX512VNNI__)
-                    sums = _mm256_dpbusd_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[r] + k / 4)), wv, xv);
+                    sums = _mm256_dpbusd_epi32(start, wv, xv);
 #else
-                    sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv)),
-                                             _mm256_set1_epi16(1));
+                    if constexpr (T::signed_weights)
+                        sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv)),
+                                                 _mm256_set1_epi16(1));
+                    else
+                        sums = _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), _mm256_set1_epi16(1)));
 #endif
                     tail[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d * xf[r][blocks * 16 + j]), tail[r]);
+                    if constexpr (T::has_min) tail_min[r] += m * xf[r][blocks * 16 + runs + j];
                 }
             }
         }
@@ -817,6 +839,7 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
                 __m128 t = _mm_add_ps(_mm256_castps256_ps128(tail[r]), _mm256_extractf128_ps(tail[r], 1));
                 t = _mm_add_ps(t, _mm_movehl_ps(t, t));
                 sum += _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+                if constexpr (T::has_min) sum += tail_min[r];
             }
             if constexpr (T::has_min) sum -= g16_sum_upper(acc_min[r]);
             y[r * ldy + n] = sum;
@@ -904,11 +927,8 @@ bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
         case dtype::q4_k: case dtype::q5_k: case dtype::q6_k: case dtype::q3_k: case dtype::iq4_xs:
             if (K % SUPER != 0) return false;
             break;
-        case dtype::q8_0:
+        case dtype::q8_0: case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1: case dtype::iq4_nl:
             if (K % 32 != 0) return false;
-            break;
-        case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1: case dtype::iq4_nl:
-            if (K % SUPER != 0) return false;  // the chunk path takes a partial 256
             break;
         default: return false;
     }

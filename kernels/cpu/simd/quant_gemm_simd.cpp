@@ -12,10 +12,10 @@
 //    into an f32 slab that stays in L2 (q3_k .. q6_k and iq4_xs by the decoders of
 //    quant_dot_simd.cpp), and the f32 GEMM of this ISA run on the slab.
 //
-// This file's integer path serves what quant_dot_simd.cpp leaves (q2_k; rows of the legacy
-// 32-value types that are not a multiple of 256 values: q4_0 unpacked with vector code, q4_1,
-// q5_0, q5_1, q2_k, iq4_nl with the scalar unpacking, which gives the same chunk), in tiles
-// of up to 3 rows, and any type when quant_dot has no memory.
+// This file's integer path serves what quant_dot_simd.cpp leaves (q2_k, and the k-quants' rows
+// that are not a multiple of 256 values, which no valid file has) in tiles of up to 3 rows,
+// and any type when quant_dot has no memory (q4_0 is unpacked with vector code, the others by
+// the scalar unpacking, which gives the same chunk).
 #include <cstring>
 
 #include "../quant_activations.hpp"
@@ -216,7 +216,7 @@ void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const v
 #endif
     if (M <= detail::quant_integer_max_rows(wt)) {
         if (quant_dot(x, M, K, ldx, w, wt, ldw, y, ldy, n_begin, n_end)) return;
-        // No decoder of its own (or a legacy row not a multiple of 256) or no memory for x: the
+        // No decoder of its own or no memory for x's layout: the
         // chunk path, in tiles of up to MAX_ROWS rows (the same integer sums per row).
         for (int64_t m = 0; m < M; m += MAX_ROWS) {
             const float* xt = x + m * ldx;
