@@ -1,7 +1,8 @@
 """Llama 3.2 Vision (mllama) end to end from one random GGUF holding the text model with its
 cross-attention layers and the tiled vision encoder: `llmq run --image` gives the same tokens
 every time, on one device, tp=2, pp=2 and tp=2 x pp=2 CPU devices, and through llmqd with
-`llmq generate --image`, and in `llmq chat --image` (same answer; none without the image;
+`llmq generate --image`, `llmq run --chat --image` and `--prompt-tokens` with a -1 mark, and in
+`llmq chat --image` (same answer; none without the image;
 a second image by /image in a later turn); the image matters (other logits); a text-only request skips the
 cross-attention layers; a bad image is an error for that request only; and `llmq plan`
 counts the tower, the encoder's activations and the image K/V, fitting a 90B-Vision-shaped
@@ -56,6 +57,19 @@ for name, body in [("tp2", "[devices]\ncpu = 2\n[parallel]\ntensor = 2\npipeline
     got = json_lines(generate(img_a, cfg).stdout)[-1]["tokens"]
     c.check(got == first["tokens"], f"{name} on CPU devices gives one device's tokens ({got} vs {first['tokens']})")
 
+# llmq run --chat --image: the image part renders as <|image|> where it sits (before the text
+# here), so a template that only joins the messages asks what the plain prompt asks.
+tpl = os.path.join(d, "join.jinja")
+with open(tpl, "w") as f:
+    f.write("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}")
+chat_run = json_lines(generate(img_a, prompt="Describe it", extra=["--chat-template", tpl]).stdout)[-1]
+c.check(chat_run["prompt_tokens"] == first["prompt_tokens"] and chat_run["tokens"] == first["tokens"],
+        f"run --chat --image gives the <|image|> prompt's tokens ({chat_run['prompt_tokens']} vs {first['prompt_tokens']})")
+marked = [-1 if t == 300 else t for t in first["prompt_tokens"]]
+p = run([llmq, "run", "--model", model, "--prompt-tokens", ",".join(map(str, marked)), "--image", img_a,
+         "--max-tokens", "8", "--temperature", "0", "--json"])
+c.check(json_lines(p.stdout)[-1]["tokens"] == first["tokens"], "run --prompt-tokens with a -1 where <|image|> goes")
+
 bad = os.path.join(d, "bad.png")
 with open(bad, "wb") as f:
     f.write(open(img_a, "rb").read()[:60])
@@ -76,10 +90,6 @@ with Daemon(llmqd, f'[model]\npath = "{model}"\n[ipc]\nmax_images = 2\n', d) as 
     c.check(again["tokens"] == first["tokens"] and daemon.process.poll() is None, "and the daemon serves the next request")
     # llmq chat: an image part renders as <|image|> where it sits in the user turn, so a chat
     # whose template only joins the messages asks what `generate` asks and answers the same.
-    tpl = os.path.join(d, "join.jinja")
-    with open(tpl, "w") as f:
-        f.write("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}")
-
     def chat(lines, *flags):
         return run([llmq, "chat", "--chat-template", tpl, "--max-tokens", "8", "--temp", "0", *flags],
                    input="".join(line + "\n" for line in lines), env=daemon.env, check=False)

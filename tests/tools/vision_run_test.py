@@ -1,8 +1,9 @@
 """LLaVA-style images end to end through `llmq run --vision MMPROJ --image PATH`: a random Llama
 paired with a random clip projector of its embedding size. The image changes what the model
 sees (its logits), the same image gives the same tokens, tp=2 and pp=2 on CPU devices give the
-tokens of one device, and a bad image, an image without a projector, or a projector of another
-model's size are errors that name the problem."""
+tokens of one device, `--chat` places the image where the message's <image> sits (else before
+the text) and `--prompt-tokens` at each -1, and a bad image, an image without a projector, or a
+projector of another model's size are errors that name the problem."""
 import os
 import sys
 
@@ -48,6 +49,37 @@ for name, body in [("tp2", "[devices]\ncpu = 2\n[parallel]\ntensor = 2\npipeline
         f.write(body)
     got = json_lines(generate(img_a, cfg).stdout)[-1]["tokens"]
     c.check(got == first["tokens"], f"{name} on CPU devices gives one device's tokens ({got} vs {first['tokens']})")
+
+# --chat with an image: the image part sits at the message's <image> (a template that only joins
+# the messages renders what the plain prompt asks), or before the text when there is none.
+join = os.path.join(d, "join.jinja")
+with open(join, "w") as f:
+    f.write("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}")
+chat = json_lines(generate(img_a, extra=["--chat-template", join]).stdout)[-1]
+c.check(chat["prompt_tokens"] == first["prompt_tokens"] and chat["tokens"] == first["tokens"],
+        f"run --chat --image: the image where <image> sits ({chat['prompt_tokens'][:6]}... vs {first['prompt_tokens'][:6]}...)")
+plain_first = json_lines(run([llmq, "run", "--model", model, "--vision", clip, "--prompt", "<image>Describe",
+                              "--max-tokens", "4", "--temperature", "0", "--json", "--image", img_a]).stdout)[-1]
+chat_first = json_lines(run([llmq, "run", "--model", model, "--vision", clip, "--prompt", "Describe", "--chat",
+                             "--chat-template", join, "--max-tokens", "4", "--temperature", "0", "--json",
+                             "--image", img_a]).stdout)[-1]
+c.check(chat_first["prompt_tokens"] == plain_first["prompt_tokens"] and chat_first["tokens"] == plain_first["tokens"],
+        "run --chat --image without <image>: the image goes before the text")
+p = generate(img_a, extra=["--chat-template", join, "--image", img_b], check=False)
+c.check(p.returncode != 0 and "1 <image> marker(s) for 2 image(s)" in p.stderr, f"--chat: markers and images must agree: {p.stderr[-200:]}")
+drop = os.path.join(d, "drop.jinja")
+with open(drop, "w") as f:
+    f.write("{{ bos_token }}{% for m in messages %}{{ m.role }}{% endfor %}")
+p = generate(img_a, extra=["--chat-template", drop], check=False)
+c.check(p.returncode != 0 and "rendered 0 of the message's 1 image(s)" in p.stderr,
+        f"--chat: a template that drops the message's image is refused: {p.stderr[-200:]}")
+# --prompt-tokens with a -1 where the image goes: the text prompt's tokens.
+ids, bos = first["prompt_tokens"], first["prompt_tokens"][0]
+at = next(i for i in range(1, len(ids)) if ids[i:i + 16] == [bos] * 16)
+marked = ids[:at] + [-1] + ids[at + 16:]
+p = run([llmq, "run", "--model", model, "--vision", clip, "--prompt-tokens", ",".join(map(str, marked)), "--image",
+         img_a, "--max-tokens", "8", "--temperature", "0", "--json"])
+c.check(json_lines(p.stdout)[-1]["tokens"] == first["tokens"], "run --prompt-tokens with a -1 mark gives the text's tokens")
 
 bad = os.path.join(d, "bad.png")
 with open(bad, "wb") as f:

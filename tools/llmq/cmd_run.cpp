@@ -9,13 +9,36 @@
 #include "commands.hpp"
 #include "progress_display.hpp"
 #include "image_files.hpp"
+#include "llmq/runtime/chat_template.hpp"
 #include "llmq/runtime/config.hpp"
 #include "llmq/runtime/log.hpp"
 #include "llmq/runtime/model_runtime.hpp"
+#include "llmq/runtime/vision_encoder.hpp"
 
 namespace llmq::cli {
 
 namespace {
+
+// The user's message of `run --chat` with images: each <image> in the text becomes an image
+// part where it sits, or, with no <image>, the images go before the text (as `llmq chat`
+// sends them). Empty error when it worked.
+std::string mark_images(const std::string& text, size_t images, std::string* content) {
+    const std::string marker = default_image_marker;
+    size_t markers = 0;
+    for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at + marker.size())) ++markers;
+    if (markers == 0) {
+        content->clear();
+        for (size_t i = 0; i < images; ++i) content->append(chat_image_marker);
+        content->append(text);
+        return "";
+    }
+    if (markers != images)
+        return "--prompt: " + std::to_string(markers) + " " + marker + " marker(s) for " + std::to_string(images) +
+               " image(s); mark every image or none (then they go before the text)";
+    *content = text;
+    for (size_t at; (at = content->find(marker)) != std::string::npos;) content->replace(at, marker.size(), chat_image_marker);
+    return "";
+}
 
 struct RunFlags {
     ModelFlags model;
@@ -108,7 +131,7 @@ Command add_run(CLI::App& root) {
     CLI::App* app = root.add_subcommand("run", "Generate text in this process (no daemon)");
     add_model_flags(*app, flags->model, "GGUF model file (overrides [model] path)", true);
     app->add_option("--prompt,-p", flags->prompt, "Prompt text");
-    app->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt as token ids (instead of text)")
+    app->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt as token ids (instead of text; -1: where an --image goes)")
         ->delimiter(',');
     app->add_flag("--json", flags->json, "JSON Lines: one object per token, then a summary");
     app->add_flag("--no-bos", flags->no_bos, "Do not prepend the BOS token");
@@ -123,7 +146,8 @@ Command add_run(CLI::App& root) {
     app->add_option("--vision", flags->vision,
                     "LLaVA-style vision projector GGUF (mmproj) paired with the model (overrides [model] vision)");
     app->add_option("--image", flags->images,
-                    "PNG or JPEG image (repeatable): at each <image> in the prompt, else before the text");
+                    "PNG or JPEG image (repeatable): at each <image> in the prompt (an mllama model's "
+                    "<|image|> without --chat), else before the text; at each -1 of --prompt-tokens");
     app->add_option("--log-level", flags->log_level, "error|warn|info|debug")->capture_default_str();
     add_sampling_flags(*app, flags->sampling);
     set_example(*app, "  llmq run -m model.gguf -p \"Once upon a time\" -n 64 --temp 0.7 --seed 1\n"
@@ -136,8 +160,6 @@ Command add_run(CLI::App& root) {
         if (!loaded) return fail("run", loaded.status().message());
         Config config = std::move(*loaded);
         if (!flags->vision.empty()) config.model.vision = flags->vision;
-        if (!flags->images.empty() && (flags->chat || !flags->prompt_tokens.empty()))
-            return fail("run", "--image goes with a text --prompt (not yet with --chat or --prompt-tokens)");
         if (!flags->chat_template.empty()) {
             config.model.chat_template = flags->chat_template;
             flags->chat = true;
@@ -164,11 +186,26 @@ Command add_run(CLI::App& root) {
             std::vector<ChatMessage> messages;
             if (!flags->system.empty()) messages.push_back({"system", flags->system});
             messages.push_back({"user", flags->prompt});
+            if (!req.images.empty()) {
+                if (std::string error = mark_images(flags->prompt, req.images.size(), &messages.back().content); !error.empty())
+                    return fail("run", error);
+            }
             const Tokenizer& tok = (*rt)->tokenizer();
             auto prompt = (*tpl)->render(messages, chat_render_options(tok, true));
             if (!prompt) return fail("run", prompt.status().message());
             req.prompt.clear();
-            req.prompt_tokens = encode_chat_prompt(tok, *prompt);
+            if (req.images.empty()) {
+                req.prompt_tokens = encode_chat_prompt(tok, *prompt);
+            } else {
+                // Each image part is one image_prompt_token where it sits; the engine puts the
+                // image there (a projector's rows, or mllama's <|image|>).
+                size_t placed = 0;
+                req.prompt_tokens = encode_chat_prompt(tok, *prompt, image_prompt_token, &placed);
+                if (placed != req.images.size())
+                    return fail("run", "the chat template rendered " + std::to_string(placed) + " of the message's " +
+                                           std::to_string(req.images.size()) +
+                                           " image(s) (it drops or repeats message content)");
+            }
             if (flags->no_bos && !req.prompt_tokens.empty() && req.prompt_tokens.front() == tok.bos())
                 req.prompt_tokens.erase(req.prompt_tokens.begin());
         }
