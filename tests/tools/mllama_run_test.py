@@ -9,6 +9,7 @@ counts the tower, the encoder's activations and the image K/V, fitting a 90B-Vis
 header on 4x80GiB and refusing it on 1x80GiB with the bytes."""
 import json
 import os
+import subprocess
 import sys
 
 from llmq_test_helpers import Checks, Daemon, json_lines, run, tmpdir, write_png
@@ -88,6 +89,33 @@ with Daemon(llmqd, f'[model]\npath = "{model}"\n[ipc]\nmax_images = 2\n', d) as 
     c.check(p.returncode != 0 and "PNG truncated" in (p.stdout + p.stderr), "a truncated image is an error event")
     again = json_lines(client("--image", img_a).stdout)[-1]
     c.check(again["tokens"] == first["tokens"] and daemon.process.poll() is None, "and the daemon serves the next request")
+    # Image K/V are planned for [ipc] max_images (2) images at once: a 2-image request that
+    # arrives while another runs waits until it ends, while a text request behind it runs.
+    two = "<|image|><|image|>Describe it"
+    alone = json_lines(run([llmq, "generate", "--prompt", two, "--image", img_a, "--image", img_b, "--max-tokens", "2",
+                            "--temperature", "0", "--json"], env=daemon.env).stdout)[-1]
+    long_run = subprocess.Popen([llmq, "generate", "--prompt", two, "--image", img_a, "--image", img_b, "--max-tokens",
+                                 "1900", "--temperature", "0", "--json"], env=daemon.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    long_run.stdout.readline()  # its first token: it is running
+    waiter = subprocess.Popen([llmq, "generate", "--prompt", two, "--image", img_a, "--image", img_b, "--max-tokens",
+                               "2", "--temperature", "0", "--json"], env=daemon.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    text_req = run([llmq, "generate", "--prompt", "Describe it", "--max-tokens", "2", "--temperature", "0", "--json"],
+                   env=daemon.env)
+    text_done_first = long_run.poll() is None
+    waited = json_lines(waiter.communicate(timeout=300)[0])[-1]
+    long_out = long_run.communicate(timeout=300)[0]
+    long_end = json_lines(long_out)[-1]
+    c.check(long_end.get("finish_reason") == "length" and len(long_end["tokens"]) == 1900,
+            f"the long image request generates its 1900 tokens ({long_end.get('finish_reason')})")
+    c.check(waited["tokens"] == alone["tokens"] and waited["timings"]["queue_ms"] > 0,
+            f"the second image request gives its tokens after waiting ({waited['timings']})")
+    c.check(waited["timings"]["queue_ms"] >= long_end["timings"]["decode_ms"] / 2,
+            f"it waited for the first to end (queued {waited['timings']['queue_ms']:.1f} ms, the first decoded "
+            f"for {long_end['timings']['decode_ms']:.1f} ms)")
+    c.check(len(json_lines(text_req.stdout)[-1]["tokens"]) == 2 and text_done_first,
+            "a text request behind it ran while the long image request was still running")
     # llmq chat: an image part renders as <|image|> where it sits in the user turn, so a chat
     # whose template only joins the messages asks what `generate` asks and answers the same.
     def chat(lines, *flags):

@@ -448,11 +448,33 @@ bool Engine::step() {
     if (options_.max_running_per_owner > 0)
         for (const auto& s : running_)
             if (s->owner != 0) ++running_by_owner_[s->owner];
+    // mllama: an admitted request's image K/V stay on the devices until it ends (preemption
+    // keeps them), and the planner counted [ipc] max_images images of them on every device
+    // with cross layers. So a request whose images would take the admitted requests' past that
+    // waits until some end (alone it always fits: submit refuses more than max_images), and
+    // no image request behind it is admitted first; text requests go on being admitted.
+    const auto cross_images = [](const Sequence& s) -> int64_t {  // before and after encoding
+        return s.cross ? s.cross->images() : static_cast<int64_t>(s.images.size());
+    };
+    int64_t images_held = 0;
+    bool image_waits = false;
+    const int64_t images_planned = mllama_vision_ ? mllama_limits_.max_images : -1;
+    if (images_planned >= 0) {
+        for (const auto& s : running_) images_held += cross_images(*s);
+        for (const auto& s : waiting_)
+            if (s->has_scheduled) images_held += cross_images(*s);
+    }
     for (size_t i = 0; i < waiting_.size() && budget > 0 &&
                        static_cast<int32_t>(running_.size()) < options_.max_running;) {
         Sequence& s = *waiting_[i];
         if (options_.max_running_per_owner > 0 && s.owner != 0 &&
             running_by_owner_[s.owner] >= options_.max_running_per_owner) {
+            ++i;
+            continue;
+        }
+        const int64_t images = images_planned >= 0 && !s.has_scheduled ? cross_images(s) : 0;
+        if (images > 0 && (image_waits || (images_held > 0 && images_held + images > images_planned))) {
+            image_waits = true;
             ++i;
             continue;
         }
@@ -464,6 +486,7 @@ bool Engine::step() {
             s.scheduled = now;
         }
         if (s.admission == 0) s.admission = ++admissions_;
+        images_held += images;
         work.push_back({&s, count});
         budget -= count;
         if (s.owner != 0) ++running_by_owner_[s.owner];
