@@ -42,7 +42,7 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
     if (used == isa::scalar) return "scalar reference";
     if (M <= gemm_integer_max_rows(wt)) {
         const bool vnni = used >= isa::avx512_bf16;
-        if (gemm_integer_max_rows(wt) > 3)  // the types with a decoder of their own
+        if (gemm_integer_max_rows(wt) > 3 || wt == dtype::q2_k)  // the types with a decoder of their own
             return vnni ? "int8 dots in registers, AVX-512 VNNI (vpdpbusd)" : "int8 dots in registers, vpmaddubsw";
         return "int8 dots on an unpacked chunk, vpmaddubsw";
     }

@@ -1,4 +1,4 @@
-// The decode path (M <= quant_integer_max_rows) for q3_k .. q6_k, iq4_xs (rows a multiple of 256
+// The decode path (M <= quant_integer_max_rows) for q2_k .. q6_k, iq4_xs (rows a multiple of 256
 // values), q8_0 and the legacy 32-value types q4_0, q4_1, q5_0, q5_1 and iq4_nl (eight blocks
 // at a time, then the row's last K % 256 values one block at a time) on one ISA: each weight
 // block is read once and decoded in registers, never staged in memory, and dotted with every
@@ -68,6 +68,7 @@ inline g16 g16_zero() { return {_mm512_setzero_ps()}; }
 inline g16 g16_load(const float* p) { return {_mm512_loadu_ps(p)}; }
 inline g16 g16_mul(g16 a, g16 b) { return {_mm512_mul_ps(a.v, b.v)}; }
 inline g16 g16_add(g16 a, g16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline float g16_sum(g16 a) { return _mm512_reduce_add_ps(a.v); }
 inline float g16_sum_upper(g16 a) {
     const __m256 h = _mm512_extractf32x8_ps(a.v, 1);
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
@@ -95,6 +96,7 @@ inline g16 g16_load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_p
 inline g16 g16_mul(g16 a, g16 b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
 inline g16 g16_add(g16 a, g16 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
 inline float g16_sum_upper(g16 a) { return vhsum(a.hi); }
+inline float g16_sum(g16 a) { return vhsum(_mm256_add_ps(a.lo, a.hi)); }
 inline g16 g16_from_u8(__m128i b, __m256 lo_scale, __m256 hi_scale) {
     return {_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), lo_scale),
             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8))), hi_scale)};
@@ -141,7 +143,9 @@ struct lane_table {
 //     in that order);
 //   lanes: for lane i of slot s, which of the 16 factor values multiplies it;
 //   decode(block, w, F): the slots' unsigned values and the 16 factors F, with
-//     x_factors(dx, ds, X): the 16 values of x's side (per block) that F is multiplied by.
+//     x_factors(dx, ds, X): the 16 values of x's side (per block) that F is multiplied by;
+//   min16 and mins(block, M): a min per group of 16 (q2_k), M = dmin * min of the 16 groups,
+//     multiplied by x's dx * sum(q) of each group (x_layout's S), summed and subtracted.
 
 // The eight 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a q4_k / q5_k block from its
 // 12 packed bytes (the 16 bytes loaded from `packed` may run into the block's qs; unused).
@@ -171,7 +175,8 @@ struct q45_k {
     static constexpr int bytes = five ? 176 : 144;
     static constexpr int group = 32;  // values per factor of F
     static constexpr int bias = 0;
-    static constexpr bool has_min = true;
+    static constexpr bool has_min = true, min16 = false;
+    static void mins(const uint8_t*, g16&) {}
     static constexpr bool signed_weights = false, tail = false;
     // Only with VNNI: vpmaddubsw's pair sums of such values (up to 2 x 248 x 127) would
     // saturate int16.
@@ -331,6 +336,8 @@ constexpr lane_table lanes_per(int values) {
 struct plain_type {
     static constexpr float unit(int) { return 1.0f; }
     static constexpr bool group4 = false;
+    static constexpr bool min16 = false;
+    static void mins(const uint8_t*, g16&) {}
     static void factors4(const uint8_t*, g16 (&)[4]) {}
     static void values(const uint8_t*, vi (&)[SLOTS]) {}
     static constexpr int order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -376,6 +383,52 @@ struct q6_k : plain_type {
                 w[4 * h + r] = _mm256_or_si256(low[r], _mm256_slli_epi16(high, 4));
             }
         }
+#endif
+    }
+    static void x_factors(const float* dx, const float*, float* X) {
+        for (int g = 0; g < 16; ++g) X[g] = dx[g / 2];
+    }
+};
+
+// q2_k: values 0..3, v = d * (scale & 15) * q - dmin * (scale >> 4), one scale byte per group
+// of 16 (bytes 0..15; qs at 16, d at 80, dmin at 82): F = d * the 16 low nibbles, X = dx of
+// each group's run, and the mins through mins() (min16).
+struct q2_k : plain_type {
+    static constexpr int bytes = 84;
+    static constexpr int group = 16;
+    static constexpr int bias = 0;
+    static constexpr bool has_min = false, min16 = true;
+    static constexpr bool signed_weights = false, tail = false;
+    static constexpr lane_table lanes = lanes_per(16);
+
+    static void decode(const uint8_t* b, vi (&w)[SLOTS], g16& F) {
+        const float d = half_to_float(b + 80);
+        const __m128i sc = _mm_and_si128(load128(b), _mm_set1_epi8(15));
+        // Value 128n + 32j + l: bits 2j of qs[32n + l].
+#if defined(__AVX512F__)
+        F = g16_from_u8(sc, _mm512_set1_ps(d));
+        const __m512i three = _mm512_set1_epi8(3);
+        for (int p = 0; p < 4; ++p) {  // slot p: n = p / 2, j = 2 (p % 2) and j + 1
+            const int n = p / 2, shift = 4 * (p % 2);
+            const __m512i qs = _mm512_broadcast_i64x4(load256(b + 16 + 32 * n));
+            w[p] = _mm512_and_si512(
+                _mm512_srlv_epi64(qs, _mm512_setr_epi64(shift, shift, shift, shift, shift + 2, shift + 2, shift + 2, shift + 2)),
+                three);
+        }
+#else
+        F = g16_from_u8(sc, _mm256_set1_ps(d), _mm256_set1_ps(d));
+        const __m256i three = _mm256_set1_epi8(3);
+        for (int j = 0; j < 8; ++j)  // slot j: n = j / 4, shift 2 (j % 4)
+            w[j] = _mm256_and_si256(_mm256_srli_epi16(load256(b + 16 + 32 * (j / 4)), 2 * (j % 4)), three);
+#endif
+    }
+    static void mins(const uint8_t* b, g16& M) {
+        const float dmin = half_to_float(b + 82);
+        const __m128i m = _mm_and_si128(_mm_srli_epi16(load128(b), 4), _mm_set1_epi8(15));
+#if defined(__AVX512F__)
+        M = g16_from_u8(m, _mm512_set1_ps(dmin));
+#else
+        M = g16_from_u8(m, _mm256_set1_ps(dmin), _mm256_set1_ps(dmin));
 #endif
     }
     static void x_factors(const float* dx, const float*, float* X) {
@@ -649,15 +702,17 @@ struct x_layout {
     int8_t* q = nullptr;       // rows x K, runs in the type's order
     int32_t* bias = nullptr;   // rows x K / 4
     float* X = nullptr;        // rows x K / 16: 16 per block
+    float* S = nullptr;        // rows x K / 16: dx * (sum of the group's q) per group of 16 (min16)
     detail::scratch_buffer storage;
 
     bool resize(int64_t rows, int64_t k) {
         K = k;
-        const std::size_t q_bytes = std::size_t(rows * k), word_bytes = std::size_t(rows * (k / 4 + k / 16)) * 4;
+        const std::size_t q_bytes = std::size_t(rows * k), word_bytes = std::size_t(rows * (k / 4 + 2 * (k / 16))) * 4;
         auto* base = static_cast<uint8_t*>(storage.reserve(word_bytes + q_bytes));
         if (base == nullptr) return false;
         bias = reinterpret_cast<int32_t*>(base);
         X = reinterpret_cast<float*>(bias + rows * (k / 4));
+        S = X + rows * (k / 16);
         q = reinterpret_cast<int8_t*>(base + word_bytes);
         return true;
     }
@@ -686,7 +741,7 @@ inline float quantize_run(const float* xb, int bias, int8_t* q, int32_t* bias4, 
 // natural order, with the d of its run j at X[16 * (K / 256) + j] and, for the types with a
 // min, d * (sum of the run's q) at X[16 * (K / 256) + (K % 256) / 32 + j].
 template <class T>
-void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X) {
+void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X, float* S) {
     const int64_t full = K / SUPER * SUPER;
     constexpr auto slot_of = [] {  // where natural run g is stored
         std::array<int, 8> at{};
@@ -700,6 +755,13 @@ void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X)
             const int p = slot_of[g];
             dx[g] = quantize_run(x + b0 + 32 * g, T::bias, q + b0 + 32 * p, bias4 + (b0 + 32 * p) / 4, &sum);
             ds[g] = dx[g] * float(sum);
+            if constexpr (T::min16) {  // natural order (q2_k)
+                for (int h = 0; h < 2; ++h) {
+                    int32_t half = 0;
+                    for (int i = 0; i < 16; ++i) half += q[b0 + 32 * g + 16 * h + i];
+                    S[(b0 + 32 * g) / 16 + h] = dx[g] * float(half);
+                }
+            }
         }
         T::x_factors(dx, ds, X + b0 / 16);
     }
@@ -741,10 +803,12 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
     const int8_t* xq[rows];
     const int32_t* xb[rows];
     const float* xf[rows];
+    [[maybe_unused]] const float* xs[rows];
     for (int r = 0; r < rows; ++r) {
         xq[r] = x.q + (m0 + r) * K;
         xb[r] = x.bias + (m0 + r) * (K / 4);
         xf[r] = x.X + (m0 + r) * (K / 16);
+        xs[r] = x.S + (m0 + r) * (K / 16);
     }
     for (int64_t n = n_begin; n < n_end; ++n) {
         const uint8_t* row = w + n * ldw;
@@ -753,11 +817,13 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
         constexpr int NACC = rows == 1 && SLOTS >= 4 ? 4 : 2;
         vf acc[rows][NACC];
         g16 acc_min[rows];
+        [[maybe_unused]] g16 acc_min16[rows];
         [[maybe_unused]] __m256 tail[rows];
         [[maybe_unused]] float tail_min[rows];
         for (int r = 0; r < rows; ++r) {
             for (int a = 0; a < NACC; ++a) acc[r][a] = vzero();
             acc_min[r] = g16_zero();
+            if constexpr (T::min16) acc_min16[r] = g16_zero();
             if constexpr (T::tail) tail[r] = _mm256_setzero_ps(), tail_min[r] = 0.0f;
         }
         // Block b's values and factors F into every row's accumulators.
@@ -801,6 +867,11 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
             vi wq[SLOTS];
             g16 F;
             T::decode(block, wq, F);
+            if constexpr (T::min16) {
+                g16 M;
+                T::mins(block, M);
+                for (int r = 0; r < rows; ++r) acc_min16[r] = g16_add(acc_min16[r], g16_mul(M, g16_load(xs[r] + 16 * b)));
+            }
             dot_block(b, wq, F);
         }
         if constexpr (T::tail) {
@@ -842,6 +913,7 @@ void dot_rows(const x_layout& x, int64_t m0, const uint8_t* w, int64_t ldw, floa
                 if constexpr (T::has_min) sum += tail_min[r];
             }
             if constexpr (T::has_min) sum -= g16_sum_upper(acc_min[r]);
+            if constexpr (T::min16) sum -= g16_sum(acc_min16[r]);
             y[r * ldy + n] = sum;
         }
     }
@@ -851,7 +923,8 @@ template <class T>
 void gemm_type(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw, float* y,
                int64_t ldy, int64_t n_begin, int64_t n_end) {
     for (int64_t m = 0; m < M; ++m)
-        prepare_row<T>(x + m * ldx, K, x_rows.q + m * K, x_rows.bias + m * (K / 4), x_rows.X + m * (K / 16));
+        prepare_row<T>(x + m * ldx, K, x_rows.q + m * K, x_rows.bias + m * (K / 4), x_rows.X + m * (K / 16),
+                       x_rows.S + m * (K / 16));
     // Blocks of up to X_BLOCK rows of x (their layout, ~2.3 K bytes a row, stays in L2);
     // in each, weight rows outermost in pieces of a few rows, the row tiles of x inside: a
     // piece's bytes come from memory once per block and are read again from L1 by each
@@ -885,6 +958,17 @@ void dequantize_row_with(const uint8_t* row, int64_t K, float* dst) {
         g16 F;
         T::decode(row + b * T::bytes, w, F);
         alignas(64) float f[16];
+        [[maybe_unused]] alignas(64) float mins[16];
+        if constexpr (T::min16) {
+            g16 M;
+            T::mins(row + b * T::bytes, M);
+#if defined(__AVX512F__)
+            _mm512_store_ps(mins, M.v);
+#else
+            _mm256_store_ps(mins, M.lo);
+            _mm256_store_ps(mins + 8, M.hi);
+#endif
+        }
 #if defined(__AVX512F__)
         _mm512_store_ps(f, F.v);
 #else
@@ -913,6 +997,10 @@ void dequantize_row_with(const uint8_t* row, int64_t K, float* dst) {
                     __asm__("" : "+v"(value));  // the product rounded on its own, as the definition
                     value = vsub(value, vset1(f[8 + run]));
                 }
+                if constexpr (T::min16) {  // i < 32 within the run: groups v / 16 (W = 8 or 16 divides 16)
+                    __asm__("" : "+v"(value));
+                    value = vsub(value, vset1(mins[v / 16]));
+                }
                 vstore(out + v, value);
             }
         }
@@ -924,7 +1012,7 @@ void dequantize_row_with(const uint8_t* row, int64_t K, float* dst) {
 bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
                int64_t ldy, int64_t n_begin, int64_t n_end) {
     switch (wt) {
-        case dtype::q4_k: case dtype::q5_k: case dtype::q6_k: case dtype::q3_k: case dtype::iq4_xs:
+        case dtype::q4_k: case dtype::q5_k: case dtype::q6_k: case dtype::q3_k: case dtype::q2_k: case dtype::iq4_xs:
             if (K % SUPER != 0) return false;
             break;
         case dtype::q8_0: case dtype::q4_0: case dtype::q4_1: case dtype::q5_0: case dtype::q5_1: case dtype::iq4_nl:
@@ -938,6 +1026,7 @@ bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t*
         case dtype::q5_k: gemm_type<q45_k<true>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q6_k: gemm_type<q6_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q3_k: gemm_type<q3_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
+        case dtype::q2_k: gemm_type<q2_k>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::iq4_xs: gemm_type<iq4_xs>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q4_0: gemm_type<legacy<legacy_kind::q4_0>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
         case dtype::q4_1: gemm_type<legacy<legacy_kind::q4_1>>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end); break;
@@ -956,6 +1045,7 @@ bool dequantize_row_fast(dtype wt, const uint8_t* row, int64_t K, float* dst) {
         case dtype::q5_k: dequantize_row_with<q45_k<true>>(row, K, dst); return true;
         case dtype::q6_k: dequantize_row_with<q6_k>(row, K, dst); return true;
         case dtype::q3_k: dequantize_row_with<q3_k>(row, K, dst); return true;
+        case dtype::q2_k: dequantize_row_with<q2_k>(row, K, dst); return true;
         case dtype::iq4_xs: dequantize_row_with<iq4_xs>(row, K, dst); return true;
         case dtype::q4_0: dequantize_row_with<legacy<legacy_kind::q4_0>>(row, K, dst); return true;
         case dtype::q4_1: dequantize_row_with<legacy<legacy_kind::q4_1>>(row, K, dst); return true;

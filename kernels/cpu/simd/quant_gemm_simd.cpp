@@ -12,10 +12,10 @@
 //    into an f32 slab that stays in L2 (q3_k .. q6_k and iq4_xs by the decoders of
 //    quant_dot_simd.cpp), and the f32 GEMM of this ISA run on the slab.
 //
-// This file's integer path serves what quant_dot_simd.cpp leaves (q2_k, and the k-quants' rows
-// that are not a multiple of 256 values, which no valid file has) in tiles of up to 3 rows,
-// and any type when quant_dot has no memory (q4_0 is unpacked with vector code, the others by
-// the scalar unpacking, which gives the same chunk).
+// This file's integer path serves what quant_dot_simd.cpp leaves (the k-quants' rows that are
+// not a multiple of 256 values, which no valid file has) in tiles of up to 3 rows, and any
+// type when quant_dot has no memory (q4_0 is unpacked with vector code, the others by the
+// scalar unpacking, which gives the same chunk).
 #include <cstring>
 
 #include "../quant_activations.hpp"

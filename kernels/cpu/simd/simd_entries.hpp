@@ -50,13 +50,13 @@ double int8_dot_loop_entry(int64_t iterations);
 // quant_gemm_simd.cpp
 void quant_gemm_entry(const float* x, int64_t M, int64_t K, int64_t ldx, const void* w, dtype wt,
                       int64_t ldw, float* y, int64_t ldy, int64_t n_begin, int64_t n_end);
-// quant_dot_simd.cpp: the decode path of the types it has a decoder for (q3_k .. q6_k and
+// quant_dot_simd.cpp: the decode path of the types it has a decoder for (q2_k .. q6_k and
 // iq4_xs with K a multiple of 256; q8_0, q4_0, q4_1, q5_0, q5_1 and iq4_nl with K a multiple
 // of 32); false, having done nothing, for any other type or length or when its buffers cannot be
 // allocated.
 bool quant_dot(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, dtype wt, int64_t ldw, float* y,
                int64_t ldy, int64_t n_begin, int64_t n_end);
-// The exact dequantization of one row with the same decoders (q3_k .. q6_k, iq4_xs and the
+// The exact dequantization of one row with the same decoders (q2_k .. q6_k, iq4_xs and the
 // legacy 32-value types; K a multiple of 256); false, having done nothing, otherwise.
 bool dequantize_row_fast(dtype wt, const uint8_t* row, int64_t K, float* dst);
 
