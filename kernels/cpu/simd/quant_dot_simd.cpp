@@ -755,10 +755,10 @@ void prepare_row(const float* x, int64_t K, int8_t* q, int32_t* bias4, float* X,
             const int p = slot_of[g];
             dx[g] = quantize_run(x + b0 + 32 * g, T::bias, q + b0 + 32 * p, bias4 + (b0 + 32 * p) / 4, &sum);
             ds[g] = dx[g] * float(sum);
-            if constexpr (T::min16) {  // natural order (q2_k)
+            if constexpr (T::min16) {  // S by natural group; q of run g is stored at run p
                 for (int h = 0; h < 2; ++h) {
                     int32_t half = 0;
-                    for (int i = 0; i < 16; ++i) half += q[b0 + 32 * g + 16 * h + i];
+                    for (int i = 0; i < 16; ++i) half += q[b0 + 32 * p + 16 * h + i];
                     S[(b0 + 32 * g) / 16 + h] = dx[g] * float(half);
                 }
             }
