@@ -51,6 +51,9 @@ struct kernel_table {
     // the ISA lacks the instruction.
     double (*bf16_dot_loop)(int64_t iterations);
     double (*int8_dot_loop)(int64_t iterations);
+
+    // x/2 * (1 + erf(x / sqrt 2)) in place over n values (vision.hpp's gelu_erf).
+    void (*gelu_erf)(float* x, int64_t n);
 };
 
 // Defined in reference/kernel_table_reference.cpp (always built).

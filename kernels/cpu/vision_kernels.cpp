@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernel_table.hpp"
+
 namespace llmq::kernels {
 
 int64_t patch_embedding_scratch_floats(int32_t channels, int32_t patch, int64_t rows) {
@@ -55,9 +57,7 @@ void add_bias_rows(float* x, const float* bias, int64_t rows, int64_t n) {
         for (int64_t i = 0; i < n; ++i) x[r * n + i] += bias[i];
 }
 
-void gelu_erf(float* x, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
-}
+void gelu_erf(isa which, float* x, int64_t n) { detail::table_for(which).gelu_erf(x, n); }
 
 void gelu_quick(float* x, int64_t n) {
     // x * sigmoid(1.702 x) = x / (1 + exp(-1.702 x)); exp overflows to inf for very negative

@@ -57,6 +57,21 @@ bool load_clip(const llmq_named_tensor* tensors, size_t count, const char* metad
     return true;
 }
 
+// LayerNorm and the activations over rows, the rows split over the cores like the GEMMs' columns.
+void layer_norm(const llmq_host& host, const float* x, const std::vector<float>& w, const std::vector<float>& b,
+                float* y, int64_t rows, int64_t n, float eps) {
+    parallel(host, rows, [&](int64_t begin, int64_t end) {
+        k::layer_norm_rows(x + begin * n, w.data(), b.data(), y + begin * n, end - begin, n, eps);
+    });
+}
+
+void activation(const llmq_host& host, k::isa isa, bool quick, float* x, int64_t rows, int64_t n) {
+    parallel(host, rows, [&](int64_t begin, int64_t end) {
+        if (quick) k::gelu_quick(x + begin * n, (end - begin) * n);
+        else k::gelu_erf(isa, x + begin * n, (end - begin) * n);
+    });
+}
+
 void encode_clip(const clip_model& m, const llmq_host& host, k::isa isa, const float* pixels, float* out,
                  std::vector<float>& scratch) {
     const clip_hparams& hp = m.hp;
@@ -85,7 +100,7 @@ void encode_clip(const clip_model& m, const llmq_host& host, k::isa isa, const f
     k::bidirectional_attention_indices(int32_t(T), nullptr, indices);
     const float scale = 1.0f / std::sqrt(float(hd));
     for (const clip_layer& L : m.layers) {
-        k::layer_norm_rows(x, L.ln1_w.data(), L.ln1_b.data(), h, T, D, hp.eps);
+        layer_norm(host, x, L.ln1_w, L.ln1_b, h, T, D, hp.eps);
         apply(host, isa, L.q, h, T, q);
         apply(host, isa, L.k, h, T, kk);
         apply(host, isa, L.v, h, T, v);
@@ -94,16 +109,15 @@ void encode_clip(const clip_model& m, const llmq_host& host, k::isa isa, const f
         });
         apply(host, isa, L.o, att, T, o);
         k::add_inplace(x, o, T * D);
-        k::layer_norm_rows(x, L.ln2_w.data(), L.ln2_b.data(), h, T, D, hp.eps);
+        layer_norm(host, x, L.ln2_w, L.ln2_b, h, T, D, hp.eps);
         apply(host, isa, L.fc1, h, T, f);
-        if (hp.quick_gelu) k::gelu_quick(f, T * F);
-        else k::gelu_erf(f, T * F);
+        activation(host, isa, hp.quick_gelu, f, T, F);
         apply(host, isa, L.fc2, f, T, o);
         k::add_inplace(x, o, T * D);
     }
     // ---- the projector on the patch rows (the class row is dropped)
     apply(host, isa, m.mm0, x + D, P, proj);
-    k::gelu_erf(proj, P * hp.projection_dim);
+    activation(host, isa, false, proj, P, hp.projection_dim);
     apply(host, isa, m.mm2, proj, P, out);
 }
 

@@ -115,8 +115,8 @@ void layer_norm(const llmq_host& host, const float* x, const std::vector<float>&
     });
 }
 
-void gelu(const llmq_host& host, float* x, int64_t rows, int64_t n) {
-    parallel(host, rows, [&](int64_t begin, int64_t end) { k::gelu_erf(x + begin * n, (end - begin) * n); });
+void gelu(const llmq_host& host, k::isa isa, float* x, int64_t rows, int64_t n) {
+    parallel(host, rows, [&](int64_t begin, int64_t end) { k::gelu_erf(isa, x + begin * n, (end - begin) * n); });
 }
 
 void run_layer(const mllama_layer& L, bool gated, const mllama_hparams& hp, const llmq_host& host, k::isa isa,
@@ -136,7 +136,7 @@ void run_layer(const mllama_layer& L, bool gated, const mllama_hparams& hp, cons
     else k::add_inplace(x, b.o, N * D);
     layer_norm(host, x, L.ln2_w, L.ln2_b, b.h, N, D, hp.eps);
     apply(host, isa, L.fc1, b.h, N, b.f);
-    gelu(host, b.f, N, hp.ff);
+    gelu(host, isa, b.f, N, hp.ff);
     apply(host, isa, L.fc2, b.f, N, b.o);
     if (gated) add_scaled(x, b.o, L.ffn_gate, N * D);
     else k::add_inplace(x, b.o, N * D);

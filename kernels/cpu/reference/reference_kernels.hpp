@@ -21,6 +21,7 @@ void rms_norm_rows(const float* x, const float* weight, float* y, int64_t rows, 
                    float eps);
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 void softmax(float* x, int64_t n);
+void gelu_erf(float* x, int64_t n);  // std::erf per value
 void add_inplace(float* y, const float* x, int64_t n);
 void row_to_f32(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32(dtype t, const float* src, void* dst, int64_t n);

@@ -21,6 +21,7 @@ const kernel_table& scalar_table() {
         reference::quant_gemm,
         nullptr,  // no bf16 or int8 dot-product unit in portable C++
         nullptr,
+        reference::gelu_erf,
     };
     return table;
 }

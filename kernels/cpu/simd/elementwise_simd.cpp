@@ -89,6 +89,31 @@ void softmax_entry(float* x, int64_t n) {
     for (int64_t i = 0; i < n; i += W) store_tail(x + i, vmul(load_tail(x + i, n - i), inv), n - i);
 }
 
+// GELU with erf: x/2 (1 + erf(x / sqrt 2)), erf by Abramowitz and Stegun's 7.1.26 (|error|
+// <= 1.5e-7): for z >= 0, erfc(z) = t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-z^2) with
+// t = 1 / (1 + p z). 1 + erf(x / sqrt 2) is then 2 - erfc(|z|) for x >= 0 and erfc(|z|) for
+// x < 0, which keeps the negative tail free of cancellation.
+void gelu_erf_entry(float* x, int64_t n) {
+    const vf one = vset1(1.0f), two = vset1(2.0f);
+    for (int64_t i = 0; i < n; i += W) {
+        const vf v = load_tail(x + i, n - i);
+        const vf z = vabs(vmul(v, vset1(0.70710678118654752f)));
+        const vf t = vdiv(one, vfma(vset1(0.3275911f), z, one));
+        vf p = vset1(1.061405429f);
+        p = vfma(p, t, vset1(-1.453152027f));
+        p = vfma(p, t, vset1(1.421413741f));
+        p = vfma(p, t, vset1(-0.284496736f));
+        p = vfma(p, t, vset1(0.254829592f));
+        const vf erfc = vmul(vmul(p, t), vexp(vsub(vzero(), vmul(z, z))));
+#if defined(__AVX512F__)
+        const vf one_plus = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, vzero(), _CMP_LT_OQ), vsub(two, erfc), erfc);
+#else
+        const vf one_plus = _mm256_blendv_ps(vsub(two, erfc), erfc, _mm256_cmp_ps(v, vzero(), _CMP_LT_OQ));
+#endif
+        store_tail(x + i, vmul(vmul(vset1(0.5f), v), one_plus), n - i);
+    }
+}
+
 void add_inplace_entry(float* y, const float* x, int64_t n) {
     for (int64_t i = 0; i < n; i += W)
         store_tail(y + i, vadd(load_tail(y + i, n - i), load_tail(x + i, n - i)), n - i);

@@ -42,6 +42,7 @@ const kernel_table& LLMQ_KERNELS_PASTE(LLMQ_KERNELS_ISA_NS, _table)() {
 #else
         nullptr,
 #endif
+        v::gelu_erf_entry,
     };
     return table;
 }

@@ -36,6 +36,7 @@ void rms_norm_rows_entry(const float* x, const float* weight, float* y, int64_t 
                          float eps);
 void swiglu_entry(const float* gate, const float* up, float* out, int64_t n);
 void softmax_entry(float* x, int64_t n);
+void gelu_erf_entry(float* x, int64_t n);
 void add_inplace_entry(float* y, const float* x, int64_t n);
 void row_to_f32_entry(dtype t, const void* src, float* dst, int64_t n);
 void row_from_f32_entry(dtype t, const float* src, void* dst, int64_t n);

@@ -41,8 +41,10 @@ void layer_norm_rows(const float* x, const float* weight, const float* bias, flo
 // x += bias per row (a linear layer's bias).
 void add_bias_rows(float* x, const float* bias, int64_t rows, int64_t n);
 // In place over n values. gelu_erf: x/2 * (1 + erf(x / sqrt 2)) (torch's GELU, "gelu" in
-// Hugging Face configs). gelu_quick: x * sigmoid(1.702 x) (OpenAI CLIP's "quick_gelu").
-void gelu_erf(float* x, int64_t n);
+// Hugging Face configs; the scalar ISA by std::erf, the vector ones by a polynomial with
+// |erf error| <= 1.5e-7 and its exponential). gelu_quick: x * sigmoid(1.702 x) (OpenAI CLIP's
+// "quick_gelu").
+void gelu_erf(isa which, float* x, int64_t n);
 void gelu_quick(float* x, int64_t n);
 // y += tanh(gate) * x over n values: the gated residual of Llama 3.2 Vision's global encoder
 // layers and cross-attention layers (gate is the layer's scalar parameter).
