@@ -5,7 +5,7 @@
 #
 #   tests/fuzz/run-fuzz.sh [SECONDS] [WORK_DIR]
 #
-# WORK_DIR (default $TMPDIR/llmq-fuzz) keeps the binaries, each target's corpus and any crash
+# WORK_DIR (default $TMPDIR/llmq-fuzz) keeps the objects (obj/), the binaries, each target's corpus and any crash
 # files (crash-*), so a second run continues where the first stopped.
 set -eu
 
@@ -16,18 +16,41 @@ cxx=${LLMQ_FUZZ_CXX:-clang++-14}
 flags="-std=c++20 -O1 -g -D_GNU_SOURCE -I$root/ipc/include
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 
-mkdir -p "$work"
+mkdir -p "$work/obj"
+# Each source is compiled on its own (through ccache where it is installed, so that CI's
+# cache keeps these objects between runs as it keeps meson's), then each target is linked.
+launcher=""
+command -v ccache >/dev/null 2>&1 && launcher=ccache
+# build TARGET EXTRA_FLAGS SOURCE...: $work/TARGET from the sources, EXTRA_FLAGS (include
+# folders, one word) added to each compile.
+build() {
+    target=$1 extra=$2
+    shift 2
+    objects=""
+    for src in "$@"; do
+        case $src in
+            *.o) objects="$objects $src"; continue ;;  # an object built beforehand
+        esac
+        rel=${src#"$root"/}
+        obj="$work/obj/$(printf '%s' "$rel" | tr '/' '_').o"
+        # shellcheck disable=SC2086  # flags are words
+        $launcher $cxx $flags $extra -c -o "$obj" "$src"
+        objects="$objects $obj"
+    done
+    # shellcheck disable=SC2086
+    $cxx $flags -o "$work/$target" $objects
+}
 ipc="$root/ipc/src"
 echo "building fuzz_request_decoder"
-$cxx $flags -o "$work/fuzz_request_decoder" "$root/tests/fuzz/fuzz_request_decoder.cpp" \
+build fuzz_request_decoder "" "$root/tests/fuzz/fuzz_request_decoder.cpp" \
     "$ipc/request_decoder.cpp" "$ipc/request_payload.cpp" "$ipc/result.cpp" "$ipc/region_layout.cpp"
 echo "building fuzz_control_line"
-$cxx $flags -o "$work/fuzz_control_line" "$root/tests/fuzz/fuzz_control_line.cpp" \
+build fuzz_control_line "" "$root/tests/fuzz/fuzz_control_line.cpp" \
     "$ipc/control_line.cpp" "$ipc/handshake.cpp" "$ipc/result.cpp" "$ipc/region_layout.cpp"
 
 echo "building fuzz_chat_template"
 tok="$root/runtime/src/tokenizer"
-$cxx $flags -I$root/runtime/include -o "$work/fuzz_chat_template" "$root/tests/fuzz/fuzz_chat_template.cpp" \
+build fuzz_chat_template "-I$root/runtime/include" "$root/tests/fuzz/fuzz_chat_template.cpp" \
     "$tok/jinja_lexer.cpp" "$tok/jinja_parser.cpp" "$tok/jinja_evaluator.cpp" "$tok/jinja_value.cpp" \
     "$tok/utf8.cpp" "$root/runtime/src/status.cpp"
 mkdir -p "$work/corpus-fuzz_chat_template"
@@ -36,11 +59,11 @@ for seed in "$root"/tests/runtime/tokenizer/chat_templates/*.jinja; do
 done
 
 echo "building fuzz_block_decoders"
-$cxx $flags -I"$root/kernels/include" -o "$work/fuzz_block_decoders" "$root/tests/fuzz/fuzz_block_decoders.cpp" \
+build fuzz_block_decoders "-I$root/kernels/include" "$root/tests/fuzz/fuzz_block_decoders.cpp" \
     "$root/kernels/cpu/quant_decode.cpp" "$root/kernels/cpu/quant_encode.cpp"
 
 echo "building fuzz_safetensors_header"
-$cxx $flags -I"$root/runtime/include" -I"$root/kernels/include" -o "$work/fuzz_safetensors_header" \
+build fuzz_safetensors_header "-I$root/runtime/include -I$root/kernels/include" \
     "$root/tests/fuzz/fuzz_safetensors_header.cpp" "$root/runtime/src/model/safetensors_header.cpp" \
     "$root/runtime/src/model/bounded_json.cpp" "$root/runtime/src/status.cpp"
 mkdir -p "$work/corpus-fuzz_safetensors_header"
@@ -51,9 +74,10 @@ printf '\070\0\0\0\0\0\0\0{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}
 echo "building fuzz_image_decode"
 vision="$root/runtime/src/vision"
 # stb_image's own file without the shift checks, as meson builds it (stb_image_impl.cpp says why)
-$cxx $flags -fno-sanitize=shift -c -o "$work/stb_image_impl.o" "$vision/stb_image_impl.cpp"
-$cxx $flags -I"$root/runtime/include" -o "$work/fuzz_image_decode" "$root/tests/fuzz/fuzz_image_decode.cpp" \
-    "$vision/image_header.cpp" "$vision/image_decode.cpp" "$root/runtime/src/status.cpp" "$work/stb_image_impl.o"
+# shellcheck disable=SC2086
+$launcher $cxx $flags -fno-sanitize=shift -c -o "$work/obj/stb_image_impl.o" "$vision/stb_image_impl.cpp"
+build fuzz_image_decode "-I$root/runtime/include" "$root/tests/fuzz/fuzz_image_decode.cpp" \
+    "$vision/image_header.cpp" "$vision/image_decode.cpp" "$root/runtime/src/status.cpp" "$work/obj/stb_image_impl.o"
 mkdir -p "$work/corpus-fuzz_image_decode"
 # Seeds: small PNGs and JPEGs (baseline, progressive), so the fuzzer starts inside both formats.
 for seed in "$root"/tests/fuzz/seeds/*; do
