@@ -57,21 +57,6 @@ bool load_clip(const llmq_named_tensor* tensors, size_t count, const char* metad
     return true;
 }
 
-// LayerNorm and the activations over rows, the rows split over the cores like the GEMMs' columns.
-void layer_norm(const llmq_host& host, const float* x, const std::vector<float>& w, const std::vector<float>& b,
-                float* y, int64_t rows, int64_t n, float eps) {
-    parallel(host, rows, [&](int64_t begin, int64_t end) {
-        k::layer_norm_rows(x + begin * n, w.data(), b.data(), y + begin * n, end - begin, n, eps);
-    });
-}
-
-void activation(const llmq_host& host, k::isa isa, bool quick, float* x, int64_t rows, int64_t n) {
-    parallel(host, rows, [&](int64_t begin, int64_t end) {
-        if (quick) k::gelu_quick(x + begin * n, (end - begin) * n);
-        else k::gelu_erf(isa, x + begin * n, (end - begin) * n);
-    });
-}
-
 void encode_clip(const clip_model& m, const llmq_host& host, k::isa isa, const float* pixels, float* out,
                  std::vector<float>& scratch) {
     const clip_hparams& hp = m.hp;

@@ -107,18 +107,6 @@ struct layer_buffers {
     const int32_t* indices;
 };
 
-// LayerNorm and GELU over rows, the rows split over the cores like the GEMMs' columns.
-void layer_norm(const llmq_host& host, const float* x, const std::vector<float>& w, const std::vector<float>& b,
-                float* y, int64_t rows, int64_t n, float eps) {
-    parallel(host, rows, [&](int64_t begin, int64_t end) {
-        k::layer_norm_rows(x + begin * n, w.data(), b.data(), y + begin * n, end - begin, n, eps);
-    });
-}
-
-void gelu(const llmq_host& host, k::isa isa, float* x, int64_t rows, int64_t n) {
-    parallel(host, rows, [&](int64_t begin, int64_t end) { k::gelu_erf(isa, x + begin * n, (end - begin) * n); });
-}
-
 void run_layer(const mllama_layer& L, bool gated, const mllama_hparams& hp, const llmq_host& host, k::isa isa,
                float* x, int64_t N, const layer_buffers& b) {
     const int64_t D = hp.dim, hd = D / hp.heads;
@@ -136,7 +124,7 @@ void run_layer(const mllama_layer& L, bool gated, const mllama_hparams& hp, cons
     else k::add_inplace(x, b.o, N * D);
     layer_norm(host, x, L.ln2_w, L.ln2_b, b.h, N, D, hp.eps);
     apply(host, isa, L.fc1, b.h, N, b.f);
-    gelu(host, isa, b.f, N, hp.ff);
+    activation(host, isa, false, b.f, N, hp.ff);
     apply(host, isa, L.fc2, b.f, N, b.o);
     if (gated) add_scaled(x, b.o, L.ffn_gate, N * D);
     else k::add_inplace(x, b.o, N * D);

@@ -145,4 +145,18 @@ void apply(const llmq_host& host, k::isa isa, const linear& l, const float* x, i
     if (!l.bias.empty()) k::add_bias_rows(y, l.bias.data(), M, l.out);
 }
 
+void layer_norm(const llmq_host& host, const float* x, const std::vector<float>& w, const std::vector<float>& b,
+                float* y, int64_t rows, int64_t n, float eps) {
+    parallel(host, rows, [&](int64_t begin, int64_t end) {
+        k::layer_norm_rows(x + begin * n, w.data(), b.empty() ? nullptr : b.data(), y + begin * n, end - begin, n, eps);
+    });
+}
+
+void activation(const llmq_host& host, k::isa isa, bool quick, float* x, int64_t rows, int64_t n) {
+    parallel(host, rows, [&](int64_t begin, int64_t end) {
+        if (quick) k::gelu_quick(x + begin * n, (end - begin) * n);
+        else k::gelu_erf(isa, x + begin * n, (end - begin) * n);
+    });
+}
+
 }  // namespace llmq::vision_cpu

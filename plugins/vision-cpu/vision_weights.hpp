@@ -102,4 +102,10 @@ void parallel(const llmq_host& host, int64_t n, F&& f) {
 // y[M, out] = x[M, in] · wᵀ (+ bias), columns split over the cores; x rows ldx apart.
 void apply(const llmq_host& host, kernels::isa isa, const linear& l, const float* x, int64_t M, float* y);
 
+// LayerNorm (bias b, may be empty) and GELU (quick: x·σ(1.702x), else erf) over `rows` rows of
+// n values, the rows split over the cores like the GEMMs' columns.
+void layer_norm(const llmq_host& host, const float* x, const std::vector<float>& w, const std::vector<float>& b,
+                float* y, int64_t rows, int64_t n, float eps);
+void activation(const llmq_host& host, kernels::isa isa, bool quick, float* x, int64_t rows, int64_t n);
+
 }  // namespace llmq::vision_cpu
