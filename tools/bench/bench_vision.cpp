@@ -124,6 +124,32 @@ private:
 
 namespace {
 
+// Submit to first token of one request of `prompt` with the PNG, one token sampled greedily:
+// the fastest of `repeat` runs after a warm-up (weights widened, scratch grown); the prompt's
+// length in tokens into *prompt_tokens.
+Expected<double> fastest_first_token(Engine& engine, const std::string& prompt, const std::vector<uint8_t>& png,
+                                     int repeat, int32_t* prompt_tokens) {
+    double best = 0;
+    for (int r = 0; r <= repeat; ++r) {
+        GenerateRequest req;
+        req.prompt = prompt;
+        req.images = {png};
+        req.sampling.temperature = 0;
+        req.sampling.max_tokens = 1;
+        auto sink = std::make_shared<FirstTokenSink>();
+        const auto submitted = Clock::now();
+        auto id = engine.submit(std::move(req), sink);
+        if (!id) return id.status();
+        while (!sink->done()) engine.step();
+        if (sink->info().reason == FinishReason::error) return internal_error("first-token run: " + sink->info().error);
+        if (!sink->first()) return internal_error("first-token run: no token came");
+        const double seconds = std::chrono::duration<double>(*sink->first() - submitted).count();
+        *prompt_tokens = static_cast<int32_t>(sink->info().prompt_tokens.size());
+        if (r > 0 && (best == 0 || seconds < best)) best = seconds;
+    }
+    return best;
+}
+
 // The first-token run (see the file comment). Prints its lines; errors name what failed.
 Status time_to_first_token(const std::string& clip_path, bench::ModelChoice text, const RandomClipSpec& clip,
                            int threads, const RgbImage& image, int repeat, double gemm_gflops) {
@@ -151,25 +177,10 @@ Status time_to_first_token(const std::string& clip_path, bench::ModelChoice text
     if (!runtime) return runtime.status();
     Engine& engine = (*runtime)->engine();
 
-    double best = 0;
     int32_t prompt_tokens = 0;
-    for (int r = 0; r <= repeat; ++r) {  // run 0 warms up (weights widened, scratch grown)
-        GenerateRequest req;
-        req.prompt = prompt;
-        req.images = {png};
-        req.sampling.temperature = 0;
-        req.sampling.max_tokens = 1;
-        auto sink = std::make_shared<FirstTokenSink>();
-        const auto submitted = Clock::now();
-        auto id = engine.submit(std::move(req), sink);
-        if (!id) return id.status();
-        while (!sink->done()) engine.step();
-        if (sink->info().reason == FinishReason::error) return internal_error("first-token run: " + sink->info().error);
-        if (!sink->first()) return internal_error("first-token run: no token came");
-        const double seconds = std::chrono::duration<double>(*sink->first() - submitted).count();
-        prompt_tokens = static_cast<int32_t>(sink->info().prompt_tokens.size());
-        if (r > 0 && (best == 0 || seconds < best)) best = seconds;
-    }
+    auto fastest = fastest_first_token(engine, prompt, png, repeat, &prompt_tokens);
+    if (!fastest) return fastest.status();
+    const double best = *fastest;
     const double encoder_flops = (*runtime)->vision()->model().flops_per_image();
     const double prefill_flops = cost->prefill_flops(prompt_tokens);
     const double bound = (encoder_flops + prefill_flops) / (gemm_gflops * 1e9);
@@ -219,25 +230,10 @@ Status mllama_time_to_first_token(RandomMllamaVisionSpec tower, bench::ModelChoi
     if (!runtime) return runtime.status();
     Engine& engine = (*runtime)->engine();
 
-    double best = 0;
     int32_t prompt_tokens = 0;
-    for (int r = 0; r <= repeat; ++r) {  // run 0 warms up (weights widened, scratch grown)
-        GenerateRequest req;
-        req.prompt = "<|image|>What is in the picture?";
-        req.images = {png};
-        req.sampling.temperature = 0;
-        req.sampling.max_tokens = 1;
-        auto sink = std::make_shared<FirstTokenSink>();
-        const auto submitted = Clock::now();
-        auto id = engine.submit(std::move(req), sink);
-        if (!id) return id.status();
-        while (!sink->done()) engine.step();
-        if (sink->info().reason == FinishReason::error) return internal_error("first-token run: " + sink->info().error);
-        if (!sink->first()) return internal_error("first-token run: no token came");
-        const double seconds = std::chrono::duration<double>(*sink->first() - submitted).count();
-        prompt_tokens = static_cast<int32_t>(sink->info().prompt_tokens.size());
-        if (r > 0 && (best == 0 || seconds < best)) best = seconds;
-    }
+    auto fastest = fastest_first_token(engine, "<|image|>What is in the picture?", png, repeat, &prompt_tokens);
+    if (!fastest) return fastest.status();
+    const double best = *fastest;
     const LlamaLayout& l = (*runtime)->layout();
     const double p = prompt_tokens, rows = static_cast<double>(l.vision.rows_per_image);
     const double attention_width = static_cast<double>(l.hp.n_head) * l.hp.head_dim;
