@@ -69,6 +69,7 @@ inline g16 g16_load(const float* p) { return {_mm512_loadu_ps(p)}; }
 inline g16 g16_mul(g16 a, g16 b) { return {_mm512_mul_ps(a.v, b.v)}; }
 inline g16 g16_add(g16 a, g16 b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline float g16_sum(g16 a) { return _mm512_reduce_add_ps(a.v); }
+inline void g16_store(float* p, g16 a) { _mm512_store_ps(p, a.v); }  // p 64-byte aligned
 inline float g16_sum_upper(g16 a) {
     const __m256 h = _mm512_extractf32x8_ps(a.v, 1);
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
@@ -97,6 +98,10 @@ inline g16 g16_mul(g16 a, g16 b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul
 inline g16 g16_add(g16 a, g16 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
 inline float g16_sum_upper(g16 a) { return vhsum(a.hi); }
 inline float g16_sum(g16 a) { return vhsum(_mm256_add_ps(a.lo, a.hi)); }
+inline void g16_store(float* p, g16 a) {  // p 32-byte aligned
+    _mm256_store_ps(p, a.lo);
+    _mm256_store_ps(p + 8, a.hi);
+}
 inline g16 g16_from_u8(__m128i b, __m256 lo_scale, __m256 hi_scale) {
     return {_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), lo_scale),
             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8))), hi_scale)};
@@ -962,19 +967,9 @@ void dequantize_row_with(const uint8_t* row, int64_t K, float* dst) {
         if constexpr (T::min16) {
             g16 M;
             T::mins(row + b * T::bytes, M);
-#if defined(__AVX512F__)
-            _mm512_store_ps(mins, M.v);
-#else
-            _mm256_store_ps(mins, M.lo);
-            _mm256_store_ps(mins + 8, M.hi);
-#endif
+            g16_store(mins, M);
         }
-#if defined(__AVX512F__)
-        _mm512_store_ps(f, F.v);
-#else
-        _mm256_store_ps(f, F.lo);
-        _mm256_store_ps(f + 8, F.hi);
-#endif
+        g16_store(f, F);
         alignas(64) uint8_t q[SUPER];  // the slots' bytes: unsigned values (signed ones for signed_weights)
         for (int s = 0; s < SLOTS; ++s) {
 #if defined(__AVX512F__)
