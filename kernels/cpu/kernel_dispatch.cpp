@@ -50,7 +50,9 @@ const char* gemm_path(isa which, dtype wt, int64_t M) {
         return "int8 dots in registers, AVX-512 VNNI (vpdpbusd), 4-row tiles (rows of a multiple of 256)";
     if (is_block_quantized(wt)) return "dequantized f32 slabs into packed panels";
     if (M <= detail::gemm_direct_max_m) return "direct row tiles";
-    if (M <= detail::gemm_small_max_m) return "small-M direct tiles, columns outermost";
+    if (M <= detail::gemm_small_max_m)
+        return wt == dtype::q8_0 ? "small-M direct tiles, columns outermost"
+                                 : "small-M: one row tile streams the weights, the others reuse them widened in L1";
     if (wt == dtype::q8_0 && used == isa::amx)
         return "AMX INT8 tiles (tdpbssd) on x quantized per block, 16 x 16 int32 tiles per block";
     if (wt == dtype::q8_0 && used >= isa::avx512_bf16)

@@ -16,7 +16,7 @@
 // instead of 2048 (a multiple of the type's block; 896 is Qwen2.5-0.5B's hidden size).
 //
 // --m-sweep: instead, the GEMM of M = 1..512 rows (batched decode to prefill) on the TinyLlama
-// 2048 x 2048 projection for f16, Q8_0, Q4_K and Q6_K weights (or --dtype), on the best ISA (or --isa), weights from
+// 2048 x 2048 projection for f16, Q8_0, Q4_K and Q6_K weights (or --dtype, any weight type), on the best ISA (or --isa), weights from
 // memory; per M the time, the bound measured in this run, max(weight bytes / read bandwidth,
 // 2 M N K / peak of the unit in use), their ratio (bound / time: 1 is the limit), and the
 // kernel path used.
@@ -118,11 +118,16 @@ void m_sweep(int threads, isa which, double bandwidth, const std::string& only_d
                 isa_name(which), (long long)N, (long long)K, fma_peak, int8_peak, bandwidth);
     std::printf("%-9s %4s %10s %10s %6s %9s  %s\n", "weights", "M", "ms", "bound ms", "ratio", "us/row", "path");
     const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 17, 24, 32, 33, 48, 64, 65, 96, 128, 256, 512};
-    const dtype sweep_types[] = {dtype::f16, dtype::q8_0, dtype::q8_0, dtype::q4_k, dtype::q6_k};
-    for (int variant = 0; variant < 5; ++variant) {
-        const dtype wt = sweep_types[variant];
+    // (type, int8): int8 is gemm_q8_0_int8 at every M instead of gemm. --dtype picks one of
+    // these, or sweeps any other weight type through gemm.
+    std::vector<std::pair<dtype, bool>> variants = {
+        {dtype::f16, false}, {dtype::q8_0, false}, {dtype::q8_0, true}, {dtype::q4_k, false}, {dtype::q6_k, false}};
+    if (!only_dtype.empty() &&
+        std::none_of(variants.begin(), variants.end(), [&](const auto& v) { return only_dtype == dtype_name(v.first); }))
+        for (const dtype_info& d : dtype_table)
+            if (d.weight && only_dtype == d.name) variants = {{d.id, false}};
+    for (const auto& [wt, int8] : variants) {
         if (!only_dtype.empty() && only_dtype != dtype_name(wt)) continue;
-        const bool int8 = variant == 2;  // gemm_q8_0_int8 at every M instead of gemm
         const std::size_t matrix_bytes = row_bytes(wt, K) * std::size_t(N);
         // Enough copies to leave the caches for the memory-bound end; two for the compute end.
         const std::size_t from_memory = std::max<std::size_t>(1, ((std::size_t(256) << 20) + matrix_bytes - 1) / matrix_bytes);

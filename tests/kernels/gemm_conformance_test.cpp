@@ -26,6 +26,8 @@ const shape float_shapes[] = {
     {5, 13, 64},  {7, 31, 100},  {1, 4099, 96}, {13, 70, 1030}, {64, 96, 288}, {1, 64, 2048},
     {520, 12, 40}, {6, 24, 1536}, {300, 20, 1030} /* more rows than one packed x block */,
     {4, 3, 100003} /* K so long that one row tile outgrows the x block buffer */,
+    // Batched decode (4 <= M <= 16): every last-tile height, K blocks with a partial last step.
+    {16, 21, 777}, {8, 9, 513}, {11, 40, 1029},
     // Prefill rows (M > 16, the packed driver): row counts around its tiles, K crossing its K
     // block by odd amounts, N of no column tile (and, through the inner range, ranges that
     // start off the column grid).

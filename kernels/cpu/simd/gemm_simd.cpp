@@ -11,11 +11,14 @@
 //     acc[1][0..7]  x row m+1 · w rows n..n+7       24 zmm accumulators + 3 x + 1 w
 //     acc[2][0..7]  x row m+2 · w rows n..n+7
 //
-// Two drivers:
+// Three drivers:
 //  * direct (M <= MR, i.e. decode and tiny batches): one row tile, the whole K at once, w
 //    rows read in place and widened to f32 in registers. Each weight byte is read exactly
 //    once; for M = 1 the tile is 1 x 8 (eight accumulator chains and eight weight streams in
 //    flight, enough to keep the memory system busy from one core).
+//  * small (MR < M <= SMALL_M, batched decode): x packed as below; per NR weight rows and K
+//    block, the first row tile streams and widens w as the direct tile does and leaves the
+//    widened block in an L1 panel for the other row tiles (see gemm_small_m).
 //  * packed (M > MR, prefill): x in blocks of mc rows by the whole K, copied once into an
 //    aligned 1 MiB buffer that stays in L2, in step-major order (per K block of KC values and
 //    row tile: step s holds the MR rows' W values side by side); for each NR-row panel of w,
@@ -94,6 +97,26 @@ struct load_q8_0 {
 
 // ---- micro-kernels
 
+template <int mr_, int nr_>
+inline void zero_tile(vf (&acc)[mr_][nr_]) {
+#pragma GCC unroll 8
+    for (int i = 0; i < mr_; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+}
+
+// The prefetches of a tile that streams weight row j (of nr_) from memory, at element k.
+template <class L, int nr_>
+inline void prefetch_stream(const uint8_t* w, int64_t ldw, int j, int64_t k) {
+    // Weights stream from memory once: prefetch ahead so that enough misses are in flight
+    // (with 2-byte weights a step covers only half a line per row).
+    _mm_prefetch(reinterpret_cast<const char*>(w + j * ldw + L::offset(k) + PREFETCH_BYTES), _MM_HINT_T0);
+    // And the same place of the next tile's row into L2: rows of 2-byte weights are a page
+    // each, so every tile would otherwise start cold streams (f32 rows gain nothing).
+    if constexpr (!std::is_same_v<L, load_f32>)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (j + nr_) * ldw + L::offset(k)), _MM_HINT_T1);
+}
+
 // Reduces the accumulators and writes (accumulate = false) or adds them to y[i][j].
 template <int mr_, int nr_>
 inline void store_tile(vf (&acc)[mr_][nr_], float* y, int64_t ldy, bool accumulate) {
@@ -125,10 +148,7 @@ template <int mr_, int nr_, class L>
 inline void tile_direct(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t K,
                         float* y, int64_t ldy) {
     vf acc[mr_][nr_];
-#pragma GCC unroll 8
-    for (int i = 0; i < mr_; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    zero_tile(acc);
     int64_t k = 0;
     for (; k + W <= K; k += W) {
         vf xv[mr_];
@@ -136,13 +156,7 @@ inline void tile_direct(const float* x, int64_t ldx, const uint8_t* w, int64_t l
         for (int i = 0; i < mr_; ++i) xv[i] = vload(x + i * ldx + k);
 #pragma GCC unroll 8
         for (int j = 0; j < nr_; ++j) {
-            // Weights stream from memory once: prefetch ahead so that enough misses are in
-            // flight (with 2-byte weights a step covers only half a line per row).
-            _mm_prefetch(reinterpret_cast<const char*>(w + j * ldw + L::offset(k) + PREFETCH_BYTES), _MM_HINT_T0);
-            // And the same place of the next tile's row into L2: rows of 2-byte weights are a
-            // page each, so every tile would otherwise start cold streams (f32 rows gain nothing).
-            if constexpr (!std::is_same_v<L, load_f32>)
-                _mm_prefetch(reinterpret_cast<const char*>(w + (j + nr_) * ldw + L::offset(k)), _MM_HINT_T1);
+            prefetch_stream<L, nr_>(w, ldw, j, k);
             vf wv = L::full(w + j * ldw, k);
             // Keep wv in a register: folded into each FMA as a memory operand it would be
             // loaded mr_ times and the loop would be bound by loads, not FMAs.
@@ -176,10 +190,7 @@ inline void tile_direct_q8_0(const float* x, int64_t ldx, const uint8_t* w, int6
     constexpr int V = q8_0_block_values / W;  // vectors per block
     constexpr int GROUP = 8;
     vf acc[mr_][nr_];
-#pragma GCC unroll 8
-    for (int i = 0; i < mr_; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    zero_tile(acc);
     const int64_t blocks = K / q8_0_block_values;
     alignas(64) float scales[nr_][GROUP];
     for (int64_t b0 = 0; b0 < blocks; b0 += GROUP) {
@@ -223,10 +234,7 @@ template <int mr_, int nr_>
 inline void tile_packed(const float* xp, const float* wp, int64_t steps, float* y, int64_t ldy,
                         bool accumulate) {
     vf acc[mr_][nr_];
-#pragma GCC unroll 8
-    for (int i = 0; i < mr_; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    zero_tile(acc);
     for (int64_t s = 0; s < steps; ++s, xp += MR * W, wp += NR * W) {
         vf xv[mr_];
 #pragma GCC unroll 8
@@ -409,16 +417,68 @@ void gemm_packed(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_
     }
 }
 
-// Small batches (batched decode, MR < M <= SMALL_M): direct tiles with the column tile
-// outermost, so one tile's NR weight rows come from memory once and are read again from L1/L2
-// by every row tile of x: a step of M sequences costs about one weight read plus M x the FMAs,
-// and there is no jump at M = MR + 1 from the packing the prefill driver does.
+// Small batches (batched decode, MR < M <= SMALL_M): a step of M sequences should cost about
+// one weight read plus M x the FMAs, with no jump at M = MR + 1. x is packed once as in the
+// packed driver (it is small). Then per column tile of NR weight rows and K block of KC values,
+// the first row tile streams the rows from memory the way the direct tile does (prefetched
+// ahead, widened in registers) and also stores the widened block into an L1 panel; the other
+// row tiles run the packed tile on that panel, so each weight is read from memory and widened
+// once, and the memory stream never waits for a panel packer: the direct tile's prefetches
+// keep it running through every row tile. Q8_0 rows keep the per-block direct tiles
+// (gemm_small_m_direct).
 constexpr int64_t SMALL_M = detail::gemm_small_max_m;
 static_assert(MR == detail::gemm_direct_max_m, "gemm_path() names the drivers by these limits");
 
+// The first row tile of a K block: xp the packed x tile, w the NR rows from element k0 on
+// (kc values), y written (or added to); the widened weights go to panel in pack_w's layout.
+template <int mr_, int nr_, class L>
+inline void tile_stream(const float* xp, const uint8_t* w, int64_t ldw, int64_t k0, int64_t kc, float* panel,
+                        float* y, int64_t ldy, bool accumulate) {
+    vf acc[mr_][nr_];
+    zero_tile(acc);
+    int64_t s = 0;
+    for (; (s + 1) * W <= kc; ++s, xp += MR * W) {
+        const int64_t k = k0 + s * W;
+        vf xv[mr_];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr_; ++i) xv[i] = vload(xp + i * W);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr_; ++j) {
+            prefetch_stream<L, nr_>(w, ldw, j, k);
+            vf wv = L::full(w + j * ldw, k);
+            __asm__("" : "+v"(wv));  // as in tile_direct
+            vstore(panel + (s * NR + j) * W, wv);
+#pragma GCC unroll 8
+            for (int i = 0; i < mr_; ++i) acc[i][j] = vfma(xv[i], wv, acc[i][j]);
+        }
+    }
+    if (s * W < kc) {  // the packed x tail is zero-padded; so is the panel's
+        const int n = static_cast<int>(kc - s * W);
+        vf xv[mr_];
+        for (int i = 0; i < mr_; ++i) xv[i] = vload(xp + i * W);
+        for (int j = 0; j < nr_; ++j) {
+            const vf wv = L::part(w + j * ldw, k0 + s * W, n);
+            vstore(panel + (s * NR + j) * W, wv);
+            for (int i = 0; i < mr_; ++i) acc[i][j] = vfma(xv[i], wv, acc[i][j]);
+        }
+    }
+    store_tile<mr_, nr_>(acc, y, ldy, accumulate);
+}
+
+template <class L, int mr_>
+inline void stream_columns(int nr, const float* xp, const uint8_t* w, int64_t ldw, int64_t k0, int64_t kc,
+                           float* panel, float* y, int64_t ldy, bool accumulate) {
+    if (nr == NR) return tile_stream<mr_, NR, L>(xp, w, ldw, k0, kc, panel, y, ldy, accumulate);
+    if (nr == 4) return tile_stream<mr_, 4, L>(xp, w, ldw, k0, kc, panel, y, ldy, accumulate);
+    return tile_stream<mr_, 1, L>(xp, w, ldw, k0, kc, panel, y, ldy, accumulate);
+}
+
+// The direct tiles with the column tile outermost: each row tile reads the column tile's
+// weights again (from L1/L2) and widens them again. Q8_0 rows, and the fallback when the
+// packed x block cannot be allocated.
 template <class L>
-void gemm_small_m(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
-                  float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+void gemm_small_m_direct(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
+                         float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
     for (int64_t n = n_begin; n < n_end;) {
         const int nr = column_tile(M, n_end - n);
         const uint8_t* rows = w + n * ldw;
@@ -429,6 +489,45 @@ void gemm_small_m(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8
                 case 3: direct_columns<L, 3>(nr, xt, ldx, rows, ldw, K, yt, ldy); break;
                 case 2: direct_columns<L, 2>(nr, xt, ldx, rows, ldw, K, yt, ldy); break;
                 default: direct_columns<L, 1>(nr, xt, ldx, rows, ldw, K, yt, ldy); break;
+            }
+        }
+        n += nr;
+    }
+}
+
+template <class L>
+void gemm_small_m(const float* x, int64_t M, int64_t K, int64_t ldx, const uint8_t* w, int64_t ldw,
+                  float* y, int64_t ldy, int64_t n_begin, int64_t n_end) {
+    const int64_t k_steps = (K / KC) * (KC / W) + (K % KC + W - 1) / W;
+    const int64_t tiles = (M + MR - 1) / MR;
+    float* xp = std::is_same_v<L, load_q8_0> ? nullptr : packed_x_storage(tiles * MR * k_steps * W);
+    if (xp == nullptr) return gemm_small_m_direct<L>(x, M, K, ldx, w, ldw, y, ldy, n_begin, n_end);
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = min64(KC, K - k0);
+        pack_x(x + k0, ldx, M, kc, (kc + W - 1) / W, xp + tiles * MR * W * (k0 / W));
+    }
+    alignas(64) float panel[(KC / W) * NR * W];
+    const int first = static_cast<int>(min64(MR, M));
+    for (int64_t n = n_begin; n < n_end;) {
+        const int nr = column_tile(M, n_end - n);
+        const uint8_t* rows = w + n * ldw;
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            const int64_t kc = min64(KC, K - k0);
+            const int64_t steps = (kc + W - 1) / W;
+            const float* block_x = xp + tiles * MR * W * (k0 / W);
+            switch (first) {
+                case 3: stream_columns<L, 3>(nr, block_x, rows, ldw, k0, kc, panel, y + n, ldy, k0 > 0); break;
+                case 2: stream_columns<L, 2>(nr, block_x, rows, ldw, k0, kc, panel, y + n, ldy, k0 > 0); break;
+                default: stream_columns<L, 1>(nr, block_x, rows, ldw, k0, kc, panel, y + n, ldy, k0 > 0); break;
+            }
+            for (int64_t t = 1; t < tiles; ++t) {
+                const float* tile_x = block_x + t * MR * steps * W;
+                float* tile_y = y + t * MR * ldy + n;
+                switch (min64(MR, M - t * MR)) {
+                    case 3: packed_columns<3>(nr, tile_x, panel, steps, tile_y, ldy, k0 > 0); break;
+                    case 2: packed_columns<2>(nr, tile_x, panel, steps, tile_y, ldy, k0 > 0); break;
+                    default: packed_columns<1>(nr, tile_x, panel, steps, tile_y, ldy, k0 > 0); break;
+                }
             }
         }
         n += nr;
@@ -462,10 +561,7 @@ template <int mr_, int nr_>
 inline void tile_bf16(const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t ldw,
                       int64_t kc, float* y, int64_t ldy, bool accumulate) {
     vf acc[mr_][nr_];
-#pragma GCC unroll 8
-    for (int i = 0; i < mr_; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < nr_; ++j) acc[i][j] = vzero();
+    zero_tile(acc);
     int64_t k = 0;
     for (; k + 32 <= kc; k += 32) {
         __m512bh xv[mr_];
