@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cli_common.hpp"
@@ -14,6 +15,7 @@
 #include "progress_display.hpp"
 #include "llmq/kernels/cpu.hpp"
 #include "llmq/runtime/byte_size.hpp"
+#include "llmq/runtime/device.hpp"
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/gguf_writer.hpp"
 #include "llmq/runtime/weight_mix.hpp"
@@ -55,13 +57,19 @@ Command add_quantize(CLI::App& root) {
         const GgufFile& g = **file;
         GgufWriter::Options options;
         options.alignment = g.alignment();
+        options.fill_threads = host_online_cores();  // rows convert independently
         GgufWriter w(options);
         for (const auto& [key, value] : g.metadata()) w.add(key, value);
         w.set("general.file_type", GgufValue::u32(mix->file_type));
         const int64_t layers = layer_count(g);
         // Progress counts the bytes of the source tensors as their rows are converted.
-        auto display = std::make_shared<ProgressDisplay>(f->json);
-        auto converted = std::make_shared<uint64_t>(0);
+        struct Progress {
+            explicit Progress(bool json) : display(json) {}
+            ProgressDisplay display;
+            std::mutex lock;
+            uint64_t converted = 0;
+        };
+        auto progress = std::make_shared<Progress>(f->json);
         uint64_t total = 0;
         for (const GgufTensor& t : g.tensors()) total += t.size_bytes;
         const bool tied = g.tensor("output.weight") == nullptr;
@@ -81,20 +89,23 @@ Command add_quantize(CLI::App& root) {
             const int64_t n = t.row_length();
             const uint8_t* data = t.data;
             const size_t src_row = t.row_bytes();
-            auto row = std::make_shared<std::vector<float>>(static_cast<size_t>(n));
             const std::string name = t.name;
+            // Called from several threads at once, for different rows.
             GgufWriter::RowFill fill = [=](int64_t r, uint8_t* dst) {
-                kernels::row_to_f32(source, data + static_cast<size_t>(r) * src_row, row->data(), n);
-                kernels::row_from_f32(target, row->data(), dst, n);
-                *converted += src_row;
-                (*display)({"quantizing", name, *converted, total, true});
+                thread_local std::vector<float> row;
+                row.resize(static_cast<size_t>(n));
+                kernels::row_to_f32(source, data + static_cast<size_t>(r) * src_row, row.data(), n);
+                kernels::row_from_f32(target, row.data(), dst, n);
+                std::lock_guard<std::mutex> hold(progress->lock);
+                progress->converted += src_row;
+                progress->display({"quantizing", name, progress->converted, total, true});
             };
             Status s = w.add_tensor(t.name, *dtype_to_ggml_type(target), t.shape, std::move(fill));
             if (!s.ok()) return fail("quantize", t.name + ": " + s.message());
         }
         Status s = w.write(f->out);
         if (!s.ok()) return fail("quantize", s.message());
-        if (*converted < total) (*display)({"quantizing", "", total, total, true});  // empty tensors
+        if (progress->converted < total) progress->display({"quantizing", "", total, total, true});  // empty tensors
         std::error_code ec;
         const uint64_t bytes = std::filesystem::file_size(f->out, ec);
         if (f->json)

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "llmq/runtime/device.hpp"
 #include "llmq/runtime/gguf.hpp"
 #include "llmq/runtime/gguf_writer.hpp"
 #include "llmq/runtime/llama_layout.hpp"
@@ -89,7 +90,8 @@ std::vector<float> llama31_rope_factors(uint32_t head_dim, float theta) {
 
 Status write_random_llama(const RandomLlamaSpec& spec, const std::string& path) {
     LLMQ_TRY(check_spec(spec));
-    GgufWriter w(GgufWriter::Options{.header_only = spec.header_only});
+    // Rows are a function of (seed, tensor, row) only, so every core may draw them.
+    GgufWriter w(GgufWriter::Options{.header_only = spec.header_only, .fill_threads = host_online_cores()});
     const std::string a = spec.arch + ".";
     const uint32_t head_dim = spec.dim / spec.heads;
 

@@ -38,28 +38,31 @@ class RowGenerator {
 public:
     RowGenerator(uint64_t seed, const std::string& name, Distribution d, int64_t row_length,
                  kernels::dtype dtype)
-        : base_(seed ^ hash_name(name)), dist_(d), row_(static_cast<size_t>(row_length)),
+        : base_(seed ^ hash_name(name)), dist_(d), row_length_(static_cast<size_t>(row_length)),
           dtype_(dtype) {}
 
-    void operator()(int64_t row, uint8_t* dst) {
+    // Safe to call from several threads at once (GgufWriter::Options::fill_threads).
+    void operator()(int64_t row, uint8_t* dst) const {
+        thread_local std::vector<float> values;
+        values.resize(row_length_);
         uint64_t state = base_ ^ (static_cast<uint64_t>(row) * 0xD1B54A32D192ED03ull);
         // Irwin-Hall with four 16-bit uniforms per draw: sum - 2 has variance 1/3, so
         // sqrt(3) (sum - 2) is close to a standard normal and costs one 64-bit draw.
         const float unit = 1.0f / 65536.0f;
         const float scale = dist_.stddev * std::sqrt(3.0f);
-        for (float& v : row_) {
+        for (float& v : values) {
             uint64_t r = splitmix64(state);
             float sum = static_cast<float>(r & 0xFFFF) + static_cast<float>((r >> 16) & 0xFFFF) +
                         static_cast<float>((r >> 32) & 0xFFFF) + static_cast<float>(r >> 48);
             v = dist_.mean + scale * (sum * unit - 2.0f);
         }
-        kernels::row_from_f32(dtype_, row_.data(), dst, static_cast<int64_t>(row_.size()));
+        kernels::row_from_f32(dtype_, values.data(), dst, static_cast<int64_t>(values.size()));
     }
 
 private:
     uint64_t base_;
     Distribution dist_;
-    std::vector<float> row_;
+    size_t row_length_;
     kernels::dtype dtype_;
 };
 

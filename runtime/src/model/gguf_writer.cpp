@@ -6,8 +6,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <thread>
 #include <unordered_set>
 
 #include "checked_arith.hpp"
@@ -16,6 +19,38 @@ namespace llmq {
 namespace {
 
 constexpr size_t stream_buffer_bytes = size_t{8} << 20;
+
+// Rows r0 .. r0 + n - 1 into dst, row_bytes apart: on this thread, or split into contiguous
+// parts over `threads` threads (this one takes the first). A filler's exception is rethrown
+// here once every thread has ended.
+template <typename Fill>
+void fill_rows(const Fill& fill, size_t row_bytes, int64_t r0, int64_t n, uint8_t* dst, int threads) {
+    const int64_t parts = std::clamp<int64_t>(threads, 1, n);
+    auto part = [&](int64_t p) {
+        for (int64_t r = n * p / parts; r < n * (p + 1) / parts; ++r)
+            fill(r0 + r, dst + static_cast<size_t>(r) * row_bytes);
+    };
+    if (parts == 1) return part(0);
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(parts));
+    std::vector<std::thread> pool;
+    pool.reserve(static_cast<size_t>(parts - 1));
+    for (int64_t p = 1; p < parts; ++p)
+        pool.emplace_back([&, p] {
+            try {
+                part(p);
+            } catch (...) {
+                errors[static_cast<size_t>(p)] = std::current_exception();
+            }
+        });
+    try {
+        part(0);
+    } catch (...) {
+        errors[0] = std::current_exception();
+    }
+    for (std::thread& t : pool) t.join();
+    for (const std::exception_ptr& e : errors)
+        if (e) std::rethrow_exception(e);
+}
 
 // Sinks: append bytes somewhere. write() returns a Status so a full disk stops the writer.
 class MemorySink {
@@ -251,7 +286,7 @@ Status GgufWriter::emit(Sink& sink) const {
             for (int64_t r0 = 0; r0 < t.rows; r0 += rows_per_chunk) {
                 int64_t n = std::min<int64_t>(rows_per_chunk, t.rows - r0);
                 rows.resize(static_cast<size_t>(n) * t.row_bytes);
-                for (int64_t r = 0; r < n; ++r) t.fill(r0 + r, rows.data() + r * t.row_bytes);
+                fill_rows(t.fill, t.row_bytes, r0, n, rows.data(), options_.fill_threads);
                 LLMQ_TRY(sink.write(rows.data(), rows.size()));
             }
         } else {

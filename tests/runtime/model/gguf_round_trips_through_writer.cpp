@@ -2,9 +2,15 @@
 // tensors of every supported type with their bytes, alignment other than 32.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "handcrafted_gguf.hpp"
 #include "llmq/runtime/gguf.hpp"
@@ -172,6 +178,52 @@ TEST_CASE("gguf_reads_version_2_files") {
     auto f = write_and_open(dir, w);
     CHECK(f->version() == 2);
     CHECK(*f->get_string("general.name") == "v2");
+}
+
+TEST_CASE("gguf_writer_fills_rows_on_several_threads_with_the_same_bytes") {
+    // A filler whose row bytes depend on the row only; a tensor of more rows than one 8 MiB
+    // chunk (so chunks after the first are split too), one of fewer rows than threads, one row.
+    auto fill = [](int64_t r, uint8_t* dst) {
+        for (int i = 0; i < 64; ++i) dst[i] = static_cast<uint8_t>((r * 131 + i * 7) ^ (r >> 8));
+    };
+    auto file_with = [&](int threads) {
+        GgufWriter w(GgufWriter::Options{.fill_threads = threads});
+        const uint32_t f32 = static_cast<uint32_t>(GgmlType::f32);
+        REQUIRE(w.add_tensor("big", f32, {16, 140000}, fill).ok());  // 8.5 MiB
+        REQUIRE(w.add_tensor("few", f32, {16, 3}, fill).ok());
+        REQUIRE(w.add_tensor("one", f32, {16}, fill).ok());
+        auto bytes = w.to_bytes();
+        REQUIRE(bytes.ok());
+        return *bytes;
+    };
+    const std::vector<uint8_t> one = file_with(1);
+    CHECK(file_with(4) == one);
+    CHECK(file_with(7) == one);
+
+    // Rows filled once each, by more than one thread.
+    std::mutex lock;
+    std::vector<int> calls(100000, 0);
+    std::set<std::thread::id> threads;
+    GgufWriter w(GgufWriter::Options{.fill_threads = 3});
+    REQUIRE(w.add_tensor("t", static_cast<uint32_t>(GgmlType::f32), {4, 100000},
+                         [&](int64_t r, uint8_t*) {
+                             std::lock_guard<std::mutex> hold(lock);
+                             ++calls[static_cast<size_t>(r)];
+                             threads.insert(std::this_thread::get_id());
+                         })
+                .ok());
+    REQUIRE(w.to_bytes().ok());
+    CHECK(std::all_of(calls.begin(), calls.end(), [](int c) { return c == 1; }));
+    CHECK(threads.size() == 3);
+
+    // A filler's exception reaches the caller after every thread has ended.
+    GgufWriter bad(GgufWriter::Options{.fill_threads = 4});
+    REQUIRE(bad.add_tensor("t", static_cast<uint32_t>(GgmlType::f32), {4, 1000},
+                           [](int64_t r, uint8_t*) {
+                               if (r == 900) throw std::runtime_error("row 900");
+                           })
+                .ok());
+    CHECK_THROWS_WITH(bad.to_bytes(), "row 900");
 }
 
 TEST_CASE("gguf_reads_the_shared_llama_vocabulary") {

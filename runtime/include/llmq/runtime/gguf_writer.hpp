@@ -7,8 +7,8 @@
 // (add() appends), any version number, a general.alignment key that lies.
 //
 // Ownership and threads: a GgufWriter owns copies of everything added to it; the row fillers
-// it holds are called on the thread that calls write()/to_bytes(), in row order. Not
-// thread-safe.
+// it holds are called on the thread that calls write()/to_bytes(), in row order, unless
+// Options::fill_threads asks for more threads. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -30,9 +30,14 @@ public:
         uint64_t alignment = gguf_default_alignment;
         // Stop after the tensor table: no padding, no data (a file for planning).
         bool header_only = false;
+        // Above 1, the rows of each chunk a filler produces (up to 8 MiB of them) are split
+        // among this many threads, the calling one included: every filler must then be safe
+        // to call at once for different rows. The bytes written are the same either way.
+        int fill_threads = 1;
     };
 
-    // Fills row `row` of a tensor (row_bytes bytes at dst). Called once per row, in order.
+    // Fills row `row` of a tensor (row_bytes bytes at dst). Called once per row, in order
+    // (with Options::fill_threads > 1: once per row, in no set order, from several threads).
     using RowFill = std::function<void(int64_t row, uint8_t* dst)>;
 
     GgufWriter() : GgufWriter(Options{}) {}
