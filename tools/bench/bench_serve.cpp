@@ -336,10 +336,11 @@ std::vector<double> socketpair_pings(int samples) {
 }
 
 struct ClientRun {
-    Clock::time_point first, last;
-    std::vector<Clock::time_point> token_times;  // every token's arrival, for the all-decoding window
-    int tokens = 0;
+    std::vector<Clock::time_point> token_times;  // every token's arrival
     std::string error;
+    Clock::time_point first() const { return token_times.front(); }
+    Clock::time_point last() const { return token_times.back(); }
+    long long tokens() const { return static_cast<long long>(token_times.size()); }
 };
 
 struct RoundFigures {
@@ -403,9 +404,7 @@ RoundFigures run_clients(const Daemon& daemon, int clients, int32_t prompt, int3
                     return;
                 }
                 if (e->kind == ipc::EventKind::token) {
-                    run.last = Clock::now();
-                    run.token_times.push_back(run.last);
-                    if (run.tokens++ == 0) run.first = run.last;
+                    run.token_times.push_back(Clock::now());
                 } else if (e->kind == ipc::EventKind::error) {
                     run.error = "error event: " + e->text;
                     return;
@@ -426,15 +425,15 @@ RoundFigures run_clients(const Daemon& daemon, int clients, int32_t prompt, int3
             f.error = r.error;
             return f;
         }
-        if (r.tokens == 0) {
+        if (r.tokens() == 0) {
             f.error = "a client got no tokens";
             return f;
         }
-        first = std::min(first, r.first);
-        last = std::max(last, r.last);
-        after_first += r.tokens - 1;
-        all += r.tokens;
-        first_token_ms += 1e3 * seconds_between(submitted, r.first);
+        first = std::min(first, r.first());
+        last = std::max(last, r.last());
+        after_first += r.tokens() - 1;
+        all += r.tokens();
+        first_token_ms += 1e3 * seconds_between(submitted, r.first());
     }
     if (last > first) f.decode_tokens_per_s = double(after_first) / seconds_between(first, last);
     f.seconds = seconds_between(submitted, last);
@@ -442,8 +441,8 @@ RoundFigures run_clients(const Daemon& daemon, int clients, int32_t prompt, int3
     f.mean_first_token_ms = first_token_ms / clients;
     Clock::time_point all_started = Clock::time_point::min(), first_done = Clock::time_point::max();
     for (const ClientRun& r : runs) {
-        all_started = std::max(all_started, r.first);
-        first_done = std::min(first_done, r.last);
+        all_started = std::max(all_started, r.first());
+        first_done = std::min(first_done, r.last());
     }
     long long in_window = 0;
     for (const ClientRun& r : runs)
@@ -661,10 +660,9 @@ int main(int argc, char** argv) {
     limits.keep_best(bench::MachineLimits::measure(threads, o.limit_repeats));
     std::printf("machine   %s (best of before and after)\n", limits.to_text().c_str());
     const double bandwidth_bound = limits.bandwidth_gbs * 1e9 / double(cost->decode_weight_bytes);
-    const double flop_bound =
-        limits.gemm_gflops * 1e9 / (2.0 * double(cost->layer_matmul_params + cost->lm_head_params));
-
     const double token_flops = 2.0 * double(cost->layer_matmul_params + cost->lm_head_params);
+    const double flop_bound = limits.gemm_gflops * 1e9 / token_flops;
+
     std::printf("\n%-8s %12s %12s %9s %12s %9s %12s %8s %8s   %s\n", "clients", "decode tok/s", "bound", "ratio",
                 "all decoding", "ratio", "end-to-end", "work", "1st tok", "bound from");
     double one_client = 0, widest = 0, widest_all_decoding = 0, widest_bound = 0;
@@ -704,7 +702,7 @@ int main(int argc, char** argv) {
                 "(%.1f GFLOP/s / %.2f GFLOP per token)\n",
                 bandwidth_bound, limits.bandwidth_gbs, bench::format_bytes(cost->decode_weight_bytes).c_str(),
                 flop_bound, limits.gemm_gflops,
-                2.0 * double(cost->layer_matmul_params + cost->lm_head_params) / 1e9);
+                token_flops / 1e9);
     if (one_client > 0 && widest_count > 1)
         std::printf("scaling   %d clients / 1 client = %.2f; target >= 3: %s\n", widest_count, widest / one_client,
                     widest / one_client >= 3.0 ? "met" : "NOT met");

@@ -9,8 +9,9 @@
 //    groups' integer scales (low 128 bits: group 2i, high: group 2i + 1), then one f32 FMA per
 //    32 values with d_w * d_x. Mins are subtracted once per chunk from the x group sums.
 //  * prefill (larger M): rows dequantized exactly (the mul, then the subtraction, never fused)
-//    into an f32 slab that stays in L2 (q3_k .. q6_k and iq4_xs by the decoders of
-//    quant_dot_simd.cpp), and the f32 GEMM of this ISA run on the slab.
+//    into an f32 slab that stays in L2 (q2_k .. q6_k, iq4_xs and the legacy 32-value types,
+//    rows a multiple of 256, by the decoders of quant_dot_simd.cpp), and the f32 GEMM of this
+//    ISA run on the slab.
 //
 // This file's integer path serves what quant_dot_simd.cpp leaves (the k-quants' rows that are
 // not a multiple of 256 values, which no valid file has) in tiles of up to 3 rows, and any
